@@ -1,0 +1,2 @@
+#include "compiler/Passes/Passes.h"
+void mlir::tl::registerTlPasses() {}

@@ -1,0 +1,80 @@
+//===- TlDialect.cpp - dialect registration and attribute checks ---------===//
+#include "dialects/tl/IR/TlDialect.h"
+#include "dialects/tl/IR/TlOps.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinAttributes.h"
+
+using namespace mlir;
+using namespace mlir::tl;
+
+#include "dialects/tl/IR/TlDialect.cpp.inc"
+
+void TLDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "dialects/tl/IR/TlOps.cpp.inc"
+      >();
+}
+
+void mlir::tl::registerTlDialects(DialectRegistry &registry) {
+  registry.insert<TLDialect, func::FuncDialect>();
+}
+
+// `tl.param` / `tl.input` on function arguments: a non-empty name, on a
+// statically shaped tensor, unique among the function's named arguments.
+LogicalResult TLDialect::verifyRegionArgAttribute(Operation *op,
+                                                  unsigned regionIndex,
+                                                  unsigned argIndex,
+                                                  NamedAttribute attr) {
+  StringRef kind = attr.getName().getValue();
+  if (kind != kParamAttrName && kind != kInputAttrName)
+    return op->emitError() << "unknown tl argument attribute '" << kind << "'";
+  auto name = dyn_cast<StringAttr>(attr.getValue());
+  if (!name || name.getValue().empty())
+    return op->emitError() << "'" << kind << "' of argument #" << argIndex
+                           << " must be a non-empty string";
+  Region &region = op->getRegion(regionIndex);
+  if (region.empty())
+    return success();
+  BlockArgument arg = region.getArgument(argIndex);
+  auto type = dyn_cast<RankedTensorType>(arg.getType());
+  if (!type || !type.hasStaticShape())
+    return op->emitError() << "argument #" << argIndex << " ('"
+                           << name.getValue()
+                           << "') must be a statically shaped tensor";
+  auto func = dyn_cast<FunctionOpInterface>(op);
+  if (!func)
+    return op->emitError() << "'" << kind << "' is only valid on function arguments";
+  for (unsigned i = 0; i < argIndex; ++i) {
+    for (StringRef other : {kParamAttrName, kInputAttrName}) {
+      auto otherName = func.getArgAttrOfType<StringAttr>(i, other);
+      if (otherName && otherName == name)
+        return op->emitError() << "arguments #" << i << " and #" << argIndex
+                               << " share the name '" << name.getValue() << "'";
+    }
+  }
+  if (func.getArgAttr(argIndex, kParamAttrName) &&
+      func.getArgAttr(argIndex, kInputAttrName))
+    return op->emitError() << "argument #" << argIndex
+                           << " cannot be both a parameter and an input";
+  return success();
+}
+
+// `tl.model` on a function: a dictionary of integer, float and string fields.
+LogicalResult TLDialect::verifyOperationAttribute(Operation *op,
+                                                  NamedAttribute attr) {
+  if (attr.getName().getValue() != kModelAttrName)
+    return op->emitError() << "unknown tl attribute '"
+                           << attr.getName().getValue() << "'";
+  auto dict = dyn_cast<DictionaryAttr>(attr.getValue());
+  if (!dict)
+    return op->emitError() << "'" << kModelAttrName << "' must be a dictionary";
+  for (NamedAttribute field : dict) {
+    if (!isa<IntegerAttr, FloatAttr, StringAttr>(field.getValue()))
+      return op->emitError() << "'" << kModelAttrName << "' field '"
+                             << field.getName().getValue()
+                             << "' must be an integer, float or string";
+  }
+  return success();
+}

@@ -1,0 +1,23 @@
+//===- TlOps.h - tl dialect operations ---------------------------*- C++ -*-===//
+#ifndef TL_OPS_H
+#define TL_OPS_H
+
+#include "dialects/tl/IR/TlDialect.h"
+#include "mlir/Bytecode/BytecodeOpInterface.h"
+#include "mlir/IR/BuiltinTypes.h"
+#include "mlir/IR/OpDefinition.h"
+#include "mlir/IR/OpImplementation.h"
+#include "mlir/Interfaces/InferTypeOpInterface.h"
+#include "mlir/Interfaces/SideEffectInterfaces.h"
+
+#include "dialects/tl/IR/TlEnums.h.inc"
+
+#define GET_OP_CLASSES
+#include "dialects/tl/IR/TlOps.h.inc"
+
+namespace mlir::tl {
+/// Registers the tl dialect and the dialects its functions use (func).
+void registerTlDialects(DialectRegistry &registry);
+} // namespace mlir::tl
+
+#endif // TL_OPS_H
