@@ -1,0 +1,333 @@
+//===- Tlc.cpp - tlc subcommands: emit, info, eval -----------------------===//
+#include "compiler/Driver/Tlc.h"
+
+#include "compiler/Driver/ModelFunction.h"
+#include "compiler/Evaluator/ReferenceEvaluator.h"
+#include "dialects/tl/IR/TlOps.h"
+#include "models/tinyllama.h"
+#include "runtime/safetensors.h"
+#include "runtime/tokens.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/JSON.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+using namespace mlir;
+
+namespace mlir::tl {
+namespace {
+
+constexpr const char *kUsage = R"(usage: tlc <command> [options]
+
+commands:
+  emit tinyllama --preset tiny|124m|1.1b [--set k=v,...] [--dtype f32|f64|bf16|f16] [-o FILE]
+      Emit the model's forward + loss function as tl MLIR (stdout by default).
+  info FILE.mlir [--json]
+      Print the model config, parameters (names, shapes, dtypes) and the total count.
+  eval FILE.mlir --weights W.safetensors --tokens T.bin [--precision f32|f64] [--json]
+      Run the function with the reference evaluator on every full micro-batch
+      of an llm.c token shard and print the mean loss.
+)";
+
+/// Command-line words after the subcommand, consumed as options are read.
+class Args {
+public:
+  Args(int argc, char **argv, int first) {
+    for (int i = first; i < argc; ++i) words_.push_back(argv[i]);
+  }
+  /// Removes `--name VALUE` (or `--name=VALUE`); false when absent.
+  bool option(const std::string &name, std::string &value) {
+    for (size_t i = 0; i < words_.size(); ++i) {
+      if (words_[i] == name) {
+        if (i + 1 >= words_.size()) throw std::string(name + " needs a value");
+        value = words_[i + 1];
+        words_.erase(words_.begin() + i, words_.begin() + i + 2);
+        return true;
+      }
+      if (words_[i].rfind(name + "=", 0) == 0) {
+        value = words_[i].substr(name.size() + 1);
+        words_.erase(words_.begin() + i);
+        return true;
+      }
+    }
+    return false;
+  }
+  std::string required(const std::string &name) {
+    std::string v;
+    if (!option(name, v)) throw std::string("missing required option " + name);
+    return v;
+  }
+  bool flag(const std::string &name) {
+    for (size_t i = 0; i < words_.size(); ++i)
+      if (words_[i] == name) {
+        words_.erase(words_.begin() + i);
+        return true;
+      }
+    return false;
+  }
+  /// The remaining positional words; any leftover option is an error.
+  std::vector<std::string> positional() {
+    for (const auto &w : words_)
+      if (w.size() > 1 && w[0] == '-') throw std::string("unknown option '" + w + "'");
+    return words_;
+  }
+
+private:
+  std::vector<std::string> words_;
+};
+
+void loadDialects(MLIRContext &context) {
+  DialectRegistry registry;
+  registerTlDialects(registry);
+  context.appendDialectRegistry(registry);
+  context.loadAllAvailableDialects();
+}
+
+/// Parses and verifies FILE; diagnostics go to stderr with file:line:col.
+OwningOpRef<ModuleOp> parseFile(const std::string &path, MLIRContext &context,
+                                llvm::SourceMgr &sourceMgr) {
+  std::string error;
+  auto file = openInputFile(path, &error);
+  if (!file) {
+    llvm::errs() << "tlc: " << error << "\n";
+    return nullptr;
+  }
+  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+  return parseSourceFile<ModuleOp>(sourceMgr, &context);
+}
+
+Type parseFloatType(MLIRContext &context, const std::string &name) {
+  Builder b(&context);
+  if (name == "f32") return b.getF32Type();
+  if (name == "f64") return b.getF64Type();
+  if (name == "bf16") return b.getBF16Type();
+  if (name == "f16") return b.getF16Type();
+  throw std::string("--dtype must be f32, f64, bf16 or f16, got '" + name + "'");
+}
+
+int emitCommand(Args &args) {
+  std::string presetName = args.required("--preset");
+  std::string overrides, output = "-", dtype = "f32";
+  args.option("--set", overrides);
+  args.option("-o", output);
+  args.option("--dtype", dtype);
+  std::vector<std::string> words = args.positional();
+  if (words.size() != 1 || words[0] != "tinyllama")
+    throw std::string("emit: expected the model name 'tinyllama'");
+
+  auto config = ::tl::models::preset(presetName);
+  if (!config) throw "emit: " + llvm::toString(config.takeError());
+  if (llvm::Error e = ::tl::models::applyOverrides(*config, overrides))
+    throw "emit: --set: " + llvm::toString(std::move(e));
+  if (llvm::Error e = ::tl::models::validate(*config))
+    throw "emit: invalid config: " + llvm::toString(std::move(e));
+
+  MLIRContext context;
+  loadDialects(context);
+  OwningOpRef<ModuleOp> module =
+      ::tl::models::buildTinyLlama(context, *config, parseFloatType(context, dtype));
+  if (failed(verify(*module))) {
+    llvm::errs() << "tlc: internal error: the emitted module does not verify\n";
+    return 1;
+  }
+  std::string error;
+  auto out = openOutputFile(output, &error);
+  if (!out) throw "emit: " + error;
+  module->print(out->os());
+  out->keep();
+  return 0;
+}
+
+std::string shapeString(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+std::string withCommas(int64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+int infoCommand(Args &args) {
+  bool json = args.flag("--json");
+  std::vector<std::string> files = args.positional();
+  if (files.size() != 1) throw std::string("info: expected one FILE.mlir");
+  MLIRContext context;
+  loadDialects(context);
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module = parseFile(files[0], context, sourceMgr);
+  if (!module) return 1;
+  func::FuncOp func = findModelFunction(*module);
+  if (!func) return 1;
+  FailureOr<ModelSignature> sig = readSignature(func);
+  if (failed(sig)) return 1;
+  auto model = func->getAttrOfType<DictionaryAttr>(TLDialect::kModelAttrName);
+
+  if (json) {
+    llvm::json::Object config;
+    if (model)
+      for (NamedAttribute a : model) {
+        if (auto i = dyn_cast<IntegerAttr>(a.getValue()))
+          config[a.getName().str()] = i.getInt();
+        else if (auto f = dyn_cast<FloatAttr>(a.getValue()))
+          config[a.getName().str()] = f.getValueAsDouble();
+        else if (auto s = dyn_cast<StringAttr>(a.getValue()))
+          config[a.getName().str()] = s.str();
+      }
+    auto describe = [](const std::vector<NamedArgument> &list) {
+      llvm::json::Array array;
+      for (const auto &a : list)
+        array.push_back(llvm::json::Object{{"name", a.name},
+                                           {"shape", llvm::json::Array(a.shape)},
+                                           {"dtype", a.dtype},
+                                           {"count", a.count()}});
+      return array;
+    };
+    llvm::json::Object root{{"function", func.getSymName().str()},
+                            {"config", std::move(config)},
+                            {"parameters", describe(sig->params)},
+                            {"inputs", describe(sig->inputs)},
+                            {"total_parameters", sig->parameterCount()}};
+    llvm::outs() << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
+    return 0;
+  }
+  llvm::outs() << "function: @" << func.getSymName() << "\n";
+  if (model) {
+    llvm::outs() << "config:";
+    for (NamedAttribute a : model) {
+      llvm::outs() << " " << a.getName().getValue() << "=";
+      if (auto s = dyn_cast<StringAttr>(a.getValue())) llvm::outs() << s.getValue();
+      else if (auto i = dyn_cast<IntegerAttr>(a.getValue())) llvm::outs() << i.getInt();
+      else if (auto f = dyn_cast<FloatAttr>(a.getValue())) llvm::outs() << f.getValueAsDouble();
+    }
+    llvm::outs() << "\n";
+  }
+  llvm::outs() << "inputs:\n";
+  for (const auto &a : sig->inputs)
+    llvm::outs() << llvm::formatv("  {0,-10} {1,-14} {2}\n", a.name, shapeString(a.shape), a.dtype);
+  llvm::outs() << "parameters (" << sig->params.size() << " tensors):\n";
+  for (const auto &p : sig->params)
+    llvm::outs() << llvm::formatv("  {0,-48} {1,-14} {2,-5} {3,15}\n", p.name,
+                                  shapeString(p.shape), p.dtype, withCommas(p.count()));
+  llvm::outs() << "total parameters: " << withCommas(sig->parameterCount()) << "\n";
+  return 0;
+}
+
+int evalCommand(Args &args) {
+  std::string weightsPath = args.required("--weights");
+  std::string tokensPath = args.required("--tokens");
+  std::string precisionName = "f32";
+  args.option("--precision", precisionName);
+  bool json = args.flag("--json");
+  std::vector<std::string> files = args.positional();
+  if (files.size() != 1) throw std::string("eval: expected one FILE.mlir");
+  if (precisionName != "f32" && precisionName != "f64")
+    throw std::string("eval: --precision must be f32 or f64");
+  Precision precision = precisionName == "f64" ? Precision::F64 : Precision::F32;
+
+  MLIRContext context;
+  loadDialects(context);
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler handler(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module = parseFile(files[0], context, sourceMgr);
+  if (!module) return 1;
+  func::FuncOp func = findModelFunction(*module);
+  if (!func) return 1;
+  FailureOr<ModelSignature> sig = readSignature(func);
+  if (failed(sig)) return 1;
+  auto lossType = func.getFunctionType().getNumResults() == 1
+                      ? dyn_cast<RankedTensorType>(func.getFunctionType().getResult(0))
+                      : RankedTensorType();
+  if (!lossType || lossType.getRank() != 0)
+    return func.emitError("eval: the function must return one scalar loss"), 1;
+
+  // Token ids and targets come from the shard, both [B, T].
+  const NamedArgument *tokensArg = nullptr, *targetsArg = nullptr;
+  for (const auto &in : sig->inputs) {
+    if (in.name == "tokens") tokensArg = &in;
+    else if (in.name == "targets") targetsArg = &in;
+    else throw "eval: don't know how to feed input '" + in.name + "'";
+  }
+  if (!tokensArg || !targetsArg || tokensArg->shape.size() != 2 ||
+      tokensArg->shape != targetsArg->shape)
+    throw std::string("eval: the function needs inputs 'tokens' and 'targets' of one shape [B, T]");
+  int64_t batch = tokensArg->shape[0], seq = tokensArg->shape[1];
+
+  std::vector<::tl::HostTensor> argsIn(func.getNumArguments());
+  ::tl::safetensors::File weights = ::tl::safetensors::File::open(weightsPath);
+  for (const auto &p : sig->params) {
+    const ::tl::safetensors::TensorInfo &t = weights.get(p.name);
+    if (t.shape != p.shape)
+      throw weightsPath + ": tensor '" + p.name + "' has shape " + shapeString(t.shape) +
+          " but the model needs " + shapeString(p.shape);
+    argsIn[p.index] = ::tl::HostTensor(p.shape, weights.toDoubles(t));
+  }
+
+  std::vector<uint16_t> tokens = ::tl::tokens::readShard(tokensPath);
+  size_t steps = ::tl::tokens::countMicroBatches(tokens.size(), batch, seq);
+  if (steps == 0)
+    throw tokensPath + ": " + std::to_string(tokens.size()) +
+        " tokens hold no full micro-batch of B*T+1 = " + std::to_string(batch * seq + 1);
+  double total = 0;
+  for (size_t s = 0; s < steps; ++s) {
+    ::tl::tokens::MicroBatch mb = ::tl::tokens::microBatch(tokens, s, batch, seq);
+    argsIn[tokensArg->index] = ::tl::HostTensor(tokensArg->shape, {mb.inputs.begin(), mb.inputs.end()});
+    argsIn[targetsArg->index] = ::tl::HostTensor(targetsArg->shape, {mb.targets.begin(), mb.targets.end()});
+    auto results = evaluate(func, argsIn, precision);
+    if (failed(results)) return 1;
+    total += (*results)[0].data[0];
+  }
+  double loss = total / static_cast<double>(steps);
+  if (json) {
+    llvm::json::Object root{{"loss", loss},
+                            {"micro_batches", static_cast<int64_t>(steps)},
+                            {"precision", precisionName}};
+    llvm::outs() << llvm::json::Value(std::move(root)) << "\n";
+  } else {
+    llvm::outs() << llvm::format("loss: %.17g (mean of %zu micro-batches, %s)\n", loss,
+                                 steps, precisionName.c_str());
+  }
+  return 0;
+}
+
+} // namespace
+
+int runTlc(int argc, char **argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+    llvm::outs() << kUsage;
+    return argc < 2 ? 1 : 0;
+  }
+  std::string command = argv[1];
+  Args args(argc, argv, 2);
+  try {
+    if (command == "emit") return emitCommand(args);
+    if (command == "info") return infoCommand(args);
+    if (command == "eval") return evalCommand(args);
+    llvm::errs() << "tlc: unknown command '" << command << "'\n" << kUsage;
+    return 1;
+  } catch (const std::string &message) {
+    llvm::errs() << "tlc: " << message << "\n";
+  } catch (const std::exception &e) {
+    llvm::errs() << "tlc: " << e.what() << "\n";
+  }
+  return 1;
+}
+
+} // namespace mlir::tl

@@ -1,0 +1,45 @@
+//===- nn.h - neural-network building blocks in the DSL ----------*- C++ -*-===//
+//
+// Each helper emits primitive tl ops only; recognising these patterns and
+// replacing them with fused ops is the fusion passes' job.
+//
+//===----------------------------------------------------------------------===//
+#ifndef TL_MODELS_NN_H
+#define TL_MODELS_NN_H
+
+#include "models/dsl.h"
+
+namespace tl::nn {
+using dsl::Tensor;
+
+/// x W^T with W in PyTorch's [out, in] layout.
+Tensor linear(Tensor x, Tensor weight);
+/// x / sqrt(mean(x^2) + eps) * weight over the last axis.
+Tensor rmsNorm(Tensor x, Tensor weight, double eps);
+/// Softmax over `axis`, stabilised by the maximum.
+Tensor softmax(Tensor x, int64_t axis);
+
+/// cos and sin tables [seq, headDim] of rotary embedding for positions
+/// offset .. offset+seq-1 (Hugging Face layout: the two halves repeat).
+struct RopeTables {
+  Tensor cos, sin;
+};
+RopeTables ropeTables(dsl::Graph &g, int64_t seq, int64_t headDim, double theta,
+                      int64_t offset = 0);
+/// x * cos + rotate_half(x) * sin for x in [..., seq, headDim].
+Tensor rotary(Tensor x, const RopeTables &tables);
+
+/// Scaled dot-product attention. q: [B, H, T, hd]; k, v: [B, KV, T, hd] with
+/// KV dividing H (grouped-query attention: query head h reads KV head
+/// h / (H / KV)). Returns [B, H, T, hd].
+Tensor attention(Tensor q, Tensor k, Tensor v, bool causal);
+
+/// down(silu(gate(x)) * up(x)).
+Tensor swiglu(Tensor x, Tensor gate, Tensor up, Tensor down);
+
+/// Mean next-token cross-entropy of logits [N, V] against i32 targets [N].
+Tensor crossEntropy(Tensor logits, Tensor targets);
+
+} // namespace tl::nn
+
+#endif // TL_MODELS_NN_H
