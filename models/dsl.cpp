@@ -11,7 +11,7 @@
 
 using namespace mlir;
 
-namespace tl::dsl {
+namespace tlc::dsl {
 namespace {
 
 std::string str(const Shape &s) {
@@ -313,4 +313,4 @@ Tensor gather(Tensor table, Tensor ids) {
                   .getResult()};
 }
 
-} // namespace tl::dsl
+} // namespace tlc::dsl

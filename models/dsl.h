@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-namespace tl::dsl {
+namespace tlc::dsl {
 
 class Graph;
 using Shape = std::vector<int64_t>;
@@ -148,6 +148,6 @@ Tensor broadcastTo(Tensor x, const Shape &shape);
 /// Rows of `table` picked by integer `ids` (embedding lookup).
 Tensor gather(Tensor table, Tensor ids);
 
-} // namespace tl::dsl
+} // namespace tlc::dsl
 
 #endif // TL_MODELS_DSL_H

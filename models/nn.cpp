@@ -4,7 +4,7 @@
 #include <cmath>
 #include <limits>
 
-namespace tl::nn {
+namespace tlc::nn {
 using namespace dsl;
 
 Tensor linear(Tensor x, Tensor weight) {
@@ -84,4 +84,4 @@ Tensor crossEntropy(Tensor logits, Tensor targets) {
   return mean(logSumExp - picked, 0);
 }
 
-} // namespace tl::nn
+} // namespace tlc::nn

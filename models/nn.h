@@ -9,7 +9,7 @@
 
 #include "models/dsl.h"
 
-namespace tl::nn {
+namespace tlc::nn {
 using dsl::Tensor;
 
 /// x W^T with W in PyTorch's [out, in] layout.
@@ -40,6 +40,6 @@ Tensor swiglu(Tensor x, Tensor gate, Tensor up, Tensor down);
 /// Mean next-token cross-entropy of logits [N, V] against i32 targets [N].
 Tensor crossEntropy(Tensor logits, Tensor targets);
 
-} // namespace tl::nn
+} // namespace tlc::nn
 
 #endif // TL_MODELS_NN_H

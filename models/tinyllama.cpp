@@ -10,7 +10,7 @@
 
 using namespace mlir;
 
-namespace tl::models {
+namespace tlc::models {
 namespace {
 
 llvm::Error error(const llvm::Twine &message) {
@@ -217,4 +217,4 @@ llvm::Expected<LlamaConfig> configFromAttr(Attribute modelAttr) {
   return c;
 }
 
-} // namespace tl::models
+} // namespace tlc::models

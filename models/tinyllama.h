@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace tl::models {
+namespace tlc::models {
 
 /// A Llama-architecture decoder: RMSNorm, rotary embedding, grouped-query
 /// causal attention, SwiGLU FFN, untied embeddings, no biases.
@@ -45,6 +45,6 @@ mlir::OwningOpRef<mlir::ModuleOp> buildTinyLlama(mlir::MLIRContext &context,
 /// Reads a config back from a function's `tl.model` attribute.
 llvm::Expected<LlamaConfig> configFromAttr(mlir::Attribute modelAttr);
 
-} // namespace tl::models
+} // namespace tlc::models
 
 #endif // TL_MODELS_TINYLLAMA_H

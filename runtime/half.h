@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace tl {
+namespace tlc {
 
 inline uint32_t floatBits(float f) {
   uint32_t u;
@@ -61,4 +61,4 @@ inline float f16ToFloat(uint16_t h) {
 inline float roundToBf16(float f) { return bf16ToFloat(floatToBf16(f)); }
 inline float roundToF16(float f) { return f16ToFloat(floatToF16(f)); }
 
-}  // namespace tl
+}  // namespace tlc

@@ -13,7 +13,7 @@
 
 #include "runtime/half.h"
 
-namespace tl::safetensors {
+namespace tlc::safetensors {
 namespace {
 
 struct DTypeEntry {
@@ -253,4 +253,4 @@ void write(const std::string &path, const std::vector<TensorRef> &tensors,
   }
 }
 
-}  // namespace tl::safetensors
+}  // namespace tlc::safetensors

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace tl::safetensors {
+namespace tlc::safetensors {
 
 enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
 
@@ -76,4 +76,4 @@ struct TensorRef {
 void write(const std::string &path, const std::vector<TensorRef> &tensors,
            const std::map<std::string, std::string> &metadata = {});
 
-}  // namespace tl::safetensors
+}  // namespace tlc::safetensors

@@ -7,7 +7,7 @@
 #include <cstring>
 #include <memory>
 
-namespace tl::tokens {
+namespace tlc::tokens {
 namespace {
 [[noreturn]] void fail(const std::string &path, const std::string &what) {
   throw Error(path + ": " + what);
@@ -73,4 +73,4 @@ MicroBatch microBatch(const std::vector<uint16_t> &tokens, size_t index, int64_t
   return mb;
 }
 
-}  // namespace tl::tokens
+}  // namespace tlc::tokens

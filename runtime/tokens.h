@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace tl::tokens {
+namespace tlc::tokens {
 
 constexpr int32_t kShardMagic = 20240520;
 constexpr int32_t kShardVersion = 1;
@@ -35,4 +35,4 @@ size_t countMicroBatches(size_t count, int64_t batch, int64_t seq);
 MicroBatch microBatch(const std::vector<uint16_t> &tokens, size_t index, int64_t batch,
                       int64_t seq);
 
-}  // namespace tl::tokens
+}  // namespace tlc::tokens

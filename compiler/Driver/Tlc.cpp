@@ -125,17 +125,17 @@ int emitCommand(Args &args) {
   if (words.size() != 1 || words[0] != "tinyllama")
     throw std::string("emit: expected the model name 'tinyllama'");
 
-  auto config = ::tl::models::preset(presetName);
+  auto config = ::tlc::models::preset(presetName);
   if (!config) throw "emit: " + llvm::toString(config.takeError());
-  if (llvm::Error e = ::tl::models::applyOverrides(*config, overrides))
+  if (llvm::Error e = ::tlc::models::applyOverrides(*config, overrides))
     throw "emit: --set: " + llvm::toString(std::move(e));
-  if (llvm::Error e = ::tl::models::validate(*config))
+  if (llvm::Error e = ::tlc::models::validate(*config))
     throw "emit: invalid config: " + llvm::toString(std::move(e));
 
   MLIRContext context;
   loadDialects(context);
   OwningOpRef<ModuleOp> module =
-      ::tl::models::buildTinyLlama(context, *config, parseFloatType(context, dtype));
+      ::tlc::models::buildTinyLlama(context, *config, parseFloatType(context, dtype));
   if (failed(verify(*module))) {
     llvm::errs() << "tlc: internal error: the emitted module does not verify\n";
     return 1;
@@ -144,6 +144,7 @@ int emitCommand(Args &args) {
   auto out = openOutputFile(output, &error);
   if (!out) throw "emit: " + error;
   module->print(out->os());
+  out->os() << "\n";  // as mlir-opt prints, so the output round-trips byte for byte
   out->keep();
   return 0;
 }
@@ -270,26 +271,26 @@ int evalCommand(Args &args) {
     throw std::string("eval: the function needs inputs 'tokens' and 'targets' of one shape [B, T]");
   int64_t batch = tokensArg->shape[0], seq = tokensArg->shape[1];
 
-  std::vector<::tl::HostTensor> argsIn(func.getNumArguments());
-  ::tl::safetensors::File weights = ::tl::safetensors::File::open(weightsPath);
+  std::vector<::tlc::HostTensor> argsIn(func.getNumArguments());
+  ::tlc::safetensors::File weights = ::tlc::safetensors::File::open(weightsPath);
   for (const auto &p : sig->params) {
-    const ::tl::safetensors::TensorInfo &t = weights.get(p.name);
+    const ::tlc::safetensors::TensorInfo &t = weights.get(p.name);
     if (t.shape != p.shape)
       throw weightsPath + ": tensor '" + p.name + "' has shape " + shapeString(t.shape) +
           " but the model needs " + shapeString(p.shape);
-    argsIn[p.index] = ::tl::HostTensor(p.shape, weights.toDoubles(t));
+    argsIn[p.index] = ::tlc::HostTensor(p.shape, weights.toDoubles(t));
   }
 
-  std::vector<uint16_t> tokens = ::tl::tokens::readShard(tokensPath);
-  size_t steps = ::tl::tokens::countMicroBatches(tokens.size(), batch, seq);
+  std::vector<uint16_t> tokens = ::tlc::tokens::readShard(tokensPath);
+  size_t steps = ::tlc::tokens::countMicroBatches(tokens.size(), batch, seq);
   if (steps == 0)
     throw tokensPath + ": " + std::to_string(tokens.size()) +
         " tokens hold no full micro-batch of B*T+1 = " + std::to_string(batch * seq + 1);
   double total = 0;
   for (size_t s = 0; s < steps; ++s) {
-    ::tl::tokens::MicroBatch mb = ::tl::tokens::microBatch(tokens, s, batch, seq);
-    argsIn[tokensArg->index] = ::tl::HostTensor(tokensArg->shape, {mb.inputs.begin(), mb.inputs.end()});
-    argsIn[targetsArg->index] = ::tl::HostTensor(targetsArg->shape, {mb.targets.begin(), mb.targets.end()});
+    ::tlc::tokens::MicroBatch mb = ::tlc::tokens::microBatch(tokens, s, batch, seq);
+    argsIn[tokensArg->index] = ::tlc::HostTensor(tokensArg->shape, {mb.inputs.begin(), mb.inputs.end()});
+    argsIn[targetsArg->index] = ::tlc::HostTensor(targetsArg->shape, {mb.targets.begin(), mb.targets.end()});
     auto results = evaluate(func, argsIn, precision);
     if (failed(results)) return 1;
     total += (*results)[0].data[0];

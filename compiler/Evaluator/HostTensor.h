@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace tl {
+namespace tlc {
 
 struct HostTensor {
   std::vector<int64_t> shape;
@@ -28,4 +28,4 @@ struct HostTensor {
   }
 };
 
-}  // namespace tl
+}  // namespace tlc

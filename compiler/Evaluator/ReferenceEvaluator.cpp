@@ -12,7 +12,7 @@
 
 using namespace mlir;
 using namespace mlir::tl;
-using ::tl::HostTensor;
+using ::tlc::HostTensor;
 
 namespace {
 
@@ -99,9 +99,9 @@ private:
 void Interpreter::set(Value v, HostTensor t) {
   Type elem = cast<RankedTensorType>(v.getType()).getElementType();
   if (elem.isBF16())
-    for (double &x : t.data) x = ::tl::roundToBf16(static_cast<float>(x));
+    for (double &x : t.data) x = ::tlc::roundToBf16(static_cast<float>(x));
   else if (elem.isF16())
-    for (double &x : t.data) x = ::tl::roundToF16(static_cast<float>(x));
+    for (double &x : t.data) x = ::tlc::roundToF16(static_cast<float>(x));
   else if (isa<FloatType>(elem) && precision == Precision::F32)
     for (double &x : t.data) x = static_cast<float>(x);
   env[v] = std::move(t);

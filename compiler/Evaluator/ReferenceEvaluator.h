@@ -24,8 +24,8 @@ enum class Precision { F32, F64 };
 /// Runs `func` on `args` (one per function argument, shapes matching). On
 /// failure (bad arguments, an id out of range, an op it cannot execute) an
 /// error is emitted at the offending location.
-FailureOr<std::vector<::tl::HostTensor>>
-evaluate(func::FuncOp func, const std::vector<::tl::HostTensor> &args,
+FailureOr<std::vector<::tlc::HostTensor>>
+evaluate(func::FuncOp func, const std::vector<::tlc::HostTensor> &args,
          Precision precision);
 
 } // namespace mlir::tl

@@ -1,0 +1,285 @@
+// RUN: tlc-opt %s -split-input-file -verify-diagnostics
+
+func.func @binary_type_mismatch(%a: tensor<4xf32>, %b: tensor<5xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{all non-scalar operands/results must have the same shape and base type}}
+  %0 = "tl.add"(%a, %b) : (tensor<4xf32>, tensor<5xf32>) -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @dynamic_shape(%a: tensor<?xf32>) -> tensor<?xf32> {
+  // expected-error @+1 {{must be statically shaped tensor}}
+  %0 = tl.exp %a : tensor<?xf32>
+  return %0 : tensor<?xf32>
+}
+
+// -----
+
+func.func @int_exp(%a: tensor<4xi32>) -> tensor<4xi32> {
+  // expected-error @+1 {{must be statically shaped tensor of 32-bit float or bfloat16 type or 16-bit float or 64-bit float values}}
+  %0 = tl.exp %a : tensor<4xi32>
+  return %0 : tensor<4xi32>
+}
+
+// -----
+
+func.func @convert_float_to_int(%a: tensor<4xf32>) -> tensor<4xi32> {
+  // expected-error @+1 {{cannot convert 'f32' to 'i32'}}
+  %0 = tl.convert %a : tensor<4xf32> -> tensor<4xi32>
+  return %0 : tensor<4xi32>
+}
+
+// -----
+
+func.func @iota_axis() -> tensor<4x4xi32> {
+  // expected-error @+1 {{axis 2 is out of range for a tensor of rank 2}}
+  %0 = tl.iota axis = 2 : tensor<4x4xi32>
+  return %0 : tensor<4x4xi32>
+}
+
+// -----
+
+func.func @broadcast_rank(%a: tensor<4xf32>) -> tensor<3x4xf32> {
+  // expected-error @+1 {{needs one entry in 'dims' per operand dimension (1), got 2}}
+  %0 = tl.broadcast %a, dims = [0, 1] : tensor<4xf32> -> tensor<3x4xf32>
+  return %0 : tensor<3x4xf32>
+}
+
+// -----
+
+func.func @broadcast_size(%a: tensor<4xf32>) -> tensor<3x5xf32> {
+  // expected-error @+1 {{operand dimension 0 (4) can't broadcast to result dimension 1 (5)}}
+  %0 = tl.broadcast %a, dims = [1] : tensor<4xf32> -> tensor<3x5xf32>
+  return %0 : tensor<3x5xf32>
+}
+
+// -----
+
+func.func @broadcast_order(%a: tensor<3x4xf32>) -> tensor<4x3xf32> {
+  // expected-error @+1 {{'dims' must be strictly increasing}}
+  %0 = tl.broadcast %a, dims = [1, 0] : tensor<3x4xf32> -> tensor<4x3xf32>
+  return %0 : tensor<4x3xf32>
+}
+
+// -----
+
+func.func @broadcast_out_of_range(%a: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{dims[0] = 3 is out of range for a result of rank 1}}
+  %0 = tl.broadcast %a, dims = [3] : tensor<4xf32> -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @broadcast_elem(%a: tensor<4xf32>) -> tensor<4xf16> {
+  // expected-error @+1 {{operand and result element types differ}}
+  %0 = tl.broadcast %a, dims = [0] : tensor<4xf32> -> tensor<4xf16>
+  return %0 : tensor<4xf16>
+}
+
+// -----
+
+func.func @reduce_axis(%a: tensor<4x8xf32>) -> tensor<4xf32> {
+  // expected-error @+2 {{axis 2 is out of range for a tensor of rank 2}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = tl.reduce_sum %a, axis = 2 : tensor<4x8xf32> -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @reduce_result(%a: tensor<4x8xf32>) -> tensor<8xf32> {
+  // expected-error @+2 {{failed to infer returned types}}
+  // expected-error @+1 {{inferred type(s) 'tensor<4xf32>' are incompatible with return type(s) of operation 'tensor<8xf32>'}}
+  %0 = tl.reduce_mean %a, axis = 1 : tensor<4x8xf32> -> tensor<8xf32>
+  return %0 : tensor<8xf32>
+}
+
+// -----
+
+func.func @matmul_contraction(%a: tensor<4x8xf32>, %b: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  // expected-error @+2 {{contraction sizes differ: 8 vs 4}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = tl.matmul %a, %b : tensor<4x8xf32>, tensor<4x8xf32> -> tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @matmul_batch(%a: tensor<2x4x8xf32>, %b: tensor<3x8x4xf32>) -> tensor<2x4x4xf32> {
+  // expected-error @+2 {{batch dimension 0 differs: 2 vs 3}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = tl.matmul %a, %b : tensor<2x4x8xf32>, tensor<3x8x4xf32> -> tensor<2x4x4xf32>
+  return %0 : tensor<2x4x4xf32>
+}
+
+// -----
+
+func.func @matmul_rank(%a: tensor<8xf32>, %b: tensor<8x4xf32>) -> tensor<4xf32> {
+  // expected-error @+2 {{operands must have rank >= 2}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = tl.matmul %a, %b : tensor<8xf32>, tensor<8x4xf32> -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @matmul_rhs_rank(%a: tensor<2x2x4x8xf32>, %b: tensor<2x8x4xf32>) -> tensor<2x2x4x4xf32> {
+  // expected-error @+2 {{rhs must be a matrix or have the same rank as lhs (4), got rank 3}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = tl.matmul %a, %b : tensor<2x2x4x8xf32>, tensor<2x8x4xf32> -> tensor<2x2x4x4xf32>
+  return %0 : tensor<2x2x4x4xf32>
+}
+
+// -----
+
+func.func @matmul_types(%a: tensor<4x8xf32>, %b: tensor<8x4xbf16>) -> tensor<4x4xf32> {
+  // expected-error @+2 {{operand element types differ: 'f32' vs 'bf16'}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = tl.matmul %a, %b : tensor<4x8xf32>, tensor<8x4xbf16> -> tensor<4x4xf32>
+  return %0 : tensor<4x4xf32>
+}
+
+// -----
+
+func.func @reshape_count(%a: tensor<4x8xf32>) -> tensor<30xf32> {
+  // expected-error @+1 {{can't reshape 32 elements into 30}}
+  %0 = tl.reshape %a : tensor<4x8xf32> -> tensor<30xf32>
+  return %0 : tensor<30xf32>
+}
+
+// -----
+
+func.func @reshape_elem(%a: tensor<4x8xf32>) -> tensor<32xf64> {
+  // expected-error @+1 {{operand and result element types differ}}
+  %0 = tl.reshape %a : tensor<4x8xf32> -> tensor<32xf64>
+  return %0 : tensor<32xf64>
+}
+
+// -----
+
+func.func @transpose_perm(%a: tensor<4x8xf32>) -> tensor<8x4xf32> {
+  // expected-error @+2 {{'perm' is not a permutation}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = tl.transpose %a, perm = [1, 1] : tensor<4x8xf32> -> tensor<8x4xf32>
+  return %0 : tensor<8x4xf32>
+}
+
+// -----
+
+func.func @transpose_size(%a: tensor<4x8xf32>) -> tensor<8x4xf32> {
+  // expected-error @+2 {{'perm' has 3 entries for a tensor of rank 2}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = tl.transpose %a, perm = [1, 0, 2] : tensor<4x8xf32> -> tensor<8x4xf32>
+  return %0 : tensor<8x4xf32>
+}
+
+// -----
+
+func.func @slice_bounds(%a: tensor<4x8xf32>) -> tensor<4x4xf32> {
+  // expected-error @+2 {{slice [6, 10) is outside dimension 1 of size 8}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = tl.slice %a, axis = 1, start = 6, size = 4 : tensor<4x8xf32> -> tensor<4x4xf32>
+  return %0 : tensor<4x4xf32>
+}
+
+// -----
+
+func.func @concat_shapes(%a: tensor<4x8xf32>, %b: tensor<5x8xf32>) -> tensor<4x16xf32> {
+  // expected-error @+2 {{operands differ in dimension 0 (4 vs 5)}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = tl.concat %a, %b axis = 1 : tensor<4x8xf32>, tensor<5x8xf32> -> tensor<4x16xf32>
+  return %0 : tensor<4x16xf32>
+}
+
+// -----
+
+func.func @concat_types(%a: tensor<4x8xf32>, %b: tensor<4x8xf16>) -> tensor<4x16xf32> {
+  // expected-error @+2 {{operands differ in element type or rank}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = tl.concat %a, %b axis = 1 : tensor<4x8xf32>, tensor<4x8xf16> -> tensor<4x16xf32>
+  return %0 : tensor<4x16xf32>
+}
+
+// -----
+
+func.func @gather_table(%t: tensor<4x8x2xf32>, %ids: tensor<3xi32>) -> tensor<3x8xf32> {
+  // expected-error @+2 {{table must be a matrix [rows, width], got rank 3}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = tl.gather %t[%ids] : tensor<4x8x2xf32>, tensor<3xi32> -> tensor<3x8xf32>
+  return %0 : tensor<3x8xf32>
+}
+
+// -----
+
+func.func @gather_ids(%t: tensor<4x8xf32>, %ids: tensor<3xf32>) -> tensor<3x8xf32> {
+  // expected-error @+1 {{must be statically shaped tensor of 32-bit signless integer values}}
+  %0 = tl.gather %t[%ids] : tensor<4x8xf32>, tensor<3xf32> -> tensor<3x8xf32>
+  return %0 : tensor<3x8xf32>
+}
+
+// -----
+
+func.func @select_shapes(%c: tensor<4xi1>, %a: tensor<5xf32>) -> tensor<5xf32> {
+  // expected-error @+1 {{failed to verify that all of {condition, result} have same shape}}
+  %0 = tl.select %c, %a, %a : tensor<4xi1>, tensor<5xf32>
+  return %0 : tensor<5xf32>
+}
+
+// -----
+
+func.func @cmp_types(%a: tensor<4xi32>, %b: tensor<4xf32>) -> tensor<4xi1> {
+  // expected-error @+1 {{requires all operands to have the same type}}
+  %0 = "tl.cmp"(%a, %b) {predicate = 5 : i32} : (tensor<4xi32>, tensor<4xf32>) -> tensor<4xi1>
+  return %0 : tensor<4xi1>
+}
+
+// -----
+
+// expected-error @+1 {{unknown tl argument attribute 'tl.weight'}}
+func.func @unknown_arg_attr(%w: tensor<4xf32> {tl.weight = "w"}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'tl.param' of argument #0 must be a non-empty string}}
+func.func @empty_param_name(%w: tensor<4xf32> {tl.param = ""}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{arguments #0 and #1 share the name 'w'}}
+func.func @duplicate_names(%a: tensor<4xf32> {tl.param = "w"}, %b: tensor<4xf32> {tl.input = "w"}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{argument #0 cannot be both a parameter and an input}}
+func.func @param_and_input(%a: tensor<4xf32> {tl.param = "w", tl.input = "x"}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{argument #0 ('w') must be a statically shaped tensor}}
+func.func @dynamic_param(%a: tensor<?xf32> {tl.param = "w"}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'tl.model' must be a dictionary}}
+func.func @model_not_dict() attributes {tl.model = 3 : i64} {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'tl.model' field 'dims' must be an integer, float or string}}
+func.func @model_field() attributes {tl.model = {dims = [1, 2]}} {
+  return
+}
