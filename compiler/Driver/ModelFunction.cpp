@@ -61,6 +61,22 @@ FailureOr<ModelSignature> readSignature(func::FuncOp func) {
                               << " is neither a tl.param nor a tl.input";
     }
   }
+  for (unsigned i = 0; i < func.getNumResults(); ++i) {
+    auto type = dyn_cast<RankedTensorType>(func.getResultTypes()[i]);
+    if (!type || !type.hasStaticShape())
+      return func.emitError() << "result #" << i << " must be a statically shaped tensor";
+    NamedArgument res{i, "result" + std::to_string(i),
+                      {type.getShape().begin(), type.getShape().end()},
+                      typeName(type.getElementType())};
+    if (auto g = func.getResultAttrOfType<StringAttr>(i, TLDialect::kGradAttrName)) {
+      res.name = g.str();
+      sig.grads.push_back(res);
+      continue;
+    }
+    if (auto o = func.getResultAttrOfType<StringAttr>(i, TLDialect::kOutputAttrName))
+      res.name = o.str();
+    sig.outputs.push_back(res);
+  }
   return sig;
 }
 

@@ -19,9 +19,10 @@ struct NamedArgument {
   int64_t count() const;
 };
 
-/// The parameters and data inputs of a function, in argument order.
+/// The parameters and data inputs of a function, in argument order, and its
+/// results: named by `tl.output` or, for gradients, by their parameter.
 struct ModelSignature {
-  std::vector<NamedArgument> params, inputs;
+  std::vector<NamedArgument> params, inputs, outputs, grads;
   int64_t parameterCount() const;
 };
 

@@ -3,6 +3,7 @@
 
 #include "compiler/Driver/ModelFunction.h"
 #include "compiler/Evaluator/ReferenceEvaluator.h"
+#include "compiler/Passes/Passes.h"
 #include "dialects/tl/IR/TlOps.h"
 #include "models/tinyllama.h"
 #include "runtime/safetensors.h"
@@ -11,6 +12,7 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/SourceMgr.h"
@@ -18,6 +20,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -30,13 +33,17 @@ namespace {
 constexpr const char *kUsage = R"(usage: tlc <command> [options]
 
 commands:
-  emit tinyllama --preset tiny|124m|1.1b [--set k=v,...] [--dtype f32|f64|bf16|f16] [-o FILE]
-      Emit the model's forward + loss function as tl MLIR (stdout by default).
+  emit tinyllama --preset tiny|124m|1.1b [--set k=v,...] [--dtype f32|f64|bf16|f16]
+                 [--train-step] [-o FILE]
+      Emit the model's forward + loss function as tl MLIR (stdout by default);
+      with --train-step, the training step (loss and every parameter's gradient).
   info FILE.mlir [--json]
       Print the model config, parameters (names, shapes, dtypes) and the total count.
   eval FILE.mlir --weights W.safetensors --tokens T.bin [--precision f32|f64] [--json]
+                [--dump-grads G.safetensors]
       Run the function with the reference evaluator on every full micro-batch
-      of an llm.c token shard and print the mean loss.
+      of an llm.c token shard and print the mean loss; for a training step,
+      optionally write the mean gradients with the parameters' names.
 )";
 
 /// Command-line words after the subcommand, consumed as options are read.
@@ -121,6 +128,7 @@ int emitCommand(Args &args) {
   args.option("--set", overrides);
   args.option("-o", output);
   args.option("--dtype", dtype);
+  bool trainStep = args.flag("--train-step");
   std::vector<std::string> words = args.positional();
   if (words.size() != 1 || words[0] != "tinyllama")
     throw std::string("emit: expected the model name 'tinyllama'");
@@ -139,6 +147,11 @@ int emitCommand(Args &args) {
   if (failed(verify(*module))) {
     llvm::errs() << "tlc: internal error: the emitted module does not verify\n";
     return 1;
+  }
+  if (trainStep) {
+    PassManager pm(&context);
+    pm.addPass(createTlAutodiff());
+    if (failed(pm.run(*module))) return 1;
   }
   std::string error;
   auto out = openOutputFile(output, &error);
@@ -205,6 +218,8 @@ int infoCommand(Args &args) {
                             {"config", std::move(config)},
                             {"parameters", describe(sig->params)},
                             {"inputs", describe(sig->inputs)},
+                            {"outputs", describe(sig->outputs)},
+                            {"gradients", describe(sig->grads)},
                             {"total_parameters", sig->parameterCount()}};
     llvm::outs() << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
     return 0;
@@ -223,6 +238,11 @@ int infoCommand(Args &args) {
   llvm::outs() << "inputs:\n";
   for (const auto &a : sig->inputs)
     llvm::outs() << llvm::formatv("  {0,-10} {1,-14} {2}\n", a.name, shapeString(a.shape), a.dtype);
+  llvm::outs() << "outputs:\n";
+  for (const auto &o : sig->outputs)
+    llvm::outs() << llvm::formatv("  {0,-10} {1,-14} {2}\n", o.name, shapeString(o.shape), o.dtype);
+  if (!sig->grads.empty())
+    llvm::outs() << "gradients: one per parameter (" << sig->grads.size() << ")\n";
   llvm::outs() << "parameters (" << sig->params.size() << " tensors):\n";
   for (const auto &p : sig->params)
     llvm::outs() << llvm::formatv("  {0,-48} {1,-14} {2,-5} {3,15}\n", p.name,
@@ -237,6 +257,8 @@ int evalCommand(Args &args) {
   std::string precisionName = "f32";
   args.option("--precision", precisionName);
   bool json = args.flag("--json");
+  std::string gradsPath;
+  args.option("--dump-grads", gradsPath);
   std::vector<std::string> files = args.positional();
   if (files.size() != 1) throw std::string("eval: expected one FILE.mlir");
   if (precisionName != "f32" && precisionName != "f64")
@@ -253,11 +275,23 @@ int evalCommand(Args &args) {
   if (!func) return 1;
   FailureOr<ModelSignature> sig = readSignature(func);
   if (failed(sig)) return 1;
-  auto lossType = func.getFunctionType().getNumResults() == 1
-                      ? dyn_cast<RankedTensorType>(func.getFunctionType().getResult(0))
+  // Results: the scalar loss, then (for a training step) named gradients.
+  FunctionType ftype = func.getFunctionType();
+  auto lossType = ftype.getNumResults() >= 1
+                      ? dyn_cast<RankedTensorType>(ftype.getResult(0))
                       : RankedTensorType();
   if (!lossType || lossType.getRank() != 0)
-    return func.emitError("eval: the function must return one scalar loss"), 1;
+    return func.emitError("eval: the function's first result must be a scalar loss"), 1;
+  std::vector<std::string> gradNames;
+  for (unsigned i = 1; i < ftype.getNumResults(); ++i) {
+    auto name = func.getResultAttrOfType<StringAttr>(i, TLDialect::kGradAttrName);
+    if (!name)
+      return func.emitError() << "eval: result #" << i << " is not a tl.grad gradient", 1;
+    gradNames.push_back(name.str());
+  }
+  if (!gradsPath.empty() && gradNames.empty())
+    throw std::string("eval: --dump-grads needs a training step (emit with --train-step "
+                      "or run tlc-opt --tl-autodiff)");
 
   // Token ids and targets come from the shard, both [B, T].
   const NamedArgument *tokensArg = nullptr, *targetsArg = nullptr;
@@ -287,6 +321,7 @@ int evalCommand(Args &args) {
     throw tokensPath + ": " + std::to_string(tokens.size()) +
         " tokens hold no full micro-batch of B*T+1 = " + std::to_string(batch * seq + 1);
   double total = 0;
+  std::vector<::tlc::HostTensor> gradSums;
   for (size_t s = 0; s < steps; ++s) {
     ::tlc::tokens::MicroBatch mb = ::tlc::tokens::microBatch(tokens, s, batch, seq);
     argsIn[tokensArg->index] = ::tlc::HostTensor(tokensArg->shape, {mb.inputs.begin(), mb.inputs.end()});
@@ -294,8 +329,34 @@ int evalCommand(Args &args) {
     auto results = evaluate(func, argsIn, precision);
     if (failed(results)) return 1;
     total += (*results)[0].data[0];
+    if (gradSums.empty()) {
+      gradSums.assign(results->begin() + 1, results->end());
+    } else {
+      for (size_t g = 0; g < gradSums.size(); ++g)
+        for (int64_t i = 0; i < gradSums[g].numel(); ++i)
+          gradSums[g].data[i] += (*results)[g + 1].data[i];
+    }
   }
   double loss = total / static_cast<double>(steps);
+  if (!gradsPath.empty()) {
+    // The gradient of the mean loss is the mean of the micro-batch gradients.
+    bool f64 = precision == Precision::F64;
+    std::vector<std::vector<char>> storage;
+    std::vector<::tlc::safetensors::TensorRef> refs;
+    for (size_t g = 0; g < gradSums.size(); ++g) {
+      const ::tlc::HostTensor &t = gradSums[g];
+      std::vector<char> bytes(t.numel() * (f64 ? 8 : 4));
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        double v = t.data[i] / static_cast<double>(steps);
+        if (f64) std::memcpy(&bytes[i * 8], &v, 8);
+        else { float f = static_cast<float>(v); std::memcpy(&bytes[i * 4], &f, 4); }
+      }
+      storage.push_back(std::move(bytes));
+      refs.push_back({gradNames[g], f64 ? ::tlc::safetensors::DType::F64 : ::tlc::safetensors::DType::F32,
+                      t.shape, storage.back().data()});
+    }
+    ::tlc::safetensors::write(gradsPath, refs, {{"content", "mean gradients"}});
+  }
   if (json) {
     llvm::json::Object root{{"loss", loss},
                             {"micro_batches", static_cast<int64_t>(steps)},

@@ -87,6 +87,7 @@ private:
   HostTensor matmul(MatmulOp op);
   FailureOr<HostTensor> constant(ConstantOp op);
   FailureOr<HostTensor> gather(GatherOp op);
+  FailureOr<HostTensor> scatterAdd(ScatterAddOp op);
 
   Precision precision;
   DenseMap<Value, HostTensor> env;
@@ -224,6 +225,22 @@ FailureOr<HostTensor> Interpreter::gather(GatherOp op) {
   return out;
 }
 
+FailureOr<HostTensor> Interpreter::scatterAdd(ScatterAddOp op) {
+  const HostTensor &updates = get(op.getUpdates());
+  const HostTensor &ids = get(op.getIds());
+  HostTensor out(shapeOf(op.getResult()));
+  int64_t rows = out.shape[0], width = out.shape[1];
+  for (int64_t i = 0; i < ids.numel(); ++i) {
+    auto row = static_cast<int64_t>(ids.data[i]);
+    if (row < 0 || row >= rows)
+      return op.emitError() << "evaluator: id " << row << " at position " << i
+                            << " is outside the table's " << rows << " rows";
+    for (int64_t k = 0; k < width; ++k)
+      out.data[row * width + k] += updates.data[i * width + k];
+  }
+  return out;
+}
+
 LogicalResult Interpreter::execute(Operation *op) {
   FailureOr<HostTensor> result =
       llvm::TypeSwitch<Operation *, FailureOr<HostTensor>>(op)
@@ -337,6 +354,7 @@ LogicalResult Interpreter::execute(Operation *op) {
             return out;
           })
           .Case([&](GatherOp g) { return gather(g); })
+          .Case([&](ScatterAddOp s) { return scatterAdd(s); })
           .Default([&](Operation *) -> FailureOr<HostTensor> {
             return op->emitError() << "evaluator: no rule to execute '"
                                    << op->getName() << "'";

@@ -2,10 +2,23 @@
 #ifndef TL_COMPILER_PASSES_H
 #define TL_COMPILER_PASSES_H
 
+#include "dialects/tl/IR/TlOps.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Pass/Pass.h"
+
+#include <memory>
+
 namespace mlir::tl {
-/// Registers every tlc pass (and the default pipeline) with the global
-/// registry so that tlc-opt and tlc share one list.
-void registerTlPasses();
+
+#define GEN_PASS_DECL
+#include "compiler/Passes/Passes.h.inc"
+
+/// `registerTlPasses()` registers every tlc pass with the global registry so
+/// that tlc-opt and tlc share one list.
+#define GEN_PASS_REGISTRATION
+#include "compiler/Passes/Passes.h.inc"
+
 } // namespace mlir::tl
 
 #endif // TL_COMPILER_PASSES_H

@@ -13,4 +13,5 @@ config.excludes = ["lit.cfg.py", "lit.site.cfg.py", "Inputs"]
 llvm_config.use_default_substitutions()
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.tlc_tools_dir, append_path=True)
-config.substitutions.append(("%python", config.python_executable))
+# Not %python: lit defines that as its own interpreter, which may lack numpy.
+config.substitutions.append(("%system_python", config.python_executable))

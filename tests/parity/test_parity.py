@@ -2,7 +2,10 @@
 """Parity: tlc's emitted TinyLlama, run by the reference evaluator, against an
 independent PyTorch Llama (Debian's python3-torch) on random weights and tokens.
 
-f64: relative error below 1e-10; f32: below 1e-5. Run with /usr/bin/python3.
+Loss: relative error below 1e-10 in f64, below 1e-5 in f32. Gradients of the
+training step (tl-autodiff) against torch autograd, per parameter tensor
+(||ours - torch|| / ||torch||): below 1e-9 in f64, below 1e-4 in f32.
+Run with /usr/bin/python3.
 """
 import argparse
 import json
@@ -16,7 +19,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from llama_reference import llama_loss  # noqa: E402
-from tlio import write_safetensors, write_shard  # noqa: E402
+from tlio import read_safetensors, write_safetensors, write_shard  # noqa: E402
 
 # name -> (preset, overrides)
 CONFIGS = {
@@ -25,6 +28,7 @@ CONFIGS = {
     "mha-1layer": ("tiny", "layers=1,dim=48,heads=4,kv_heads=4,ffn=80,vocab=97,seq=12,micro_batch=2,rope_theta=500"),
 }
 TOLERANCE = {"f64": 1e-10, "f32": 1e-5}
+GRAD_TOLERANCE = {"f64": 1e-9, "f32": 1e-4}
 
 
 def run(cmd):
@@ -50,11 +54,14 @@ def check(tlc, name, preset, overrides, workdir, seed):
     paths = {}
     for dtype in ("f64", "f32"):
         paths[dtype] = os.path.join(workdir, f"{name}.{dtype}.mlir")
-        cmd = [tlc, "emit", "tinyllama", "--preset", preset, "--dtype", dtype, "-o", paths[dtype]]
+        cmd = [tlc, "emit", "tinyllama", "--preset", preset, "--dtype", dtype, "--train-step",
+               "-o", paths[dtype]]
         if overrides:
             cmd += ["--set", overrides]
         run(cmd)
     info = json.loads(run([tlc, "info", paths["f64"], "--json"]))
+    assert info["outputs"][0]["name"] == "loss"
+    assert [g["name"] for g in info["gradients"]] == [p["name"] for p in info["parameters"]]
     cfg = info["config"]
     B, T, V = cfg["micro_batch"], cfg["seq"], cfg["vocab"]
 
@@ -70,30 +77,44 @@ def check(tlc, name, preset, overrides, workdir, seed):
 
     ok = True
     for dtype, wpath, tdtype in (("f64", w64, torch.float64), ("f32", w32, torch.float32)):
+        gpath = os.path.join(workdir, f"{name}.grads.{dtype}.safetensors")
         out = json.loads(run([tlc, "eval", paths[dtype], "--weights", wpath, "--tokens", shard,
-                              "--precision", dtype, "--json"]))
-        w = {k: torch.tensor(v, dtype=tdtype) for k, v in weights.items()}
+                              "--precision", dtype, "--json", "--dump-grads", gpath]))
+        w = {k: torch.tensor(v, dtype=tdtype, requires_grad=True) for k, v in weights.items()}
         losses = []
         for step in range(2):
             span = torch.tensor(tokens[step * B * T: (step + 1) * B * T + 1], dtype=torch.int64)
-            with torch.no_grad():
-                losses.append(llama_loss(w, cfg, span[:-1].view(B, T), span[1:].view(B, T)).item())
+            loss = llama_loss(w, cfg, span[:-1].view(B, T), span[1:].view(B, T)) / 2
+            loss.backward()  # accumulates the gradient of the mean over micro-batches
+            losses.append(2 * loss.item())
         expect = sum(losses) / len(losses)
         rel = abs(out["loss"] - expect) / abs(expect)
         passed = out["micro_batches"] == 2 and rel < TOLERANCE[dtype]
         ok &= passed
+        print(f"{name:12s} {dtype}  tlc {out['loss']:.15f}  torch {expect:.15f}  "
+              f"rel.err {rel:.2e}  (< {TOLERANCE[dtype]:.0e})  {'ok' if passed else 'FAIL'}", flush=True)
+        grads = read_safetensors(gpath)
+        errors = {}
+        for pname, tensor in w.items():
+            ref = tensor.grad.double().numpy()
+            errors[pname] = float(np.linalg.norm(grads[pname] - ref) / np.linalg.norm(ref))
+        worst_name = max(errors, key=lambda k: errors[k] if errors[k] == errors[k] else np.inf)
+        worst = errors[worst_name]
+        gpassed = set(grads) == set(w) and all(e < GRAD_TOLERANCE[dtype] for e in errors.values())
+        ok &= gpassed
+        print(f"{name:12s} {dtype}  gradients of {len(grads)} tensors: worst rel.err {worst:.2e} "
+              f"({worst_name})  (< {GRAD_TOLERANCE[dtype]:.0e})  {'ok' if gpassed else 'FAIL'}", flush=True)
         if dtype == "f64":
             # The comparison must be able to fail: a small change to the rotary
             # base or the causal mask moves the loss far beyond the tolerance.
             moved = dict(cfg, rope_theta=cfg["rope_theta"] * 1.01)
             span = torch.tensor(tokens[: B * T + 1], dtype=torch.int64)
             with torch.no_grad():
-                other = llama_loss(w, moved, span[:-1].view(B, T), span[1:].view(B, T)).item()
+                detached = {k: v.detach() for k, v in w.items()}
+                other = llama_loss(detached, moved, span[:-1].view(B, T), span[1:].view(B, T)).item()
             if abs(other - losses[0]) / abs(losses[0]) < 1e3 * TOLERANCE[dtype]:
                 print(f"{name:12s} the loss is insensitive to rope_theta: weak test inputs")
                 ok = False
-        print(f"{name:12s} {dtype}  tlc {out['loss']:.15f}  torch {expect:.15f}  "
-              f"rel.err {rel:.2e}  (< {TOLERANCE[dtype]:.0e})  {'ok' if passed else 'FAIL'}", flush=True)
     return ok
 
 

@@ -38,3 +38,18 @@ def read_shard(path):
         header = np.frombuffer(f.read(1024), dtype="<i4")
         assert header[0] == 20240520 and header[1] == 1
         return np.frombuffer(f.read(), dtype="<u2")[: header[2]].astype(np.int64)
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        (length,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(length))
+        data = f.read()
+    types = {"F64": "<f8", "F32": "<f4", "I32": "<i4"}
+    out = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = entry["data_offsets"]
+        out[name] = np.frombuffer(data[begin:end], dtype=types[entry["dtype"]]).reshape(entry["shape"])
+    return out

@@ -20,8 +20,11 @@ def TL_Dialect : Dialect {
     attributes: `tl.param = "hf.name"` marks a trainable parameter (Hugging
     Face LlamaForCausalLM naming), `tl.input = "tokens"` a data input. A
     `tl.model` dictionary on the function records the model configuration.
+    After `tl-autodiff`, results carry `tl.output = "loss"` or
+    `tl.grad = "hf.name"` (the gradient of that parameter).
   }];
   let hasRegionArgAttrVerify = 1;
+  let hasRegionResultAttrVerify = 1;
   let hasOperationAttrVerify = 1;
   let extraClassDeclaration = [{
     /// Argument attribute naming a trainable parameter.
@@ -30,6 +33,10 @@ def TL_Dialect : Dialect {
     static constexpr llvm::StringLiteral kInputAttrName = "tl.input";
     /// Function attribute holding the model configuration dictionary.
     static constexpr llvm::StringLiteral kModelAttrName = "tl.model";
+    /// Result attribute of a training step: the gradient of the named parameter.
+    static constexpr llvm::StringLiteral kGradAttrName = "tl.grad";
+    /// Result attribute naming a non-gradient output ("loss").
+    static constexpr llvm::StringLiteral kOutputAttrName = "tl.output";
   }];
 }
 

@@ -78,3 +78,18 @@ LogicalResult TLDialect::verifyOperationAttribute(Operation *op,
   }
   return success();
 }
+
+// Results of a training step: `tl.output = "loss"` or `tl.grad = "<param>"`.
+LogicalResult TLDialect::verifyRegionResultAttribute(Operation *op,
+                                                     unsigned regionIndex,
+                                                     unsigned resultIndex,
+                                                     NamedAttribute attr) {
+  StringRef kind = attr.getName().getValue();
+  if (kind != kGradAttrName && kind != kOutputAttrName)
+    return op->emitError() << "unknown tl result attribute '" << kind << "'";
+  auto name = dyn_cast<StringAttr>(attr.getValue());
+  if (!name || name.getValue().empty())
+    return op->emitError() << "'" << kind << "' of result #" << resultIndex
+                           << " must be a non-empty string";
+  return success();
+}

@@ -9,6 +9,7 @@ using namespace mlir;
 using namespace mlir::tl;
 
 #include "dialects/tl/IR/TlEnums.cpp.inc"
+#include "dialects/tl/IR/TlInterfaces.cpp.inc"
 
 #define GET_OP_CLASSES
 #include "dialects/tl/IR/TlOps.cpp.inc"
@@ -253,5 +254,22 @@ LogicalResult GatherOp::inferReturnTypes(
   SmallVector<int64_t> shape(ids.getShape());
   shape.push_back(table.getDimSize(1));
   inferred.push_back(RankedTensorType::get(shape, table.getElementType()));
+  return success();
+}
+
+LogicalResult ScatterAddOp::verify() {
+  RankedTensorType updates = getUpdates().getType(), out = getResult().getType();
+  ArrayRef<int64_t> ids = getIds().getType().getShape();
+  if (updates.getElementType() != out.getElementType())
+    return emitOpError("updates and result element types differ");
+  if (out.getRank() != 2)
+    return emitOpError() << "result must be a matrix [rows, width], got rank "
+                         << out.getRank();
+  SmallVector<int64_t> expect(ids);
+  expect.push_back(out.getDimSize(1));
+  if (updates.getShape() != ArrayRef<int64_t>(expect))
+    return emitOpError() << "updates must have the ids' shape followed by the "
+                            "row width "
+                         << out.getDimSize(1);
   return success();
 }

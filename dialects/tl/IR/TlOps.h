@@ -7,10 +7,12 @@
 #include "mlir/IR/BuiltinTypes.h"
 #include "mlir/IR/OpDefinition.h"
 #include "mlir/IR/OpImplementation.h"
+#include "mlir/IR/TypeUtilities.h"
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
 #include "dialects/tl/IR/TlEnums.h.inc"
+#include "dialects/tl/IR/TlInterfaces.h.inc"
 
 #define GET_OP_CLASSES
 #include "dialects/tl/IR/TlOps.h.inc"

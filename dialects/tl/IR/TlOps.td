@@ -5,6 +5,10 @@
 include "dialects/tl/IR/TlBase.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/InferTypeOpInterface.td"
+include "dialects/tl/IR/TlInterfaces.td"
+
+// Shorthand: the op implements its derivative rule in TlVjp.cpp.
+defvar TL_Vjp = DeclareOpInterfaceMethods<TL_DifferentiableOpInterface>;
 
 //===----------------------------------------------------------------------===//
 // Elementwise math. Operands and result share one type; broadcasting is
@@ -13,7 +17,7 @@ include "mlir/Interfaces/InferTypeOpInterface.td"
 
 class TL_UnaryOp<string mnemonic, string formula, list<Trait> traits = []>
     : TL_Op<mnemonic, !listconcat(traits, [Pure, Elementwise,
-        SameOperandsAndResultType, InferTypeOpInterface])> {
+        SameOperandsAndResultType, InferTypeOpInterface, TL_Vjp])> {
   let summary = "elementwise " # formula;
   let description = "Computes `" # formula # "` for every element.\n\n"
       # "Example:\n\n```mlir\n%y = tl." # mnemonic
@@ -35,7 +39,7 @@ def TL_SinOp : TL_UnaryOp<"sin", "sin(x)">;
 def TL_CosOp : TL_UnaryOp<"cos", "cos(x)">;
 
 def TL_PowOp : TL_Op<"pow", [Pure, Elementwise, SameOperandsAndResultType,
-                             InferTypeOpInterface]> {
+                             InferTypeOpInterface, TL_Vjp]> {
   let summary = "elementwise power by a constant exponent";
   let description = [{
     Raises every element to a constant real exponent: `x ** exponent`.
@@ -54,7 +58,7 @@ def TL_PowOp : TL_Op<"pow", [Pure, Elementwise, SameOperandsAndResultType,
 
 class TL_BinaryOp<string mnemonic, string formula, list<Trait> traits = []>
     : TL_Op<mnemonic, !listconcat(traits, [Pure, Elementwise,
-        SameOperandsAndResultType, InferTypeOpInterface])> {
+        SameOperandsAndResultType, InferTypeOpInterface, TL_Vjp])> {
   let summary = "elementwise " # formula;
   let description = "Computes `" # formula # "` for every pair of elements. "
       # "Both operands have the result's type; use `tl.broadcast` first "
@@ -96,7 +100,7 @@ def TL_CmpOp : TL_Op<"cmp", [Pure, Elementwise, SameTypeOperands,
 
 def TL_SelectOp : TL_Op<"select", [Pure, Elementwise,
     AllTypesMatch<["true_value", "false_value", "result"]>,
-    AllShapesMatch<["condition", "result"]>]> {
+    AllShapesMatch<["condition", "result"]>, TL_Vjp]> {
   let summary = "elementwise choice between two tensors by a mask";
   let description = [{
     `result[i] = condition[i] ? true_value[i] : false_value[i]`.
@@ -117,7 +121,7 @@ def TL_SelectOp : TL_Op<"select", [Pure, Elementwise,
 }
 
 def TL_ConvertOp : TL_Op<"convert", [Pure, Elementwise,
-                                     AllShapesMatch<["input", "result"]>]> {
+                                     AllShapesMatch<["input", "result"]>, TL_Vjp]> {
   let summary = "elementwise element-type conversion";
   let description = [{
     Converts between float types (rounding to nearest even when narrowing),
@@ -182,7 +186,7 @@ def TL_IotaOp : TL_Op<"iota", [Pure]> {
 // Shape and data movement.
 //===----------------------------------------------------------------------===//
 
-def TL_BroadcastOp : TL_Op<"broadcast", [Pure]> {
+def TL_BroadcastOp : TL_Op<"broadcast", [Pure, TL_Vjp]> {
   let summary = "broadcast a tensor into a larger shape";
   let description = [{
     Operand dimension `i` becomes result dimension `dims[i]` (`dims` strictly
@@ -205,7 +209,8 @@ def TL_BroadcastOp : TL_Op<"broadcast", [Pure]> {
 }
 
 class TL_ReduceOp<string mnemonic, string what>
-    : TL_Op<mnemonic, [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
+    : TL_Op<mnemonic, [Pure, DeclareOpInterfaceMethods<InferTypeOpInterface>,
+                       TL_Vjp]> {
   let summary = what # " over one axis";
   let description = "Reduces `input` with " # what # " over dimension `axis`, "
       # "which the result drops (rank 0 results are scalars).\n\n"
@@ -222,7 +227,7 @@ def TL_ReduceSumOp : TL_ReduceOp<"reduce_sum", "the sum">;
 def TL_ReduceMaxOp : TL_ReduceOp<"reduce_max", "the maximum">;
 def TL_ReduceMeanOp : TL_ReduceOp<"reduce_mean", "the arithmetic mean">;
 
-def TL_MatmulOp : TL_Op<"matmul", [Pure,
+def TL_MatmulOp : TL_Op<"matmul", [Pure, TL_Vjp,
     DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
   let summary = "batched matrix multiplication with transpose flags";
   let description = [{
@@ -248,7 +253,7 @@ def TL_MatmulOp : TL_Op<"matmul", [Pure,
   }];
 }
 
-def TL_ReshapeOp : TL_Op<"reshape", [Pure]> {
+def TL_ReshapeOp : TL_Op<"reshape", [Pure, TL_Vjp]> {
   let summary = "reinterpret a tensor with another shape";
   let description = [{
     Row-major reinterpretation with the same element type and element count.
@@ -265,7 +270,7 @@ def TL_ReshapeOp : TL_Op<"reshape", [Pure]> {
   let hasVerifier = 1;
 }
 
-def TL_TransposeOp : TL_Op<"transpose", [Pure,
+def TL_TransposeOp : TL_Op<"transpose", [Pure, TL_Vjp,
     DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
   let summary = "permute dimensions";
   let description = [{
@@ -284,7 +289,7 @@ def TL_TransposeOp : TL_Op<"transpose", [Pure,
   }];
 }
 
-def TL_SliceOp : TL_Op<"slice", [Pure,
+def TL_SliceOp : TL_Op<"slice", [Pure, TL_Vjp,
     DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
   let summary = "contiguous slice along one axis";
   let description = [{
@@ -307,7 +312,7 @@ def TL_SliceOp : TL_Op<"slice", [Pure,
   }];
 }
 
-def TL_ConcatOp : TL_Op<"concat", [Pure,
+def TL_ConcatOp : TL_Op<"concat", [Pure, TL_Vjp,
     DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
   let summary = "concatenate tensors along one axis";
   let description = [{
@@ -327,7 +332,7 @@ def TL_ConcatOp : TL_Op<"concat", [Pure,
   }];
 }
 
-def TL_GatherOp : TL_Op<"gather", [Pure,
+def TL_GatherOp : TL_Op<"gather", [Pure, TL_Vjp,
     DeclareOpInterfaceMethods<InferTypeOpInterface>]> {
   let summary = "gather rows of a table by integer ids (embedding lookup)";
   let description = [{
@@ -346,6 +351,28 @@ def TL_GatherOp : TL_Op<"gather", [Pure,
   let assemblyFormat = [{
     $table `[` $ids `]` attr-dict `:` type($table) `,` type($ids) `->` type($result)
   }];
+}
+
+def TL_ScatterAddOp : TL_Op<"scatter_add", [Pure, TL_Vjp]> {
+  let summary = "sum rows into a table by integer ids (gather's transpose)";
+  let description = [{
+    The adjoint of `tl.gather`: starts from a zero table of the result's
+    shape `[rows, width]` and adds `updates[i..., :]` to row `ids[i...]`.
+    Repeated ids accumulate. The embedding's gradient is built from it. An id
+    outside `[0, rows)` is an error at run time.
+
+    Example:
+
+    ```mlir
+    %d = tl.scatter_add %g[%tokens] : tensor<2x16x64xf32>, tensor<2x16xi32> -> tensor<4096x64xf32>
+    ```
+  }];
+  let arguments = (ins TL_FloatTensor:$updates, TL_IdTensor:$ids);
+  let results = (outs TL_FloatTensor:$result);
+  let assemblyFormat = [{
+    $updates `[` $ids `]` attr-dict `:` type($updates) `,` type($ids) `->` type($result)
+  }];
+  let hasVerifier = 1;
 }
 
 #endif // TL_OPS_TD

@@ -237,6 +237,36 @@ func.func @cmp_types(%a: tensor<4xi32>, %b: tensor<4xf32>) -> tensor<4xi1> {
 
 // -----
 
+func.func @scatter_shape(%u: tensor<3x4xf32>, %ids: tensor<3xi32>) -> tensor<10x5xf32> {
+  // expected-error @+1 {{updates must have the ids' shape followed by the row width 5}}
+  %0 = tl.scatter_add %u[%ids] : tensor<3x4xf32>, tensor<3xi32> -> tensor<10x5xf32>
+  return %0 : tensor<10x5xf32>
+}
+
+// -----
+
+func.func @scatter_rank(%u: tensor<3x4xf32>, %ids: tensor<3xi32>) -> tensor<10x4x1xf32> {
+  // expected-error @+1 {{result must be a matrix [rows, width], got rank 3}}
+  %0 = tl.scatter_add %u[%ids] : tensor<3x4xf32>, tensor<3xi32> -> tensor<10x4x1xf32>
+  return %0 : tensor<10x4x1xf32>
+}
+
+// -----
+
+// expected-error @+1 {{unknown tl result attribute 'tl.gradient'}}
+func.func @unknown_result_attr(%w: tensor<4xf32>) -> (tensor<4xf32> {tl.gradient = "w"}) {
+  return %w : tensor<4xf32>
+}
+
+// -----
+
+// expected-error @+1 {{'tl.grad' of result #0 must be a non-empty string}}
+func.func @empty_grad_name(%w: tensor<4xf32>) -> (tensor<4xf32> {tl.grad = 3 : i64}) {
+  return %w : tensor<4xf32>
+}
+
+// -----
+
 // expected-error @+1 {{unknown tl argument attribute 'tl.weight'}}
 func.func @unknown_arg_attr(%w: tensor<4xf32> {tl.weight = "w"}) {
   return

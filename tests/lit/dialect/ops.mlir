@@ -78,10 +78,19 @@ func.func @shapes(%x: tensor<2x16x64xf32>, %w: tensor<128x64xf32>, %e: tensor<10
   %c = tl.concat %hi, %lo axis = 3 : tensor<2x4x16x8xf32>, tensor<2x4x16x8xf32> -> tensor<2x4x16x16xf32>
   // CHECK: tl.gather %{{.*}}[%{{.*}}] : tensor<100x64xf16>, tensor<2x16xi32> -> tensor<2x16x64xf16>
   %emb = tl.gather %e[%ids] : tensor<100x64xf16>, tensor<2x16xi32> -> tensor<2x16x64xf16>
+  // CHECK: tl.scatter_add %{{.*}}[%{{.*}}] : tensor<2x16x64xf16>, tensor<2x16xi32> -> tensor<100x64xf16>
+  %back = tl.scatter_add %emb[%ids] : tensor<2x16x64xf16>, tensor<2x16xi32> -> tensor<100x64xf16>
   // CHECK: tl.reduce_mean %{{.*}}, axis = 0 : tensor<2xf32> -> tensor<f32>
   %s1 = tl.reduce_sum %mx, axis = 1 : tensor<2x16xf32> -> tensor<2xf32>
   %s0 = tl.reduce_mean %s1, axis = 0 : tensor<2xf32> -> tensor<f32>
   return %s0 : tensor<f32>
+}
+
+// CHECK-LABEL: func.func @train_step
+// CHECK-SAME: -> (tensor<f32> {tl.output = "loss"}, tensor<4xf32> {tl.grad = "w"})
+func.func @train_step(%w: tensor<4xf32> {tl.param = "w"}) -> (tensor<f32> {tl.output = "loss"}, tensor<4xf32> {tl.grad = "w"}) {
+  %l = tl.reduce_sum %w, axis = 0 : tensor<4xf32> -> tensor<f32>
+  return %l, %w : tensor<f32>, tensor<4xf32>
 }
 
 // CHECK-LABEL: func.func @named_args

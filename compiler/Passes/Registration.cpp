@@ -1,2 +1,0 @@
-#include "compiler/Passes/Passes.h"
-void mlir::tl::registerTlPasses() {}
