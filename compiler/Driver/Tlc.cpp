@@ -113,6 +113,28 @@ OwningOpRef<ModuleOp> parseFile(const std::string &path, MLIRContext &context,
   return parseSourceFile<ModuleOp>(sourceMgr, &context);
 }
 
+/// A parsed, verified model file and its function's signature; diagnostics
+/// go to stderr with file:line:col.
+struct ModelFile {
+  MLIRContext context;
+  llvm::SourceMgr sourceMgr;
+  SourceMgrDiagnosticHandler handler{sourceMgr, &context};
+  OwningOpRef<ModuleOp> module;
+  func::FuncOp func;
+  ModelSignature sig;
+
+  /// False, after reporting why, when the file can't be used.
+  bool load(const std::string &path) {
+    loadDialects(context);
+    module = parseFile(path, context, sourceMgr);
+    if (!module || !(func = findModelFunction(*module))) return false;
+    FailureOr<ModelSignature> signature = readSignature(func);
+    if (failed(signature)) return false;
+    sig = std::move(*signature);
+    return true;
+  }
+};
+
 Type parseFloatType(MLIRContext &context, const std::string &name) {
   Builder b(&context);
   if (name == "f32") return b.getF32Type();
@@ -182,28 +204,22 @@ int infoCommand(Args &args) {
   bool json = args.flag("--json");
   std::vector<std::string> files = args.positional();
   if (files.size() != 1) throw std::string("info: expected one FILE.mlir");
-  MLIRContext context;
-  loadDialects(context);
-  llvm::SourceMgr sourceMgr;
-  SourceMgrDiagnosticHandler handler(sourceMgr, &context);
-  OwningOpRef<ModuleOp> module = parseFile(files[0], context, sourceMgr);
-  if (!module) return 1;
-  func::FuncOp func = findModelFunction(*module);
-  if (!func) return 1;
-  FailureOr<ModelSignature> sig = readSignature(func);
-  if (failed(sig)) return 1;
-  auto model = func->getAttrOfType<DictionaryAttr>(TLDialect::kModelAttrName);
+  ModelFile model;
+  if (!model.load(files[0])) return 1;
+  func::FuncOp func = model.func;
+  const ModelSignature &sig = model.sig;
+  auto config = func->getAttrOfType<DictionaryAttr>(TLDialect::kModelAttrName);
 
   if (json) {
-    llvm::json::Object config;
-    if (model)
-      for (NamedAttribute a : model) {
+    llvm::json::Object fields;
+    if (config)
+      for (NamedAttribute a : config) {
         if (auto i = dyn_cast<IntegerAttr>(a.getValue()))
-          config[a.getName().str()] = i.getInt();
+          fields[a.getName().str()] = i.getInt();
         else if (auto f = dyn_cast<FloatAttr>(a.getValue()))
-          config[a.getName().str()] = f.getValueAsDouble();
+          fields[a.getName().str()] = f.getValueAsDouble();
         else if (auto s = dyn_cast<StringAttr>(a.getValue()))
-          config[a.getName().str()] = s.str();
+          fields[a.getName().str()] = s.str();
       }
     auto describe = [](const std::vector<NamedArgument> &list) {
       llvm::json::Array array;
@@ -215,19 +231,19 @@ int infoCommand(Args &args) {
       return array;
     };
     llvm::json::Object root{{"function", func.getSymName().str()},
-                            {"config", std::move(config)},
-                            {"parameters", describe(sig->params)},
-                            {"inputs", describe(sig->inputs)},
-                            {"outputs", describe(sig->outputs)},
-                            {"gradients", describe(sig->grads)},
-                            {"total_parameters", sig->parameterCount()}};
+                            {"config", std::move(fields)},
+                            {"parameters", describe(sig.params)},
+                            {"inputs", describe(sig.inputs)},
+                            {"outputs", describe(sig.outputs)},
+                            {"gradients", describe(sig.grads)},
+                            {"total_parameters", sig.parameterCount()}};
     llvm::outs() << llvm::formatv("{0:2}", llvm::json::Value(std::move(root))) << "\n";
     return 0;
   }
   llvm::outs() << "function: @" << func.getSymName() << "\n";
-  if (model) {
+  if (config) {
     llvm::outs() << "config:";
-    for (NamedAttribute a : model) {
+    for (NamedAttribute a : config) {
       llvm::outs() << " " << a.getName().getValue() << "=";
       if (auto s = dyn_cast<StringAttr>(a.getValue())) llvm::outs() << s.getValue();
       else if (auto i = dyn_cast<IntegerAttr>(a.getValue())) llvm::outs() << i.getInt();
@@ -236,18 +252,18 @@ int infoCommand(Args &args) {
     llvm::outs() << "\n";
   }
   llvm::outs() << "inputs:\n";
-  for (const auto &a : sig->inputs)
+  for (const auto &a : sig.inputs)
     llvm::outs() << llvm::formatv("  {0,-10} {1,-14} {2}\n", a.name, shapeString(a.shape), a.dtype);
   llvm::outs() << "outputs:\n";
-  for (const auto &o : sig->outputs)
+  for (const auto &o : sig.outputs)
     llvm::outs() << llvm::formatv("  {0,-10} {1,-14} {2}\n", o.name, shapeString(o.shape), o.dtype);
-  if (!sig->grads.empty())
-    llvm::outs() << "gradients: one per parameter (" << sig->grads.size() << ")\n";
-  llvm::outs() << "parameters (" << sig->params.size() << " tensors):\n";
-  for (const auto &p : sig->params)
+  if (!sig.grads.empty())
+    llvm::outs() << "gradients: one per parameter (" << sig.grads.size() << ")\n";
+  llvm::outs() << "parameters (" << sig.params.size() << " tensors):\n";
+  for (const auto &p : sig.params)
     llvm::outs() << llvm::formatv("  {0,-48} {1,-14} {2,-5} {3,15}\n", p.name,
                                   shapeString(p.shape), p.dtype, withCommas(p.count()));
-  llvm::outs() << "total parameters: " << withCommas(sig->parameterCount()) << "\n";
+  llvm::outs() << "total parameters: " << withCommas(sig.parameterCount()) << "\n";
   return 0;
 }
 
@@ -265,16 +281,10 @@ int evalCommand(Args &args) {
     throw std::string("eval: --precision must be f32 or f64");
   Precision precision = precisionName == "f64" ? Precision::F64 : Precision::F32;
 
-  MLIRContext context;
-  loadDialects(context);
-  llvm::SourceMgr sourceMgr;
-  SourceMgrDiagnosticHandler handler(sourceMgr, &context);
-  OwningOpRef<ModuleOp> module = parseFile(files[0], context, sourceMgr);
-  if (!module) return 1;
-  func::FuncOp func = findModelFunction(*module);
-  if (!func) return 1;
-  FailureOr<ModelSignature> sig = readSignature(func);
-  if (failed(sig)) return 1;
+  ModelFile model;
+  if (!model.load(files[0])) return 1;
+  func::FuncOp func = model.func;
+  const ModelSignature &sig = model.sig;
   // Results: the scalar loss, then (for a training step) named gradients.
   FunctionType ftype = func.getFunctionType();
   auto lossType = ftype.getNumResults() >= 1
@@ -295,7 +305,7 @@ int evalCommand(Args &args) {
 
   // Token ids and targets come from the shard, both [B, T].
   const NamedArgument *tokensArg = nullptr, *targetsArg = nullptr;
-  for (const auto &in : sig->inputs) {
+  for (const auto &in : sig.inputs) {
     if (in.name == "tokens") tokensArg = &in;
     else if (in.name == "targets") targetsArg = &in;
     else throw "eval: don't know how to feed input '" + in.name + "'";
@@ -307,7 +317,7 @@ int evalCommand(Args &args) {
 
   std::vector<::tlc::HostTensor> argsIn(func.getNumArguments());
   ::tlc::safetensors::File weights = ::tlc::safetensors::File::open(weightsPath);
-  for (const auto &p : sig->params) {
+  for (const auto &p : sig.params) {
     const ::tlc::safetensors::TensorInfo &t = weights.get(p.name);
     if (t.shape != p.shape)
       throw weightsPath + ": tensor '" + p.name + "' has shape " + shapeString(t.shape) +

@@ -9,6 +9,8 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 
+#include "TestSupport.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -35,18 +37,8 @@ std::string tensorType(const std::vector<int64_t> &shape, const std::string &ele
   return t + elem + ">";
 }
 
-class AutodiffTest : public ::testing::Test {
+class AutodiffTest : public TlContextTest {
 protected:
-  AutodiffTest() {
-    DialectRegistry registry;
-    tl::registerTlDialects(registry);
-    context.appendDialectRegistry(registry);
-    context.loadAllAvailableDialects();
-    context.getDiagEngine().registerHandler([this](Diagnostic &d) {
-      diagnostics += d.str() + "\n";
-      return success();
-    });
-  }
 
   /// `body` computes `%r` of shape `result` from the arguments. The loss is
   /// sum(%r * cw) with fixed random weights cw, so every element of %r
@@ -119,8 +111,6 @@ protected:
     return s;
   }
 
-  MLIRContext context;
-  std::string diagnostics;
   std::mt19937 rng{20261128};
 };
 

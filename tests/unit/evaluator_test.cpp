@@ -9,6 +9,8 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
 
+#include "TestSupport.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -19,18 +21,8 @@ using tlc::HostTensor;
 
 namespace {
 
-class EvaluatorTest : public ::testing::Test {
+class EvaluatorTest : public TlContextTest {
 protected:
-  EvaluatorTest() {
-    DialectRegistry registry;
-    tl::registerTlDialects(registry);
-    context.appendDialectRegistry(registry);
-    context.loadAllAvailableDialects();
-    context.getDiagEngine().registerHandler([this](Diagnostic &d) {
-      diagnostics += d.str() + "\n";
-      return success();
-    });
-  }
 
   /// Parses `body` (one func.func) and runs it on `args`.
   FailureOr<std::vector<HostTensor>> run(const std::string &body,
@@ -55,9 +47,7 @@ protected:
     return t;
   }
 
-  MLIRContext context;
   OwningOpRef<ModuleOp> module;
-  std::string diagnostics;
   std::mt19937 rng{2024};
 };
 
