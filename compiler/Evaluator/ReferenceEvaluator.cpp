@@ -1,6 +1,7 @@
 //===- ReferenceEvaluator.cpp - op-by-op host execution of tl ------------===//
 #include "compiler/Evaluator/ReferenceEvaluator.h"
 
+#include "compiler/Evaluator/FusedOps.h"
 #include "dialects/tl/IR/TlOps.h"
 #include "runtime/half.h"
 
@@ -64,7 +65,9 @@ class Interpreter {
 public:
   explicit Interpreter(Precision precision) : precision(precision) {}
 
-  FailureOr<std::vector<HostTensor>> run(func::FuncOp func,
+  /// Runs a block (a function or tl.fusion body) and returns the operands
+  /// of its terminator.
+  FailureOr<std::vector<HostTensor>> run(Block &body, Operation *where,
                                          const std::vector<HostTensor> &args);
 
 private:
@@ -109,26 +112,24 @@ void Interpreter::set(Value v, HostTensor t) {
 }
 
 FailureOr<std::vector<HostTensor>>
-Interpreter::run(func::FuncOp func, const std::vector<HostTensor> &args) {
-  Block &body = func.getBody().front();
+Interpreter::run(Block &body, Operation *where, const std::vector<HostTensor> &args) {
   if (args.size() != body.getNumArguments())
-    return func.emitError() << "evaluator: function takes "
-                            << body.getNumArguments() << " arguments, got "
-                            << args.size();
+    return where->emitError() << "evaluator: expected " << body.getNumArguments()
+                              << " arguments, got " << args.size();
   for (auto [i, arg] : llvm::enumerate(body.getArguments())) {
     std::vector<int64_t> shape = shapeOf(arg);
     if (args[i].shape != shape || args[i].numel() != HostTensor::count(shape))
-      return func.emitError() << "evaluator: argument #" << i
-                              << " does not have the shape of " << arg.getType();
+      return where->emitError() << "evaluator: argument #" << i
+                                << " does not have the shape of " << arg.getType();
     set(arg, args[i]);
   }
   for (Operation &op : body)
     for (Value operand : op.getOperands()) lastUse[operand] = &op;
 
   for (Operation &op : body) {
-    if (auto ret = dyn_cast<func::ReturnOp>(op)) {
+    if (op.hasTrait<OpTrait::IsTerminator>()) {
       std::vector<HostTensor> results;
-      for (Value v : ret.getOperands()) results.push_back(get(v));
+      for (Value v : op.getOperands()) results.push_back(get(v));
       return results;
     }
     if (failed(execute(&op)))
@@ -136,7 +137,7 @@ Interpreter::run(func::FuncOp func, const std::vector<HostTensor> &args) {
     for (Value operand : op.getOperands())
       if (lastUse[operand] == &op) env.erase(operand);
   }
-  return func.emitError("evaluator: function has no return");
+  return where->emitError("evaluator: block has no terminator");
 }
 
 HostTensor Interpreter::reduce(Operation *op, int64_t axis, bool max, bool mean) {
@@ -242,6 +243,23 @@ FailureOr<HostTensor> Interpreter::scatterAdd(ScatterAddOp op) {
 }
 
 LogicalResult Interpreter::execute(Operation *op) {
+  if (isFusedOp(op) || isa<FusionOp>(op)) {
+    std::vector<const HostTensor *> operands;
+    for (Value v : op->getOperands()) operands.push_back(&get(v));
+    FailureOr<std::vector<HostTensor>> results = failure();
+    if (auto fusion = dyn_cast<FusionOp>(op)) {
+      std::vector<HostTensor> inputs;
+      for (const HostTensor *t : operands) inputs.push_back(*t);
+      results = Interpreter(precision).run(fusion.getBody().front(), op, inputs);
+    } else {
+      results = runFusedOp(op, operands);
+    }
+    if (failed(results))
+      return failure();
+    for (auto [value, tensor] : llvm::zip(op->getResults(), *results))
+      set(value, std::move(tensor));
+    return success();
+  }
   FailureOr<HostTensor> result =
       llvm::TypeSwitch<Operation *, FailureOr<HostTensor>>(op)
           .Case([&](NegOp) { return unary(op, [](double x) { return -x; }); })
@@ -370,5 +388,5 @@ LogicalResult Interpreter::execute(Operation *op) {
 FailureOr<std::vector<HostTensor>>
 mlir::tl::evaluate(func::FuncOp func, const std::vector<HostTensor> &args,
                    Precision precision) {
-  return Interpreter(precision).run(func, args);
+  return Interpreter(precision).run(func.getBody().front(), func, args);
 }

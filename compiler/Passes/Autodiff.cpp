@@ -100,11 +100,9 @@ LogicalResult differentiate(func::FuncOp func) {
     if (!rule)
       return op->emitOpError("has no derivative rule but lies on a path from a "
                              "parameter to the loss (tl-autodiff)");
+    // Null for results that do not reach the loss (saved statistics).
     SmallVector<Value> resultCotangents;
-    for (Value r : op->getResults()) {
-      Value c = cotangent.lookup(r);
-      resultCotangents.push_back(c || !isFloatTensor(r) ? c : zerosOf(b, op->getLoc(), r.getType()));
-    }
+    for (Value r : op->getResults()) resultCotangents.push_back(cotangent.lookup(r));
     SmallVector<Value> operandCotangents;
     if (failed(rule.buildVjp(b, resultCotangents, operandCotangents)))
       return failure();

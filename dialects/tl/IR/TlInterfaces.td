@@ -19,8 +19,10 @@ def TL_DifferentiableOpInterface : OpInterface<"DifferentiableOpInterface"> {
     InterfaceMethod<[{
         Builds, at the builder's insertion point, the cotangent of every
         operand from `resultCotangents` (one per result, of the result's
-        type). `operandCotangents` receives one value per operand, of that
-        operand's type, or a null value for operands that carry no gradient.
+        type; null for a result that does not reach the loss, such as saved
+        statistics). `operandCotangents` receives one value per operand, of
+        that operand's type, or a null value for operands that carry no
+        gradient.
       }],
       "::mlir::LogicalResult", "buildVjp",
       (ins "::mlir::OpBuilder &":$builder,

@@ -375,4 +375,6 @@ def TL_ScatterAddOp : TL_Op<"scatter_add", [Pure, TL_Vjp]> {
   let hasVerifier = 1;
 }
 
+include "dialects/tl/IR/TlFusedOps.td"
+
 #endif // TL_OPS_TD

@@ -1,0 +1,232 @@
+//===- TlFusedOps.cpp - fused ops: builders, verifiers, derivative rules -===//
+#include "dialects/tl/IR/TlOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/BuiltinAttributes.h"
+
+using namespace mlir;
+using namespace mlir::tl;
+
+namespace {
+
+RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
+
+/// The shape of `t` without its last dimension, with t's element type.
+RankedTensorType rowsOf(RankedTensorType t) {
+  return RankedTensorType::get(t.getShape().drop_back(), t.getElementType());
+}
+
+/// Checks the operands of a norm over the last axis: a `[D]` weight (and
+/// bias) for an input `[..., D]`, and per-row statistics `[...]`.
+LogicalResult verifyNorm(Operation *op, RankedTensorType input,
+                         ArrayRef<Value> perChannel, ArrayRef<Value> perRow) {
+  if (input.getRank() < 1)
+    return op->emitOpError("input must have rank >= 1");
+  int64_t d = input.getShape().back();
+  for (Value v : perChannel)
+    if (typeOf(v) != RankedTensorType::get({d}, input.getElementType()))
+      return op->emitOpError() << "weight and bias must be tensor<" << d << "x"
+                               << input.getElementType() << ">, got "
+                               << v.getType();
+  for (Value v : perRow)
+    if (typeOf(v) != rowsOf(input))
+      return op->emitOpError() << "per-row statistics must be " << rowsOf(input)
+                               << ", got " << v.getType();
+  return success();
+}
+
+} // namespace
+
+//===----------------------------------------------------------------------===//
+// Builders
+//===----------------------------------------------------------------------===//
+
+void RmsNormOp::build(OpBuilder &b, OperationState &state, Value input,
+                      Value weight, double eps) {
+  build(b, state, input.getType(), rowsOf(typeOf(input)), input, weight,
+        b.getF64FloatAttr(eps));
+}
+
+void AddRmsNormOp::build(OpBuilder &b, OperationState &state, Value lhs,
+                         Value rhs, Value weight, double eps) {
+  build(b, state, lhs.getType(), lhs.getType(), rowsOf(typeOf(lhs)), lhs, rhs,
+        weight, b.getF64FloatAttr(eps));
+}
+
+void LayerNormOp::build(OpBuilder &b, OperationState &state, Value input,
+                        Value weight, Value bias, double eps) {
+  RankedTensorType rows = rowsOf(typeOf(input));
+  build(b, state, input.getType(), rows, rows, input, weight, bias,
+        b.getF64FloatAttr(eps));
+}
+
+void AttentionOp::build(OpBuilder &b, OperationState &state, Value query,
+                        Value key, Value value, double scale, bool causal) {
+  RankedTensorType q = typeOf(query);
+  build(b, state, q, rowsOf(q), query, key, value, b.getF64FloatAttr(scale),
+        causal ? b.getUnitAttr() : UnitAttr());
+}
+
+void CrossEntropyOp::build(OpBuilder &b, OperationState &state, Value logits,
+                           Value targets, IntegerAttr ignoreIndex) {
+  RankedTensorType l = typeOf(logits);
+  build(b, state, RankedTensorType::get({}, l.getElementType()), rowsOf(l),
+        logits, targets, ignoreIndex);
+}
+
+//===----------------------------------------------------------------------===//
+// Verifiers
+//===----------------------------------------------------------------------===//
+
+LogicalResult RmsNormOp::verify() {
+  if (getResult().getType() != getInput().getType())
+    return emitOpError("result must have the input's type");
+  return verifyNorm(*this, getInput().getType(), {getWeight()}, {getRstd()});
+}
+
+LogicalResult AddRmsNormOp::verify() {
+  Type t = getLhs().getType();
+  if (getRhs().getType() != t || getSum().getType() != t ||
+      getResult().getType() != t)
+    return emitOpError("lhs, rhs, sum and result must share one type");
+  return verifyNorm(*this, getLhs().getType(), {getWeight()}, {getRstd()});
+}
+
+LogicalResult LayerNormOp::verify() {
+  if (getResult().getType() != getInput().getType())
+    return emitOpError("result must have the input's type");
+  return verifyNorm(*this, getInput().getType(), {getWeight(), getBias()},
+                    {getMean(), getRstd()});
+}
+
+LogicalResult RopeOp::verify() {
+  RankedTensorType x = getInput().getType(), c = getCos().getType();
+  if (x.getRank() < 2)
+    return emitOpError("input must have rank >= 2 ([..., T, D])");
+  int64_t t = x.getDimSize(x.getRank() - 2), d = x.getShape().back();
+  if (d % 2 != 0)
+    return emitOpError() << "the rotated dimension (" << d << ") must be even";
+  if (c != getSin().getType())
+    return emitOpError("cos and sin tables must share one type");
+  if (c.getRank() != 2 || c.getDimSize(1) != d ||
+      c.getElementType() != x.getElementType())
+    return emitOpError() << "tables must be [positions, " << d << "] of "
+                         << x.getElementType() << ", got " << c;
+  if (getOffset() < 0 || getOffset() + t > c.getDimSize(0))
+    return emitOpError() << "positions [" << getOffset() << ", "
+                         << getOffset() + t << ") exceed the " << c.getDimSize(0)
+                         << "-row tables";
+  return success();
+}
+
+LogicalResult AttentionOp::verify() {
+  RankedTensorType q = getQuery().getType(), k = getKey().getType();
+  if (q.getRank() != 4 || k.getRank() != 4)
+    return emitOpError("query, key and value must be [B, heads, T, D]");
+  if (k != getValue().getType())
+    return emitOpError("key and value must share one type");
+  if (q.getElementType() != k.getElementType() || q.getDimSize(0) != k.getDimSize(0) ||
+      q.getDimSize(3) != k.getDimSize(3))
+    return emitOpError("query and key differ in batch, head size or element type");
+  int64_t heads = q.getDimSize(1), kvHeads = k.getDimSize(1);
+  if (heads % kvHeads != 0)
+    return emitOpError() << "key/value heads (" << kvHeads
+                         << ") must divide query heads (" << heads << ")";
+  if (getCausal() && q.getDimSize(2) != k.getDimSize(2))
+    return emitOpError("causal attention needs as many keys as queries");
+  if (getResult().getType() != q || getLse().getType() != rowsOf(q))
+    return emitOpError() << "results must be " << q << " and " << rowsOf(q);
+  return success();
+}
+
+LogicalResult CrossEntropyOp::verify() {
+  RankedTensorType l = getLogits().getType(), t = getTargets().getType();
+  if (l.getRank() != 2 || t.getRank() != 1 || t.getDimSize(0) != l.getDimSize(0))
+    return emitOpError() << "logits must be [N, V] and targets [N], got " << l
+                         << " and " << t;
+  if (getLoss().getType() != RankedTensorType::get({}, l.getElementType()) ||
+      getLse().getType() != rowsOf(l))
+    return emitOpError("loss must be a scalar and lse [N], of the logits' type");
+  return success();
+}
+
+LogicalResult FusionOp::verify() {
+  Block &body = getBody().front();
+  if (body.getArgumentTypes() != getInputs().getTypes())
+    return emitOpError("body arguments must match the operands' types");
+  auto yield = cast<YieldOp>(body.getTerminator());
+  if (yield.getValues().getTypes() != getResultTypes())
+    return emitOpError("yielded values must match the results' types");
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Derivative rules: each forward op's rule emits its fused backward op.
+// A result that does not reach the loss has a null cotangent.
+//===----------------------------------------------------------------------===//
+
+LogicalResult RmsNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
+                                  SmallVectorImpl<Value> &out) {
+  auto grad = b.create<RmsNormGradOp>(getLoc(), getInput().getType(),
+                                      getWeight().getType(), cot[0], getInput(),
+                                      getWeight(), getRstd());
+  out.append({grad.getInputGrad(), grad.getWeightGrad()});
+  return success();
+}
+
+LogicalResult AddRmsNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
+                                     SmallVectorImpl<Value> &out) {
+  Value dsum = cot[0], dweight;
+  if (Value gy = cot[1]) {
+    auto grad = b.create<RmsNormGradOp>(getLoc(), getSum().getType(),
+                                        getWeight().getType(), gy, getSum(),
+                                        getWeight(), getRstd());
+    dsum = dsum ? b.create<AddOp>(getLoc(), dsum, grad.getInputGrad()).getResult()
+                : grad.getInputGrad();
+    dweight = grad.getWeightGrad();
+  } else {
+    RankedTensorType w = getWeight().getType();
+    dweight = b.create<ConstantOp>(
+        getLoc(), DenseElementsAttr::get(w, b.getFloatAttr(w.getElementType(), 0.0)));
+  }
+  out.append({dsum, dsum, dweight});
+  return success();
+}
+
+LogicalResult LayerNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
+                                    SmallVectorImpl<Value> &out) {
+  auto grad = b.create<LayerNormGradOp>(
+      getLoc(), getInput().getType(), getWeight().getType(),
+      getBias().getType(), cot[0], getInput(), getWeight(), getMean(), getRstd());
+  out.append({grad.getInputGrad(), grad.getWeightGrad(), grad.getBiasGrad()});
+  return success();
+}
+
+bool RopeOp::isDifferentiableOperand(unsigned index) { return index == 0; }
+
+LogicalResult RopeOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
+                               SmallVectorImpl<Value> &out) {
+  out.push_back(b.create<RopeGradOp>(getLoc(), cot[0].getType(), cot[0], getCos(),
+                                     getSin(), getOffset()));
+  out.append({Value(), Value()});
+  return success();
+}
+
+LogicalResult AttentionOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
+                                    SmallVectorImpl<Value> &out) {
+  auto grad = b.create<AttentionGradOp>(
+      getLoc(), getQuery().getType(), getKey().getType(), getValue().getType(),
+      cot[0], getQuery(), getKey(), getValue(), getResult(), getLse(),
+      getScaleAttr(), getCausalAttr());
+  out.append({grad.getQueryGrad(), grad.getKeyGrad(), grad.getValueGrad()});
+  return success();
+}
+
+LogicalResult CrossEntropyOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
+                                       SmallVectorImpl<Value> &out) {
+  out.push_back(b.create<CrossEntropyGradOp>(
+      getLoc(), getLogits().getType(), cot[0], getLogits(), getTargets(),
+      getLse(), getIgnoreIndexAttr()));
+  out.push_back(Value());
+  return success();
+}
