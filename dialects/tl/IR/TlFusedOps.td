@@ -76,8 +76,7 @@ def TL_RmsNormGradOp : TL_Op<"rmsnorm_grad", [Pure,
 }
 
 def TL_LayerNormOp : TL_Op<"layernorm", [Pure, TL_Vjp,
-    AllTypesMatch<["input", "result"]>, AllTypesMatch<["weight", "bias"]>,
-    AllTypesMatch<["mean", "rstd"]>]> {
+    AllTypesMatch<["input", "result"]>, AllTypesMatch<["weight", "bias"]>]> {
   let summary = "fused LayerNorm over the last axis";
   let description = [{
     `y = (x - mean) * rsqrt(var + eps) * weight + bias` with the biased
@@ -86,7 +85,7 @@ def TL_LayerNormOp : TL_Op<"layernorm", [Pure, TL_Vjp,
     Example:
 
     ```mlir
-    %y, %mean, %rstd = tl.layernorm %x, %w, %b eps = 1.0e-05 : tensor<4x64xf32>, tensor<64xf32> -> tensor<4xf32>
+    %y, %mean, %rstd = tl.layernorm %x, %w, %b eps = 1.0e-05 : tensor<4x64xf32>, tensor<64xf32> -> tensor<4xf32>, tensor<4xf32>
     ```
   }];
   let arguments = (ins TL_FloatTensor:$input, TL_FloatTensor:$weight,
@@ -95,7 +94,7 @@ def TL_LayerNormOp : TL_Op<"layernorm", [Pure, TL_Vjp,
                       TL_FloatTensor:$rstd);
   let builders = [OpBuilder<(ins "::mlir::Value":$input, "::mlir::Value":$weight, "::mlir::Value":$bias, "double":$eps)>];
   let assemblyFormat = [{
-    $input `,` $weight `,` $bias `eps` `=` $eps attr-dict `:` type($input) `,` type($weight) `->` type($rstd)
+    $input `,` $weight `,` $bias `eps` `=` $eps attr-dict `:` type($input) `,` type($weight) `->` type($mean) `,` type($rstd)
   }];
   let hasVerifier = 1;
 }
