@@ -11,6 +11,7 @@ int main(int argc, char **argv) {
   mlir::tl::registerTlDialects(registry);
   mlir::registerTransformsPasses();
   mlir::tl::registerTlPasses();
+  mlir::tl::registerTlPipelines();
   return mlir::asMainReturnCode(
       mlir::MlirOptMain(argc, argv, "tlc optimizer driver\n", registry));
 }

@@ -34,9 +34,11 @@ constexpr const char *kUsage = R"(usage: tlc <command> [options]
 
 commands:
   emit tinyllama --preset tiny|124m|1.1b [--set k=v,...] [--dtype f32|f64|bf16|f16]
-                 [--train-step] [-o FILE]
+                 [--train-step | --fused] [-o FILE]
       Emit the model's forward + loss function as tl MLIR (stdout by default);
-      with --train-step, the training step (loss and every parameter's gradient).
+      with --train-step, the training step (loss and every parameter's gradient);
+      with --fused, the training step after the default pipeline (forward
+      fusion, autodiff, elementwise fusion).
   info FILE.mlir [--json]
       Print the model config, parameters (names, shapes, dtypes) and the total count.
   eval FILE.mlir --weights W.safetensors --tokens T.bin [--precision f32|f64] [--json]
@@ -151,6 +153,7 @@ int emitCommand(Args &args) {
   args.option("-o", output);
   args.option("--dtype", dtype);
   bool trainStep = args.flag("--train-step");
+  bool fused = args.flag("--fused");
   std::vector<std::string> words = args.positional();
   if (words.size() != 1 || words[0] != "tinyllama")
     throw std::string("emit: expected the model name 'tinyllama'");
@@ -170,9 +173,10 @@ int emitCommand(Args &args) {
     llvm::errs() << "tlc: internal error: the emitted module does not verify\n";
     return 1;
   }
-  if (trainStep) {
+  if (trainStep || fused) {
     PassManager pm(&context);
-    pm.addPass(createTlAutodiff());
+    if (fused) buildTrainPipeline(pm);
+    else pm.addPass(createTlAutodiff());
     if (failed(pm.run(*module))) return 1;
   }
   std::string error;

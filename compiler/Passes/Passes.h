@@ -19,6 +19,12 @@ namespace mlir::tl {
 #define GEN_PASS_REGISTRATION
 #include "compiler/Passes/Passes.h.inc"
 
+/// The default pipeline: CSE, forward fusion (rmsnorm, rope, attention,
+/// cross-entropy), tl-autodiff, CSE, elementwise fusion.
+void buildTrainPipeline(OpPassManager &pm);
+/// Registers `tl-train-pipeline` for tlc-opt.
+void registerTlPipelines();
+
 } // namespace mlir::tl
 
 #endif // TL_COMPILER_PASSES_H

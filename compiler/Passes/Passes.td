@@ -24,4 +24,69 @@ def TlAutodiff : Pass<"tl-autodiff", "ModuleOp"> {
   let dependentDialects = ["::mlir::tl::TLDialect"];
 }
 
+// Every fusion pass takes `report`: emit a remark for each fusion and for
+// each near-miss with the reason it was refused (`tlc-opt ... --mlir-print...`
+// not needed: remarks go to stderr).
+class TL_FusionPass<string flag, string what> : Pass<flag, "ModuleOp"> {
+  let options = [
+    Option<"report", "report", "bool", /*default=*/"false",
+           "Emit a remark per fusion and per refused near-miss, with the reason">,
+  ];
+  let dependentDialects = ["::mlir::tl::TLDialect"];
+}
+
+def TlFuseRmsNorm : TL_FusionPass<"tl-fuse-rmsnorm", "RMSNorm"> {
+  let summary = "Fuse RMSNorm (with its residual add) and LayerNorm";
+  let description = [{
+    Replaces `x * rsqrt(mean(x^2, -1) + eps) * w` (also written with
+    `x * x`, `sum / n`, `x / sqrt(...)`, either operand order) by
+    `tl.rmsnorm`; when `x` is a residual `a + b`, by `tl.add_rmsnorm`, which
+    also yields the sum. `(x - mean(x)) * rsqrt(mean((x - mean)^2) + eps) * w + b`
+    becomes `tl.layernorm`. Refuses near-misses: a reduction over another
+    axis, eps outside the square root, a mean of another tensor's square.
+  }];
+}
+
+def TlFuseRope : TL_FusionPass<"tl-fuse-rope", "rotary embedding"> {
+  let summary = "Fuse rotary position embedding (rotate-half layout)";
+  let description = [{
+    Replaces `x * cos + concat(-x[D/2:], x[:D/2]) * sin` (tables `[T, D]`
+    broadcast over the leading axes, either operand order) by `tl.rope`.
+    Refuses uneven halves and the opposite rotation `concat(x2, -x1)`.
+  }];
+}
+
+def TlFuseAttention : TL_FusionPass<"tl-fuse-attention", "attention"> {
+  let summary = "Fuse scaled dot-product attention (causal, GQA)";
+  let description = [{
+    Replaces `softmax(scale * q k^T [masked]) v` by `tl.attention`. The
+    scale may multiply the scores or q, or divide the scores; the causal mask
+    may be a `select` with `-inf` or an added `-inf` mask; K/V heads repeated
+    for grouped-query attention (`h -> h / G`) are consumed unrepeated.
+    Refuses a non-causal mask (e.g. one that hides the diagonal), softmax over
+    another axis and a head grouping other than `h / G`.
+  }];
+}
+
+def TlFuseCrossEntropy : TL_FusionPass<"tl-fuse-cross-entropy", "cross-entropy"> {
+  let summary = "Fuse mean cross-entropy over logits";
+  let description = [{
+    Replaces `mean(logsumexp(logits) - logits[target])` with the target
+    logit picked by a one-hot `select` by `tl.cross_entropy`.
+  }];
+}
+
+def TlFuseElementwise : TL_FusionPass<"tl-fuse-elementwise", "elementwise group"> {
+  let summary = "Group elementwise chains and their reductions into tl.fusion ops";
+  let description = [{
+    Forms `tl.fusion` regions for code generation: starting from the last op
+    of a chain, pulls in elementwise producers, broadcasts, reshapes and
+    reductions whose results are used only inside the group. A producer with
+    users outside the group is recomputed inside it only when cheap (splat
+    constants, iota); otherwise it stays a separate group, so expensive work
+    (exp, log, reductions) is never duplicated. Matmuls, fused ops,
+    transposes, slices, concats and gathers are boundaries.
+  }];
+}
+
 #endif // TL_COMPILER_PASSES_TD

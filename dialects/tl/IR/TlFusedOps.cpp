@@ -112,10 +112,10 @@ LogicalResult RopeOp::verify() {
       c.getElementType() != x.getElementType())
     return emitOpError() << "tables must be [positions, " << d << "] of "
                          << x.getElementType() << ", got " << c;
-  if (getOffset() < 0 || getOffset() + t > c.getDimSize(0))
-    return emitOpError() << "positions [" << getOffset() << ", "
-                         << getOffset() + t << ") exceed the " << c.getDimSize(0)
-                         << "-row tables";
+  auto offset = static_cast<int64_t>(getOffset());
+  if (offset < 0 || offset + t > c.getDimSize(0))
+    return emitOpError() << "positions [" << offset << ", " << offset + t
+                         << ") exceed the " << c.getDimSize(0) << "-row tables";
   return success();
 }
 

@@ -1,0 +1,118 @@
+//===- Matchers.cpp - helpers for recognising primitive patterns ---------===//
+#include "compiler/Passes/Matchers.h"
+
+#include "mlir/IR/BuiltinAttributes.h"
+
+namespace mlir::tl::match {
+
+static SmallVector<int64_t> withoutUnitDims(RankedTensorType t) {
+  SmallVector<int64_t> dims;
+  for (int64_t d : t.getShape())
+    if (d != 1) dims.push_back(d);
+  return dims;
+}
+
+Value skipUnitReshapes(Value v) {
+  while (auto r = def<ReshapeOp>(v)) {
+    if (withoutUnitDims(r.getInput().getType()) != withoutUnitDims(r.getResult().getType()))
+      break;
+    v = r.getInput();
+  }
+  return v;
+}
+
+Value skipBroadcasts(Value v) {
+  v = skipUnitReshapes(v);
+  while (auto b = def<BroadcastOp>(v)) v = skipUnitReshapes(b.getInput());
+  return v;
+}
+
+std::optional<double> splatValue(Value v) {
+  auto c = def<ConstantOp>(skipBroadcasts(v));
+  if (!c) return std::nullopt;
+  auto dense = dyn_cast<DenseFPElementsAttr>(c.getValue());
+  if (!dense || !dense.isSplat()) return std::nullopt;
+  return dense.getSplatValue<APFloat>().convertToDouble();
+}
+
+bool matchSquare(Value v, Value &x) {
+  if (auto p = def<PowOp>(v)) {
+    if (p.getExponent().convertToDouble() != 2.0) return false;
+    x = p.getInput();
+    return true;
+  }
+  if (auto m = def<MulOp>(v)) {
+    if (m.getLhs() != m.getRhs()) return false;
+    x = m.getLhs();
+    return true;
+  }
+  return false;
+}
+
+template <typename ReduceOp>
+static bool lastAxisReduce(Value v, Value &of, std::string &why) {
+  auto r = def<ReduceOp>(v);
+  if (!r) return false;
+  int64_t last = r.getInput().getType().getRank() - 1;
+  if (static_cast<int64_t>(r.getAxis()) != last) {
+    why = "the reduction is over axis " + std::to_string(r.getAxis()) +
+          ", not the last axis";
+    return false;
+  }
+  of = r.getInput();
+  return true;
+}
+
+bool matchLastAxisMean(Value v, Value &of, std::string &why) {
+  v = skipUnitReshapes(v);
+  if (lastAxisReduce<ReduceMeanOp>(v, of, why)) return true;
+  // sum * (1/n), sum / n
+  Operation *op = v.getDefiningOp();
+  if (!op || !isa<MulOp, DivOp>(op)) return false;
+  return eitherOrder(op, [&](Value a, Value b) {
+    Value sumOf;
+    std::optional<double> c = splatValue(b);
+    if (!c || !lastAxisReduce<ReduceSumOp>(skipUnitReshapes(a), sumOf, why)) return false;
+    double n = static_cast<double>(cast<RankedTensorType>(sumOf.getType()).getShape().back());
+    double expect = isa<MulOp>(op) ? 1.0 / n : n;
+    if (std::abs(*c - expect) > 1e-6 * std::abs(expect)) {
+      why = "the sum is scaled by " + std::to_string(*c) + ", not by the mean's 1/" +
+            std::to_string(static_cast<int64_t>(n));
+      return false;
+    }
+    of = sumOf;
+    return true;
+  });
+}
+
+Value perRowFactor(Value v) {
+  auto b = def<BroadcastOp>(skipUnitReshapes(v));
+  if (!b) return {};
+  RankedTensorType out = b.getResult().getType();
+  Value in = skipUnitReshapes(b.getInput());
+  auto inType = cast<RankedTensorType>(in.getType());
+  // The factor varies over every axis but the last.
+  if (inType.getNumElements() * out.getShape().back() != out.getNumElements()) return {};
+  return in;
+}
+
+Value perChannelVector(Value v) {
+  auto b = def<BroadcastOp>(v);
+  if (!b) return {};
+  RankedTensorType in = b.getInput().getType(), out = b.getResult().getType();
+  if (in.getRank() != 1 || b.getDims().back() != out.getRank() - 1 ||
+      in.getDimSize(0) != out.getShape().back())
+    return {};
+  return b.getInput();
+}
+
+void FusionReport::fused(Operation *at, const Twine &what) const {
+  if (enabled) at->emitRemark() << pass << ": fused " << what;
+}
+
+void FusionReport::refused(Operation *at, const Twine &what, const Twine &why) const {
+  if (enabled && refusedAt.insert(at).second)
+    at->emitRemark() << pass << ": not fused as " << what << ": " << why;
+}
+
+} // namespace mlir::tl::match
