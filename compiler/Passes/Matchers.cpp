@@ -3,6 +3,9 @@
 
 #include "mlir/IR/BuiltinAttributes.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 namespace mlir::tl::match {
 
 static SmallVector<int64_t> withoutUnitDims(RankedTensorType t) {
@@ -32,7 +35,21 @@ std::optional<double> splatValue(Value v) {
   if (!c) return std::nullopt;
   auto dense = dyn_cast<DenseFPElementsAttr>(c.getValue());
   if (!dense || !dense.isSplat()) return std::nullopt;
-  return dense.getSplatValue<APFloat>().convertToDouble();
+  // A narrower float (an f32 eps) is read as its shortest decimal, so that
+  // 1e-5f becomes 1e-5, not 9.99999974e-6: the difference is far below its
+  // own precision and fused ops carry readable attributes.
+  APFloat value = dense.getSplatValue<APFloat>();
+  double exact = value.convertToDouble();
+  if (&value.getSemantics() == &APFloat::IEEEdouble()) return exact;
+  for (int digits = 1; digits <= 17; ++digits) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.*g", digits, exact);
+    APFloat shortest(std::strtod(text, nullptr));
+    bool lost;
+    shortest.convert(value.getSemantics(), APFloat::rmNearestTiesToEven, &lost);
+    if (shortest.bitwiseIsEqual(value)) return std::strtod(text, nullptr);
+  }
+  return exact;
 }
 
 bool matchSquare(Value v, Value &x) {

@@ -4,7 +4,9 @@ independent PyTorch Llama (Debian's python3-torch) on random weights and tokens.
 
 Loss: relative error below 1e-10 in f64, below 1e-5 in f32. Gradients of the
 training step (tl-autodiff) against torch autograd, per parameter tensor
-(||ours - torch|| / ||torch||): below 1e-9 in f64, below 1e-4 in f32.
+(||ours - torch|| / ||torch||): below 1e-9 in f64, below 1e-4 in f32. Each is
+checked for the plain training step (`--train-step`) and for the output of the
+default pipeline with every fusion (`--fused`, "f64-fused"/"f32-fused").
 Run with /usr/bin/python3.
 """
 import argparse
@@ -53,12 +55,13 @@ def check(tlc, name, preset, overrides, workdir, seed):
     rng = np.random.default_rng(seed)
     paths = {}
     for dtype in ("f64", "f32"):
-        paths[dtype] = os.path.join(workdir, f"{name}.{dtype}.mlir")
-        cmd = [tlc, "emit", "tinyllama", "--preset", preset, "--dtype", dtype, "--train-step",
-               "-o", paths[dtype]]
-        if overrides:
-            cmd += ["--set", overrides]
-        run(cmd)
+        for variant, flag in (("", "--train-step"), ("-fused", "--fused")):
+            paths[dtype + variant] = os.path.join(workdir, f"{name}.{dtype}{variant}.mlir")
+            cmd = [tlc, "emit", "tinyllama", "--preset", preset, "--dtype", dtype, flag,
+                   "-o", paths[dtype + variant]]
+            if overrides:
+                cmd += ["--set", overrides]
+            run(cmd)
     info = json.loads(run([tlc, "info", paths["f64"], "--json"]))
     assert info["outputs"][0]["name"] == "loss"
     assert [g["name"] for g in info["gradients"]] == [p["name"] for p in info["parameters"]]
@@ -76,9 +79,12 @@ def check(tlc, name, preset, overrides, workdir, seed):
     write_shard(shard, tokens)
 
     ok = True
-    for dtype, wpath, tdtype in (("f64", w64, torch.float64), ("f32", w32, torch.float32)):
-        gpath = os.path.join(workdir, f"{name}.grads.{dtype}.safetensors")
-        out = json.loads(run([tlc, "eval", paths[dtype], "--weights", wpath, "--tokens", shard,
+    runs = [("f64", w64, torch.float64), ("f32", w32, torch.float32),
+            ("f64-fused", w64, torch.float64), ("f32-fused", w32, torch.float32)]
+    for variant, wpath, tdtype in runs:
+        dtype = variant[:3]
+        gpath = os.path.join(workdir, f"{name}.grads.{variant}.safetensors")
+        out = json.loads(run([tlc, "eval", paths[variant], "--weights", wpath, "--tokens", shard,
                               "--precision", dtype, "--json", "--dump-grads", gpath]))
         w = {k: torch.tensor(v, dtype=tdtype, requires_grad=True) for k, v in weights.items()}
         losses = []
@@ -91,7 +97,7 @@ def check(tlc, name, preset, overrides, workdir, seed):
         rel = abs(out["loss"] - expect) / abs(expect)
         passed = out["micro_batches"] == 2 and rel < TOLERANCE[dtype]
         ok &= passed
-        print(f"{name:12s} {dtype}  tlc {out['loss']:.15f}  torch {expect:.15f}  "
+        print(f"{name:12s} {variant:9s}  tlc {out['loss']:.15f}  torch {expect:.15f}  "
               f"rel.err {rel:.2e}  (< {TOLERANCE[dtype]:.0e})  {'ok' if passed else 'FAIL'}", flush=True)
         grads = read_safetensors(gpath)
         errors = {}
@@ -102,9 +108,9 @@ def check(tlc, name, preset, overrides, workdir, seed):
         worst = errors[worst_name]
         gpassed = set(grads) == set(w) and all(e < GRAD_TOLERANCE[dtype] for e in errors.values())
         ok &= gpassed
-        print(f"{name:12s} {dtype}  gradients of {len(grads)} tensors: worst rel.err {worst:.2e} "
+        print(f"{name:12s} {variant:9s}  gradients of {len(grads)} tensors: worst rel.err {worst:.2e} "
               f"({worst_name})  (< {GRAD_TOLERANCE[dtype]:.0e})  {'ok' if gpassed else 'FAIL'}", flush=True)
-        if dtype == "f64":
+        if variant == "f64":
             # The comparison must be able to fail: a small change to the rotary
             # base or the causal mask moves the loss far beyond the tolerance.
             moved = dict(cfg, rope_theta=cfg["rope_theta"] * 1.01)
