@@ -59,7 +59,8 @@ bool matchPickedLogit(Value v, Value &logits, Value &targets, std::string &why) 
   std::optional<double> zero = splatValue(sel.getFalseValue());
   auto cmp = def<CmpOp>(sel.getCondition());
   if (!zero || *zero != 0.0 || !cmp || cmp.getPredicate() != CmpPredicate::eq) return false;
-  return eitherOrder(cmp, [&](Value a, Value b) {
+  // `eq` is symmetric even though tl.cmp is not commutative in general.
+  auto oneHot = [&](Value a, Value b) {
     auto iota = def<IotaOp>(a);
     if (!iota) return false;
     if (iota.getAxis() != 1) {
@@ -69,7 +70,8 @@ bool matchPickedLogit(Value v, Value &logits, Value &targets, std::string &why) 
     targets = skipBroadcasts(b);
     logits = sel.getTrueValue();
     return cast<RankedTensorType>(targets.getType()).getRank() == 1;
-  });
+  };
+  return oneHot(cmp.getLhs(), cmp.getRhs()) || oneHot(cmp.getRhs(), cmp.getLhs());
 }
 
 FailureOr<CrossEntropyMatch> matchCrossEntropy(Operation *root, std::string &why) {
