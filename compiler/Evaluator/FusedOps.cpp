@@ -243,6 +243,25 @@ Results crossEntropyGrad(const HostTensor &g, const HostTensor &logits,
   return std::vector<HostTensor>{d};
 }
 
+double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+Results swiglu(const HostTensor &gate, const HostTensor &up) {
+  HostTensor y(gate.shape);
+  for (int64_t i = 0; i < y.numel(); ++i)
+    y.data[i] = gate.data[i] * sigmoid(gate.data[i]) * up.data[i];
+  return std::vector<HostTensor>{y};
+}
+
+Results swigluGrad(const HostTensor &g, const HostTensor &gate, const HostTensor &up) {
+  HostTensor dgate(gate.shape), dup(gate.shape);
+  for (int64_t i = 0; i < g.numel(); ++i) {
+    double x = gate.data[i], s = sigmoid(x);
+    dgate.data[i] = g.data[i] * up.data[i] * s * (1 + x * (1 - s));
+    dup.data[i] = g.data[i] * x * s;
+  }
+  return std::vector<HostTensor>{dgate, dup};
+}
+
 std::optional<int64_t> ignoreIndex(std::optional<uint64_t> attr) {
   if (!attr) return std::nullopt;
   return static_cast<int64_t>(*attr);
@@ -253,7 +272,7 @@ std::optional<int64_t> ignoreIndex(std::optional<uint64_t> attr) {
 bool mlir::tl::isFusedOp(Operation *op) {
   return isa<RmsNormOp, AddRmsNormOp, RmsNormGradOp, LayerNormOp, LayerNormGradOp,
              RopeOp, RopeGradOp, AttentionOp, AttentionGradOp, CrossEntropyOp,
-             CrossEntropyGradOp>(op);
+             CrossEntropyGradOp, SwiGluOp, SwiGluGradOp>(op);
 }
 
 FailureOr<std::vector<HostTensor>>
@@ -289,6 +308,8 @@ mlir::tl::runFusedOp(Operation *op, const std::vector<const HostTensor *> &in) {
       .Case([&](CrossEntropyGradOp c) {
         return crossEntropyGrad(arg(0), arg(1), arg(2), arg(3), ignoreIndex(c.getIgnoreIndex()));
       })
+      .Case([&](SwiGluOp) { return swiglu(arg(0), arg(1)); })
+      .Case([&](SwiGluGradOp) { return swigluGrad(arg(0), arg(1), arg(2)); })
       .Default([&](Operation *) -> Results {
         return op->emitError() << "evaluator: '" << op->getName() << "' is not a fused op";
       });

@@ -89,4 +89,14 @@ def TlFuseElementwise : TL_FusionPass<"tl-fuse-elementwise", "elementwise group"
   }];
 }
 
+def TlFuseSwiGlu : TL_FusionPass<"tl-fuse-swiglu", "SwiGLU gate"> {
+  let summary = "Fuse silu(gate) * up into tl.swiglu (the tutorial's example)";
+  let description = [{
+    Replaces `silu(gate) * up`, or with silu written out as
+    `gate * sigmoid(gate)`, in either operand order, by `tl.swiglu`. Refuses
+    `x * sigmoid(y)` with `y != x` (a gated linear unit, not SiLU). The worked
+    example of docs/writing-a-fusion-pass.md; not in the default pipeline.
+  }];
+}
+
 #endif // TL_COMPILER_PASSES_TD

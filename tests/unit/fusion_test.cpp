@@ -9,6 +9,8 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/PassManager.h"
 
+#include <functional>
+
 #include "TestSupport.h"
 
 #include <cmath>
@@ -21,13 +23,19 @@ namespace {
 
 class FusionTest : public TlContextTest {
 protected:
-  OwningOpRef<ModuleOp> build(const std::string &overrides, bool fused) {
+  using Passes = std::function<void(OpPassManager &)>;
+
+  /// The primitive model after `before` (extra passes), then either plain
+  /// autodiff or the whole default pipeline.
+  OwningOpRef<ModuleOp> build(const std::string &overrides, bool fused,
+                              const Passes &before = nullptr) {
     auto config = tlc::models::preset("tiny");
     EXPECT_TRUE(static_cast<bool>(config));
     EXPECT_FALSE(static_cast<bool>(tlc::models::applyOverrides(*config, overrides)));
     OwningOpRef<ModuleOp> m =
         tlc::models::buildTinyLlama(context, *config, Builder(&context).getF64Type());
     PassManager pm(&context);
+    if (before) before(pm);
     if (fused) tl::buildTrainPipeline(pm);
     else pm.addPass(tl::createTlAutodiff());
     EXPECT_TRUE(succeeded(pm.run(*m))) << diagnostics;
@@ -62,8 +70,9 @@ protected:
     return succeeded(r) ? *r : std::vector<HostTensor>{};
   }
 
-  void expectEquivalent(const std::string &overrides) {
-    OwningOpRef<ModuleOp> plain = build(overrides, false), fused = build(overrides, true);
+  void expectEquivalent(const std::string &overrides, const Passes &before = nullptr) {
+    OwningOpRef<ModuleOp> plain = build(overrides, false);
+    OwningOpRef<ModuleOp> fused = before ? build(overrides, false, before) : build(overrides, true);
     std::vector<HostTensor> a = run(*plain, 7), b = run(*fused, 7);
     ASSERT_EQ(a.size(), b.size());
     EXPECT_NEAR(a[0].data[0], b[0].data[0], 1e-12 * std::abs(a[0].data[0]));
@@ -115,6 +124,17 @@ TEST_F(FusionTest, FusedStepHasTheExpectedOpsPerLayer) {
   // Nothing left of the primitive softmax or one-hot cross-entropy.
   EXPECT_EQ(count<tl::ReduceMaxOp>(*m), 0);
   EXPECT_EQ(count<tl::CmpOp>(*m), 0);
+}
+
+// The tutorial's worked example (docs/writing-a-fusion-pass.md).
+TEST_F(FusionTest, SwiGluExampleMatchesUnfused) {
+  const std::string config = "layers=2,dim=64,heads=8,kv_heads=2,ffn=96,vocab=97,seq=16,micro_batch=2";
+  Passes swiglu = [](OpPassManager &pm) { pm.addPass(tl::createTlFuseSwiGlu()); };
+  expectEquivalent(config, swiglu);
+  OwningOpRef<ModuleOp> m = build(config, false, swiglu);
+  EXPECT_EQ(count<tl::SwiGluOp>(*m), 2);
+  EXPECT_EQ(count<tl::SwiGluGradOp>(*m), 2);
+  EXPECT_EQ(count<tl::SiluOp>(*m), 0);
 }
 
 }  // namespace

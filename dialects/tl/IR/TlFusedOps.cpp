@@ -230,3 +230,11 @@ LogicalResult CrossEntropyOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
   out.push_back(Value());
   return success();
 }
+
+LogicalResult SwiGluOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
+                                 SmallVectorImpl<Value> &out) {
+  auto grad = b.create<SwiGluGradOp>(getLoc(), getGate().getType(), getUp().getType(),
+                                     cot[0], getGate(), getUp());
+  out.append({grad.getGateGrad(), grad.getUpGrad()});
+  return success();
+}

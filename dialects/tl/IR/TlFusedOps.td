@@ -272,6 +272,48 @@ def TL_CrossEntropyGradOp : TL_Op<"cross_entropy_grad", [Pure,
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// Worked example of docs/writing-a-fusion-pass.md: SwiGLU's gate. Not in the
+// default pipeline (there tl-fuse-elementwise groups silu(gate) * up with
+// its neighbours), but complete: pass, rule, evaluator, tests.
+//===----------------------------------------------------------------------===//
+
+def TL_SwiGluOp : TL_Op<"swiglu", [Pure, Elementwise, SameOperandsAndResultType,
+                                   InferTypeOpInterface, TL_Vjp]> {
+  let summary = "SwiGLU gate: silu(gate) * up";
+  let description = [{
+    `result = gate * sigmoid(gate) * up`, elementwise. Created by
+    `tl-fuse-swiglu`; its derivative rule emits `tl.swiglu_grad`.
+
+    Example:
+
+    ```mlir
+    %h = tl.swiglu %gate, %up : tensor<2x16x64xf32>
+    ```
+  }];
+  let arguments = (ins TL_FloatTensor:$gate, TL_FloatTensor:$up);
+  let results = (outs TL_FloatTensor:$result);
+  let assemblyFormat = "$gate `,` $up attr-dict `:` type($result)";
+}
+
+def TL_SwiGluGradOp : TL_Op<"swiglu_grad", [Pure, Elementwise,
+    AllTypesMatch<["grad", "gate", "up", "gate_grad", "up_grad"]>]> {
+  let summary = "backward of the SwiGLU gate";
+  let description = [{
+    With `s = sigmoid(gate)`: `dgate = grad * up * s * (1 + gate * (1 - s))`
+    and `dup = grad * gate * s`.
+
+    Example:
+
+    ```mlir
+    %dg, %du = tl.swiglu_grad %g, %gate, %up : tensor<2x16x64xf32>
+    ```
+  }];
+  let arguments = (ins TL_FloatTensor:$grad, TL_FloatTensor:$gate, TL_FloatTensor:$up);
+  let results = (outs TL_FloatTensor:$gate_grad, TL_FloatTensor:$up_grad);
+  let assemblyFormat = "$grad `,` $gate `,` $up attr-dict `:` type($grad)";
+}
+
 def TL_FusionOp : TL_Op<"fusion", [Pure, IsolatedFromAbove,
     SingleBlockImplicitTerminator<"YieldOp">]> {
   let summary = "a group of elementwise ops and reductions fused into one kernel";
