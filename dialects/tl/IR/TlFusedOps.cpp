@@ -23,10 +23,10 @@ LogicalResult verifyNorm(Operation *op, RankedTensorType input,
   if (input.getRank() < 1)
     return op->emitOpError("input must have rank >= 1");
   int64_t d = input.getShape().back();
+  auto channel = RankedTensorType::get({d}, input.getElementType());
   for (Value v : perChannel)
-    if (typeOf(v) != RankedTensorType::get({d}, input.getElementType()))
-      return op->emitOpError() << "weight and bias must be tensor<" << d << "x"
-                               << input.getElementType() << ">, got "
+    if (typeOf(v) != channel)
+      return op->emitOpError() << "weight and bias must be " << channel << ", got "
                                << v.getType();
   for (Value v : perRow)
     if (typeOf(v) != rowsOf(input))

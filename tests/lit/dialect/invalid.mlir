@@ -313,3 +313,71 @@ func.func @model_not_dict() attributes {tl.model = 3 : i64} {
 func.func @model_field() attributes {tl.model = {dims = [1, 2]}} {
   return
 }
+
+// -----
+
+func.func @rmsnorm_weight(%x: tensor<4x8xf32>, %w: tensor<7xf32>) {
+  // expected-error @+1 {{weight and bias must be 'tensor<8xf32>', got 'tensor<7xf32>'}}
+  %y, %r = tl.rmsnorm %x, %w eps = 1.0e-5 : tensor<4x8xf32>, tensor<7xf32> -> tensor<4xf32>
+  return
+}
+
+// -----
+
+func.func @rmsnorm_rstd(%x: tensor<4x8xf32>, %w: tensor<8xf32>) {
+  // expected-error @+1 {{per-row statistics must be 'tensor<4xf32>', got 'tensor<8xf32>'}}
+  %y, %r = tl.rmsnorm %x, %w eps = 1.0e-5 : tensor<4x8xf32>, tensor<8xf32> -> tensor<8xf32>
+  return
+}
+
+// -----
+
+func.func @rope_odd(%x: tensor<2x4x5xf32>, %c: tensor<4x5xf32>) {
+  // expected-error @+1 {{the rotated dimension (5) must be even}}
+  %y = tl.rope %x, %c, %c offset = 0 : tensor<2x4x5xf32>, tensor<4x5xf32>
+  return
+}
+
+// -----
+
+func.func @rope_positions(%x: tensor<2x4x8xf32>, %c: tensor<6x8xf32>) {
+  // expected-error @+1 {{positions [3, 7) exceed the 6-row tables}}
+  %y = tl.rope %x, %c, %c offset = 3 : tensor<2x4x8xf32>, tensor<6x8xf32>
+  return
+}
+
+// -----
+
+func.func @attention_groups(%q: tensor<1x6x4x8xf32>, %k: tensor<1x4x4x8xf32>) {
+  // expected-error @+1 {{key/value heads (4) must divide query heads (6)}}
+  %o, %l = tl.attention %q, %k, %k scale = 1.0 : tensor<1x6x4x8xf32>, tensor<1x4x4x8xf32> -> tensor<1x6x4xf32>
+  return
+}
+
+// -----
+
+func.func @attention_causal(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x6x8xf32>) {
+  // expected-error @+1 {{causal attention needs as many keys as queries}}
+  %o, %l = tl.attention %q, %k, %k scale = 1.0 causal : tensor<1x2x4x8xf32>, tensor<1x2x6x8xf32> -> tensor<1x2x4xf32>
+  return
+}
+
+// -----
+
+func.func @cross_entropy_rows(%l: tensor<6x10xf32>, %t: tensor<5xi32>) {
+  // expected-error @+1 {{logits must be [N, V] and targets [N]}}
+  %loss, %lse = tl.cross_entropy %l, %t : tensor<6x10xf32>, tensor<5xi32> -> tensor<f32>, tensor<6xf32>
+  return
+}
+
+// -----
+
+func.func @fusion_yield(%a: tensor<4xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{yielded values must match the results' types}}
+  %f = tl.fusion(%a) : (tensor<4xf32>) -> tensor<4xf32> {
+  ^bb0(%x: tensor<4xf32>):
+    %r = tl.reduce_sum %x, axis = 0 : tensor<4xf32> -> tensor<f32>
+    tl.yield %r : tensor<f32>
+  }
+  return %f : tensor<4xf32>
+}
