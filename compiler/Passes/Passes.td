@@ -27,7 +27,7 @@ def TlAutodiff : Pass<"tl-autodiff", "ModuleOp"> {
 // Every fusion pass takes `report`: emit a remark for each fusion and for
 // each near-miss with the reason it was refused (`tlc-opt ... --mlir-print...`
 // not needed: remarks go to stderr).
-class TL_FusionPass<string flag, string what> : Pass<flag, "ModuleOp"> {
+class TL_FusionPass<string flag> : Pass<flag, "ModuleOp"> {
   let options = [
     Option<"report", "report", "bool", /*default=*/"false",
            "Emit a remark per fusion and per refused near-miss, with the reason">,
@@ -35,7 +35,7 @@ class TL_FusionPass<string flag, string what> : Pass<flag, "ModuleOp"> {
   let dependentDialects = ["::mlir::tl::TLDialect"];
 }
 
-def TlFuseRmsNorm : TL_FusionPass<"tl-fuse-rmsnorm", "RMSNorm"> {
+def TlFuseRmsNorm : TL_FusionPass<"tl-fuse-rmsnorm"> {
   let summary = "Fuse RMSNorm (with its residual add) and LayerNorm";
   let description = [{
     Replaces `x * rsqrt(mean(x^2, -1) + eps) * w` (also written with
@@ -47,7 +47,7 @@ def TlFuseRmsNorm : TL_FusionPass<"tl-fuse-rmsnorm", "RMSNorm"> {
   }];
 }
 
-def TlFuseRope : TL_FusionPass<"tl-fuse-rope", "rotary embedding"> {
+def TlFuseRope : TL_FusionPass<"tl-fuse-rope"> {
   let summary = "Fuse rotary position embedding (rotate-half layout)";
   let description = [{
     Replaces `x * cos + concat(-x[D/2:], x[:D/2]) * sin` (tables `[T, D]`
@@ -56,7 +56,7 @@ def TlFuseRope : TL_FusionPass<"tl-fuse-rope", "rotary embedding"> {
   }];
 }
 
-def TlFuseAttention : TL_FusionPass<"tl-fuse-attention", "attention"> {
+def TlFuseAttention : TL_FusionPass<"tl-fuse-attention"> {
   let summary = "Fuse scaled dot-product attention (causal, GQA)";
   let description = [{
     Replaces `softmax(scale * q k^T [masked]) v` by `tl.attention`. The
@@ -68,7 +68,7 @@ def TlFuseAttention : TL_FusionPass<"tl-fuse-attention", "attention"> {
   }];
 }
 
-def TlFuseCrossEntropy : TL_FusionPass<"tl-fuse-cross-entropy", "cross-entropy"> {
+def TlFuseCrossEntropy : TL_FusionPass<"tl-fuse-cross-entropy"> {
   let summary = "Fuse mean cross-entropy over logits";
   let description = [{
     Replaces `mean(logsumexp(logits) - logits[target])` with the target
@@ -76,7 +76,7 @@ def TlFuseCrossEntropy : TL_FusionPass<"tl-fuse-cross-entropy", "cross-entropy">
   }];
 }
 
-def TlFuseElementwise : TL_FusionPass<"tl-fuse-elementwise", "elementwise group"> {
+def TlFuseElementwise : TL_FusionPass<"tl-fuse-elementwise"> {
   let summary = "Group elementwise chains and their reductions into tl.fusion ops";
   let description = [{
     Forms `tl.fusion` regions for code generation: starting from the last op
@@ -89,7 +89,7 @@ def TlFuseElementwise : TL_FusionPass<"tl-fuse-elementwise", "elementwise group"
   }];
 }
 
-def TlFuseSwiGlu : TL_FusionPass<"tl-fuse-swiglu", "SwiGLU gate"> {
+def TlFuseSwiGlu : TL_FusionPass<"tl-fuse-swiglu"> {
   let summary = "Fuse silu(gate) * up into tl.swiglu (the tutorial's example)";
   let description = [{
     Replaces `silu(gate) * up`, or with silu written out as
