@@ -3,7 +3,9 @@
 
 #include "compiler/Driver/ModelFunction.h"
 #include "compiler/Evaluator/ReferenceEvaluator.h"
+#include "compiler/Codegen/Lowering.h"
 #include "compiler/Passes/Passes.h"
+#include "runtime/artifact.h"
 #include "dialects/tl/IR/TlOps.h"
 #include "models/tinyllama.h"
 #include "runtime/safetensors.h"
@@ -14,11 +16,13 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/ToolOutputFile.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -39,6 +43,10 @@ commands:
       with --train-step, the training step (loss and every parameter's gradient);
       with --fused, the training step after the default pipeline (forward
       fusion, autodiff, elementwise fusion).
+  compile FILE.mlir -o FILE.tlx [--target cpu|cuda|all] [--print-ir-after-all]
+                [--dump-kernels DIR]
+      Compile a model (forward + loss, or a training step) into a .tlx artifact:
+      the default pipeline, kernel formation, memory planning, code generation.
   info FILE.mlir [--json]
       Print the model config, parameters (names, shapes, dtypes) and the total count.
   eval FILE.mlir --weights W.safetensors --tokens T.bin [--precision f32|f64] [--json]
@@ -271,6 +279,57 @@ int infoCommand(Args &args) {
   return 0;
 }
 
+int compileCommand(Args &args) {
+  auto start = std::chrono::steady_clock::now();
+  std::string output = args.required("-o"), target = "all", dumpDir;
+  args.option("--target", target);
+  args.option("--dump-kernels", dumpDir);
+  bool printIr = args.flag("--print-ir-after-all");
+  std::vector<std::string> files = args.positional();
+  if (files.size() != 1) throw std::string("compile: expected one FILE.mlir");
+  if (target != "cpu" && target != "cuda" && target != "all")
+    throw std::string("compile: --target must be cpu, cuda or all");
+  ModelFile model;
+  if (!model.load(files[0])) return 1;
+  if (model.sig.grads.empty()) {  // a loss function: run the whole pipeline
+    PassManager pm(&model.context);
+    if (printIr) {
+      model.context.disableMultithreading();
+      pm.enableIRPrinting();
+    }
+    buildTrainPipeline(pm);
+    if (failed(pm.run(*model.module))) return 1;
+  }
+  codegen::LoweringStats stats;
+  FailureOr<::tlc::artifact::Artifact> artifact = codegen::lowerToArtifact(model.func, stats);
+  if (failed(artifact)) return 1;
+  if (target == "cpu") artifact->cudaSource.clear();
+  if (target == "cuda") artifact->cpuSource.clear();
+  if (!dumpDir.empty()) {
+    if (auto ec = llvm::sys::fs::create_directories(dumpDir))
+      throw "compile: cannot create " + dumpDir + ": " + ec.message();
+    for (auto [file, text] : {std::pair{"kernels.cpp", &artifact->cpuSource},
+                              std::pair{"kernels.cu", &artifact->cudaSource}}) {
+      std::string error;
+      auto out = openOutputFile(dumpDir + "/" + file, &error);
+      if (!out) throw "compile: " + error;
+      out->os() << *text;
+      out->keep();
+    }
+  }
+  ::tlc::artifact::write(output, *artifact);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  llvm::outs() << llvm::formatv(
+      "compiled {0} -> {1}\n  fused ops: {2}, fusion groups: {3}\n  kernels: {4}, GEMMs: {5}, "
+      "steps: {6}\n  arena: {7} bytes planned (tensors sum to {8} bytes, {9:P} of it)\n"
+      "  targets: {10}\n  compile time: {11:F3} s\n",
+      files[0], output, stats.fusedOps, stats.fusionGroups, stats.kernels, stats.gemms,
+      artifact->steps.size(), withCommas(artifact->arenaBytes), withCommas(artifact->unplannedBytes),
+      static_cast<double>(artifact->arenaBytes) / std::max<int64_t>(1, artifact->unplannedBytes),
+      target, seconds);
+  return 0;
+}
+
 int evalCommand(Args &args) {
   std::string weightsPath = args.required("--weights");
   std::string tokensPath = args.required("--tokens");
@@ -395,6 +454,7 @@ int runTlc(int argc, char **argv) {
   try {
     if (command == "emit") return emitCommand(args);
     if (command == "info") return infoCommand(args);
+    if (command == "compile") return compileCommand(args);
     if (command == "eval") return evalCommand(args);
     llvm::errs() << "tlc: unknown command '" << command << "'\n" << kUsage;
     return 1;

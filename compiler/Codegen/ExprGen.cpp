@@ -1,0 +1,305 @@
+//===- ExprGen.cpp - elementwise kernels generated from tl IR ------------===//
+//
+// Each value is generated "at an index": a list of C expressions, one per
+// dimension. Elementwise ops keep the index, broadcasts drop or zero
+// dimensions, reshapes go through the linear offset, transposes permute,
+// slices shift, reductions loop. Values already generated at the same index
+// in the current scope are reused, so a chain of elementwise ops becomes
+// straight-line code with each intermediate computed once.
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/Codegen/ExprGen.h"
+
+#include "dialects/tl/IR/TlOps.h"
+
+#include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <sstream>
+
+namespace mlir::tl::codegen {
+namespace {
+
+using Index = std::vector<std::string>;
+
+std::string join(const Index &idx) {
+  std::string s;
+  for (const auto &e : idx) s += e + ",";
+  return s;
+}
+
+ArrayRef<int64_t> shapeOf(Value v) { return cast<RankedTensorType>(v.getType()).getShape(); }
+Type elementOf(Value v) { return cast<RankedTensorType>(v.getType()).getElementType(); }
+
+std::string computeType(Type t) {
+  if (isa<FloatType>(t)) return "float";
+  if (t.isInteger(1)) return "bool";
+  return "int32_t";
+}
+
+class Emitter {
+public:
+  Emitter(const std::string &name, ArrayRef<Value> inputs) : name(name) {
+    for (auto [i, v] : llvm::enumerate(inputs)) inputIndex[v] = static_cast<int>(i);
+    scopes.emplace_back();
+  }
+
+  /// The variable holding `v` at `idx`, emitting its computation if needed.
+  std::string at(Value v, const Index &idx);
+
+  std::string body, fileScope, error;
+
+private:
+  void line(const std::string &s) { body += std::string(2 * depth, ' ') + s + "\n"; }
+  std::string fresh(const char *prefix) { return prefix + std::to_string(counter++); }
+  std::string linear(const Index &idx, ArrayRef<int64_t> shape);
+  Index delinear(const std::string &lin, ArrayRef<int64_t> shape);
+  std::string compute(Operation *op, Value v, const Index &idx);
+  std::string reduce(Operation *op, int64_t axis, const char *init, const char *combine,
+                     bool mean, const Index &idx);
+  std::string constant(ConstantOp c, const Index &idx);
+  std::string concat(ConcatOp c, const Index &idx);
+  void push() { scopes.emplace_back(); ++depth; }
+  void pop() { scopes.pop_back(); --depth; }
+
+  std::string name;
+  DenseMap<Value, int> inputIndex;
+  std::vector<llvm::StringMap<std::string>> scopes;
+  DenseMap<Operation *, std::string> tables;
+  int counter = 0, depth = 2;
+};
+
+std::string Emitter::linear(const Index &idx, ArrayRef<int64_t> shape) {
+  if (idx.empty()) return "0";
+  std::string e = idx[0];
+  for (size_t d = 1; d < idx.size(); ++d)
+    e = "(" + e + ") * " + std::to_string(shape[d]) + " + " + idx[d];
+  std::string v = fresh("l");
+  line("const int64_t " + v + " = " + e + ";");
+  return v;
+}
+
+Index Emitter::delinear(const std::string &lin, ArrayRef<int64_t> shape) {
+  Index idx(shape.size());
+  int64_t stride = 1;
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+    idx[d] = "((" + lin + " / " + std::to_string(stride) + ") % " + std::to_string(shape[d]) + ")";
+    stride *= shape[d];
+  }
+  return idx;
+}
+
+std::string Emitter::at(Value v, const Index &idx) {
+  if (!error.empty()) return "0";
+  std::string key = std::to_string(reinterpret_cast<uintptr_t>(v.getAsOpaquePointer())) + "@" + join(idx);
+  for (auto it = scopes.rbegin(); it != scopes.rend(); ++it)
+    if (auto found = it->find(key); found != it->end()) return found->second;
+  std::string expr;
+  if (auto in = inputIndex.find(v); in != inputIndex.end()) {
+    std::string p = "in" + std::to_string(in->second);
+    std::string lin = linear(idx, shapeOf(v));
+    Type t = elementOf(v);
+    expr = t.isBF16() ? "bf2f(" + p + "[" + lin + "])"
+           : t.isInteger(1) ? "(" + p + "[" + lin + "] != 0)"
+                            : p + "[" + lin + "]";
+  } else {
+    expr = compute(v.getDefiningOp(), v, idx);
+  }
+  std::string var = fresh("v");
+  line("const " + computeType(elementOf(v)) + " " + var + " = " + expr + ";");
+  scopes.back()[key] = var;
+  return var;
+}
+
+std::string Emitter::reduce(Operation *op, int64_t axis, const char *init, const char *combine,
+                            bool mean, const Index &idx) {
+  Value in = op->getOperand(0);
+  int64_t n = shapeOf(in)[axis];
+  std::string acc = fresh("acc"), r = fresh("r");
+  line("float " + acc + " = " + init + ";");
+  line("for (int64_t " + r + " = 0; " + r + " < " + std::to_string(n) + "; ++" + r + ") {");
+  push();
+  Index inner = idx;
+  inner.insert(inner.begin() + axis, r);
+  std::string x = at(in, inner);
+  line(acc + " = " + (*combine ? std::string(combine) + "(" + acc + ", " + x + ")"
+                               : acc + " + " + x) + ";");
+  pop();
+  line("}");
+  return mean ? acc + " / " + std::to_string(n) + ".0f" : acc;
+}
+
+std::string Emitter::constant(ConstantOp c, const Index &idx) {
+  auto dense = dyn_cast<DenseElementsAttr>(c.getValue());
+  if (!dense) {
+    error = "only dense constants can be generated";
+    return "0";
+  }
+  Type t = dense.getElementType();
+  if (dense.isSplat()) {
+    if (isa<FloatType>(t)) return floatLiteral(dense.getSplatValue<APFloat>().convertToDouble());
+    APInt v = dense.getSplatValue<APInt>();
+    return t.isInteger(1) ? (v.isZero() ? "false" : "true")
+                          : "(int32_t)" + std::to_string(v.getSExtValue());
+  }
+  std::string &table = tables[c];
+  if (table.empty()) {
+    table = name + "_c" + std::to_string(tables.size());
+    std::ostringstream os;
+    os << "TL_CONST " << (isa<FloatType>(t) ? "float" : "int32_t") << " " << table << "["
+       << dense.getNumElements() << "] = {";
+    if (isa<FloatType>(t)) {
+      for (APFloat v : dense.getValues<APFloat>()) os << floatLiteral(v.convertToDouble()) << ",";
+    } else {
+      for (APInt v : dense.getValues<APInt>()) os << v.getSExtValue() << ",";
+    }
+    os << "};\n";
+    fileScope += os.str();
+  }
+  return table + "[" + linear(idx, shapeOf(c.getResult())) + "]";
+}
+
+std::string Emitter::concat(ConcatOp c, const Index &idx) {
+  int64_t axis = c.getAxis(), offset = 0;
+  std::string var = fresh("cat");
+  line(computeType(elementOf(c.getResult())) + " " + var + ";");
+  for (auto [k, in] : llvm::enumerate(c.getInputs())) {
+    int64_t n = shapeOf(in)[axis];
+    bool last = k + 1 == c.getInputs().size();
+    line(std::string(k ? "} else " : "") + (last ? "{" : "if (" + idx[axis] + " < " +
+                                                         std::to_string(offset + n) + ") {"));
+    push();
+    Index inner = idx;
+    inner[axis] = "(" + idx[axis] + " - " + std::to_string(offset) + ")";
+    line(var + " = " + at(in, inner) + ";");
+    pop();
+    offset += n;
+  }
+  line("}");
+  return var;
+}
+
+std::string Emitter::compute(Operation *op, Value v, const Index &idx) {
+  auto arg = [&](unsigned i) { return at(op->getOperand(i), idx); };
+  auto fn = [&](const char *f) { return std::string(f) + "(" + arg(0) + ")"; };
+  auto bin = [&](const char *o) { return "(" + arg(0) + " " + o + " " + arg(1) + ")"; };
+  return llvm::TypeSwitch<Operation *, std::string>(op)
+      .Case([&](NegOp) { return "(-" + arg(0) + ")"; })
+      .Case([&](ExpOp) { return fn("expf"); })
+      .Case([&](LogOp) { return fn("logf"); })
+      .Case([&](SqrtOp) { return fn("sqrtf"); })
+      .Case([&](RsqrtOp) { return "(1.0f / sqrtf(" + arg(0) + "))"; })
+      .Case([&](SigmoidOp) { return "(1.0f / (1.0f + expf(-" + arg(0) + ")))"; })
+      .Case([&](SiluOp) {
+        std::string x = arg(0);
+        return "(" + x + " / (1.0f + expf(-" + x + ")))";
+      })
+      .Case([&](TanhOp) { return fn("tanhf"); })
+      .Case([&](SinOp) { return fn("sinf"); })
+      .Case([&](CosOp) { return fn("cosf"); })
+      .Case([&](PowOp p) {
+        double e = p.getExponent().convertToDouble();
+        std::string x = arg(0);
+        return e == 2.0 ? "(" + x + " * " + x + ")" : "powf(" + x + ", " + floatLiteral(e) + ")";
+      })
+      .Case([&](AddOp) { return bin("+"); })
+      .Case([&](SubOp) { return bin("-"); })
+      .Case([&](MulOp) { return bin("*"); })
+      .Case([&](DivOp) { return bin("/"); })
+      .Case([&](MaxOp) { return "fmaxf(" + arg(0) + ", " + arg(1) + ")"; })
+      .Case([&](MinOp) { return "fminf(" + arg(0) + ", " + arg(1) + ")"; })
+      .Case([&](CmpOp c) {
+        const char *ops[] = {"==", "!=", "<", "<=", ">", ">="};
+        return bin(ops[static_cast<int>(c.getPredicate())]);
+      })
+      .Case([&](SelectOp) { return "(" + arg(0) + " ? " + arg(1) + " : " + arg(2) + ")"; })
+      .Case([&](ConvertOp c) {
+        Type to = elementOf(c.getResult());
+        std::string x = "(" + computeType(to) + ")(" + arg(0) + ")";
+        if (to.isBF16()) return "bfround(" + x + ")";
+        if (to.isF16() || to.isF64()) error = "f16 and f64 values cannot be generated";
+        return x;
+      })
+      .Case([&](ConstantOp c) { return constant(c, idx); })
+      .Case([&](IotaOp i) {
+        return "(" + computeType(elementOf(v)) + ")(" + idx[i.getAxis()] + ")";
+      })
+      .Case([&](BroadcastOp b) {
+        ArrayRef<int64_t> in = shapeOf(b.getInput());
+        Index inner;
+        for (auto [i, d] : llvm::enumerate(b.getDims()))
+          inner.push_back(in[i] == 1 ? std::string("0") : idx[d]);
+        return at(b.getInput(), inner);
+      })
+      .Case([&](ReshapeOp r) {
+        std::string lin = linear(idx, shapeOf(r.getResult()));
+        return at(r.getInput(), delinear(lin, shapeOf(r.getInput())));
+      })
+      .Case([&](TransposeOp t) {
+        Index inner(idx.size());
+        for (auto [i, p] : llvm::enumerate(t.getPerm())) inner[p] = idx[i];
+        return at(t.getInput(), inner);
+      })
+      .Case([&](SliceOp s) {
+        Index inner = idx;
+        inner[s.getAxis()] = "(" + idx[s.getAxis()] + " + " + std::to_string(s.getStart()) + ")";
+        return at(s.getInput(), inner);
+      })
+      .Case([&](ConcatOp c) { return concat(c, idx); })
+      .Case([&](ReduceSumOp r) { return reduce(op, r.getAxis(), "0.0f", "", false, idx); })
+      .Case([&](ReduceMeanOp r) { return reduce(op, r.getAxis(), "0.0f", "", true, idx); })
+      .Case([&](ReduceMaxOp r) { return reduce(op, r.getAxis(), "(-TL_INF)", "fmaxf", false, idx); })
+      .Default([&](Operation *) {
+        error = "no elementwise code generation for '" + op->getName().getStringRef().str() + "'";
+        return std::string("0");
+      });
+}
+
+} // namespace
+
+FailureOr<std::string> storageType(Type t) {
+  if (t.isF32()) return std::string("float");
+  if (t.isBF16()) return std::string("uint16_t");
+  if (t.isInteger(32)) return std::string("int32_t");
+  if (t.isInteger(1)) return std::string("uint8_t");
+  return failure();
+}
+
+FailureOr<KernelSpec> generateExpressionKernel(const std::string &name, ArrayRef<Value> inputs,
+                                               Value output, Location loc) {
+  KernelSpec k;
+  k.name = name;
+  auto outStorage = storageType(elementOf(output));
+  if (failed(outStorage))
+    return emitError(loc) << "code generation: unsupported element type " << elementOf(output);
+  k.params.push_back({"out", *outStorage, false});
+  for (auto [i, v] : llvm::enumerate(inputs)) {
+    auto s = storageType(elementOf(v));
+    if (failed(s))
+      return emitError(loc) << "code generation: unsupported element type " << elementOf(v);
+    k.params.push_back({"in" + std::to_string(i), *s, true});
+  }
+  Emitter e(name, inputs);
+  ArrayRef<int64_t> shape = shapeOf(output);
+  Index idx(shape.size());
+  int64_t stride = 1;
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+    idx[d] = "o" + std::to_string(d);
+    e.body += "    const int64_t o" + std::to_string(d) + " = (i / " + std::to_string(stride) +
+              ") % " + std::to_string(shape[d]) + ";\n";
+    stride *= shape[d];
+  }
+  std::string v = e.at(output, idx);
+  if (!e.error.empty()) return emitError(loc) << "code generation: " << e.error;
+  Type t = elementOf(output);
+  std::string store = t.isBF16() ? "f2bf(" + v + ")" : t.isInteger(1) ? "(uint8_t)(" + v + ")" : v;
+  e.body += "    out[i] = " + store + ";\n";
+  k.body = e.body;
+  k.fileScope = e.fileScope;
+  k.workItems = cast<RankedTensorType>(output.getType()).getNumElements();
+  k.finalizeLaunch();
+  return k;
+}
+
+} // namespace mlir::tl::codegen

@@ -1,0 +1,54 @@
+//===- Kernel.h - one kernel, emitted for CPU C++ and CUDA C++ ---*- C++ -*-===//
+//
+// A kernel is described once: typed pointer parameters and either an
+// elementwise body (run for i in [0, workItems)) shared by both targets, or
+// a pair of target-specific bodies for kernels that cooperate across threads
+// (warp reductions on CUDA, row loops on the CPU). emitCpu/emitCuda wrap
+// them into one translation unit per target.
+//
+//===----------------------------------------------------------------------===//
+#ifndef TL_COMPILER_CODEGEN_KERNEL_H
+#define TL_COMPILER_CODEGEN_KERNEL_H
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mlir::tl::codegen {
+
+struct KernelParam {
+  std::string name;
+  std::string storage; // "float", "uint16_t" (bf16), "int32_t", "uint8_t" (i1)
+  bool isConst = true;
+};
+
+struct KernelSpec {
+  std::string name;
+  std::vector<KernelParam> params;
+  bool checksErrors = false; // takes a trailing `int *err`; bodies use TL_FAIL(code)
+
+  // Elementwise kernels: `body` runs for each `i` in [0, workItems).
+  int64_t workItems = 0;
+  std::string body;
+
+  // Cooperative kernels: full bodies per target, and the CUDA launch.
+  std::string cpuBody, cudaBody;
+  int64_t grid = 0, block = 0, sharedBytes = 0;
+
+  std::string fileScope; // constant tables, both targets (TL_CONST arrays)
+
+  bool isElementwise() const { return cpuBody.empty(); }
+  /// CUDA launch of an elementwise kernel: 256 threads a block.
+  void finalizeLaunch();
+};
+
+/// The translation unit for each target: prelude, then every kernel.
+std::string emitCpu(const std::vector<KernelSpec> &kernels);
+std::string emitCuda(const std::vector<KernelSpec> &kernels);
+
+/// A float literal that parses identically in C++ and CUDA ("1.5f", TL_INF).
+std::string floatLiteral(double v);
+
+} // namespace mlir::tl::codegen
+
+#endif

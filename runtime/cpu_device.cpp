@@ -1,0 +1,181 @@
+// The CPU device: kernels compiled by the system C++ compiler into a shared
+// object (cached by a hash of source, flags and compiler version), GEMMs by
+// OpenBLAS's cblas_sgemm when present (loaded with dlopen), else a plain loop.
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "runtime/device.h"
+#include "runtime/half.h"
+
+namespace tlc {
+namespace {
+
+uint64_t fnv1a(const std::string &s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+std::string run(const std::string &cmd, int *status) {
+  std::string out;
+  FILE *p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) throw DeviceError("cannot run: " + cmd);
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  *status = pclose(p);
+  return out;
+}
+
+using CblasSgemm = void (*)(int, int, int, int, int, int, float, const float *, int, const float *,
+                            int, float, float *, int);
+constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+
+class CpuDevice : public Device {
+ public:
+  CpuDevice() {
+    for (const char *lib : {"libopenblas.so.0", "libopenblas.so", "libcblas.so.3", "libblas.so.3"}) {
+      if (void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL)) {
+        if (auto f = reinterpret_cast<CblasSgemm>(dlsym(h, "cblas_sgemm"))) {
+          sgemm_ = f;
+          blas_ = lib;
+          break;
+        }
+      }
+    }
+  }
+  ~CpuDevice() override {
+    if (module_) dlclose(module_);
+  }
+
+  std::string describe() const override {
+    return std::string("cpu (") + (sgemm_ ? blas_ : "built-in GEMM") + ")";
+  }
+  void *alloc(size_t bytes) override {
+    void *p = std::calloc(1, bytes ? bytes : 1);
+    if (!p) throw DeviceError("out of host memory allocating " + std::to_string(bytes) + " bytes");
+    return p;
+  }
+  void release(void *p) override { std::free(p); }
+  void upload(void *dst, const void *src, size_t n) override { std::memcpy(dst, src, n); }
+  void download(void *dst, const void *src, size_t n) override { std::memcpy(dst, src, n); }
+  void zero(void *p, size_t n) override { std::memset(p, 0, n); }
+  void synchronize() override {}
+
+  void loadKernels(const artifact::Artifact &a) override {
+    if (a.cpuSource.empty())
+      throw DeviceError("the artifact has no CPU kernels; compile it with --target cpu or all");
+    const char *cxx = std::getenv("CXX") ? std::getenv("CXX") : "c++";
+    const std::string flags = "-O2 -fopenmp -shared -fPIC -march=native";
+    int status = 0;
+    std::string version = run(std::string(cxx) + " --version", &status);
+    if (status != 0) throw DeviceError(std::string("no C++ compiler to JIT CPU kernels: ") + cxx);
+    char key[32];
+    std::snprintf(key, sizeof key, "%016llx",
+                  static_cast<unsigned long long>(fnv1a(a.cpuSource + flags + version)));
+    std::string dir = kernelCacheDir();
+    std::string base = dir + "/cpu-" + key, so = base + ".so";
+    struct stat st;
+    if (stat(so.c_str(), &st) != 0) {
+      std::string src = base + ".cpp", tmp = so + ".tmp." + std::to_string(getpid());
+      FILE *f = std::fopen(src.c_str(), "w");
+      if (!f) throw DeviceError("cannot write the kernel cache in " + dir);
+      std::fwrite(a.cpuSource.data(), 1, a.cpuSource.size(), f);
+      std::fclose(f);
+      std::string log = run(std::string(cxx) + " " + flags + " -o " + tmp + " " + src, &status);
+      if (status != 0) {
+        std::remove(tmp.c_str());
+        throw DeviceError("compiling CPU kernels failed (" + src + "):\n" + log);
+      }
+      std::rename(tmp.c_str(), so.c_str());
+    }
+    // NODELETE: OpenMP worker threads of the kernels outlive any dlclose.
+    module_ = dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (!module_) throw DeviceError(std::string("cannot load ") + so + ": " + dlerror());
+    for (const auto &k : a.kernels) {
+      void *fn = dlsym(module_, k.name.c_str());
+      if (!fn) throw DeviceError("kernel '" + k.name + "' is missing from " + so);
+      kernels_[k.name] = reinterpret_cast<Entry>(fn);
+    }
+  }
+
+  void launch(const artifact::Kernel &k, const std::vector<void *> &args, int *error) override {
+    kernels_.at(k.name)(args.data(), error);
+  }
+
+  void gemm(const artifact::Gemm &g, const void *a, const void *b, void *c) override {
+    if (g.dtype == artifact::DType::BF16) return gemmBf16(g, a, b, c);
+    for (int64_t i = 0; i < g.batch; ++i)
+      sgemm(g, static_cast<const float *>(a) + i * g.strideA,
+            static_cast<const float *>(b) + i * g.strideB, static_cast<float *>(c) + i * g.strideC);
+  }
+
+ private:
+  using Entry = void (*)(void *const *, int *);
+
+  void sgemm(const artifact::Gemm &g, const float *a, const float *b, float *c) {
+    int lda = g.transA ? g.m : g.k, ldb = g.transB ? g.k : g.n;
+    if (sgemm_) {
+      sgemm_(kRowMajor, g.transA ? kTrans : kNoTrans, g.transB ? kTrans : kNoTrans, g.m, g.n, g.k,
+             1.0f, a, lda, b, ldb, 0.0f, c, g.n);
+      return;
+    }
+    for (int64_t i = 0; i < g.m; ++i)
+      for (int64_t j = 0; j < g.n; ++j) {
+        float acc = 0;
+        for (int64_t p = 0; p < g.k; ++p)
+          acc += a[g.transA ? p * lda + i : i * lda + p] * b[g.transB ? j * ldb + p : p * ldb + j];
+        c[i * g.n + j] = acc;
+      }
+  }
+
+  // bf16 storage: widen to f32, multiply, round the product back.
+  void gemmBf16(const artifact::Gemm &g, const void *a, const void *b, void *c) {
+    auto widen = [](const void *p, int64_t n) {
+      std::vector<float> out(n);
+      for (int64_t i = 0; i < n; ++i) out[i] = bf16ToFloat(static_cast<const uint16_t *>(p)[i]);
+      return out;
+    };
+    int64_t na = g.m * g.k, nb = g.k * g.n;
+    std::vector<float> fc(g.m * g.n);
+    for (int64_t i = 0; i < g.batch; ++i) {
+      std::vector<float> fa = widen(static_cast<const uint16_t *>(a) + i * g.strideA, na);
+      std::vector<float> fb = widen(static_cast<const uint16_t *>(b) + i * g.strideB, nb);
+      sgemm(g, fa.data(), fb.data(), fc.data());
+      for (int64_t j = 0; j < g.m * g.n; ++j)
+        static_cast<uint16_t *>(c)[i * g.strideC + j] = floatToBf16(fc[j]);
+    }
+  }
+
+  CblasSgemm sgemm_ = nullptr;
+  const char *blas_ = "";
+  void *module_ = nullptr;
+  std::map<std::string, Entry> kernels_;
+};
+
+}  // namespace
+
+std::string kernelCacheDir() {
+  std::string dir;
+  if (const char *d = std::getenv("TLC_CACHE_DIR")) dir = d;
+  else if (const char *x = std::getenv("XDG_CACHE_HOME")) dir = std::string(x) + "/tlc";
+  else dir = std::string(std::getenv("HOME") ? std::getenv("HOME") : "/tmp") + "/.cache/tlc";
+  std::string partial;
+  for (size_t i = 0; i <= dir.size(); ++i) {  // mkdir -p
+    if (i == dir.size() || dir[i] == '/') {
+      if (!partial.empty()) mkdir(partial.c_str(), 0755);
+    }
+    if (i < dir.size()) partial += dir[i];
+  }
+  return dir;
+}
+
+std::unique_ptr<Device> makeCpuDevice() { return std::make_unique<CpuDevice>(); }
+
+}  // namespace tlc

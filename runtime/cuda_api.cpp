@@ -1,0 +1,89 @@
+#include "runtime/cuda_api.h"
+
+#include <dlfcn.h>
+#include <nvrtc.h>
+
+#include <vector>
+
+#include "runtime/device.h"
+
+namespace tlc::cuda {
+namespace {
+
+struct Nvrtc {
+  decltype(&nvrtcCreateProgram) create = nullptr;
+  decltype(&nvrtcCompileProgram) compile = nullptr;
+  decltype(&nvrtcGetProgramLogSize) logSize = nullptr;
+  decltype(&nvrtcGetProgramLog) log = nullptr;
+  decltype(&nvrtcGetCUBINSize) cubinSize = nullptr;
+  decltype(&nvrtcGetCUBIN) cubin = nullptr;
+  decltype(&nvrtcDestroyProgram) destroy = nullptr;
+  std::string error;
+};
+
+void *openFirst(std::initializer_list<const char *> names, std::string *tried) {
+  for (const char *n : names) {
+    if (void *h = dlopen(n, RTLD_NOW | RTLD_LOCAL)) return h;
+    *tried += std::string(" ") + n;
+  }
+  return nullptr;
+}
+
+const Nvrtc &nvrtc() {
+  static Nvrtc api = [] {
+    Nvrtc a;
+    std::string tried;
+    void *h = openFirst({"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so",
+                         "/usr/local/cuda/lib64/libnvrtc.so"},
+                        &tried);
+    if (!h) {
+      a.error = "NVRTC not found (tried" + tried + ")";
+      return a;
+    }
+    a.create = reinterpret_cast<decltype(a.create)>(dlsym(h, "nvrtcCreateProgram"));
+    a.compile = reinterpret_cast<decltype(a.compile)>(dlsym(h, "nvrtcCompileProgram"));
+    a.logSize = reinterpret_cast<decltype(a.logSize)>(dlsym(h, "nvrtcGetProgramLogSize"));
+    a.log = reinterpret_cast<decltype(a.log)>(dlsym(h, "nvrtcGetProgramLog"));
+    a.cubinSize = reinterpret_cast<decltype(a.cubinSize)>(dlsym(h, "nvrtcGetCUBINSize"));
+    a.cubin = reinterpret_cast<decltype(a.cubin)>(dlsym(h, "nvrtcGetCUBIN"));
+    a.destroy = reinterpret_cast<decltype(a.destroy)>(dlsym(h, "nvrtcDestroyProgram"));
+    if (!a.create || !a.compile || !a.logSize || !a.log || !a.cubinSize || !a.cubin || !a.destroy)
+      a.error = "NVRTC lacks an expected symbol";
+    return a;
+  }();
+  return api;
+}
+
+}  // namespace
+
+bool nvrtcAvailable(std::string *why) {
+  if (why) *why = nvrtc().error;
+  return nvrtc().error.empty();
+}
+
+Compiled compileWithNvrtc(const std::string &source, const std::string &arch) {
+  const Nvrtc &api = nvrtc();
+  if (!api.error.empty()) throw DeviceError(api.error);
+  nvrtcProgram prog;
+  if (api.create(&prog, source.c_str(), "tlc_kernels.cu", 0, nullptr, nullptr) != NVRTC_SUCCESS)
+    throw DeviceError("nvrtcCreateProgram failed");
+  std::string archOpt = "--gpu-architecture=" + arch;
+  const char *opts[] = {archOpt.c_str(), "--std=c++17", "-default-device"};
+  nvrtcResult r = api.compile(prog, 3, opts);
+  Compiled out;
+  size_t n = 0;
+  api.logSize(prog, &n);
+  std::vector<char> log(n + 1, '\0');
+  if (n) api.log(prog, log.data());
+  out.log = log.data();
+  out.ok = r == NVRTC_SUCCESS;
+  if (out.ok) {
+    api.cubinSize(prog, &n);
+    out.cubin.resize(n);
+    api.cubin(prog, out.cubin.data());
+  }
+  api.destroy(&prog);
+  return out;
+}
+
+}  // namespace tlc::cuda

@@ -1,0 +1,24 @@
+// The CUDA driver API, NVRTC and cuBLASLt, loaded with dlopen so that tlrun
+// starts (and runs on the CPU) where no driver is installed. Types and
+// constants come from the toolkit headers; no library is linked.
+#pragma once
+
+#include <string>
+
+namespace tlc::cuda {
+
+// The result of compiling CUDA C++ with NVRTC.
+struct Compiled {
+  bool ok = false;
+  std::string log;    // warnings and errors
+  std::string cubin;  // when ok
+};
+
+// Whether NVRTC can be loaded here (no GPU or driver needed).
+bool nvrtcAvailable(std::string *why = nullptr);
+
+// Compiles `source` for `arch` (e.g. "sm_90") with NVRTC; throws
+// DeviceError when NVRTC itself cannot be loaded.
+Compiled compileWithNvrtc(const std::string &source, const std::string &arch);
+
+}  // namespace tlc::cuda

@@ -1,0 +1,261 @@
+// The CUDA device: the driver API, NVRTC and cuBLASLt loaded with dlopen.
+// Kernels are compiled by NVRTC for the GPU's own architecture and the
+// cubin cached on disk; GEMMs are cuBLASLt matmuls on the row-major data
+// seen as column-major transposes. Every call is checked.
+#include <cublasLt.h>
+#include <cuda.h>
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "runtime/cuda_api.h"
+#include "runtime/device.h"
+
+namespace tlc {
+namespace {
+
+struct Driver {
+  decltype(&cuInit) init;
+  decltype(&cuDeviceGet) deviceGet;
+  decltype(&cuDeviceGetAttribute) attribute;
+  decltype(&cuDeviceGetName) name;
+  decltype(&cuDevicePrimaryCtxRetain) retain;
+  decltype(&cuCtxSetCurrent) setCurrent;
+  decltype(&cuMemAlloc) memAlloc;
+  decltype(&cuMemFree) memFree;
+  decltype(&cuMemcpyHtoD) htod;
+  decltype(&cuMemcpyDtoH) dtoh;
+  decltype(&cuMemsetD8) memset8;
+  decltype(&cuModuleLoadData) loadData;
+  decltype(&cuModuleGetFunction) getFunction;
+  decltype(&cuFuncSetAttribute) funcSetAttribute;
+  decltype(&cuLaunchKernel) launch;
+  decltype(&cuCtxSynchronize) sync;
+  decltype(&cuGetErrorString) errorString;
+};
+
+struct Lt {
+  decltype(&cublasLtCreate) create;
+  decltype(&cublasLtMatmulDescCreate) descCreate;
+  decltype(&cublasLtMatmulDescSetAttribute) descSet;
+  decltype(&cublasLtMatmulDescDestroy) descDestroy;
+  decltype(&cublasLtMatrixLayoutCreate) layoutCreate;
+  decltype(&cublasLtMatrixLayoutSetAttribute) layoutSet;
+  decltype(&cublasLtMatrixLayoutDestroy) layoutDestroy;
+  decltype(&cublasLtMatmulPreferenceCreate) prefCreate;
+  decltype(&cublasLtMatmulPreferenceSetAttribute) prefSet;
+  decltype(&cublasLtMatmulPreferenceDestroy) prefDestroy;
+  decltype(&cublasLtMatmulAlgoGetHeuristic) heuristic;
+  decltype(&cublasLtMatmul) matmul;
+};
+
+template <typename F> void load(void *lib, F &fn, const char *symbol) {
+  fn = reinterpret_cast<F>(dlsym(lib, symbol));
+  if (!fn) throw DeviceError(std::string("CUDA library lacks ") + symbol);
+}
+
+void *open(std::initializer_list<const char *> names, const char *what) {
+  for (const char *n : names)
+    if (void *h = dlopen(n, RTLD_NOW | RTLD_LOCAL)) return h;
+  throw DeviceError(std::string("cannot load ") + what + " (" + *names.begin() + ")");
+}
+
+uint64_t fnv1a(const std::string &s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+constexpr size_t kWorkspaceBytes = 32u << 20;
+
+class CudaDevice : public Device {
+ public:
+  CudaDevice() {
+    void *cu = open({"libcuda.so.1", "libcuda.so"}, "the CUDA driver (libcuda.so.1)");
+    load(cu, d_.init, "cuInit");
+    load(cu, d_.deviceGet, "cuDeviceGet");
+    load(cu, d_.attribute, "cuDeviceGetAttribute");
+    load(cu, d_.name, "cuDeviceGetName");
+    load(cu, d_.retain, "cuDevicePrimaryCtxRetain");
+    load(cu, d_.setCurrent, "cuCtxSetCurrent");
+    load(cu, d_.memAlloc, "cuMemAlloc_v2");
+    load(cu, d_.memFree, "cuMemFree_v2");
+    load(cu, d_.htod, "cuMemcpyHtoD_v2");
+    load(cu, d_.dtoh, "cuMemcpyDtoH_v2");
+    load(cu, d_.memset8, "cuMemsetD8_v2");
+    load(cu, d_.loadData, "cuModuleLoadData");
+    load(cu, d_.getFunction, "cuModuleGetFunction");
+    load(cu, d_.funcSetAttribute, "cuFuncSetAttribute");
+    load(cu, d_.launch, "cuLaunchKernel");
+    load(cu, d_.sync, "cuCtxSynchronize");
+    load(cu, d_.errorString, "cuGetErrorString");
+    check(d_.init(0), "cuInit");
+    check(d_.deviceGet(&dev_, 0), "cuDeviceGet");
+    CUcontext ctx;
+    check(d_.retain(&ctx, dev_), "cuDevicePrimaryCtxRetain");
+    check(d_.setCurrent(ctx), "cuCtxSetCurrent");
+    int major = 0, minor = 0;
+    check(d_.attribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev_), "cuDeviceGetAttribute");
+    check(d_.attribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev_), "cuDeviceGetAttribute");
+    arch_ = "sm_" + std::to_string(major * 10 + minor);
+    char name[256] = {0};
+    d_.name(name, sizeof name, dev_);
+    name_ = name;
+
+    void *lt = open({"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so",
+                     "/usr/local/cuda/lib64/libcublasLt.so"},
+                    "cuBLASLt");
+    load(lt, lt_.create, "cublasLtCreate");
+    load(lt, lt_.descCreate, "cublasLtMatmulDescCreate");
+    load(lt, lt_.descSet, "cublasLtMatmulDescSetAttribute");
+    load(lt, lt_.descDestroy, "cublasLtMatmulDescDestroy");
+    load(lt, lt_.layoutCreate, "cublasLtMatrixLayoutCreate");
+    load(lt, lt_.layoutSet, "cublasLtMatrixLayoutSetAttribute");
+    load(lt, lt_.layoutDestroy, "cublasLtMatrixLayoutDestroy");
+    load(lt, lt_.prefCreate, "cublasLtMatmulPreferenceCreate");
+    load(lt, lt_.prefSet, "cublasLtMatmulPreferenceSetAttribute");
+    load(lt, lt_.prefDestroy, "cublasLtMatmulPreferenceDestroy");
+    load(lt, lt_.heuristic, "cublasLtMatmulAlgoGetHeuristic");
+    load(lt, lt_.matmul, "cublasLtMatmul");
+    checkLt(lt_.create(&handle_), "cublasLtCreate");
+    workspace_ = alloc(kWorkspaceBytes);
+  }
+
+  std::string describe() const override { return "cuda (" + name_ + ", " + arch_ + ")"; }
+
+  void *alloc(size_t bytes) override {
+    CUdeviceptr p;
+    check(d_.memAlloc(&p, bytes ? bytes : 1), "cuMemAlloc (" + std::to_string(bytes) + " bytes)");
+    check(d_.memset8(p, 0, bytes ? bytes : 1), "cuMemsetD8");
+    return reinterpret_cast<void *>(p);
+  }
+  void release(void *p) override { d_.memFree(reinterpret_cast<CUdeviceptr>(p)); }
+  void upload(void *dst, const void *src, size_t n) override {
+    check(d_.htod(reinterpret_cast<CUdeviceptr>(dst), src, n), "cuMemcpyHtoD");
+  }
+  void download(void *dst, const void *src, size_t n) override {
+    check(d_.dtoh(dst, reinterpret_cast<CUdeviceptr>(src), n), "cuMemcpyDtoH");
+  }
+  void zero(void *p, size_t n) override {
+    if (n) check(d_.memset8(reinterpret_cast<CUdeviceptr>(p), 0, n), "cuMemsetD8");
+  }
+  void synchronize() override { check(d_.sync(), "kernel execution (cuCtxSynchronize)"); }
+
+  void loadKernels(const artifact::Artifact &a) override {
+    if (a.cudaSource.empty())
+      throw DeviceError("the artifact has no CUDA kernels; compile it with --target cuda or all");
+    char key[32];
+    std::snprintf(key, sizeof key, "%016llx",
+                  static_cast<unsigned long long>(fnv1a(a.cudaSource + arch_ + std::to_string(CUDA_VERSION))));
+    std::string path = kernelCacheDir() + "/cuda-" + arch_ + "-" + key + ".cubin", cubin;
+    std::ifstream cached(path, std::ios::binary);
+    if (cached) {
+      std::stringstream ss;
+      ss << cached.rdbuf();
+      cubin = ss.str();
+    } else {
+      cuda::Compiled c = cuda::compileWithNvrtc(a.cudaSource, arch_);
+      if (!c.ok) throw DeviceError("NVRTC failed to compile the CUDA kernels for " + arch_ + ":\n" + c.log);
+      cubin = c.cubin;
+      std::string tmp = path + ".tmp." + std::to_string(getpid());
+      std::ofstream(tmp, std::ios::binary).write(cubin.data(), static_cast<std::streamsize>(cubin.size()));
+      std::rename(tmp.c_str(), path.c_str());
+    }
+    check(d_.loadData(&module_, cubin.data()), "cuModuleLoadData");
+    for (const auto &k : a.kernels) {
+      CUfunction f;
+      check(d_.getFunction(&f, module_, k.name.c_str()), "cuModuleGetFunction(" + k.name + ")");
+      if (k.sharedBytes > 48 * 1024)
+        check(d_.funcSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                  static_cast<int>(k.sharedBytes)),
+              "cuFuncSetAttribute");
+      functions_[k.name] = f;
+    }
+  }
+
+  void launch(const artifact::Kernel &k, const std::vector<void *> &args, int *error) override {
+    std::vector<CUdeviceptr> ptrs;
+    for (void *p : args) ptrs.push_back(reinterpret_cast<CUdeviceptr>(p));
+    if (k.checksErrors) ptrs.push_back(reinterpret_cast<CUdeviceptr>(error));
+    std::vector<void *> params;
+    for (CUdeviceptr &p : ptrs) params.push_back(&p);
+    check(d_.launch(functions_.at(k.name), static_cast<unsigned>(k.grid), 1, 1,
+                    static_cast<unsigned>(k.block), 1, 1, static_cast<unsigned>(k.sharedBytes), nullptr,
+                    params.data(), nullptr),
+          "cuLaunchKernel(" + k.name + ")");
+  }
+
+  // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: pass B
+  // as cuBLASLt's A and A as its B, with the data as stored.
+  void gemm(const artifact::Gemm &g, const void *a, const void *b, void *c) override {
+    bool bf16 = g.dtype == artifact::DType::BF16;
+    cudaDataType_t type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+    cublasComputeType_t compute = bf16 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
+    cublasLtMatmulDesc_t desc;
+    checkLt(lt_.descCreate(&desc, compute, CUDA_R_32F), "cublasLtMatmulDescCreate");
+    cublasOperation_t opA = g.transB ? CUBLAS_OP_T : CUBLAS_OP_N, opB = g.transA ? CUBLAS_OP_T : CUBLAS_OP_N;
+    checkLt(lt_.descSet(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA), "set TRANSA");
+    checkLt(lt_.descSet(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB), "set TRANSB");
+    auto layout = [&](uint64_t rows, uint64_t cols, int64_t stride) {
+      cublasLtMatrixLayout_t l;
+      checkLt(lt_.layoutCreate(&l, type, rows, cols, static_cast<int64_t>(rows)), "cublasLtMatrixLayoutCreate");
+      int32_t batch = static_cast<int32_t>(g.batch);
+      checkLt(lt_.layoutSet(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &batch, sizeof batch), "set BATCH_COUNT");
+      checkLt(lt_.layoutSet(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride),
+              "set STRIDED_BATCH_OFFSET");
+      return l;
+    };
+    cublasLtMatrixLayout_t la = layout(g.transB ? g.k : g.n, g.transB ? g.n : g.k, g.strideB);
+    cublasLtMatrixLayout_t lb = layout(g.transA ? g.m : g.k, g.transA ? g.k : g.m, g.strideA);
+    cublasLtMatrixLayout_t lc = layout(g.n, g.m, g.strideC);
+    cublasLtMatmulPreference_t pref;
+    checkLt(lt_.prefCreate(&pref), "cublasLtMatmulPreferenceCreate");
+    size_t ws = kWorkspaceBytes;
+    checkLt(lt_.prefSet(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "set workspace");
+    cublasLtMatmulHeuristicResult_t algo;
+    int found = 0;
+    checkLt(lt_.heuristic(handle_, desc, la, lb, lc, lc, pref, 1, &algo, &found), "cublasLtMatmulAlgoGetHeuristic");
+    if (found == 0) throw DeviceError("cuBLASLt found no algorithm for a " + std::to_string(g.m) + "x" +
+                                      std::to_string(g.n) + "x" + std::to_string(g.k) + " GEMM");
+    float alpha = 1.0f, beta = 0.0f;
+    checkLt(lt_.matmul(handle_, desc, &alpha, b, la, a, lb, &beta, c, lc, c, lc, &algo.algo, workspace_,
+                       kWorkspaceBytes, nullptr),
+            "cublasLtMatmul");
+    lt_.prefDestroy(pref);
+    lt_.layoutDestroy(la);
+    lt_.layoutDestroy(lb);
+    lt_.layoutDestroy(lc);
+    lt_.descDestroy(desc);
+  }
+
+ private:
+  void check(CUresult r, const std::string &what) {
+    if (r == CUDA_SUCCESS) return;
+    const char *msg = nullptr;
+    if (d_.errorString) d_.errorString(r, &msg);
+    throw DeviceError(what + " failed: " + (msg ? msg : "error " + std::to_string(r)));
+  }
+  void checkLt(cublasStatus_t s, const std::string &what) {
+    if (s != CUBLAS_STATUS_SUCCESS) throw DeviceError(what + " failed: cuBLAS status " + std::to_string(s));
+  }
+
+  Driver d_{};
+  Lt lt_{};
+  CUdevice dev_ = 0;
+  CUmodule module_ = nullptr;
+  cublasLtHandle_t handle_ = nullptr;
+  void *workspace_ = nullptr;
+  std::string arch_, name_;
+  std::map<std::string, CUfunction> functions_;
+};
+
+}  // namespace
+
+std::unique_ptr<Device> makeCudaDevice() { return std::make_unique<CudaDevice>(); }
+
+}  // namespace tlc
