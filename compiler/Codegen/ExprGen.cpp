@@ -283,14 +283,18 @@ FailureOr<KernelSpec> generateExpressionKernel(const std::string &name, ArrayRef
   Emitter e(name, inputs);
   ArrayRef<int64_t> shape = shapeOf(output);
   Index idx(shape.size());
+  for (size_t d = 0; d < shape.size(); ++d) idx[d] = "o" + std::to_string(d) + "_";
+  std::string v = e.at(output, idx);
+  // The output's index, for the dimensions the body reads.
+  std::string decls;
   int64_t stride = 1;
   for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
-    idx[d] = "o" + std::to_string(d);
-    e.body += "    const int64_t o" + std::to_string(d) + " = (i / " + std::to_string(stride) +
-              ") % " + std::to_string(shape[d]) + ";\n";
+    if (e.body.find(idx[d]) != std::string::npos)
+      decls = "    const int64_t " + idx[d] + " = (i / " + std::to_string(stride) + ") % " +
+              std::to_string(shape[d]) + ";\n" + decls;
     stride *= shape[d];
   }
-  std::string v = e.at(output, idx);
+  e.body = decls + e.body;
   if (!e.error.empty()) return emitError(loc) << "code generation: " << e.error;
   Type t = elementOf(output);
   std::string store = t.isBF16() ? "f2bf(" + v + ")" : t.isInteger(1) ? "(uint8_t)(" + v + ")" : v;

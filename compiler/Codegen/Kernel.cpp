@@ -36,7 +36,7 @@ typedef int int32_t;
 typedef unsigned int uint32_t;
 typedef unsigned short uint16_t;
 typedef unsigned char uint8_t;
-#define TL_INLINE static __device__ __forceinline__
+#define TL_INLINE __device__ __forceinline__
 #define TL_CONST __device__ const
 #define TL_INF __int_as_float(0x7f800000)
 #define TL_FAIL(code) atomicCAS(err, 0, (code))

@@ -154,7 +154,8 @@ LogicalResult Lowering::lowerOp(Operation *op) {
                                  op->getLoc());
     inputs.assign(fusion.getInputs().begin(), fusion.getInputs().end());
   } else {
-    inputs.assign(op->operand_begin(), op->operand_end());
+    for (Value v : op->getOperands())  // each distinct operand once
+      if (!llvm::is_contained(inputs, v)) inputs.push_back(v);
     k = generateExpressionKernel(name, inputs, output, op->getLoc());
   }
   if (failed(k)) return failure();

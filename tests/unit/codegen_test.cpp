@@ -1,0 +1,266 @@
+// Generated kernels: every generator run on the CPU device against the
+// reference evaluator (f32) on random inputs with ragged sizes (rows not a
+// multiple of 8, widths not of 32, sequences not of the attention tile),
+// the artifact format, and NVRTC compiles of the CUDA kernels of TinyLlama.
+#include "compiler/Codegen/Lowering.h"
+#include "compiler/Evaluator/ReferenceEvaluator.h"
+#include "compiler/Passes/Passes.h"
+#include "models/tinyllama.h"
+#include "runtime/artifact.h"
+#include "runtime/cuda_api.h"
+#include "runtime/device.h"
+#include "runtime/executor.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+
+#include "TestSupport.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+
+using namespace mlir;
+using tlc::HostTensor;
+
+namespace {
+
+class CodegenTest : public TlContextTest {
+protected:
+  static void SetUpTestSuite() {
+    std::string dir = ::testing::TempDir() + "tlc-kernel-cache";
+    setenv("TLC_CACHE_DIR", dir.c_str(), 1);
+  }
+
+  /// Runs `src` (one function; i32 arguments get ids in [0, idRange)) on the
+  /// CPU device and with the evaluator; every output must agree.
+  void check(const std::string &src, int64_t idRange = 5, double tolerance = 2e-5) {
+    OwningOpRef<ModuleOp> m = parseSourceString<ModuleOp>(src, &context);
+    ASSERT_TRUE(m) << diagnostics;
+    auto func = *m->getOps<func::FuncOp>().begin();
+    tl::codegen::LoweringStats stats;
+    auto artifact = tl::codegen::lowerToArtifact(func, stats);
+    ASSERT_TRUE(succeeded(artifact)) << diagnostics;
+
+    std::vector<HostTensor> args;
+    for (BlockArgument a : func.getArguments()) {
+      auto t = cast<RankedTensorType>(a.getType());
+      HostTensor h({t.getShape().begin(), t.getShape().end()});
+      for (double &x : h.data)
+        x = t.getElementType().isInteger(32) ? static_cast<double>(rng() % idRange)
+                                             : static_cast<float>(uniform(rng));
+      args.push_back(h);
+    }
+    auto expect = tl::evaluate(func, args, tl::Precision::F32);
+    ASSERT_TRUE(succeeded(expect)) << diagnostics;
+
+    auto device = tlc::makeCpuDevice();
+    tlc::Executor ex(*artifact, *device);
+    for (size_t i = 0; i < artifact->inputs.size(); ++i) {
+      const HostTensor &h = args[i];
+      if (artifact->inputs[i].dtype == tlc::artifact::DType::I32) {
+        std::vector<int32_t> v(h.data.begin(), h.data.end());
+        ex.setInput(i, v.data());
+      } else {
+        std::vector<float> v(h.data.begin(), h.data.end());
+        ex.setInput(i, v.data());
+      }
+    }
+    ex.run();
+    for (size_t o = 0; o < artifact->outputs.size(); ++o) {
+      std::vector<float> got((*expect)[o].numel());
+      ex.getOutput(o, got.data());
+      double diff = 0, norm = 0;
+      for (size_t k = 0; k < got.size(); ++k) {
+        diff += std::pow(got[k] - (*expect)[o].data[k], 2);
+        norm += std::pow((*expect)[o].data[k], 2);
+      }
+      EXPECT_LE(std::sqrt(diff), tolerance * std::sqrt(norm) + 1e-6) << "output #" << o << "\n" << src;
+    }
+  }
+
+  std::mt19937 rng{99};
+  std::uniform_real_distribution<double> uniform{-2.0, 2.0};
+};
+
+TEST_F(CodegenTest, NormsAndTheirGradients) {
+  check(R"(func.func @f(%x: tensor<3x5x37xf32>, %w: tensor<37xf32>) -> (tensor<3x5x37xf32>, tensor<3x5xf32>) {
+    %y, %r = tl.rmsnorm %x, %w eps = 1.0e-5 : tensor<3x5x37xf32>, tensor<37xf32> -> tensor<3x5xf32>
+    return %y, %r : tensor<3x5x37xf32>, tensor<3x5xf32> })");
+  check(R"(func.func @f(%a: tensor<13x37xf32>, %b: tensor<13x37xf32>, %w: tensor<37xf32>) -> (tensor<13x37xf32>, tensor<13x37xf32>) {
+    %s, %y, %r = tl.add_rmsnorm %a, %b, %w eps = 1.0e-5 : tensor<13x37xf32>, tensor<37xf32> -> tensor<13xf32>
+    return %s, %y : tensor<13x37xf32>, tensor<13x37xf32> })");
+  check(R"(func.func @f(%g: tensor<13x37xf32>, %x: tensor<13x37xf32>, %w: tensor<37xf32>) -> (tensor<13x37xf32>, tensor<37xf32>) {
+    %y, %r = tl.rmsnorm %x, %w eps = 1.0e-5 : tensor<13x37xf32>, tensor<37xf32> -> tensor<13xf32>
+    %dx, %dw = tl.rmsnorm_grad %g, %x, %w, %r : tensor<13x37xf32>, tensor<37xf32>, tensor<13xf32>
+    return %dx, %dw : tensor<13x37xf32>, tensor<37xf32> })");
+  check(R"(func.func @f(%g: tensor<9x33xf32>, %x: tensor<9x33xf32>, %w: tensor<33xf32>, %b: tensor<33xf32>) -> (tensor<9x33xf32>, tensor<9x33xf32>, tensor<33xf32>, tensor<33xf32>) {
+    %y, %m, %r = tl.layernorm %x, %w, %b eps = 1.0e-5 : tensor<9x33xf32>, tensor<33xf32> -> tensor<9xf32>, tensor<9xf32>
+    %dx, %dw, %db = tl.layernorm_grad %g, %x, %w, %m, %r : tensor<9x33xf32>, tensor<33xf32>, tensor<9xf32>
+    return %y, %dx, %dw, %db : tensor<9x33xf32>, tensor<9x33xf32>, tensor<33xf32>, tensor<33xf32> })");
+}
+
+TEST_F(CodegenTest, RopeWithOffsetAndItsTranspose) {
+  check(R"(func.func @f(%x: tensor<2x3x13x6xf32>, %c: tensor<17x6xf32>, %s: tensor<17x6xf32>) -> (tensor<2x3x13x6xf32>, tensor<2x3x13x6xf32>) {
+    %y = tl.rope %x, %c, %s offset = 2 : tensor<2x3x13x6xf32>, tensor<17x6xf32>
+    %d = tl.rope_grad %x, %c, %s offset = 3 : tensor<2x3x13x6xf32>, tensor<17x6xf32>
+    return %y, %d : tensor<2x3x13x6xf32>, tensor<2x3x13x6xf32> })");
+}
+
+TEST_F(CodegenTest, AttentionForwardAndBackward) {
+  // Causal GQA, T = 13 (not a multiple of the tile), head size 8.
+  check(R"(func.func @f(%q: tensor<2x4x13x8xf32>, %k: tensor<2x2x13x8xf32>, %v: tensor<2x2x13x8xf32>, %g: tensor<2x4x13x8xf32>)
+        -> (tensor<2x4x13x8xf32>, tensor<2x4x13xf32>, tensor<2x4x13x8xf32>, tensor<2x2x13x8xf32>, tensor<2x2x13x8xf32>) {
+    %o, %l = tl.attention %q, %k, %v scale = 0.35 causal : tensor<2x4x13x8xf32>, tensor<2x2x13x8xf32> -> tensor<2x4x13xf32>
+    %dq, %dk, %dv = tl.attention_grad %g, %q, %k, %v, %o, %l scale = 0.35 causal : tensor<2x4x13x8xf32>, tensor<2x2x13x8xf32>, tensor<2x4x13xf32>
+    return %o, %l, %dq, %dk, %dv : tensor<2x4x13x8xf32>, tensor<2x4x13xf32>, tensor<2x4x13x8xf32>, tensor<2x2x13x8xf32>, tensor<2x2x13x8xf32> })");
+  // Not causal, more keys than queries, one KV head for three query heads.
+  check(R"(func.func @f(%q: tensor<1x3x5x4xf32>, %k: tensor<1x1x7x4xf32>, %v: tensor<1x1x7x4xf32>, %g: tensor<1x3x5x4xf32>)
+        -> (tensor<1x3x5x4xf32>, tensor<1x3x5x4xf32>, tensor<1x1x7x4xf32>, tensor<1x1x7x4xf32>) {
+    %o, %l = tl.attention %q, %k, %v scale = 0.5 : tensor<1x3x5x4xf32>, tensor<1x1x7x4xf32> -> tensor<1x3x5xf32>
+    %dq, %dk, %dv = tl.attention_grad %g, %q, %k, %v, %o, %l scale = 0.5 : tensor<1x3x5x4xf32>, tensor<1x1x7x4xf32>, tensor<1x3x5xf32>
+    return %o, %dq, %dk, %dv : tensor<1x3x5x4xf32>, tensor<1x3x5x4xf32>, tensor<1x1x7x4xf32>, tensor<1x1x7x4xf32> })");
+}
+
+TEST_F(CodegenTest, CrossEntropyWithAndWithoutIgnoredRows) {
+  for (const char *ignore : {"", "ignore_index = 3"}) {
+    std::string src = std::string(R"(func.func @f(%l: tensor<11x37xf32>, %t: tensor<11xi32>, %g: tensor<f32>) -> (tensor<f32>, tensor<11xf32>, tensor<11x37xf32>) {
+      %loss, %lse = tl.cross_entropy %l, %t )") + ignore + R"( : tensor<11x37xf32>, tensor<11xi32> -> tensor<f32>, tensor<11xf32>
+      %d = tl.cross_entropy_grad %g, %l, %t, %lse )" + ignore + R"( : tensor<f32>, tensor<11x37xf32>, tensor<11xi32>, tensor<11xf32>
+      return %loss, %lse, %d : tensor<f32>, tensor<11xf32>, tensor<11x37xf32> })";
+    check(src, /*idRange=*/6);
+  }
+}
+
+TEST_F(CodegenTest, GatherAndScatterWithRepeatedIds) {
+  check(R"(func.func @f(%t: tensor<7x5xf32>, %ids: tensor<3x4xi32>, %u: tensor<3x4x5xf32>) -> (tensor<3x4x5xf32>, tensor<7x5xf32>) {
+    %g = tl.gather %t[%ids] : tensor<7x5xf32>, tensor<3x4xi32> -> tensor<3x4x5xf32>
+    %s = tl.scatter_add %u[%ids] : tensor<3x4x5xf32>, tensor<3x4xi32> -> tensor<7x5xf32>
+    return %g, %s : tensor<3x4x5xf32>, tensor<7x5xf32> })", /*idRange=*/4);
+}
+
+TEST_F(CodegenTest, ElementwiseGroupsWithMovementAndReductions) {
+  check(R"(func.func @f(%x: tensor<3x5x6xf32>, %y: tensor<6x5xf32>) -> (tensor<3x5x6xf32>, tensor<5x3xf32>) {
+    %r = tl.fusion(%x, %y) : (tensor<3x5x6xf32>, tensor<6x5xf32>) -> tensor<3x5x6xf32> {
+    ^bb0(%a: tensor<3x5x6xf32>, %b: tensor<6x5xf32>):
+      %bt = tl.transpose %b, perm = [1, 0] : tensor<6x5xf32> -> tensor<5x6xf32>
+      %bb = tl.broadcast %bt, dims = [1, 2] : tensor<5x6xf32> -> tensor<3x5x6xf32>
+      %m = tl.reduce_max %a, axis = 2 : tensor<3x5x6xf32> -> tensor<3x5xf32>
+      %mb = tl.broadcast %m, dims = [0, 1] : tensor<3x5xf32> -> tensor<3x5x6xf32>
+      %e = tl.exp %a : tensor<3x5x6xf32>
+      %s = tl.sub %e, %mb : tensor<3x5x6xf32>
+      %lo = tl.slice %s, axis = 2, start = 0, size = 2 : tensor<3x5x6xf32> -> tensor<3x5x2xf32>
+      %hi = tl.slice %s, axis = 2, start = 2, size = 4 : tensor<3x5x6xf32> -> tensor<3x5x4xf32>
+      %n = tl.neg %lo : tensor<3x5x2xf32>
+      %c = tl.concat %hi, %n axis = 2 : tensor<3x5x4xf32>, tensor<3x5x2xf32> -> tensor<3x5x6xf32>
+      %i = tl.iota axis = 1 : tensor<3x5x6xf32>
+      %k = tl.constant dense<[1.0, -1.0, 0.5, 2.0, 0.25, 3.0]> : tensor<6xf32>
+      %kb = tl.broadcast %k, dims = [2] : tensor<6xf32> -> tensor<3x5x6xf32>
+      %p = tl.mul %c, %kb : tensor<3x5x6xf32>
+      %q = tl.add %p, %i : tensor<3x5x6xf32>
+      %z = tl.mul %q, %bb : tensor<3x5x6xf32>
+      tl.yield %z : tensor<3x5x6xf32>
+    }
+    %sum = tl.reduce_mean %x, axis = 2 : tensor<3x5x6xf32> -> tensor<3x5xf32>
+    %t = tl.transpose %sum, perm = [1, 0] : tensor<3x5xf32> -> tensor<5x3xf32>
+    return %r, %t : tensor<3x5x6xf32>, tensor<5x3xf32> })");
+}
+
+TEST_F(CodegenTest, MatmulsWithTransposesAndSharedWeights) {
+  check(R"(func.func @f(%x: tensor<2x3x5xf32>, %w: tensor<7x5xf32>, %a: tensor<2x5x3xf32>, %b: tensor<2x4x5xf32>) -> (tensor<2x3x7xf32>, tensor<2x3x4xf32>) {
+    %y = tl.matmul %x, %w {transpose_rhs} : tensor<2x3x5xf32>, tensor<7x5xf32> -> tensor<2x3x7xf32>
+    %z = tl.matmul %a, %b {transpose_lhs, transpose_rhs} : tensor<2x5x3xf32>, tensor<2x4x5xf32> -> tensor<2x3x4xf32>
+    return %y, %z : tensor<2x3x7xf32>, tensor<2x3x4xf32> })");
+}
+
+TEST_F(CodegenTest, OutOfRangeIdsAreReportedWithTheirOp) {
+  OwningOpRef<ModuleOp> m = parseSourceString<ModuleOp>(R"(
+    func.func @f(%t: tensor<4x2xf32>, %ids: tensor<3xi32>) -> tensor<3x2xf32> {
+      %g = tl.gather %t[%ids] : tensor<4x2xf32>, tensor<3xi32> -> tensor<3x2xf32> loc("model.embed")
+      return %g : tensor<3x2xf32> })", &context);
+  ASSERT_TRUE(m);
+  tl::codegen::LoweringStats stats;
+  auto artifact = tl::codegen::lowerToArtifact(*m->getOps<func::FuncOp>().begin(), stats);
+  ASSERT_TRUE(succeeded(artifact));
+  auto device = tlc::makeCpuDevice();
+  tlc::Executor ex(*artifact, *device);
+  std::vector<int32_t> ids = {0, 9, 1};
+  ex.setInput(1, ids.data());
+  try {
+    ex.run();
+    FAIL() << "an id beyond the table was not reported";
+  } catch (const tlc::DeviceError &e) {
+    EXPECT_NE(std::string(e.what()).find("model.embed"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(CodegenTest, ArtifactRoundTripAndCorruption) {
+  tlc::artifact::Artifact a;
+  a.config = {{"dim", 8}};
+  a.buffers = {{16, tlc::artifact::BufferKind::Input, 0}, {64, tlc::artifact::BufferKind::Arena, 0}};
+  a.inputs = {{"x", tlc::artifact::DType::F32, {4}, 0, nullptr}};
+  a.arenaBytes = 64;
+  a.unplannedBytes = 64;
+  a.kernels = {{"k0", 1, 256, 0, false}};
+  a.steps.push_back({tlc::artifact::Step::Kernel, "k0", {1, 0}, {}, "loc"});
+  a.cpuSource = "cpu";
+  a.cudaSource = "cuda";
+  std::string path = ::testing::TempDir() + "a.tlx";
+  tlc::artifact::write(path, a);
+  tlc::artifact::Artifact b = tlc::artifact::read(path);
+  EXPECT_EQ(b.steps.size(), 1u);
+  EXPECT_EQ(b.cudaSource, "cuda");
+  EXPECT_EQ(b.config["dim"], 8);
+
+  auto errorOf = [&](const std::string &bytes) -> std::string {
+    std::ofstream(path, std::ios::binary) << bytes;
+    try {
+      tlc::artifact::read(path);
+    } catch (const tlc::artifact::Error &e) {
+      return e.what();
+    }
+    return "";
+  };
+  tlc::artifact::write(path, a);
+  std::ifstream in(path, std::ios::binary);
+  std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string flipped = good;
+  flipped[good.size() / 2] ^= 1;
+  EXPECT_NE(errorOf(flipped).find("checksum mismatch"), std::string::npos);
+  EXPECT_NE(errorOf(good.substr(0, good.size() - 20)).find("checksum"), std::string::npos);
+  EXPECT_NE(errorOf("not an artifact at all").find("bad magic"), std::string::npos);
+  std::string future = good;
+  future[4] = 9;
+  EXPECT_NE(errorOf(future).find("version 9 is not supported"), std::string::npos);
+}
+
+/// Every CUDA kernel of TinyLlama's fused training step compiles with NVRTC
+/// for Ampere and Hopper without a warning.
+class NvrtcTest : public CodegenTest, public ::testing::WithParamInterface<const char *> {};
+
+TEST_P(NvrtcTest, AllKernelsCompileWithoutWarnings) {
+  std::string why;
+  if (!tlc::cuda::nvrtcAvailable(&why)) GTEST_SKIP() << why;
+  auto config = tlc::models::preset(GetParam());
+  ASSERT_TRUE(static_cast<bool>(config));
+  OwningOpRef<ModuleOp> m = tlc::models::buildTinyLlama(context, *config, Builder(&context).getF32Type());
+  PassManager pm(&context);
+  tl::buildTrainPipeline(pm);
+  ASSERT_TRUE(succeeded(pm.run(*m)));
+  tl::codegen::LoweringStats stats;
+  auto artifact = tl::codegen::lowerToArtifact(*m->getOps<func::FuncOp>().begin(), stats);
+  ASSERT_TRUE(succeeded(artifact));
+  EXPECT_LT(artifact->arenaBytes, artifact->unplannedBytes);
+  for (const char *arch : {"sm_80", "sm_90"}) {
+    tlc::cuda::Compiled c = tlc::cuda::compileWithNvrtc(artifact->cudaSource, arch);
+    EXPECT_TRUE(c.ok) << arch << ":\n" << c.log;
+    EXPECT_EQ(c.log.find("warning"), std::string::npos) << arch << ":\n" << c.log;
+    EXPECT_GT(c.cubin.size(), 0u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Presets, NvrtcTest, ::testing::Values("tiny", "1.1b"));
+
+}  // namespace
