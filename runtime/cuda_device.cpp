@@ -62,7 +62,7 @@ template <typename F> void load(void *lib, F &fn, const char *symbol) {
 void *open(std::initializer_list<const char *> names, const char *what) {
   for (const char *n : names)
     if (void *h = dlopen(n, RTLD_NOW | RTLD_LOCAL)) return h;
-  throw DeviceError(std::string("cannot load ") + what + " (" + *names.begin() + ")");
+  throw DeviceError(std::string("cannot load ") + what);
 }
 
 uint64_t fnv1a(const std::string &s) {

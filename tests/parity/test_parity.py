@@ -7,6 +7,10 @@ training step (tl-autodiff) against torch autograd, per parameter tensor
 (||ours - torch|| / ||torch||): below 1e-9 in f64, below 1e-4 in f32. Each is
 checked for the plain training step (`--train-step`) and for the output of the
 default pipeline with every fusion (`--fused`, "f64-fused"/"f32-fused").
+With --tlrun, the fused step is also compiled (`tlc compile --target cpu`)
+and run by the runtime's CPU device (`tlrun eval`): its loss and gradients
+must match the reference evaluator's f32 ones (relative error below 1e-5) and
+PyTorch's f32 ones (loss below 1e-5, gradients below 1e-4).
 Run with /usr/bin/python3.
 """
 import argparse
@@ -51,7 +55,19 @@ def random_weights(params, rng):
     return weights
 
 
-def check(tlc, name, preset, overrides, workdir, seed):
+def grad_errors(ours, reference):
+    return {k: float(np.linalg.norm(ours[k] - reference[k]) / np.linalg.norm(reference[k])) for k in reference}
+
+
+def report(name, variant, what, errors, tolerance):
+    worst = max(errors, key=lambda k: errors[k] if errors[k] == errors[k] else np.inf)
+    ok = all(e < tolerance for e in errors.values())
+    print(f"{name:12s} {variant:9s}  {what}: worst rel.err {errors[worst]:.2e} ({worst})  "
+          f"(< {tolerance:.0e})  {'ok' if ok else 'FAIL'}", flush=True)
+    return ok
+
+
+def check(tlc, tlrun, name, preset, overrides, workdir, seed):
     rng = np.random.default_rng(seed)
     paths = {}
     for dtype in ("f64", "f32"):
@@ -81,6 +97,7 @@ def check(tlc, name, preset, overrides, workdir, seed):
     ok = True
     runs = [("f64", w64, torch.float64), ("f32", w32, torch.float32),
             ("f64-fused", w64, torch.float64), ("f32-fused", w32, torch.float32)]
+    results = {}
     for variant, wpath, tdtype in runs:
         dtype = variant[:3]
         gpath = os.path.join(workdir, f"{name}.grads.{variant}.safetensors")
@@ -97,6 +114,7 @@ def check(tlc, name, preset, overrides, workdir, seed):
         rel = abs(out["loss"] - expect) / abs(expect)
         passed = out["micro_batches"] == 2 and rel < TOLERANCE[dtype]
         ok &= passed
+        results[variant] = (out["loss"], read_safetensors(gpath), w, expect)
         print(f"{name:12s} {variant:9s}  tlc {out['loss']:.15f}  torch {expect:.15f}  "
               f"rel.err {rel:.2e}  (< {TOLERANCE[dtype]:.0e})  {'ok' if passed else 'FAIL'}", flush=True)
         grads = read_safetensors(gpath)
@@ -121,12 +139,40 @@ def check(tlc, name, preset, overrides, workdir, seed):
             if abs(other - losses[0]) / abs(losses[0]) < 1e3 * TOLERANCE[dtype]:
                 print(f"{name:12s} the loss is insensitive to rope_theta: weak test inputs")
                 ok = False
+    if tlrun:
+        ok &= check_runtime(tlc, tlrun, name, paths["f32-fused"], w32, shard, results, workdir)
+    return ok
+
+
+def check_runtime(tlc, tlrun, name, step_path, weights, shard, results, workdir):
+    """The compiled artifact on the CPU device against the evaluator and torch (f32)."""
+    artifact = os.path.join(workdir, f"{name}.tlx")
+    run([tlc, "compile", step_path, "-o", artifact, "--target", "cpu"])
+    gpath = os.path.join(workdir, f"{name}.grads.tlrun.safetensors")
+    out = json.loads(run([tlrun, "eval", artifact, "--weights", weights, "--tokens", shard,
+                          "--device", "cpu", "--json", "--dump-grads", gpath]))
+    grads = read_safetensors(gpath)
+    ev_loss, ev_grads, torch_weights, torch_loss = results["f32"]
+    ok = True
+    rel = abs(out["loss"] - ev_loss) / abs(ev_loss)
+    ok &= rel < 1e-5
+    print(f"{name:12s} tlrun-cpu  loss {out['loss']:.9f} vs evaluator f32 {ev_loss:.9f}  rel.err {rel:.2e}  "
+          f"(< 1e-05)  {'ok' if rel < 1e-5 else 'FAIL'}", flush=True)
+    rel = abs(out["loss"] - torch_loss) / abs(torch_loss)
+    ok &= rel < 1e-5
+    print(f"{name:12s} tlrun-cpu  loss {out['loss']:.9f} vs torch f32 {torch_loss:.9f}  rel.err {rel:.2e}  "
+          f"(< 1e-05)  {'ok' if rel < 1e-5 else 'FAIL'}", flush=True)
+    ok &= set(grads) == set(ev_grads)
+    ok &= report(name, "tlrun-cpu", "gradients vs evaluator f32", grad_errors(grads, ev_grads), 1e-5)
+    torch_grads = {k: t.grad.double().numpy() for k, t in torch_weights.items()}
+    ok &= report(name, "tlrun-cpu", "gradients vs torch f32", grad_errors(grads, torch_grads), 1e-4)
     return ok
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tlc", required=True)
+    parser.add_argument("--tlrun", help="also compile the fused step and run it on the CPU runtime")
     parser.add_argument("--only", choices=sorted(CONFIGS))
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -137,7 +183,7 @@ def main():
         for name, (preset, overrides) in CONFIGS.items():
             if args.only and name != args.only:
                 continue
-            ok &= check(args.tlc, name, preset, overrides, workdir, seed)
+            ok &= check(args.tlc, args.tlrun, name, preset, overrides, workdir, seed)
     sys.exit(0 if ok else 1)
 
 

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The GPU check, run on the GPU machine (one command, well under 5 minutes):
+# the tiny TinyLlama step on the CUDA device (NVRTC-compiled kernels,
+# cuBLASLt GEMMs) against the CPU runtime's results recorded by prepare.sh,
+# in f32 (TF32 GEMMs) and bf16, printed as a table. Needs build/tools/tlrun
+# and gpu-check/ (carry both); writes the table and raw results to $OUT.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+out=gpu-check
+results=${OUT:-/tmp}
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | tee "$results/gpu.txt"
+status=0
+for dtype in f32 bf16; do
+  if ! timeout 240 build/tools/tlrun eval "$out/tiny-$dtype.tlx" --device cuda \
+      --weights "$out/weights.safetensors" --tokens "$out/tokens.bin" --json \
+      --dump-grads "$results/cuda-$dtype.safetensors" > "$results/cuda-$dtype.json" 2> "$results/cuda-$dtype.err"; then
+    echo "tlrun --device cuda failed for $dtype:"; cat "$results/cuda-$dtype.err"; status=1
+  fi
+done
+python3 "$out/compare.py" "$out" "$results" | tee "$results/table.txt" || status=1
+exit $status

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Prepares the GPU check on this (CPU) machine: builds tlrun, compiles the
+# tiny TinyLlama step in f32 and bf16 (CPU and CUDA kernels in each .tlx),
+# writes random weights and tokens, and records the CPU runtime's loss and
+# gradients as the reference. Everything lands in gpu-check/ (git-ignored),
+# which the device call carries with build/tools/tlrun.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+tools/build.sh tlc tlrun
+out=gpu-check
+rm -rf "$out" && mkdir -p "$out"
+# Small enough that weights and both reference gradients stay well under the
+# 64 MiB a device call may carry.
+overrides="layers=2,vocab=2048,micro_batch=2"
+for dtype in f32 bf16; do
+  build/tools/tlc emit tinyllama --preset tiny --set "$overrides" --dtype "$dtype" -o "$out/tiny-$dtype.mlir"
+  build/tools/tlc compile "$out/tiny-$dtype.mlir" -o "$out/tiny-$dtype.tlx" --target all > "$out/compile-$dtype.txt"
+done
+build/tools/tlc info "$out/tiny-f32.mlir" --json > "$out/info.json"
+/usr/bin/python3 - "$out" <<'PY'
+import json, os, sys
+import numpy as np
+sys.path.insert(0, "tests/parity")
+from tlio import write_safetensors, write_shard
+out = sys.argv[1]
+info = json.load(open(os.path.join(out, "info.json")))
+rng = np.random.default_rng(20261128)
+weights = {}
+for p in info["parameters"]:
+    shape = p["shape"]
+    if p["name"].endswith("norm.weight"):
+        weights[p["name"]] = (1 + 0.2 * rng.standard_normal(shape)).astype(np.float32)
+    else:
+        weights[p["name"]] = (rng.standard_normal(shape) / np.sqrt(shape[-1])).astype(np.float32)
+write_safetensors(os.path.join(out, "weights.safetensors"), weights)
+c = info["config"]
+write_shard(os.path.join(out, "tokens.bin"), rng.integers(0, c["vocab"], size=2 * c["micro_batch"] * c["seq"] + 1))
+PY
+for dtype in f32 bf16; do
+  build/tools/tlrun eval "$out/tiny-$dtype.tlx" --device cpu --weights "$out/weights.safetensors" \
+    --tokens "$out/tokens.bin" --json --dump-grads "$out/cpu-$dtype.safetensors" > "$out/cpu-$dtype.json"
+done
+cp tools/gpu/compare.py "$out/"
+echo "prepared $out/: $(ls "$out" | wc -l) files"
