@@ -63,7 +63,8 @@ void Executor::run() {
   device_.download(&code, error_, sizeof code);
   if (code > 0 && code <= static_cast<int>(a_.steps.size()))
     throw DeviceError("an index is out of range (a token id or target beyond the vocabulary?) in step " +
-                      std::to_string(code - 1) + " at " + a_.steps[code - 1].location);
+                      std::to_string(code - 1) + " (" + a_.steps[code - 1].kernel + ") at " +
+                      a_.steps[code - 1].location);
   if (code != 0) throw DeviceError("a kernel reported error " + std::to_string(code));
 }
 

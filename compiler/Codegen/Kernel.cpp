@@ -19,7 +19,7 @@ const char *kCpuPrelude = R"(// tlc generated kernels: CPU C++
 #define TL_INLINE static inline
 #define TL_CONST static const
 #define TL_INF INFINITY
-#define TL_FAIL(code) do { *err = (code); } while (0)
+#define TL_FAIL(code) do { if (!*err) *err = (code); } while (0)
 TL_INLINE float bf2f(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
 TL_INLINE uint16_t f2bf(float f) {
   uint32_t u; memcpy(&u, &f, 4);
