@@ -200,6 +200,11 @@ void write(const std::string &path, const Artifact &a) {
   putString(bytes, manifest(a).dump());
   putString(bytes, a.cpuSource);
   putString(bytes, a.cudaSource);
+  put<uint64_t>(bytes, a.cubins.size());
+  for (const auto &[arch, cubin] : a.cubins) {
+    putString(bytes, arch);
+    putString(bytes, cubin);
+  }
   put<uint64_t>(bytes, fnv1a(bytes));
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   {
@@ -252,6 +257,15 @@ Artifact read(const std::string &path) {
     a = fromManifest(nlohmann::json::parse(manifestText));
     a.cpuSource = next();
     a.cudaSource = next();
+    if (pos + 8 > bytes.size() - 8) throw fail("truncated section");
+    uint64_t count;
+    std::memcpy(&count, bytes.data() + pos, 8);
+    pos += 8;
+    if (count > 64) throw fail("implausible number of cubins");
+    for (uint64_t i = 0; i < count; ++i) {
+      std::string arch = next();
+      a.cubins.emplace_back(arch, next());
+    }
     validate(a);
   } catch (const nlohmann::json::exception &e) {
     throw fail(std::string("malformed manifest: ") + e.what());

@@ -2,7 +2,8 @@
 // step, in one self-describing, versioned file. No MLIR here.
 //
 // Layout: "TLX\x01" | u32 version | u64 n + manifest JSON | u64 n + CPU C++
-// source | u64 n + CUDA C++ source | u64 FNV-1a 64 of all preceding bytes.
+// source | u64 n + CUDA C++ source | u64 count, then per precompiled cubin
+// u64 n + arch, u64 n + cubin | u64 FNV-1a 64 of all preceding bytes.
 #pragma once
 
 #include <cstdint>
@@ -77,6 +78,8 @@ struct Artifact {
   std::vector<Kernel> kernels;
   std::vector<Step> steps;
   std::string cpuSource, cudaSource;
+  // Precompiled CUDA binaries by architecture ("sm_90"); optional.
+  std::vector<std::pair<std::string, std::string>> cubins;
 };
 
 void write(const std::string &path, const Artifact &a);  // atomic

@@ -153,8 +153,11 @@ class CudaDevice : public Device {
     std::snprintf(key, sizeof key, "%016llx",
                   static_cast<unsigned long long>(fnv1a(a.cudaSource + arch_ + std::to_string(CUDA_VERSION))));
     std::string path = kernelCacheDir() + "/cuda-" + arch_ + "-" + key + ".cubin", cubin;
+    for (const auto &[arch, binary] : a.cubins)
+      if (arch == arch_) cubin = binary;  // precompiled by tlc compile --arch
     std::ifstream cached(path, std::ios::binary);
-    if (cached) {
+    if (!cubin.empty()) {
+    } else if (cached) {
       std::stringstream ss;
       ss << cached.rdbuf();
       cubin = ss.str();

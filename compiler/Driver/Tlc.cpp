@@ -6,6 +6,7 @@
 #include "compiler/Codegen/Lowering.h"
 #include "compiler/Passes/Passes.h"
 #include "runtime/artifact.h"
+#include "runtime/cuda_api.h"
 #include "dialects/tl/IR/TlOps.h"
 #include "models/tinyllama.h"
 #include "runtime/safetensors.h"
@@ -43,8 +44,8 @@ commands:
       with --train-step, the training step (loss and every parameter's gradient);
       with --fused, the training step after the default pipeline (forward
       fusion, autodiff, elementwise fusion).
-  compile FILE.mlir -o FILE.tlx [--target cpu|cuda|all] [--print-ir-after-all]
-                [--dump-kernels DIR]
+  compile FILE.mlir -o FILE.tlx [--target cpu|cuda|all] [--arch sm_90,...]
+                [--print-ir-after-all] [--dump-kernels DIR]
       Compile a model (forward + loss, or a training step) into a .tlx artifact:
       the default pipeline, kernel formation, memory planning, code generation.
   info FILE.mlir [--json]
@@ -281,8 +282,9 @@ int infoCommand(Args &args) {
 
 int compileCommand(Args &args) {
   auto start = std::chrono::steady_clock::now();
-  std::string output = args.required("-o"), target = "all", dumpDir;
+  std::string output = args.required("-o"), target = "all", dumpDir, archs;
   args.option("--target", target);
+  args.option("--arch", archs);
   args.option("--dump-kernels", dumpDir);
   bool printIr = args.flag("--print-ir-after-all");
   std::vector<std::string> files = args.positional();
@@ -305,6 +307,19 @@ int compileCommand(Args &args) {
   if (failed(artifact)) return 1;
   if (target == "cpu") artifact->cudaSource.clear();
   if (target == "cuda") artifact->cpuSource.clear();
+  // Precompiled cubins: tlrun uses them on a matching GPU, NVRTC otherwise.
+  llvm::SmallVector<llvm::StringRef> archList;
+  llvm::StringRef(archs).split(archList, ',', -1, /*KeepEmpty=*/false);
+  for (llvm::StringRef arch : archList) {
+    if (target == "cpu") throw std::string("compile: --arch needs CUDA kernels (--target cuda or all)");
+    if (!arch.starts_with("sm_") || arch.size() < 5)
+      throw "compile: --arch expects names like sm_90, got '" + arch.str() + "'";
+    std::string why;
+    if (!::tlc::cuda::nvrtcAvailable(&why)) throw "compile: --arch needs NVRTC: " + why;
+    ::tlc::cuda::Compiled c = ::tlc::cuda::compileWithNvrtc(artifact->cudaSource, arch.str());
+    if (!c.ok) throw "compile: NVRTC failed for " + arch.str() + ":\n" + c.log;
+    artifact->cubins.emplace_back(arch.str(), std::move(c.cubin));
+  }
   if (!dumpDir.empty()) {
     if (auto ec = llvm::sys::fs::create_directories(dumpDir))
       throw "compile: cannot create " + dumpDir + ": " + ec.message();
@@ -322,11 +337,11 @@ int compileCommand(Args &args) {
   llvm::outs() << llvm::formatv(
       "compiled {0} -> {1}\n  fused ops: {2}, fusion groups: {3}\n  kernels: {4}, GEMMs: {5}, "
       "steps: {6}\n  arena: {7} bytes planned (tensors sum to {8} bytes, {9:P} of it)\n"
-      "  targets: {10}\n  compile time: {11:F3} s\n",
+      "  targets: {10}{12}\n  compile time: {11:F3} s\n",
       files[0], output, stats.fusedOps, stats.fusionGroups, stats.kernels, stats.gemms,
       artifact->steps.size(), withCommas(artifact->arenaBytes), withCommas(artifact->unplannedBytes),
       static_cast<double>(artifact->arenaBytes) / std::max<int64_t>(1, artifact->unplannedBytes),
-      target, seconds);
+      target, seconds, archs.empty() ? std::string() : " (cubins: " + archs + ")");
   return 0;
 }
 

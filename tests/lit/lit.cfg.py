@@ -15,3 +15,8 @@ llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.tlc_tools_dir, append_path=True)
 # Not %python: lit defines that as its own interpreter, which may lack numpy.
 config.substitutions.append(("%system_python", config.python_executable))
+
+# NVRTC (CUDA toolkit in the machine image) for tests that compile CUDA kernels.
+import glob
+if glob.glob("/usr/local/cuda/lib64/libnvrtc.so*"):
+    config.available_features.add("nvrtc")

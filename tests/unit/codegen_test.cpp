@@ -207,12 +207,16 @@ TEST_F(CodegenTest, ArtifactRoundTripAndCorruption) {
   a.steps.push_back({tlc::artifact::Step::Kernel, "k0", {1, 0}, {}, "loc"});
   a.cpuSource = "cpu";
   a.cudaSource = "cuda";
+  a.cubins = {{"sm_90", std::string("\0\x7f binary", 9)}};
   std::string path = ::testing::TempDir() + "a.tlx";
   tlc::artifact::write(path, a);
   tlc::artifact::Artifact b = tlc::artifact::read(path);
   EXPECT_EQ(b.steps.size(), 1u);
   EXPECT_EQ(b.cudaSource, "cuda");
   EXPECT_EQ(b.config["dim"], 8);
+  ASSERT_EQ(b.cubins.size(), 1u);
+  EXPECT_EQ(b.cubins[0].first, "sm_90");
+  EXPECT_EQ(b.cubins[0].second, a.cubins[0].second);
 
   auto errorOf = [&](const std::string &bytes) -> std::string {
     std::ofstream(path, std::ios::binary) << bytes;
