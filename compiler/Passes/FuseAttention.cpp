@@ -2,8 +2,6 @@
 #include "compiler/Passes/Matchers.h"
 #include "compiler/Passes/Passes.h"
 
-#include "mlir/IR/PatternMatch.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 #include <cmath>
 
@@ -160,42 +158,29 @@ FailureOr<AttentionMatch> matchAttention(MatmulOp root, std::string &why) {
     why = "keys and values are grouped differently";
     return failure();
   }
+  auto q = cast<RankedTensorType>(m.q.getType()), k = cast<RankedTensorType>(m.k.getType());
+  if (k.getRank() != 4 || q.getDimSize(0) != k.getDimSize(0) || q.getDimSize(3) != k.getDimSize(3) ||
+      q.getDimSize(1) % k.getDimSize(1) != 0 || (m.causal && q.getDimSize(2) != k.getDimSize(2))) {
+    why = "the operands do not have attention's shapes";
+    return failure();
+  }
   return m;
 }
 
-struct AttentionPattern : OpRewritePattern<MatmulOp> {
-  AttentionPattern(MLIRContext *ctx, const FusionReport &report)
-      : OpRewritePattern(ctx), report(report) {}
-
-  LogicalResult matchAndRewrite(MatmulOp root, PatternRewriter &rewriter) const override {
-    std::string why;
-    FailureOr<AttentionMatch> m = matchAttention(root, why);
-    if (failed(m)) {
-      if (!why.empty()) report.refused(root, "attention", why);
-      return failure();
-    }
-    auto fused = rewriter.create<AttentionOp>(root.getLoc(), m->q, m->k, m->v, m->scale,
-                                              m->causal);
-    if (fused.getResult().getType() != root.getType() || failed(fused.verify())) {
-      rewriter.eraseOp(fused);
-      report.refused(root, "attention", "the operands do not have attention's shapes");
-      return failure();
-    }
-    rewriter.replaceOp(root, fused.getResult());
-    report.fused(fused, m->causal ? "causal attention" : "attention");
-    return success();
-  }
-  const FusionReport &report;
-};
+Operation *rewriteAttention(MatmulOp root, const AttentionMatch &m, PatternRewriter &rewriter) {
+  auto fused = rewriter.create<AttentionOp>(root.getLoc(), m.q, m.k, m.v, m.scale, m.causal);
+  rewriter.replaceOp(root, fused.getResult());
+  return fused;
+}
 
 struct TlFuseAttentionPass : tl::impl::TlFuseAttentionBase<TlFuseAttentionPass> {
   using TlFuseAttentionBase::TlFuseAttentionBase;
   void runOnOperation() override {
     FusionReport r(report, getArgument());
     RewritePatternSet patterns(&getContext());
-    patterns.add<AttentionPattern>(&getContext(), r);
-    if (failed(applyPatternsAndFoldGreedily(getOperation(), std::move(patterns))))
-      signalPassFailure();
+    patterns.add<FusionPattern<MatmulOp, AttentionMatch>>(&getContext(), r, "attention",
+                                                          matchAttention, rewriteAttention);
+    if (failed(applyFusionPatterns(getOperation(), std::move(patterns)))) signalPassFailure();
   }
 };
 

@@ -2,8 +2,6 @@
 #include "compiler/Passes/Matchers.h"
 #include "compiler/Passes/Passes.h"
 
-#include "mlir/IR/PatternMatch.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::tl {
 #define GEN_PASS_DEF_TLFUSECROSSENTROPY
@@ -93,35 +91,28 @@ FailureOr<CrossEntropyMatch> matchCrossEntropy(Operation *root, std::string &why
   return CrossEntropyMatch{lseLogits, targets};
 }
 
-struct CrossEntropyPattern : RewritePattern {
-  CrossEntropyPattern(MLIRContext *ctx, const FusionReport &report)
-      : RewritePattern(MatchAnyOpTypeTag(), /*benefit=*/1, ctx), report(report) {}
-
-  LogicalResult matchAndRewrite(Operation *root, PatternRewriter &rewriter) const override {
-    if (!isa<ReduceMeanOp, MulOp, DivOp>(root)) return failure();
-    std::string why;
-    FailureOr<CrossEntropyMatch> m = matchCrossEntropy(root, why);
-    if (failed(m)) {
-      if (!why.empty()) report.refused(root, "cross_entropy", why);
-      return failure();
-    }
-    auto fused = rewriter.create<CrossEntropyOp>(root->getLoc(), m->logits, m->targets,
-                                                 IntegerAttr());
-    rewriter.replaceOp(root, fused.getLoss());
-    report.fused(fused, "cross_entropy");
-    return success();
-  }
-  const FusionReport &report;
-};
+/// The mean may end in any of these ops.
+template <typename RootOp> void addPattern(RewritePatternSet &patterns, const FusionReport &r) {
+  patterns.add<FusionPattern<RootOp, CrossEntropyMatch>>(
+      patterns.getContext(), r, "cross_entropy",
+      [](RootOp root, std::string &why) { return matchCrossEntropy(root, why); },
+      [](RootOp root, const CrossEntropyMatch &m, PatternRewriter &rewriter) -> Operation * {
+        auto fused = rewriter.create<CrossEntropyOp>(root->getLoc(), m.logits, m.targets,
+                                                     IntegerAttr());
+        rewriter.replaceOp(root, fused.getLoss());
+        return fused;
+      });
+}
 
 struct TlFuseCrossEntropyPass : tl::impl::TlFuseCrossEntropyBase<TlFuseCrossEntropyPass> {
   using TlFuseCrossEntropyBase::TlFuseCrossEntropyBase;
   void runOnOperation() override {
     FusionReport r(report, getArgument());
     RewritePatternSet patterns(&getContext());
-    patterns.add<CrossEntropyPattern>(&getContext(), r);
-    if (failed(applyPatternsAndFoldGreedily(getOperation(), std::move(patterns))))
-      signalPassFailure();
+    addPattern<ReduceMeanOp>(patterns, r);
+    addPattern<MulOp>(patterns, r);
+    addPattern<DivOp>(patterns, r);
+    if (failed(applyFusionPatterns(getOperation(), std::move(patterns)))) signalPassFailure();
   }
 };
 

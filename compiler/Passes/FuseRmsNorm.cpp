@@ -2,8 +2,6 @@
 #include "compiler/Passes/Matchers.h"
 #include "compiler/Passes/Passes.h"
 
-#include "mlir/IR/PatternMatch.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::tl {
 #define GEN_PASS_DEF_TLFUSERMSNORM
@@ -129,66 +127,41 @@ bool dominatesAfter(Value v, Operation *op) {
   return def->getBlock() == op->getBlock() && def->isBeforeInBlock(op);
 }
 
-struct RmsNormPattern : OpRewritePattern<MulOp> {
-  RmsNormPattern(MLIRContext *ctx, const FusionReport &report)
-      : OpRewritePattern(ctx), report(report) {}
-
-  LogicalResult matchAndRewrite(MulOp root, PatternRewriter &rewriter) const override {
-    std::string why;
-    FailureOr<NormMatch> m = matchRmsNorm(root, why);
-    if (failed(m)) {
-      if (!why.empty()) report.refused(root, "rmsnorm", why);
-      return failure();
-    }
-    // A residual add feeding the norm: one op yields both the sum and the norm.
-    if (auto add = def<AddOp>(m->input); add && dominatesAfter(m->weight, add)) {
-      rewriter.setInsertionPointAfter(add);
-      auto fused = rewriter.create<AddRmsNormOp>(root.getLoc(), add.getLhs(),
-                                                 add.getRhs(), m->weight, m->eps);
-      rewriter.replaceOp(add, fused.getSum());
-      rewriter.replaceOp(root, fused.getResult());
-      report.fused(fused, "add_rmsnorm");
-      return success();
-    }
-    auto fused = rewriter.create<RmsNormOp>(root.getLoc(), m->input, m->weight, m->eps);
+/// A residual add feeding the norm becomes one op that yields both the sum
+/// and the norm, placed at the add so the sum dominates its other users.
+Operation *rewriteRmsNorm(MulOp root, const NormMatch &m, PatternRewriter &rewriter) {
+  if (auto add = def<AddOp>(m.input); add && dominatesAfter(m.weight, add)) {
+    rewriter.setInsertionPointAfter(add);
+    auto fused = rewriter.create<AddRmsNormOp>(root.getLoc(), add.getLhs(), add.getRhs(),
+                                               m.weight, m.eps);
+    rewriter.replaceOp(add, fused.getSum());
     rewriter.replaceOp(root, fused.getResult());
-    report.fused(fused, "rmsnorm");
-    return success();
+    return fused;
   }
-  const FusionReport &report;
-};
+  auto fused = rewriter.create<RmsNormOp>(root.getLoc(), m.input, m.weight, m.eps);
+  rewriter.replaceOp(root, fused.getResult());
+  return fused;
+}
 
-struct LayerNormPattern : OpRewritePattern<AddOp> {
-  LayerNormPattern(MLIRContext *ctx, const FusionReport &report)
-      : OpRewritePattern(ctx), report(report) {}
-
-  LogicalResult matchAndRewrite(AddOp root, PatternRewriter &rewriter) const override {
-    std::string why;
-    FailureOr<NormMatch> m = matchLayerNorm(root, why);
-    if (failed(m)) {
-      if (!why.empty()) report.refused(root, "layernorm", why);
-      return failure();
-    }
-    auto fused = rewriter.create<LayerNormOp>(root.getLoc(), m->input, m->weight,
-                                              m->bias, m->eps);
-    rewriter.replaceOp(root, fused.getResult());
-    report.fused(fused, "layernorm");
-    return success();
-  }
-  const FusionReport &report;
-};
+Operation *rewriteLayerNorm(AddOp root, const NormMatch &m, PatternRewriter &rewriter) {
+  auto fused = rewriter.create<LayerNormOp>(root.getLoc(), m.input, m.weight, m.bias, m.eps);
+  rewriter.replaceOp(root, fused.getResult());
+  return fused;
+}
 
 struct TlFuseRmsNormPass : tl::impl::TlFuseRmsNormBase<TlFuseRmsNormPass> {
   using TlFuseRmsNormBase::TlFuseRmsNormBase;
   void runOnOperation() override {
     FusionReport r(report, getArgument());
+    MLIRContext *ctx = &getContext();
     // LayerNorm first: its inner `xhat * w` is an RMSNorm of the centred x
     // and would otherwise be taken as one.
-    RewritePatternSet layerNorm(&getContext()), rmsNorm(&getContext());
-    layerNorm.add<LayerNormPattern>(&getContext(), r);
-    rmsNorm.add<RmsNormPattern>(&getContext(), r);
-    if (failed(applyPatternsAndFoldGreedily(getOperation(), std::move(layerNorm))) ||
-        failed(applyPatternsAndFoldGreedily(getOperation(), std::move(rmsNorm))))
+    RewritePatternSet layerNorm(ctx), rmsNorm(ctx);
+    layerNorm.add<FusionPattern<AddOp, NormMatch>>(ctx, r, "layernorm", matchLayerNorm,
+                                                   rewriteLayerNorm);
+    rmsNorm.add<FusionPattern<MulOp, NormMatch>>(ctx, r, "rmsnorm", matchRmsNorm, rewriteRmsNorm);
+    if (failed(applyFusionPatterns(getOperation(), std::move(layerNorm))) ||
+        failed(applyFusionPatterns(getOperation(), std::move(rmsNorm))))
       signalPassFailure();
   }
 };

@@ -2,8 +2,6 @@
 #include "compiler/Passes/Matchers.h"
 #include "compiler/Passes/Passes.h"
 
-#include "mlir/IR/PatternMatch.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::tl {
 #define GEN_PASS_DEF_TLFUSEROPE
@@ -83,34 +81,20 @@ FailureOr<RopeMatch> matchRope(AddOp root, std::string &why) {
   return m;
 }
 
-struct RopePattern : OpRewritePattern<AddOp> {
-  RopePattern(MLIRContext *ctx, const FusionReport &report)
-      : OpRewritePattern(ctx), report(report) {}
-
-  LogicalResult matchAndRewrite(AddOp root, PatternRewriter &rewriter) const override {
-    std::string why;
-    FailureOr<RopeMatch> m = matchRope(root, why);
-    if (failed(m)) {
-      if (!why.empty()) report.refused(root, "rope", why);
-      return failure();
-    }
-    auto fused = rewriter.create<RopeOp>(root.getLoc(), root.getType(), m->input,
-                                         m->cos, m->sin, /*offset=*/0);
-    rewriter.replaceOp(root, fused.getResult());
-    report.fused(fused, "rope");
-    return success();
-  }
-  const FusionReport &report;
-};
+Operation *rewriteRope(AddOp root, const RopeMatch &m, PatternRewriter &rewriter) {
+  auto fused = rewriter.create<RopeOp>(root.getLoc(), root.getType(), m.input, m.cos, m.sin,
+                                       /*offset=*/0);
+  rewriter.replaceOp(root, fused.getResult());
+  return fused;
+}
 
 struct TlFuseRopePass : tl::impl::TlFuseRopeBase<TlFuseRopePass> {
   using TlFuseRopeBase::TlFuseRopeBase;
   void runOnOperation() override {
     FusionReport r(report, getArgument());
     RewritePatternSet patterns(&getContext());
-    patterns.add<RopePattern>(&getContext(), r);
-    if (failed(applyPatternsAndFoldGreedily(getOperation(), std::move(patterns))))
-      signalPassFailure();
+    patterns.add<FusionPattern<AddOp, RopeMatch>>(&getContext(), r, "rope", matchRope, rewriteRope);
+    if (failed(applyFusionPatterns(getOperation(), std::move(patterns)))) signalPassFailure();
   }
 };
 

@@ -7,8 +7,6 @@
 #include "compiler/Passes/Matchers.h"
 #include "compiler/Passes/Passes.h"
 
-#include "mlir/IR/PatternMatch.h"
-#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 namespace mlir::tl {
 #define GEN_PASS_DEF_TLFUSESWIGLU
@@ -56,33 +54,20 @@ FailureOr<SwiGluMatch> matchSwiGlu(MulOp root, std::string &why) {
   return m;
 }
 
-struct SwiGluPattern : OpRewritePattern<MulOp> {
-  SwiGluPattern(MLIRContext *ctx, const FusionReport &report)
-      : OpRewritePattern(ctx), report(report) {}
-
-  LogicalResult matchAndRewrite(MulOp root, PatternRewriter &rewriter) const override {
-    std::string why;
-    FailureOr<SwiGluMatch> m = matchSwiGlu(root, why);
-    if (failed(m)) {
-      if (!why.empty()) report.refused(root, "swiglu", why);
-      return failure();
-    }
-    auto fused = rewriter.create<SwiGluOp>(root.getLoc(), m->gate, m->up);
-    rewriter.replaceOp(root, fused.getResult());
-    report.fused(fused, "swiglu");
-    return success();
-  }
-  const FusionReport &report;
-};
+Operation *rewriteSwiGlu(MulOp root, const SwiGluMatch &m, PatternRewriter &rewriter) {
+  auto fused = rewriter.create<SwiGluOp>(root.getLoc(), m.gate, m.up);
+  rewriter.replaceOp(root, fused.getResult());
+  return fused;
+}
 
 struct TlFuseSwiGluPass : tl::impl::TlFuseSwiGluBase<TlFuseSwiGluPass> {
   using TlFuseSwiGluBase::TlFuseSwiGluBase;
   void runOnOperation() override {
     FusionReport r(report, getArgument());
     RewritePatternSet patterns(&getContext());
-    patterns.add<SwiGluPattern>(&getContext(), r);
-    if (failed(applyPatternsAndFoldGreedily(getOperation(), std::move(patterns))))
-      signalPassFailure();
+    patterns.add<FusionPattern<MulOp, SwiGluMatch>>(&getContext(), r, "swiglu", matchSwiGlu,
+                                                    rewriteSwiGlu);
+    if (failed(applyFusionPatterns(getOperation(), std::move(patterns)))) signalPassFailure();
   }
 };
 

@@ -2,6 +2,7 @@
 #include "compiler/Passes/Matchers.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -121,6 +122,10 @@ Value perChannelVector(Value v) {
       in.getDimSize(0) != out.getShape().back())
     return {};
   return b.getInput();
+}
+
+LogicalResult applyFusionPatterns(Operation *root, RewritePatternSet &&patterns) {
+  return applyPatternsAndFoldGreedily(root, std::move(patterns));
 }
 
 void FusionReport::fused(Operation *at, const Twine &what) const {

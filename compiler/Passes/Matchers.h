@@ -11,7 +11,10 @@
 
 #include "dialects/tl/IR/TlOps.h"
 
+#include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/DenseSet.h"
+
+#include <functional>
 
 #include <optional>
 #include <string>
@@ -70,6 +73,42 @@ private:
   StringRef pass;
   mutable llvm::DenseSet<Operation *> refusedAt;
 };
+
+/// The rewrite pattern every fusion pass uses: rooted at an OpT, it calls
+/// `match(root, why)` (a FailureOr of what the fused op needs, setting `why`
+/// for a near-miss worth reporting) and, on success, `rewrite(root, match,
+/// rewriter)`, which creates the fused op, replaces the root and returns the
+/// fused op. Fusions and refusals go to the report.
+template <typename OpT, typename Match>
+struct FusionPattern : OpRewritePattern<OpT> {
+  using MatchFn = std::function<FailureOr<Match>(OpT, std::string &)>;
+  using RewriteFn = std::function<Operation *(OpT, const Match &, PatternRewriter &)>;
+
+  FusionPattern(MLIRContext *ctx, const FusionReport &report, StringRef what, MatchFn match,
+                RewriteFn rewrite, PatternBenefit benefit = 1)
+      : OpRewritePattern<OpT>(ctx, benefit), report(report), what(what.str()),
+        match(std::move(match)), rewrite(std::move(rewrite)) {}
+
+  LogicalResult matchAndRewrite(OpT root, PatternRewriter &rewriter) const override {
+    std::string why;
+    FailureOr<Match> m = match(root, why);
+    if (failed(m)) {
+      if (!why.empty()) report.refused(root, what, why);
+      return failure();
+    }
+    Operation *fused = rewrite(root, *m, rewriter);
+    report.fused(fused, fused->getName().getStringRef().drop_front(3));
+    return success();
+  }
+
+  const FusionReport &report;
+  std::string what;
+  MatchFn match;
+  RewriteFn rewrite;
+};
+
+/// Applies `patterns` greedily to `root` (constants fold, dead ops go).
+LogicalResult applyFusionPatterns(Operation *root, RewritePatternSet &&patterns);
 
 } // namespace mlir::tl::match
 

@@ -31,7 +31,7 @@ func.func @causal_gqa(%q: tensor<1x2x4x8xf32>, %k: tensor<1x1x4x8xf32>, %v: tens
   %sm4 = tl.reshape %sm : tensor<1x2x4xf32> -> tensor<1x2x4x1xf32>
   %smb = tl.broadcast %sm4, dims = [0, 1, 2, 3] : tensor<1x2x4x1xf32> -> tensor<1x2x4x4xf32>
   %p = tl.div %e, %smb : tensor<1x2x4x4xf32>
-  // expected-remark @+1 {{tl-fuse-attention: fused causal attention}}
+  // expected-remark @+1 {{tl-fuse-attention: fused attention}}
   %o = tl.matmul %p, %vr : tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32> -> tensor<1x2x4x8xf32>
   return %o : tensor<1x2x4x8xf32>
 }
@@ -90,7 +90,7 @@ func.func @additive_mask(%q: tensor<1x2x4x8xf32>, %k: tensor<1x1x4x8xf32>, %v: t
   %sm4 = tl.reshape %sm : tensor<1x2x4xf32> -> tensor<1x2x4x1xf32>
   %smb = tl.broadcast %sm4, dims = [0, 1, 2, 3] : tensor<1x2x4x1xf32> -> tensor<1x2x4x4xf32>
   %p = tl.div %e, %smb : tensor<1x2x4x4xf32>
-  // expected-remark @+1 {{fused causal attention}}
+  // expected-remark @+1 {{fused attention}}
   %o = tl.matmul %p, %vr : tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32> -> tensor<1x2x4x8xf32>
   return %o : tensor<1x2x4x8xf32>
 }
