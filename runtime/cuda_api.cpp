@@ -18,6 +18,7 @@ struct Nvrtc {
   decltype(&nvrtcGetCUBINSize) cubinSize = nullptr;
   decltype(&nvrtcGetCUBIN) cubin = nullptr;
   decltype(&nvrtcDestroyProgram) destroy = nullptr;
+  decltype(&nvrtcVersion) version = nullptr;
   std::string error;
 };
 
@@ -47,7 +48,9 @@ const Nvrtc &nvrtc() {
     a.cubinSize = reinterpret_cast<decltype(a.cubinSize)>(dlsym(h, "nvrtcGetCUBINSize"));
     a.cubin = reinterpret_cast<decltype(a.cubin)>(dlsym(h, "nvrtcGetCUBIN"));
     a.destroy = reinterpret_cast<decltype(a.destroy)>(dlsym(h, "nvrtcDestroyProgram"));
-    if (!a.create || !a.compile || !a.logSize || !a.log || !a.cubinSize || !a.cubin || !a.destroy)
+    a.version = reinterpret_cast<decltype(a.version)>(dlsym(h, "nvrtcVersion"));
+    if (!a.create || !a.compile || !a.logSize || !a.log || !a.cubinSize || !a.cubin || !a.destroy ||
+        !a.version)
       a.error = "NVRTC lacks an expected symbol";
     return a;
   }();
@@ -59,6 +62,14 @@ const Nvrtc &nvrtc() {
 bool nvrtcAvailable(std::string *why) {
   if (why) *why = nvrtc().error;
   return nvrtc().error.empty();
+}
+
+std::string nvrtcVersionString() {
+  const Nvrtc &api = nvrtc();
+  if (!api.error.empty()) throw DeviceError(api.error);
+  int major = 0, minor = 0;
+  api.version(&major, &minor);
+  return std::to_string(major) + "." + std::to_string(minor);
 }
 
 Compiled compileWithNvrtc(const std::string &source, const std::string &arch) {

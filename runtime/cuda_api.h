@@ -17,6 +17,9 @@ struct Compiled {
 // Whether NVRTC can be loaded here (no GPU or driver needed).
 bool nvrtcAvailable(std::string *why = nullptr);
 
+// "major.minor" of the NVRTC found; part of the kernel cache key.
+std::string nvrtcVersionString();
+
 // Compiles `source` for `arch` (e.g. "sm_90") with NVRTC; throws
 // DeviceError when NVRTC itself cannot be loaded.
 Compiled compileWithNvrtc(const std::string &source, const std::string &arch);

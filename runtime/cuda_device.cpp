@@ -149,26 +149,10 @@ class CudaDevice : public Device {
   void loadKernels(const artifact::Artifact &a) override {
     if (a.cudaSource.empty())
       throw DeviceError("the artifact has no CUDA kernels; compile it with --target cuda or all");
-    char key[32];
-    std::snprintf(key, sizeof key, "%016llx",
-                  static_cast<unsigned long long>(fnv1a(a.cudaSource + arch_ + std::to_string(CUDA_VERSION))));
-    std::string path = kernelCacheDir() + "/cuda-" + arch_ + "-" + key + ".cubin", cubin;
+    std::string cubin;
     for (const auto &[arch, binary] : a.cubins)
       if (arch == arch_) cubin = binary;  // precompiled by tlc compile --arch
-    std::ifstream cached(path, std::ios::binary);
-    if (!cubin.empty()) {
-    } else if (cached) {
-      std::stringstream ss;
-      ss << cached.rdbuf();
-      cubin = ss.str();
-    } else {
-      cuda::Compiled c = cuda::compileWithNvrtc(a.cudaSource, arch_);
-      if (!c.ok) throw DeviceError("NVRTC failed to compile the CUDA kernels for " + arch_ + ":\n" + c.log);
-      cubin = c.cubin;
-      std::string tmp = path + ".tmp." + std::to_string(getpid());
-      std::ofstream(tmp, std::ios::binary).write(cubin.data(), static_cast<std::streamsize>(cubin.size()));
-      std::rename(tmp.c_str(), path.c_str());
-    }
+    if (cubin.empty()) cubin = compiledKernels(a.cudaSource);
     check(d_.loadData(&module_, cubin.data()), "cuModuleLoadData");
     for (const auto &k : a.kernels) {
       CUfunction f;
@@ -179,6 +163,26 @@ class CudaDevice : public Device {
               "cuFuncSetAttribute");
       functions_[k.name] = f;
     }
+  }
+
+  // The cubin for this GPU from the cache, else compiled by NVRTC and cached
+  // (keyed by source, architecture and NVRTC version).
+  std::string compiledKernels(const std::string &source) {
+    char key[32];
+    std::snprintf(key, sizeof key, "%016llx",
+                  static_cast<unsigned long long>(fnv1a(source + arch_ + cuda::nvrtcVersionString())));
+    std::string path = kernelCacheDir() + "/cuda-" + arch_ + "-" + key + ".cubin";
+    if (std::ifstream cached{path, std::ios::binary}) {
+      std::stringstream ss;
+      ss << cached.rdbuf();
+      return ss.str();
+    }
+    cuda::Compiled c = cuda::compileWithNvrtc(source, arch_);
+    if (!c.ok) throw DeviceError("NVRTC failed to compile the CUDA kernels for " + arch_ + ":\n" + c.log);
+    std::string tmp = path + ".tmp." + std::to_string(getpid());
+    std::ofstream(tmp, std::ios::binary).write(c.cubin.data(), static_cast<std::streamsize>(c.cubin.size()));
+    std::rename(tmp.c_str(), path.c_str());
+    return c.cubin;
   }
 
   void launch(const artifact::Kernel &k, const std::vector<void *> &args, int *error) override {

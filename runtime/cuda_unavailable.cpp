@@ -12,6 +12,7 @@ bool nvrtcAvailable(std::string *why) {
   if (why) *why = "built without the CUDA toolkit headers";
   return false;
 }
+std::string nvrtcVersionString() { throw DeviceError("built without the CUDA toolkit headers"); }
 Compiled compileWithNvrtc(const std::string &, const std::string &) {
   throw DeviceError("built without the CUDA toolkit headers");
 }
