@@ -15,6 +15,7 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 
+#include "CudaEmulator.h"
 #include "TestSupport.h"
 
 #include <cmath>
@@ -56,7 +57,9 @@ protected:
     auto expect = tl::evaluate(func, args, tl::Precision::F32);
     ASSERT_TRUE(succeeded(expect)) << diagnostics;
 
-    auto device = tlc::makeCpuDevice();
+    // The CPU kernels, and the CUDA kernels under the CPU emulation of CUDA.
+    for (bool cuda : {false, true}) {
+    auto device = cuda ? tlc::testing::makeEmulatedCudaDevice() : tlc::makeCpuDevice();
     tlc::Executor ex(*artifact, *device);
     for (size_t i = 0; i < artifact->inputs.size(); ++i) {
       const HostTensor &h = args[i];
@@ -77,7 +80,9 @@ protected:
         diff += std::pow(got[k] - (*expect)[o].data[k], 2);
         norm += std::pow((*expect)[o].data[k], 2);
       }
-      EXPECT_LE(std::sqrt(diff), tolerance * std::sqrt(norm) + 1e-6) << "output #" << o << "\n" << src;
+      EXPECT_LE(std::sqrt(diff), tolerance * std::sqrt(norm) + 1e-6)
+          << (cuda ? "emulated CUDA" : "CPU") << " output #" << o << "\n" << src;
+    }
     }
   }
 
@@ -173,6 +178,55 @@ TEST_F(CodegenTest, MatmulsWithTransposesAndSharedWeights) {
     %y = tl.matmul %x, %w {transpose_rhs} : tensor<2x3x5xf32>, tensor<7x5xf32> -> tensor<2x3x7xf32>
     %z = tl.matmul %a, %b {transpose_lhs, transpose_rhs} : tensor<2x5x3xf32>, tensor<2x4x5xf32> -> tensor<2x3x4xf32>
     return %y, %z : tensor<2x3x7xf32>, tensor<2x3x4xf32> })");
+}
+
+// A whole fused TinyLlama step: the CUDA kernels (emulated) and the CPU
+// kernels agree on the loss and every gradient.
+TEST_F(CodegenTest, WholeStepOnEmulatedCudaMatchesCpu) {
+  auto config = tlc::models::preset("tiny");
+  ASSERT_TRUE(static_cast<bool>(config));
+  ASSERT_FALSE(static_cast<bool>(tlc::models::applyOverrides(
+      *config, "layers=2,dim=32,heads=4,kv_heads=2,ffn=48,vocab=64,seq=16,micro_batch=2")));
+  OwningOpRef<ModuleOp> m = tlc::models::buildTinyLlama(context, *config, Builder(&context).getF32Type());
+  PassManager pm(&context);
+  tl::buildTrainPipeline(pm);
+  ASSERT_TRUE(succeeded(pm.run(*m)));
+  tl::codegen::LoweringStats stats;
+  auto artifact = tl::codegen::lowerToArtifact(*m->getOps<func::FuncOp>().begin(), stats);
+  ASSERT_TRUE(succeeded(artifact));
+  std::vector<std::vector<float>> params;
+  for (const auto &p : artifact->params) {
+    std::vector<float> v(p.numel());
+    for (float &x : v) x = p.shape.size() == 1 ? 1.0f + 0.2f * uniform(rng) : 0.2f * uniform(rng);
+    params.push_back(v);
+  }
+  std::vector<std::vector<int32_t>> inputs;
+  for (const auto &in : artifact->inputs) {
+    std::vector<int32_t> v(in.numel());
+    for (int32_t &x : v) x = static_cast<int32_t>(rng() % 64);
+    inputs.push_back(v);
+  }
+  std::vector<std::vector<std::vector<float>>> outputs;
+  for (bool cuda : {false, true}) {
+    auto device = cuda ? tlc::testing::makeEmulatedCudaDevice() : tlc::makeCpuDevice();
+    tlc::Executor ex(*artifact, *device);
+    for (size_t i = 0; i < params.size(); ++i) ex.setParam(i, params[i].data());
+    for (size_t i = 0; i < inputs.size(); ++i) ex.setInput(i, inputs[i].data());
+    ex.run();
+    outputs.emplace_back();
+    for (size_t o = 0; o < artifact->outputs.size(); ++o) {
+      outputs.back().emplace_back(artifact->outputs[o].numel());
+      ex.getOutput(o, outputs.back().back().data());
+    }
+  }
+  for (size_t o = 0; o < artifact->outputs.size(); ++o) {
+    double diff = 0, norm = 0;
+    for (size_t k = 0; k < outputs[0][o].size(); ++k) {
+      diff += std::pow(outputs[1][o][k] - outputs[0][o][k], 2);
+      norm += std::pow(outputs[0][o][k], 2);
+    }
+    EXPECT_LE(std::sqrt(diff), 1e-5 * std::sqrt(norm)) << artifact->outputs[o].name;
+  }
 }
 
 TEST_F(CodegenTest, OutOfRangeIdsAreReportedWithTheirOp) {
