@@ -251,27 +251,29 @@ Artifact read(const std::string &path) {
     pos += n;
     return s;
   };
-  std::string manifestText = next();
+  std::string manifestText = next(), cpuSource = next(), cudaSource = next();
+  if (pos + 8 > bytes.size() - 8) throw fail("truncated section");
+  uint64_t count;
+  std::memcpy(&count, bytes.data() + pos, 8);
+  pos += 8;
+  if (count > 64) throw fail("implausible number of cubins");
+  std::vector<std::pair<std::string, std::string>> cubins;
+  for (uint64_t i = 0; i < count; ++i) {
+    std::string arch = next();
+    cubins.emplace_back(arch, next());
+  }
   Artifact a;
   try {
     a = fromManifest(nlohmann::json::parse(manifestText));
-    a.cpuSource = next();
-    a.cudaSource = next();
-    if (pos + 8 > bytes.size() - 8) throw fail("truncated section");
-    uint64_t count;
-    std::memcpy(&count, bytes.data() + pos, 8);
-    pos += 8;
-    if (count > 64) throw fail("implausible number of cubins");
-    for (uint64_t i = 0; i < count; ++i) {
-      std::string arch = next();
-      a.cubins.emplace_back(arch, next());
-    }
     validate(a);
   } catch (const nlohmann::json::exception &e) {
     throw fail(std::string("malformed manifest: ") + e.what());
   } catch (const Error &e) {
     throw fail(e.what());
   }
+  a.cpuSource = std::move(cpuSource);
+  a.cudaSource = std::move(cudaSource);
+  a.cubins = std::move(cubins);
   return a;
 }
 

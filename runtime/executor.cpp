@@ -1,5 +1,9 @@
 #include "runtime/executor.h"
 
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 
 namespace tlc {
@@ -14,9 +18,12 @@ Executor::Executor(const artifact::Artifact &a, Device &device) : a_(a), device_
   allocAll(a.params, params_);
   allocAll(a.inputs, inputs_);
   allocAll(a.outputs, outputs_);
+  profile_ = std::getenv("TLC_PROFILE") != nullptr;
+  stepSeconds_.assign(a.steps.size(), 0.0);
 }
 
 Executor::~Executor() {
+  if (profile_) printProfile();
   for (auto *list : {&params_, &inputs_, &outputs_})
     for (void *p : *list) device_.release(p);
   device_.release(arena_);
@@ -49,13 +56,19 @@ void Executor::run() {
   for (const auto &k : a_.kernels) kernels[k.name] = &k;
   device_.zero(error_, sizeof(int));
   std::vector<void *> args;
-  for (const artifact::Step &s : a_.steps) {
+  for (size_t i = 0; i < a_.steps.size(); ++i) {
+    const artifact::Step &s = a_.steps[i];
+    auto start = std::chrono::steady_clock::now();
     args.clear();
     for (int b : s.buffers) args.push_back(pointer(b));
     switch (s.kind) {
       case artifact::Step::Kernel: device_.launch(*kernels.at(s.kernel), args, error_); break;
       case artifact::Step::Gemm: device_.gemm(s.gemm, args[0], args[1], args[2]); break;
       case artifact::Step::Zero: device_.zero(args[0], a_.buffers[s.buffers[0]].bytes); break;
+    }
+    if (profile_) {
+      device_.synchronize();
+      stepSeconds_[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
   }
   device_.synchronize();
@@ -66,6 +79,28 @@ void Executor::run() {
                       std::to_string(code - 1) + " (" + a_.steps[code - 1].kernel + ") at " +
                       a_.steps[code - 1].location);
   if (code != 0) throw DeviceError("a kernel reported error " + std::to_string(code));
+}
+
+void Executor::printProfile() const {
+  // Kernels named kN_<op>: group by <op>; GEMMs by shape.
+  std::map<std::string, std::pair<double, int>> byKind;
+  double total = 0;
+  for (size_t i = 0; i < a_.steps.size(); ++i) {
+    const artifact::Step &s = a_.steps[i];
+    std::string kind = s.kind == artifact::Step::Gemm ? "gemm"
+                       : s.kind == artifact::Step::Zero ? "zero"
+                                                          : s.kernel.substr(s.kernel.find('_') + 1);
+    byKind[kind].first += stepSeconds_[i];
+    byKind[kind].second += 1;
+    total += stepSeconds_[i];
+  }
+  std::vector<std::pair<std::string, std::pair<double, int>>> rows(byKind.begin(), byKind.end());
+  std::sort(rows.begin(), rows.end(), [](auto &x, auto &y) { return x.second.first > y.second.first; });
+  std::fprintf(stderr, "profile (%s): %.3f s in %zu steps\n", device_.describe().c_str(), total,
+               a_.steps.size());
+  for (const auto &[kind, v] : rows)
+    std::fprintf(stderr, "  %-28s %9.3f s %5.1f%%  (%d steps)\n", kind.c_str(), v.first,
+                 total > 0 ? 100 * v.first / total : 0.0, v.second);
 }
 
 }  // namespace tlc

@@ -11,7 +11,7 @@ class Executor {
  public:
   // Allocates every buffer and JIT-compiles (or loads cached) kernels.
   Executor(const artifact::Artifact &a, Device &device);
-  ~Executor();
+  ~Executor();  // prints the profile when TLC_PROFILE is set
   Executor(const Executor &) = delete;
   Executor &operator=(const Executor &) = delete;
 
@@ -24,12 +24,17 @@ class Executor {
 
  private:
   void *pointer(int buffer) const;
+  void printProfile() const;
 
   const artifact::Artifact &a_;
   Device &device_;
   void *arena_ = nullptr;
   int *error_ = nullptr;
   std::vector<void *> params_, inputs_, outputs_;
+  // With TLC_PROFILE set: seconds per step, summed over runs (each step is
+  // synchronised, so the figures are per kernel, not overlapped).
+  bool profile_ = false;
+  std::vector<double> stepSeconds_;
 };
 
 }  // namespace tlc
