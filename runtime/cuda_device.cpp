@@ -199,7 +199,14 @@ class CudaDevice : public Device {
 
   // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: pass B
   // as cuBLASLt's A and A as its B, with the data as stored.
-  void gemm(const artifact::Gemm &g, const void *a, const void *b, void *c) override {
+  void gemm(const artifact::Gemm &shape, const void *a, const void *b, void *c) override {
+    artifact::Gemm g = shape;
+    if (g.strideB == 0 && !g.transA && g.batch > 1) {  // a shared weight: one taller GEMM
+      g.m *= g.batch;
+      g.batch = 1;
+      g.strideA = g.m * g.k;
+      g.strideC = g.m * g.n;
+    }
     bool bf16 = g.dtype == artifact::DType::BF16;
     cudaDataType_t type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
     cublasComputeType_t compute = bf16 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
