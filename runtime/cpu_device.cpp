@@ -86,7 +86,10 @@ class CpuDevice : public Device {
     std::string base = dir + "/cpu-" + key, so = base + ".so";
     struct stat st;
     if (stat(so.c_str(), &st) != 0) {
-      std::string src = base + ".cpp", tmp = so + ".tmp." + std::to_string(getpid());
+      // Per-process names, renamed into place: concurrent runs never see a
+      // half-written source or library.
+      std::string pid = std::to_string(getpid());
+      std::string src = base + "." + pid + ".cpp", tmp = so + ".tmp." + pid;
       FILE *f = std::fopen(src.c_str(), "w");
       if (!f) throw DeviceError("cannot write the kernel cache in " + dir);
       std::fwrite(a.cpuSource.data(), 1, a.cpuSource.size(), f);
@@ -97,6 +100,7 @@ class CpuDevice : public Device {
         throw DeviceError("compiling CPU kernels failed (" + src + "):\n" + log);
       }
       std::rename(tmp.c_str(), so.c_str());
+      std::rename(src.c_str(), (base + ".cpp").c_str());  // kept for reading
     }
     // NODELETE: OpenMP worker threads of the kernels outlive any dlclose.
     module_ = dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
