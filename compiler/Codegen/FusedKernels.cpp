@@ -246,6 +246,31 @@ std::string dotLoop(int64_t d, const std::string &acc, const std::string &a, con
   return "      for (int64_t d = 0; d < " + S(d) + "; ++d) " + acc + " += " + a + " * " + b + ";\n";
 }
 
+/// A CPU loop running `body` (which reads `i`) for every i in [0, n).
+std::string perItem(int64_t n, const std::string &body) {
+  return "#pragma omp parallel for schedule(dynamic, 16)\n  for (int64_t i = 0; i < " + S(n) +
+         "; ++i) {\n" + body + "  }\n";
+}
+
+/// CUDA: loops over tiles of keys staged in shared memory (`kt`, `vt`) for
+/// the block's 64 query rows; the body runs per key `jj` of the tile that
+/// query `i` may see. Leaves two braces open.
+std::string tileLoop(const AttentionShape &a, int64_t tile, const Tensor &k, const Tensor &v,
+                     const std::string &i) {
+  const std::string D = S(a.d), T = S(tile);
+  std::string lastKey = a.causal ? "(qt * 64 + 64 < " + S(a.s) + " ? qt * 64 + 64 : " + S(a.s) + ")" : S(a.s);
+  return "  const int64_t lastKey = " + lastKey + ";\n  for (int64_t j0 = 0; j0 < lastKey; j0 += " + T +
+         ") {\n    __syncthreads();\n    for (int64_t e = threadIdx.x; e < " + S(tile * a.d) +
+         "; e += blockDim.x) {\n      const int64_t j = j0 + e / " + D + ", d = e % " + D +
+         ";\n      kt[e] = j < " + S(a.s) + " ? " + k.ld("kvBase + j * " + D + " + d") +
+         " : 0.0f;\n      vt[e] = j < " + S(a.s) + " ? " + v.ld("kvBase + j * " + D + " + d") +
+         " : 0.0f;\n    }\n    __syncthreads();\n    if (!active) continue;\n    const int64_t keys = " +
+         a.keys(i) + " - j0;\n    for (int64_t jj = 0; jj < (keys < " + T + " ? keys : " + T + "); ++jj) {\n";
+}
+
+/// Keys (or queries) per shared-memory tile: two tiles of D floats fit 32 KB.
+int64_t attentionTile(int64_t d) { return std::max<int64_t>(8, std::min<int64_t>(64, 4096 / d)); }
+
 LoweredOp attention(AttentionOp op, const std::string &name) {
   AttentionShape a(op.getQuery(), op.getKey(), op.getScale().convertToDouble(), op.getCausal());
   Builder k(name);
@@ -273,10 +298,8 @@ LoweredOp attention(AttentionOp op, const std::string &name) {
                     o.st("row * " + D + " + d", "acc[d] / l") + "\n    " + lse.st("row", "m + logf(l)") +
                     "\n  }\n";
   // CUDA: a block of 64 query rows of one (batch, head); tiles of keys.
-  const int64_t rowsPerBlock = 64, tile = std::max<int64_t>(8, std::min<int64_t>(64, 4096 / a.d));
+  const int64_t rowsPerBlock = 64, tile = attentionTile(a.d);
   const int64_t qTiles = (a.t + rowsPerBlock - 1) / rowsPerBlock;
-  const std::string T = S(tile);
-  std::string lastKey = a.causal ? "(qt * 64 + 64 < " + S(a.s) + " ? qt * 64 + 64 : " + S(a.s) + ")" : S(a.s);
   std::string cuda =
       "  extern __shared__ float tiles[];\n  float *kt = tiles, *vt = tiles + " + S(tile * a.d) +
       ";\n  const int64_t bh = blockIdx.x / " + S(qTiles) + ", qt = blockIdx.x % " + S(qTiles) +
@@ -285,15 +308,8 @@ LoweredOp attention(AttentionOp op, const std::string &name) {
       ";\n  const int64_t row = bh * " + S(a.t) + " + (active ? i : 0);\n"
       "  const int64_t kvBase = (bb * " + S(a.kv) + " + hh / " + S(a.g) + ") * " + S(a.s * a.d) +
       ";\n  float qv[" + D + "], acc[" + D + "], m = -TL_INF, l = 0.0f;\n  for (int64_t d = 0; d < " + D +
-      "; ++d) { qv[d] = active ? " + q.ld("row * " + D + " + d") + " : 0.0f; acc[d] = 0.0f; }\n"
-      "  const int64_t lastKey = " + lastKey + ";\n  for (int64_t j0 = 0; j0 < lastKey; j0 += " + T +
-      ") {\n    __syncthreads();\n    for (int64_t e = threadIdx.x; e < " + S(tile * a.d) +
-      "; e += blockDim.x) {\n      const int64_t j = j0 + e / " + D + ", d = e % " + D +
-      ";\n      kt[e] = j < " + S(a.s) + " ? " + kk.ld("kvBase + j * " + D + " + d") +
-      " : 0.0f;\n      vt[e] = j < " + S(a.s) + " ? " + v.ld("kvBase + j * " + D + " + d") +
-      " : 0.0f;\n    }\n    __syncthreads();\n    if (!active) continue;\n    const int64_t keys = " +
-      a.keys("i") + " - j0;\n    for (int64_t jj = 0; jj < (keys < " + T + " ? keys : " + T +
-      "); ++jj) {\n" + update("kt[jj * " + D + " + d]", "vt[jj * " + D + " + d]") +
+      "; ++d) { qv[d] = active ? " + q.ld("row * " + D + " + d") + " : 0.0f; acc[d] = 0.0f; }\n" +
+      tileLoop(a, tile, kk, v, "i") + update("kt[jj * " + D + " + d]", "vt[jj * " + D + " + d]") +
       "    }\n  }\n  if (!active) return;\n  for (int64_t d = 0; d < " + D + "; ++d) " +
       o.st("row * " + D + " + d", "acc[d] / l") + "\n  " + lse.st("row", "m + logf(l)") + "\n";
   LoweredOp out;
@@ -304,6 +320,7 @@ LoweredOp attention(AttentionOp op, const std::string &name) {
 LoweredOp attentionGrad(AttentionGradOp op, const std::string &name) {
   AttentionShape a(op.getQuery(), op.getKey(), op.getScale().convertToDouble(), op.getCausal());
   const std::string D = S(a.d);
+  const int64_t tile = attentionTile(a.d);
   LoweredOp out;
   out.scratchBytes.push_back(a.b * a.h * a.t * 4);  // delta = rowsum(dO * O)
   {
@@ -321,8 +338,7 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name) {
            q = k.param("q", op.getQuery(), false), kk = k.param("k", op.getKey(), false),
            v = k.param("v", op.getValue(), false), lse = k.param("lse", op.getLse(), false),
            delta = k.scratch("delta", 0, false);
-    out.steps.push_back(k.elementwise(
-        a.b * a.h * a.t,
+    const std::string perRow =
         "    const int64_t qi = i % " + S(a.t) + ", hh = (i / " + S(a.t) + ") % " + S(a.h) +
             ", bb = i / " + S(a.t * a.h) + ";\n    const int64_t kvBase = (bb * " + S(a.kv) +
             " + hh / " + S(a.g) + ") * " + S(a.s * a.d) + ";\n    float qv[" + D + "], dov[" + D +
@@ -335,7 +351,28 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name) {
             "      const float p = expf(sc * " + F(a.scale) + " - L), ds = p * (dp - dl);\n"
             "      for (int64_t d = 0; d < " + D + "; ++d) acc[d] += " + F(a.scale) + " * ds * " +
             kk.ld("kj + d") + ";\n    }\n    for (int64_t d = 0; d < " + D + "; ++d) " +
-            dq.st("i * " + D + " + d", "acc[d]") + "\n"));
+            dq.st("i * " + D + " + d", "acc[d]") + "\n";
+    // CUDA: 64 query rows of one (batch, head) a block; K/V tiles in shared memory.
+    const int64_t qTiles = (a.t + 63) / 64;
+    std::string cuda =
+        "  extern __shared__ float tiles[];\n  float *kt = tiles, *vt = tiles + " + S(tile * a.d) +
+        ";\n  const int64_t bh = blockIdx.x / " + S(qTiles) + ", qt = blockIdx.x % " + S(qTiles) +
+        ";\n  const int64_t hh = bh % " + S(a.h) + ", bb = bh / " + S(a.h) +
+        ";\n  const int64_t qi = qt * 64 + threadIdx.x;\n  const bool active = qi < " + S(a.t) +
+        ";\n  const int64_t row = bh * " + S(a.t) + " + (active ? qi : 0);\n"
+        "  const int64_t kvBase = (bb * " + S(a.kv) + " + hh / " + S(a.g) + ") * " + S(a.s * a.d) +
+        ";\n  float qv[" + D + "], dov[" + D + "], acc[" + D + "];\n  for (int64_t d = 0; d < " + D +
+        "; ++d) { qv[d] = active ? " + q.ld("row * " + D + " + d") + " : 0.0f; dov[d] = active ? " +
+        dout.ld("row * " + D + " + d") + " : 0.0f; acc[d] = 0.0f; }\n  const float L = active ? " +
+        lse.ld("row") + " : 0.0f, dl = active ? delta[row] : 0.0f;\n" + tileLoop(a, tile, kk, v, "qi") +
+        "      float sc = 0.0f, dp = 0.0f;\n" + dotLoop(a.d, "sc", "qv[d]", "kt[jj * " + D + " + d]") +
+        dotLoop(a.d, "dp", "dov[d]", "vt[jj * " + D + " + d]") + "      const float p = expf(sc * " +
+        F(a.scale) + " - L), ds = p * (dp - dl);\n      for (int64_t d = 0; d < " + D +
+        "; ++d) acc[d] += " + F(a.scale) + " * ds * kt[jj * " + D + " + d];\n    }\n  }\n"
+        "  if (!active) return;\n  for (int64_t d = 0; d < " + D + "; ++d) " +
+        dq.st("row * " + D + " + d", "acc[d]") + "\n";
+    out.steps.push_back(k.custom(perItem(a.b * a.h * a.t, perRow), cuda, a.b * a.h * qTiles, 64,
+                                 2 * tile * a.d * 4));
   }
   {  // dK, dV: a work item per key row, over the queries of its head group.
     Builder k(name + "_dkdv");
@@ -343,8 +380,7 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name) {
            dout = k.param("dout", op.getGrad(), false), q = k.param("q", op.getQuery(), false),
            kk = k.param("k", op.getKey(), false), v = k.param("v", op.getValue(), false),
            lse = k.param("lse", op.getLse(), false), delta = k.scratch("delta", 0, false);
-    out.steps.push_back(k.elementwise(
-        a.b * a.kv * a.s,
+    const std::string perRow =
         "    const int64_t j = i % " + S(a.s) + ", kvh = (i / " + S(a.s) + ") % " + S(a.kv) +
             ", bb = i / " + S(a.s * a.kv) + ";\n    float kv[" + D + "], vv[" + D + "], dka[" + D +
             "], dva[" + D + "];\n    for (int64_t d = 0; d < " + D + "; ++d) { kv[d] = " +
@@ -360,7 +396,41 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name) {
             "; ++d) {\n          dva[d] += p * " + dout.ld("qo + d") + ";\n          dka[d] += " +
             F(a.scale) + " * ds * " + q.ld("qo + d") + ";\n        }\n      }\n    }\n"
             "    for (int64_t d = 0; d < " + D + "; ++d) { " + dk.st("i * " + D + " + d", "dka[d]") +
-            " " + dv.st("i * " + D + " + d", "dva[d]") + " }\n"));
+            " " + dv.st("i * " + D + " + d", "dva[d]") + " }\n";
+    // CUDA: 64 key rows of one (batch, KV head) a block; per query head of
+    // its group, tiles of Q, dO, lse and delta in shared memory.
+    const int64_t kTiles = (a.s + 63) / 64;
+    const std::string T = S(tile);
+    std::string cuda =
+        "  extern __shared__ float tiles[];\n  float *qs = tiles, *dos = tiles + " + S(tile * a.d) +
+        ", *ls = tiles + " + S(2 * tile * a.d) + ", *dls = tiles + " + S(2 * tile * a.d + tile) +
+        ";\n  const int64_t bk = blockIdx.x / " + S(kTiles) + ", kt = blockIdx.x % " + S(kTiles) +
+        ";\n  const int64_t kvh = bk % " + S(a.kv) + ", bb = bk / " + S(a.kv) +
+        ";\n  const int64_t j = kt * 64 + threadIdx.x;\n  const bool active = j < " + S(a.s) +
+        ";\n  const int64_t row = bk * " + S(a.s) + " + (active ? j : 0);\n  float kv[" + D + "], vv[" + D +
+        "], dka[" + D + "], dva[" + D + "];\n  for (int64_t d = 0; d < " + D + "; ++d) { kv[d] = active ? " +
+        kk.ld("row * " + D + " + d") + " : 0.0f; vv[d] = active ? " + v.ld("row * " + D + " + d") +
+        " : 0.0f; dka[d] = 0.0f; dva[d] = 0.0f; }\n  for (int64_t g = 0; g < " + S(a.g) +
+        "; ++g) {\n    const int64_t qBase = (bb * " + S(a.h) + " + kvh * " + S(a.g) + " + g) * " + S(a.t) +
+        ";\n    for (int64_t i0 = " + (a.causal ? "kt * 64" : "0") + "; i0 < " + S(a.t) + "; i0 += " + T +
+        ") {\n      __syncthreads();\n      for (int64_t e = threadIdx.x; e < " + S(tile * a.d) +
+        "; e += blockDim.x) {\n        const int64_t qi = i0 + e / " + D + ", d = e % " + D +
+        ";\n        qs[e] = qi < " + S(a.t) + " ? " + q.ld("(qBase + qi) * " + D + " + d") +
+        " : 0.0f;\n        dos[e] = qi < " + S(a.t) + " ? " + dout.ld("(qBase + qi) * " + D + " + d") +
+        " : 0.0f;\n      }\n      for (int64_t e = threadIdx.x; e < " + T +
+        "; e += blockDim.x) {\n        ls[e] = i0 + e < " + S(a.t) + " ? " + lse.ld("qBase + i0 + e") +
+        " : 0.0f;\n        dls[e] = i0 + e < " + S(a.t) + " ? delta[qBase + i0 + e] : 0.0f;\n      }\n"
+        "      __syncthreads();\n      if (!active) continue;\n      for (int64_t ii = 0; ii < " + T +
+        " && i0 + ii < " + S(a.t) + "; ++ii) {\n" + (a.causal ? "        if (i0 + ii < j) continue;\n" : "") +
+        "        float sc = 0.0f, dp = 0.0f;\n  " + dotLoop(a.d, "sc", "qs[ii * " + D + " + d]", "kv[d]") +
+        "  " + dotLoop(a.d, "dp", "dos[ii * " + D + " + d]", "vv[d]") + "        const float p = expf(sc * " +
+        F(a.scale) + " - ls[ii]), ds = p * (dp - dls[ii]);\n        for (int64_t d = 0; d < " + D +
+        "; ++d) {\n          dva[d] += p * dos[ii * " + D + " + d];\n          dka[d] += " + F(a.scale) +
+        " * ds * qs[ii * " + D + " + d];\n        }\n      }\n    }\n  }\n  if (!active) return;\n"
+        "  for (int64_t d = 0; d < " + D + "; ++d) { " + dk.st("row * " + D + " + d", "dka[d]") + " " +
+        dv.st("row * " + D + " + d", "dva[d]") + " }\n";
+    out.steps.push_back(k.custom(perItem(a.b * a.kv * a.s, perRow), cuda, a.b * a.kv * kTiles, 64,
+                                 (2 * tile * a.d + 2 * tile) * 4));
   }
   return out;
 }
