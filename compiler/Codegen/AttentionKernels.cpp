@@ -55,6 +55,19 @@ std::string tileLoop(const AttentionShape &a, int64_t tile, const Tensor &k, con
 /// Keys (or queries) per shared-memory tile: two tiles of D floats fit 32 KB.
 int64_t attentionTile(int64_t d) { return std::max<int64_t>(8, std::min<int64_t>(64, 4096 / d)); }
 
+/// CUDA prologue of kernels run by blocks of 64 query rows of one (batch,
+/// head): the K/V tile pointers, `bh`, `qt`, `hh`, `bb`, the query index
+/// (named `i`), `active`, its `row` and the `kvBase` of its KV head.
+std::string queryBlock(const AttentionShape &a, int64_t tile, const std::string &i) {
+  const int64_t qTiles = (a.t + 63) / 64;
+  return "  extern __shared__ float tiles[];\n  float *kt = tiles, *vt = tiles + " + S(tile * a.d) +
+         ";\n  const int64_t bh = blockIdx.x / " + S(qTiles) + ", qt = blockIdx.x % " + S(qTiles) +
+         ";\n  const int64_t hh = bh % " + S(a.h) + ", bb = bh / " + S(a.h) + ";\n  const int64_t " + i +
+         " = qt * 64 + threadIdx.x;\n  const bool active = " + i + " < " + S(a.t) +
+         ";\n  const int64_t row = bh * " + S(a.t) + " + (active ? " + i + " : 0);\n"
+         "  const int64_t kvBase = (bb * " + S(a.kv) + " + hh / " + S(a.g) + ") * " + S(a.s * a.d) + ";\n";
+}
+
 } // namespace
 
 LoweredOp attention(AttentionOp op, const std::string &name) {
@@ -84,22 +97,15 @@ LoweredOp attention(AttentionOp op, const std::string &name) {
                     o.st("row * " + D + " + d", "acc[d] / l") + "\n    " + lse.st("row", "m + logf(l)") +
                     "\n  }\n";
   // CUDA: a block of 64 query rows of one (batch, head); tiles of keys.
-  const int64_t rowsPerBlock = 64, tile = attentionTile(a.d);
-  const int64_t qTiles = (a.t + rowsPerBlock - 1) / rowsPerBlock;
+  const int64_t tile = attentionTile(a.d), qTiles = (a.t + 63) / 64;
   std::string cuda =
-      "  extern __shared__ float tiles[];\n  float *kt = tiles, *vt = tiles + " + S(tile * a.d) +
-      ";\n  const int64_t bh = blockIdx.x / " + S(qTiles) + ", qt = blockIdx.x % " + S(qTiles) +
-      ";\n  const int64_t hh = bh % " + S(a.h) + ", bb = bh / " + S(a.h) +
-      ";\n  const int64_t i = qt * 64 + threadIdx.x;\n  const bool active = i < " + S(a.t) +
-      ";\n  const int64_t row = bh * " + S(a.t) + " + (active ? i : 0);\n"
-      "  const int64_t kvBase = (bb * " + S(a.kv) + " + hh / " + S(a.g) + ") * " + S(a.s * a.d) +
-      ";\n  float qv[" + D + "], acc[" + D + "], m = -TL_INF, l = 0.0f;\n  for (int64_t d = 0; d < " + D +
+      queryBlock(a, tile, "i") + "  float qv[" + D + "], acc[" + D + "], m = -TL_INF, l = 0.0f;\n  for (int64_t d = 0; d < " + D +
       "; ++d) { qv[d] = active ? " + q.ld("row * " + D + " + d") + " : 0.0f; acc[d] = 0.0f; }\n" +
       tileLoop(a, tile, kk, v, "i") + update("kt[jj * " + D + " + d]", "vt[jj * " + D + " + d]") +
       "    }\n  }\n  if (!active) return;\n  for (int64_t d = 0; d < " + D + "; ++d) " +
       o.st("row * " + D + " + d", "acc[d] / l") + "\n  " + lse.st("row", "m + logf(l)") + "\n";
   LoweredOp out;
-  out.steps.push_back(k.custom(cpu, cuda, a.b * a.h * qTiles, rowsPerBlock, 2 * tile * a.d * 4));
+  out.steps.push_back(k.custom(cpu, cuda, a.b * a.h * qTiles, 64, 2 * tile * a.d * 4));
   return out;
 }
 
@@ -141,13 +147,7 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name) {
     // CUDA: 64 query rows of one (batch, head) a block; K/V tiles in shared memory.
     const int64_t qTiles = (a.t + 63) / 64;
     std::string cuda =
-        "  extern __shared__ float tiles[];\n  float *kt = tiles, *vt = tiles + " + S(tile * a.d) +
-        ";\n  const int64_t bh = blockIdx.x / " + S(qTiles) + ", qt = blockIdx.x % " + S(qTiles) +
-        ";\n  const int64_t hh = bh % " + S(a.h) + ", bb = bh / " + S(a.h) +
-        ";\n  const int64_t qi = qt * 64 + threadIdx.x;\n  const bool active = qi < " + S(a.t) +
-        ";\n  const int64_t row = bh * " + S(a.t) + " + (active ? qi : 0);\n"
-        "  const int64_t kvBase = (bb * " + S(a.kv) + " + hh / " + S(a.g) + ") * " + S(a.s * a.d) +
-        ";\n  float qv[" + D + "], dov[" + D + "], acc[" + D + "];\n  for (int64_t d = 0; d < " + D +
+        queryBlock(a, tile, "qi") + "  float qv[" + D + "], dov[" + D + "], acc[" + D + "];\n  for (int64_t d = 0; d < " + D +
         "; ++d) { qv[d] = active ? " + q.ld("row * " + D + " + d") + " : 0.0f; dov[d] = active ? " +
         dout.ld("row * " + D + " + d") + " : 0.0f; acc[d] = 0.0f; }\n  const float L = active ? " +
         lse.ld("row") + " : 0.0f, dl = active ? delta[row] : 0.0f;\n" + tileLoop(a, tile, kk, v, "qi") +

@@ -86,6 +86,20 @@ protected:
     }
   }
 
+  /// TinyLlama (`preset` with `overrides`) through the default pipeline,
+  /// lowered to an artifact.
+  FailureOr<tlc::artifact::Artifact> compiledStep(const std::string &preset,
+                                                  const std::string &overrides = "") {
+    auto config = tlc::models::preset(preset);
+    if (!config || tlc::models::applyOverrides(*config, overrides)) return failure();
+    OwningOpRef<ModuleOp> m = tlc::models::buildTinyLlama(context, *config, Builder(&context).getF32Type());
+    PassManager pm(&context);
+    tl::buildTrainPipeline(pm);
+    if (failed(pm.run(*m))) return failure();
+    tl::codegen::LoweringStats stats;
+    return tl::codegen::lowerToArtifact(*m->getOps<func::FuncOp>().begin(), stats);
+  }
+
   std::mt19937 rng{99};
   std::uniform_real_distribution<double> uniform{-2.0, 2.0};
 };
@@ -183,17 +197,8 @@ TEST_F(CodegenTest, MatmulsWithTransposesAndSharedWeights) {
 // A whole fused TinyLlama step: the CUDA kernels (emulated) and the CPU
 // kernels agree on the loss and every gradient.
 TEST_F(CodegenTest, WholeStepOnEmulatedCudaMatchesCpu) {
-  auto config = tlc::models::preset("tiny");
-  ASSERT_TRUE(static_cast<bool>(config));
-  ASSERT_FALSE(static_cast<bool>(tlc::models::applyOverrides(
-      *config, "layers=2,dim=32,heads=4,kv_heads=2,ffn=48,vocab=64,seq=16,micro_batch=2")));
-  OwningOpRef<ModuleOp> m = tlc::models::buildTinyLlama(context, *config, Builder(&context).getF32Type());
-  PassManager pm(&context);
-  tl::buildTrainPipeline(pm);
-  ASSERT_TRUE(succeeded(pm.run(*m)));
-  tl::codegen::LoweringStats stats;
-  auto artifact = tl::codegen::lowerToArtifact(*m->getOps<func::FuncOp>().begin(), stats);
-  ASSERT_TRUE(succeeded(artifact));
+  auto artifact = compiledStep("tiny", "layers=2,dim=32,heads=4,kv_heads=2,ffn=48,vocab=64,seq=16,micro_batch=2");
+  ASSERT_TRUE(succeeded(artifact)) << diagnostics;
   std::vector<std::vector<float>> params;
   for (const auto &p : artifact->params) {
     std::vector<float> v(p.numel());
@@ -301,15 +306,8 @@ class NvrtcTest : public CodegenTest, public ::testing::WithParamInterface<const
 TEST_P(NvrtcTest, AllKernelsCompileWithoutWarnings) {
   std::string why;
   if (!tlc::cuda::nvrtcAvailable(&why)) GTEST_SKIP() << why;
-  auto config = tlc::models::preset(GetParam());
-  ASSERT_TRUE(static_cast<bool>(config));
-  OwningOpRef<ModuleOp> m = tlc::models::buildTinyLlama(context, *config, Builder(&context).getF32Type());
-  PassManager pm(&context);
-  tl::buildTrainPipeline(pm);
-  ASSERT_TRUE(succeeded(pm.run(*m)));
-  tl::codegen::LoweringStats stats;
-  auto artifact = tl::codegen::lowerToArtifact(*m->getOps<func::FuncOp>().begin(), stats);
-  ASSERT_TRUE(succeeded(artifact));
+  auto artifact = compiledStep(GetParam());
+  ASSERT_TRUE(succeeded(artifact)) << diagnostics;
   EXPECT_LT(artifact->arenaBytes, artifact->unplannedBytes);
   for (const char *arch : {"sm_80", "sm_90"}) {
     tlc::cuda::Compiled c = tlc::cuda::compileWithNvrtc(artifact->cudaSource, arch);
