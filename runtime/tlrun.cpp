@@ -113,10 +113,7 @@ int evalCommand(const std::vector<std::string> &args) {
   std::vector<std::vector<char>> params;
   for (const auto &p : a.params) params.push_back(paramBytes(w, p));
   std::vector<uint16_t> tokens = tokens::readShard(tokensPath);
-  size_t steps = tokens::countMicroBatches(tokens.size(), batch, seq);
-  if (steps == 0)
-    throw tokens::Error(tokensPath + ": " + std::to_string(tokens.size()) +
-                        " tokens hold no full micro-batch of B*T+1 = " + std::to_string(batch * seq + 1));
+  size_t steps = tokens::requireMicroBatches(tokensPath, tokens.size(), batch, seq);
 
   std::unique_ptr<Device> device = deviceName == "cuda" ? makeCudaDevice() : makeCpuDevice();
   Executor ex(a, *device);

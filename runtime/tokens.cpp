@@ -55,6 +55,14 @@ size_t countMicroBatches(size_t count, int64_t batch, int64_t seq) {
   return count == 0 || span == 0 ? 0 : (count - 1) / span;
 }
 
+size_t requireMicroBatches(const std::string &path, size_t count, int64_t batch, int64_t seq) {
+  size_t steps = countMicroBatches(count, batch, seq);
+  if (steps == 0)
+    fail(path, std::to_string(count) + " tokens hold no full micro-batch of B*T+1 = " +
+                   std::to_string(batch * seq + 1));
+  return steps;
+}
+
 MicroBatch microBatch(const std::vector<uint16_t> &tokens, size_t index, int64_t batch,
                       int64_t seq) {
   size_t span = static_cast<size_t>(batch * seq);

@@ -32,6 +32,8 @@ struct MicroBatch {
 
 // Number of full micro-batches in `count` tokens.
 size_t countMicroBatches(size_t count, int64_t batch, int64_t seq);
+// The same, but a shard (`path`) without one full micro-batch is an Error.
+size_t requireMicroBatches(const std::string &path, size_t count, int64_t batch, int64_t seq);
 MicroBatch microBatch(const std::vector<uint16_t> &tokens, size_t index, int64_t batch,
                       int64_t seq);
 

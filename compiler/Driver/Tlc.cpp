@@ -404,10 +404,7 @@ int evalCommand(Args &args) {
   }
 
   std::vector<uint16_t> tokens = ::tlc::tokens::readShard(tokensPath);
-  size_t steps = ::tlc::tokens::countMicroBatches(tokens.size(), batch, seq);
-  if (steps == 0)
-    throw tokensPath + ": " + std::to_string(tokens.size()) +
-        " tokens hold no full micro-batch of B*T+1 = " + std::to_string(batch * seq + 1);
+  size_t steps = ::tlc::tokens::requireMicroBatches(tokensPath, tokens.size(), batch, seq);
   double total = 0;
   std::vector<::tlc::HostTensor> gradSums;
   for (size_t s = 0; s < steps; ++s) {
