@@ -21,7 +21,7 @@ using namespace detail;
 // RMSNorm, add + RMSNorm, LayerNorm and their backward ops.
 //===----------------------------------------------------------------------===//
 
-LoweredOp rmsnorm(Operation *op, const std::string &name, Value sumOut, Value y, Value rstd,
+LoweredOp rmsnorm(const std::string &name, Value sumOut, Value y, Value rstd,
                   Value a, Value b, Value w, double eps) {
   int64_t d = shapeOf(y).back(), r = numel(y) / d;
   Builder k(name);
@@ -290,11 +290,11 @@ FailureOr<LoweredOp> generateKernels(Operation *op, const std::string &name, int
   }
   return llvm::TypeSwitch<Operation *, FailureOr<LoweredOp>>(op)
       .Case([&](RmsNormOp n) {
-        return rmsnorm(op, name, Value(), n.getResult(), n.getRstd(), n.getInput(), Value(),
+        return rmsnorm(name, Value(), n.getResult(), n.getRstd(), n.getInput(), Value(),
                        n.getWeight(), n.getEps().convertToDouble());
       })
       .Case([&](AddRmsNormOp n) {
-        return rmsnorm(op, name, n.getSum(), n.getResult(), n.getRstd(), n.getLhs(), n.getRhs(),
+        return rmsnorm(name, n.getSum(), n.getResult(), n.getRstd(), n.getLhs(), n.getRhs(),
                        n.getWeight(), n.getEps().convertToDouble());
       })
       .Case([&](RmsNormGradOp n) { return rmsnormGrad(n, name); })
