@@ -182,7 +182,7 @@ int runTlrun(int argc, char **argv) {
       try {
         app.parse(argc, argv);
       } catch (const CLI::ParseError &e) {
-        return app.exit(e);
+        return app.exit(e) == 0 ? 0 : 1;  // --help, or a usage error
       }
       return 0;
     }
