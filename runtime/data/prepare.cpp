@@ -172,6 +172,7 @@ class EncodePipeline {
 public:
   struct Batch {
     uint64_t seq = 0;
+    uint64_t inputBytes = 0;  // input read up to the end of this batch, for progress
     std::vector<Segment> segments;
     std::vector<std::vector<int>> ids;
   };
@@ -289,11 +290,13 @@ void encodeDocuments(const std::vector<InputFile> &files, Format format, const T
         batchBytes += s.text.size() + 64;
         batch.segments.push_back(std::move(s));
         if (batchBytes >= kBatchBytes) {
+          batch.inputBytes = bytes;
           pipeline.submit(std::move(batch));
           batch = {};
           batchBytes = 0;
         }
       }, &bytes);
+      batch.inputBytes = bytes;
       if (!batch.segments.empty()) pipeline.submit(std::move(batch));
       pipeline.close();
     } catch (const EncodePipeline::Stopped &) {
@@ -310,7 +313,7 @@ void encodeDocuments(const std::vector<InputFile> &files, Format format, const T
         if (b.segments[i].docStart) writer.beginDocument(), writer.add(bos);
         writer.add(b.ids[i].data(), b.ids[i].size());
       }
-      bar.update(bytes, stats(writer));
+      bar.update(b.inputBytes, stats(writer));
     }
   } catch (...) {
     pipeline.fail(nullptr);

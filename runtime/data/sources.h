@@ -42,7 +42,7 @@ struct Segment {
 };
 
 struct ChunkPolicy {
-  size_t segmentBytes = 1 << 20;  // aim for segments of about this size
+  size_t segmentBytes = 64 << 10; // aim for segments of about this size
   size_t maxBytes = 64 << 20;     // cut anywhere (at a character) past this without a space
   bool keepSpace = false;         // the tokenizer adds no dummy prefix: keep the space
 };
