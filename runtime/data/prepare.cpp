@@ -325,13 +325,16 @@ void encodeDocuments(const std::vector<InputFile> &files, Format format, const T
 }
 
 // LITPKDS files hold BOS-separated documents already; each BOS starts one.
-// A file's trailing run of BOS (the builder's padding) is dropped.
+// TinyLlama's builder packs documents across chunk files and pads each
+// builder's last chunk with BOS: a run of two or more BOS ending a file is
+// that padding and dropped; a single BOS ending a file starts the document
+// the next file continues. A file not starting with BOS continues the
+// previous file's last document.
 void convertPacked(const std::vector<InputFile> &files, int bos, ShardWriter &writer, bool progress) {
   std::atomic<uint64_t> bytes{0};
   Progress bar(progress, "converting", totalBytes(files));
+  uint64_t pendingBos = 0;
   for (const auto &f : files) {
-    bool first = true;
-    uint64_t pendingBos = 0;
     try {
       readPackedTokens(f.path, [&](const int *ids, size_t n) {
         for (size_t i = 0; i < n; ++i) {
@@ -339,8 +342,7 @@ void convertPacked(const std::vector<InputFile> &files, int bos, ShardWriter &wr
             ++pendingBos;
             continue;
           }
-          if (first && pendingBos == 0) writer.beginDocument();  // a file not starting with BOS
-          first = false;
+          if (writer.documents() == 0 && pendingBos == 0) writer.beginDocument();  // no BOS first
           for (; pendingBos > 0; --pendingBos) writer.beginDocument(), writer.add(bos);
           writer.add(ids[i]);
         }
@@ -350,6 +352,7 @@ void convertPacked(const std::vector<InputFile> &files, int bos, ShardWriter &wr
       std::string what = e.what();
       throw Error(what.rfind(f.path, 0) == 0 ? what : f.path + ": " + what);
     }
+    if (pendingBos >= 2) pendingBos = 0;
   }
   bar.finish(bytes, stats(writer));
 }
@@ -420,6 +423,9 @@ Manifest prepare(const PrepareOptions &o) {
   writer.finish();
   if (writer.documents() == 0) throw Error("the input holds no documents");
   m.shards = writer.shards();
+  if (o.valFraction > 0 && m.documents("val") == 0)
+    std::fprintf(stderr, "prepare: warning: no document went to validation (%llu documents, "
+                         "--val-fraction %g)\n", (unsigned long long)writer.documents(), o.valFraction);
   writeManifest((tmp.path / "manifest.json").string(), m);
   commit(tmp, out);
   return m;

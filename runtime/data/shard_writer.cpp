@@ -28,6 +28,7 @@ void ShardWriter::add(const int *ids, size_t n) {
     if (ids[i] < 0 || ids[i] >= vocabSize_)
       throw Error("token id " + std::to_string(ids[i]) + " is outside the vocabulary of " +
                   std::to_string(vocabSize_));
+    if (current_->pending.capacity() == 0) current_->pending.reserve(shardTokens_);  // no regrowth
     current_->pending.push_back(static_cast<uint16_t>(ids[i]));
     // A document crossing the boundary counts in the shard holding its BOS.
     if (current_->pending.size() == shardTokens_) flush(*current_);

@@ -386,32 +386,41 @@ TEST(DataPrepare, ConvertsLitpkdFiles) {
   std::string d = mkdir("prep_litpkd_in"), out = tempDir("prep_litpkd");
   writeFile(d + "tok.model", testTokenizer().bytes());
   std::mt19937 rng(std::random_device{}());
+  // 40 documents packed as TinyLlama does, across two chunk files; the last
+  // chunk is padded with BOS.
   std::vector<std::vector<int>> docs;
-  std::vector<int64_t> file[2];
-  for (int f = 0; f < 2; ++f) {
-    for (int i = 0; i < 20; ++i) {
-      docs.emplace_back();
-      file[f].push_back(1);
-      for (int k = 1 + rng() % 30; k > 0; --k) {
-        docs.back().push_back(3 + rng() % 509);
-        file[f].push_back(docs.back().back());
-      }
+  std::vector<int64_t> stream;
+  size_t afterBos = 0;  // a cut just after the BOS of document 25
+  for (int i = 0; i < 40; ++i) {
+    docs.emplace_back();
+    stream.push_back(1);
+    if (i == 25) afterBos = stream.size();
+    for (int k = 1 + rng() % 30; k > 0; --k) {
+      docs.back().push_back(3 + rng() % 509);
+      stream.push_back(docs.back().back());
     }
-    file[f].insert(file[f].end(), 5, 1);  // the builder's padding with its separator
   }
-  writeFile(d + "chunk_0.bin", packed(8, file[0], 2, file[0].size()));
-  writeFile(d + "chunk_1.bin", packed(8, file[1], 2, file[1].size()));
-  dt::PrepareOptions o = quiet({d + "chunk_0.bin", d + "chunk_1.bin"}, out);
-  o.tokenizer = d + "tok.model";
-  o.valFraction = 0.1;
-  dt::prepare(o);  // detected: the first input starts with LITPKDS
-  dt::Manifest m = dt::readManifest(out);
-  EXPECT_EQ(m.format, "litpkd");
-  expectShards(out, m, docs);
+  auto run = [&](size_t cut) {
+    std::vector<int64_t> a(stream.begin(), stream.begin() + cut), b(stream.begin() + cut, stream.end());
+    b.insert(b.end(), 5, 1);
+    writeFile(d + "chunk_0.bin", packed(8, a, 2, a.size()));
+    writeFile(d + "chunk_1.bin", packed(8, b, 2, b.size()));
+    dt::PrepareOptions o = quiet({d + "chunk_0.bin", d + "chunk_1.bin"}, out);
+    o.tokenizer = d + "tok.model";
+    o.valFraction = 0.1;
+    o.force = true;
+    dt::prepare(o);  // detected: the first input starts with LITPKDS
+    dt::Manifest m = dt::readManifest(out);
+    EXPECT_EQ(m.format, "litpkd");
+    expectShards(out, m, docs);
+    return o;
+  };
+  run(afterBos - 3);  // inside a document
+  run(afterBos);      // chunk_0 ends with a single BOS
+  dt::PrepareOptions o = run(stream.size() / 2);
 
-  file[1][3] = 600;  // beyond the 512-piece vocabulary
-  writeFile(d + "chunk_1.bin", packed(8, file[1], 2, file[1].size()));
-  o.force = true;
+  std::vector<int64_t> bad = {1, 3, 600, 4};  // 600 is beyond the 512-piece vocabulary
+  writeFile(d + "chunk_1.bin", packed(8, bad, 2, bad.size()));
   std::string err = errorOf([&] { dt::prepare(o); });
   EXPECT_EQ(err, d + "chunk_1.bin: token id 600 is outside the vocabulary of 512");
   o.format = "text";
