@@ -96,6 +96,7 @@ private:
   // Emits the text before a single space (or anywhere past maxBytes).
   bool cut() {
     const std::string &t = pending_;
+    if (t.size() < 3) return false;
     auto splittable = [&](size_t p) { return t[p] == ' ' && t[p - 1] != ' ' && t[p + 1] != ' '; };
     size_t limit = std::min(policy_.segmentBytes, t.size() - 2);
     for (size_t p = limit; p >= 1; --p)
@@ -172,6 +173,7 @@ uint64_t readJsonl(const InputFile &in, Chunker &chunker, std::atomic<uint64_t> 
   uint64_t docs = 0;
   forEachLine(in, bytesRead, [&](std::string &line, uint64_t number) {
     std::string where = in.path + ":" + std::to_string(number);
+    if (number == 1 && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // a UTF-8 BOM
     if (line.find_first_not_of(" \t\r") == std::string::npos) return;  // blank line
     nlohmann::json j;
     try {

@@ -61,7 +61,7 @@ TEST(DataSources, Utf8Validation) {
 TEST(DataSources, ReadsTheThreeTextFormats) {
   std::string d = mkdir("formats");
   writeFile(d + "a.txt", "whole file\n\nis one document\n");
-  writeFile(d + "b.jsonl", "{\"text\": \"first\", \"meta\": 1}\n\n{\"text\": \"sec\\u00f6nd\\n\"}\n");
+  writeFile(d + "b.jsonl", "\xEF\xBB\xBF{\"text\": \"first\", \"meta\": 1}\n\n{\"text\": \"sec\\u00f6nd\\n\"}\r\n");
   writeFile(d + "c.fortune", "\none\n\ntwo lines\n\n%\n%\nthree\n%\n");
   auto text = segmentsOf({d + "a.txt"}, dt::Format::Text);
   ASSERT_EQ(text.size(), 1u);
@@ -69,6 +69,7 @@ TEST(DataSources, ReadsTheThreeTextFormats) {
   EXPECT_EQ(text[0].text, "whole file\n\nis one document\n");
   auto jsonl = segmentsOf({d + "b.jsonl"}, dt::Format::Jsonl);
   ASSERT_EQ(jsonl.size(), 2u);
+  EXPECT_EQ(jsonl[0].text, "first");  // after a UTF-8 BOM
   EXPECT_EQ(jsonl[1].text, "sec\xC3\xB6nd\n");
   auto fortune = segmentsOf({d + "c.fortune"}, dt::Format::Fortune);
   ASSERT_EQ(fortune.size(), 2u);
