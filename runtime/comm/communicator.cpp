@@ -85,6 +85,18 @@ Launch detectLaunch() {
   return l;
 }
 
+void requireSameOnAllRanks(Communicator &c, const std::string &what, uint64_t digest) {
+  Communicator &h = c.host();
+  std::vector<uint64_t> all(static_cast<size_t>(h.size()));
+  h.allGather(&digest, all.data(), sizeof digest, DType::U8);
+  std::string differ;
+  for (size_t r = 1; r < all.size(); ++r)
+    if (all[r] != all[0]) differ += (differ.empty() ? "" : ", ") + std::to_string(r);
+  if (!differ.empty())
+    throw CommError("comm: the ranks disagree on " + what + ": rank(s) " + differ + " differ from rank 0" +
+                    " (start every rank with the same files and settings)");
+}
+
 std::unique_ptr<Communicator> makeSingleCommunicator() { return std::make_unique<SingleCommunicator>(); }
 
 std::unique_ptr<Communicator> makeMpiCommunicator(const Options &o) {

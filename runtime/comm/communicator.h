@@ -86,6 +86,10 @@ class Communicator {
   }
   void barrier() { run({Op::Barrier, nullptr, nullptr, 0, DType::F32, 0}); }
 
+  // A communicator on host buffers over the same ranks, for small control
+  // messages (digests, flags): this one, or NCCL's MPI bootstrap.
+  virtual Communicator &host() { return *this; }
+
   // The liveness side channel behind the timeout (MPI has one; NCCL uses its
   // MPI bootstrap's). A waiting rank calls answerPeers() while it polls, so
   // that timed-out peers learn it is at collective `seq`. A rank whose wait
@@ -127,6 +131,11 @@ std::unique_ptr<Communicator> makeCommunicator(const Options &o);
 std::unique_ptr<Communicator> makeSingleCommunicator();
 std::unique_ptr<Communicator> makeMpiCommunicator(const Options &o);
 std::unique_ptr<Communicator> makeNcclCommunicator(const Options &o, std::unique_ptr<Communicator> bootstrap);
+
+// Start-up check that every rank has the same artifact, configuration,
+// layout...: each passes its digest of `what`; throws CommError naming the
+// ranks whose digest differs from rank 0's (on every rank, so all stop).
+void requireSameOnAllRanks(Communicator &c, const std::string &what, uint64_t digest);
 
 // Whether NCCL can be loaded here (no GPU needed), and why not.
 bool ncclAvailable(std::string *why = nullptr);

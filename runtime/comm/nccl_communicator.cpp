@@ -260,6 +260,8 @@ class NcclCommunicator : public Communicator {
     }
   }
 
+  Communicator &host() override { return bootstrap_ ? *bootstrap_ : *single_; }
+
   void answerPeers(uint64_t seq, Op op) override {
     if (bootstrap_) bootstrap_->answerPeers(seq, op);
   }
@@ -305,6 +307,7 @@ class NcclCommunicator : public Communicator {
 
   double timeout_;
   std::unique_ptr<Communicator> bootstrap_;
+  std::unique_ptr<Communicator> single_ = makeSingleCommunicator();  // host() of a one-rank job
   int rank_ = 0, size_ = 1;
   uint64_t seq_ = 0;
   ncclComm_t comm_ = nullptr;

@@ -48,6 +48,19 @@ std::vector<Bucket> buckets(const Layout &l, int64_t bucketElements, int64_t ali
   return out;
 }
 
+StateBytes stateBytes(const Layout &l, int zero, int rank, int64_t paramBytes) {
+  if (zero < 0 || zero > 3) throw ShardError("sharding: zero must be 0, 1, 2 or 3, got " + std::to_string(zero));
+  int64_t full = zero == 0 ? l.elements : l.padded();
+  int64_t mine = zero == 0 ? l.elements : l.ownedBy(rank).size();
+  StateBytes b;
+  b.params = (zero >= 3 ? mine : full) * paramBytes;
+  b.grads = (zero >= 2 ? mine : full) * 4;
+  b.gradScratch = zero >= 2 ? full * 4 : 0;
+  b.master = mine * 4;
+  b.moments = 2 * mine * 4;
+  return b;
+}
+
 std::vector<Range> ownedRanges(const Layout &l) {
   std::vector<Range> out;
   for (int r = 0; r < l.world; ++r) out.push_back(l.ownedBy(r));

@@ -52,6 +52,20 @@ struct Bucket {
 // gradients first, so buckets are started from the end.
 std::vector<Bucket> buckets(const Layout &l, int64_t bucketElements, int64_t align = kFlatAlignment);
 
+// What one rank holds of the training state under ZeRO stage `zero`
+// (0 replicated, 1 optimizer state sharded, 2 gradients too, 3 parameters
+// too), in bytes, for parameters of `paramBytes` (2 bf16, 4 f32) and f32
+// gradients, master weights and moments. Sharded buffers are the rank's
+// owned range; full ones the padded buffer once zero > 0 (equal chunks).
+// ZeRO-2 and 3 also need `gradScratch`: the compiled step writes a whole
+// micro-batch's gradients into one flat buffer before its buckets are
+// reduced (0 where the gradients themselves are full).
+struct StateBytes {
+  int64_t params = 0, grads = 0, gradScratch = 0, master = 0, moments = 0;
+  int64_t total() const { return params + grads + gradScratch + master + moments; }
+};
+StateBytes stateBytes(const Layout &l, int zero, int rank, int64_t paramBytes);
+
 // Resharding a checkpoint: `saved[i]` is the flat range file i holds (its
 // owned range when it was written). They must tile [0, elements) in order.
 // A read copies `count` elements starting `fileElement` elements into file

@@ -6,7 +6,8 @@
 //   mpirun -np 4 tl-comm-check                        (the MPI plugin)
 //   tl-comm-check --backend nccl                      (NCCL on a GPU)
 // Faults for the timeout tests: --hang-rank R (rank R sleeps instead of
-// taking part), --exit-rank R (rank R exits without a word).
+// taking part), --exit-rank R (rank R exits without a word),
+// --disagree-rank R (rank R has another "artifact").
 // Exit status: 0 when every check passed on every rank.
 #include <unistd.h>
 
@@ -211,7 +212,8 @@ struct Checker {
 
 int usage() {
   std::fprintf(stderr,
-               "usage: tl-comm-check [--backend auto|single|mpi|nccl] [--timeout S] [--hang-rank R] [--exit-rank R]\n");
+               "usage: tl-comm-check [--backend auto|single|mpi|nccl] [--timeout S] [--hang-rank R] [--exit-rank R]\n"
+               "                     [--disagree-rank R]\n");
   return 2;
 }
 
@@ -220,7 +222,7 @@ int usage() {
 int main(int argc, char **argv) {
   Options o;
   o.timeoutSeconds = 60;
-  int hangRank = -1, exitRank = -1;
+  int hangRank = -1, exitRank = -1, disagreeRank = -1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (i + 1 >= argc) return usage();
@@ -228,6 +230,7 @@ int main(int argc, char **argv) {
     else if (a == "--timeout") o.timeoutSeconds = std::atof(argv[++i]);
     else if (a == "--hang-rank") hangRank = std::atoi(argv[++i]);
     else if (a == "--exit-rank") exitRank = std::atoi(argv[++i]);
+    else if (a == "--disagree-rank") disagreeRank = std::atoi(argv[++i]);
     else return usage();
   }
   try {
@@ -243,6 +246,8 @@ int main(int argc, char **argv) {
     std::fflush(stdout);
     if (comm->rank() == exitRank) std::_Exit(0);
     if (comm->rank() == hangRank) sleep(600);
+    // The start-up agreement check (a digest of "the artifact").
+    requireSameOnAllRanks(*comm, "the artifact", comm->rank() == disagreeRank ? 2 : 1);
 
     Buffers buf(comm->deviceBuffers() ? device.get() : nullptr);
     // One fresh seed for all ranks.

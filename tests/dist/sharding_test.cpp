@@ -101,6 +101,29 @@ TEST(Sharding, ReshardFromNToMRanksReadsExactlyTheWantedElements) {
         }
 }
 
+// Optimizer state per rank is 1/N of the total (to within the padding).
+TEST(Sharding, OptimizerStatePerRankIsOneNth) {
+  const int64_t n = 4917504;  // the tiny preset's parameters
+  for (int world : {1, 2, 3, 4, 8}) {
+    Layout l = makeLayout(n, world);
+    StateBytes whole = stateBytes(makeLayout(n, 1), 0, 0, 2);
+    int64_t sum = 0;
+    for (int r = 0; r < world; ++r) {
+      StateBytes z1 = stateBytes(l, 1, r, 2), z2 = stateBytes(l, 2, r, 2), z3 = stateBytes(l, 3, r, 2);
+      EXPECT_LE(z1.master + z1.moments, (whole.master + whole.moments) / world + 12 * kFlatAlignment);
+      EXPECT_EQ(z1.params, l.padded() * 2);
+      EXPECT_EQ(z1.grads, l.padded() * 4);
+      EXPECT_EQ(z2.grads, l.ownedBy(r).size() * 4);
+      EXPECT_EQ(z2.gradScratch, l.padded() * 4);
+      EXPECT_EQ(z3.params, l.ownedBy(r).size() * 2);
+      sum += z1.master + z1.moments;
+    }
+    EXPECT_EQ(sum, whole.master + whole.moments);  // no optimizer state twice
+  }
+  EXPECT_EQ(stateBytes(makeLayout(10, 1), 0, 0, 4).total(), 10 * (4 + 4 + 4 + 8));
+  EXPECT_THROW(stateBytes(makeLayout(10, 1), 4, 0, 2), ShardError);
+}
+
 TEST(Sharding, BadInputIsAClearError) {
   EXPECT_THROW(makeLayout(-1, 2), ShardError);
   EXPECT_THROW(makeLayout(10, 0), ShardError);
