@@ -28,6 +28,7 @@ struct NcclApi {
   decltype(&ncclCommInitRankConfig) initRankConfig = nullptr;
   decltype(&ncclCommGetAsyncError) asyncError = nullptr;
   decltype(&ncclCommAbort) abort = nullptr;
+  decltype(&ncclCommFinalize) finalize = nullptr;
   decltype(&ncclCommDestroy) destroy = nullptr;
   decltype(&ncclGetErrorString) errorString = nullptr;
   decltype(&ncclAllReduce) allReduce = nullptr;
@@ -87,6 +88,7 @@ const NcclApi &nccl() {
     sym(h, a.initRankConfig, "ncclCommInitRankConfig", e);
     sym(h, a.asyncError, "ncclCommGetAsyncError", e);
     sym(h, a.abort, "ncclCommAbort", e);
+    sym(h, a.finalize, "ncclCommFinalize", e);
     sym(h, a.destroy, "ncclCommDestroy", e);
     sym(h, a.errorString, "ncclGetErrorString", e);
     sym(h, a.allReduce, "ncclAllReduce", e);
@@ -210,7 +212,19 @@ class NcclCommunicator : public Communicator {
   }
 
   ~NcclCommunicator() override {
-    if (comm_) nccl().destroy(comm_);
+    if (comm_) {
+      // A non-blocking communicator finalizes asynchronously; give it the
+      // timeout, then free it either way (destructors do not throw).
+      const NcclApi &n = nccl();
+      ncclResult_t state = n.finalize(comm_);
+      Clock::time_point deadline = deadlineAfter(timeout_);
+      Backoff backoff;
+      while (state == ncclInProgress && Clock::now() < deadline) {
+        backoff.pause();
+        if (n.asyncError(comm_, &state) != ncclSuccess) break;
+      }
+      state == ncclSuccess ? n.destroy(comm_) : n.abort(comm_);
+    }
     if (stream_) cuda().streamDestroy(stream_);
     if (scratch_) cuda().memFree(reinterpret_cast<CUdeviceptr>(scratch_));
   }
