@@ -124,6 +124,26 @@ TEST(Sharding, OptimizerStatePerRankIsOneNth) {
   EXPECT_THROW(stateBytes(makeLayout(10, 1), 4, 0, 2), ShardError);
 }
 
+// docs/distributed.md's resharding example, read by rank 1 of 2.
+TEST(Sharding, TheDocumentedExample) {
+  std::vector<Range> saved = ownedRanges(makeLayout(1000, 4));
+  ASSERT_EQ(saved.size(), 4u);
+  EXPECT_EQ(saved[3].begin, 768);
+  EXPECT_EQ(saved[3].end, 1000);
+  Range want = makeLayout(1000, 2).shardOf(1);
+  EXPECT_EQ(want.begin, 512);
+  EXPECT_EQ(want.end, 1024);
+  std::vector<Read> reads = reshard(saved, 1000, want);
+  ASSERT_EQ(reads.size(), 2u);
+  EXPECT_EQ(reads[0].file, 2);
+  EXPECT_EQ(reads[0].fileElement, 0);
+  EXPECT_EQ(reads[0].destElement, 0);
+  EXPECT_EQ(reads[0].count, 256);
+  EXPECT_EQ(reads[1].file, 3);
+  EXPECT_EQ(reads[1].destElement, 256);
+  EXPECT_EQ(reads[1].count, 232);
+}
+
 TEST(Sharding, BadInputIsAClearError) {
   EXPECT_THROW(makeLayout(-1, 2), ShardError);
   EXPECT_THROW(makeLayout(10, 0), ShardError);
