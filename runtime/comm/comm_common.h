@@ -18,7 +18,8 @@ constexpr int kMpiPluginAbi = 1;
 
 // out[i] = in[0][i] + in[1][i] + ... + in[n-1][i], summed left to right in
 // f32 (bf16 inputs are widened, and the f32 sum rounded once). `in` holds
-// the n blocks back to back, `stride` elements apart. The order is fixed,
+// the n blocks back to back, `stride` elements apart; `out` must not overlap
+// them. The order is fixed,
 // so the result is bitwise the same on every rank and in every run.
 void sumBlocksInOrder(const void *in, size_t stride, int n, void *out, size_t count, DType d);
 

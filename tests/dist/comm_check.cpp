@@ -11,7 +11,9 @@
 // Exit status: 0 when every check passed on every rank.
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
+#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "runtime/comm/communicator.h"
+#include "runtime/comm/sharding.h"
 #include "runtime/device.h"
 #include "runtime/half.h"
 
@@ -207,13 +210,97 @@ struct Checker {
                "overlapped allReduce " + std::to_string(k));
     comm.barrier();
     ++checks;
+    shardedStep(id + 3);
+  }
+
+  // The collectives of a ZeRO-1/2 step over a padded flat f32 gradient
+  // buffer (shard::Layout): a whole-buffer reduce-scatter, the same sums
+  // bucket by bucket to their owners, and the all-gather that rebuilds the
+  // full buffer from the shards.
+  void shardedStep(int id) {
+    const int64_t elements = 10007;  // not a multiple of anything
+    shard::Layout l = shard::makeLayout(elements, comm.size());
+    const size_t padded = static_cast<size_t>(l.padded()), chunk = static_cast<size_t>(l.shard);
+    Range mine = l.shardOf(comm.rank()), owned = l.ownedBy(comm.rank());
+    std::vector<char> grads = input(comm.rank(), id, padded, DType::F32);
+    std::memset(&grads[static_cast<size_t>(elements) * 4], 0, (padded - static_cast<size_t>(elements)) * 4);
+    auto expectOwned = [&](const std::vector<char> &got, const std::string &what) {
+      // Padding of every rank is zero, so the sum of the real elements is
+      // checked against the generator and the padding against zero.
+      std::vector<char> real(got.begin(), got.begin() + owned.size() * 4);
+      checkSum(real, id, padded, static_cast<size_t>(owned.begin), static_cast<size_t>(owned.size()), DType::F32, what);
+      for (size_t i = static_cast<size_t>(owned.size()); i < chunk; ++i) {
+        if (at(got, i, DType::F32) != 0) return fail(what + ": padding element is not zero");
+      }
+    };
+
+    void *g = buf.alloc(padded * 4);
+    buf.put(g, grads);
+    char *myChunk = static_cast<char *>(g) + static_cast<size_t>(mine.begin) * 4;
+    comm.reduceScatter(g, myChunk, chunk, DType::F32);  // in place
+    expectOwned(buf.get(myChunk, chunk * 4), "sharded step: whole-buffer reduceScatter");
+
+    void *h = buf.alloc(padded * 4);
+    buf.put(h, grads);
+    std::vector<std::unique_ptr<Work>> works;
+    std::vector<shard::Bucket> bs = shard::buckets(l, 1000);
+    for (auto it = bs.rbegin(); it != bs.rend(); ++it) {  // the backward pass's order
+      char *p = static_cast<char *>(h) + static_cast<size_t>(it->range.begin) * 4;
+      works.push_back(comm.start({Op::Reduce, p, p, static_cast<size_t>(it->range.size()), DType::F32, it->owner}));
+    }
+    for (auto &w : works) w->wait();
+    expectOwned(buf.get(static_cast<char *>(h) + static_cast<size_t>(mine.begin) * 4, chunk * 4),
+                "sharded step: bucketed reduce to owners");
+
+    // The updated shards (here: the reduced gradients) all-gathered in place.
+    comm.allGather(myChunk, g, chunk, DType::F32);
+    std::vector<char> full = buf.get(g, padded * 4);
+    for (int p = 0; p < comm.size(); ++p) {
+      Range o = l.ownedBy(p);
+      std::vector<char> part(full.begin() + o.begin * 4, full.begin() + o.end * 4);
+      checkSum(part, id, padded, static_cast<size_t>(o.begin), static_cast<size_t>(o.size()), DType::F32,
+               "sharded step: allGather of shard " + std::to_string(p));
+    }
   }
 };
+
+// --bench N: times the gradient collectives on N f32 elements (not a test;
+// bus bandwidth as nccl-tests defines it: the bytes each rank must send).
+void bench(Communicator &comm, Buffers &buf, size_t elements) {
+  const size_t n = static_cast<size_t>(comm.size());
+  const size_t chunk = (elements + n - 1) / n;
+  void *a = buf.alloc(chunk * n * 4);
+  buf.put(a, std::vector<char>(chunk * n * 4, 1));
+  char *mine = static_cast<char *>(a) + static_cast<size_t>(comm.rank()) * chunk * 4;
+  struct Case {
+    const char *name;
+    double factor;  // bytes sent per rank / buffer bytes
+    std::function<void()> run;
+  };
+  double ring = static_cast<double>(n - 1) / static_cast<double>(n);
+  std::vector<Case> cases = {
+      {"allReduce", 2 * ring, [&] { comm.allReduce(a, chunk * n, DType::F32); }},
+      {"reduceScatter", ring, [&] { comm.reduceScatter(a, mine, chunk, DType::F32); }},
+      {"allGather", ring, [&] { comm.allGather(mine, a, chunk, DType::F32); }},
+  };
+  for (const Case &c : cases) {
+    for (int i = 0; i < 2; ++i) c.run();
+    comm.barrier();
+    const int reps = 5;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) c.run();
+    comm.barrier();
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+    if (comm.rank() == 0)
+      std::printf("bench: %-13s %zu f32 on %zu ranks: %8.3f ms, bus bandwidth %.2f GB/s\n", c.name, chunk * n, n,
+                  s * 1e3, c.factor * static_cast<double>(chunk * n * 4) / s / 1e9);
+  }
+}
 
 int usage() {
   std::fprintf(stderr,
                "usage: tl-comm-check [--backend auto|single|mpi|nccl] [--timeout S] [--hang-rank R] [--exit-rank R]\n"
-               "                     [--disagree-rank R]\n");
+               "                     [--disagree-rank R] [--bench ELEMENTS]\n");
   return 2;
 }
 
@@ -223,6 +310,7 @@ int main(int argc, char **argv) {
   Options o;
   o.timeoutSeconds = 60;
   int hangRank = -1, exitRank = -1, disagreeRank = -1;
+  size_t benchElements = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (i + 1 >= argc) return usage();
@@ -231,6 +319,7 @@ int main(int argc, char **argv) {
     else if (a == "--hang-rank") hangRank = std::atoi(argv[++i]);
     else if (a == "--exit-rank") exitRank = std::atoi(argv[++i]);
     else if (a == "--disagree-rank") disagreeRank = std::atoi(argv[++i]);
+    else if (a == "--bench") benchElements = std::strtoull(argv[++i], nullptr, 10);
     else return usage();
   }
   try {
@@ -250,6 +339,10 @@ int main(int argc, char **argv) {
     requireSameOnAllRanks(*comm, "the artifact", comm->rank() == disagreeRank ? 2 : 1);
 
     Buffers buf(comm->deviceBuffers() ? device.get() : nullptr);
+    if (benchElements) {
+      bench(*comm, buf, benchElements);
+      return 0;
+    }
     // One fresh seed for all ranks.
     uint64_t seed = std::random_device{}() * 0x9e3779b97f4a7c15ull ^ static_cast<uint64_t>(getpid());
     void *s = buf.alloc(8);
