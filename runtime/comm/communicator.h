@@ -59,6 +59,9 @@ class Work {
 
 class Communicator {
  public:
+  // MPI: finalizes, which waits for every rank, except while an exception
+  // propagates (an error on this rank): then the process exits with its
+  // error unfinalized, and the launcher ends the job at once.
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;

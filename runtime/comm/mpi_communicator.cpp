@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <exception>
 #include <map>
 #include <vector>
 
@@ -119,6 +120,10 @@ class MpiCommunicator : public Communicator {
   }
 
   ~MpiCommunicator() override {
+    // Unwinding from an error on this rank alone: MPI_Finalize would wait
+    // for ranks that wait for this one. Exit without it; the launcher sees
+    // the failed rank and ends the job at once (the error gets printed).
+    if (std::uncaught_exceptions() > 0) return;
     for (auto &r : replies_) MPI_Request_free(&r.first);
     MPI_Comm_free(&diag_);
     MPI_Comm_free(&comm_);

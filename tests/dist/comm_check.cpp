@@ -7,7 +7,8 @@
 //   tl-comm-check --backend nccl                      (NCCL on a GPU)
 // Faults for the timeout tests: --hang-rank R (rank R sleeps instead of
 // taking part), --exit-rank R (rank R exits without a word),
-// --disagree-rank R (rank R has another "artifact").
+// --disagree-rank R (rank R has another "artifact"), --throw-rank R (rank R
+// fails with an error while the others wait for it).
 // Exit status: 0 when every check passed on every rank.
 #include <unistd.h>
 
@@ -300,7 +301,8 @@ void bench(Communicator &comm, Buffers &buf, size_t elements) {
 int usage() {
   std::fprintf(stderr,
                "usage: tl-comm-check [--backend auto|single|mpi|nccl] [--timeout S] [--hang-rank R] [--exit-rank R]\n"
-               "                     [--disagree-rank R] [--bench ELEMENTS]\n");
+               "                     [--disagree-rank R] [--throw-rank R]\n"
+               "                     [--bench ELEMENTS]\n");
   return 2;
 }
 
@@ -309,7 +311,7 @@ int usage() {
 int main(int argc, char **argv) {
   Options o;
   o.timeoutSeconds = 60;
-  int hangRank = -1, exitRank = -1, disagreeRank = -1;
+  int hangRank = -1, exitRank = -1, disagreeRank = -1, throwRank = -1;
   size_t benchElements = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -319,6 +321,7 @@ int main(int argc, char **argv) {
     else if (a == "--hang-rank") hangRank = std::atoi(argv[++i]);
     else if (a == "--exit-rank") exitRank = std::atoi(argv[++i]);
     else if (a == "--disagree-rank") disagreeRank = std::atoi(argv[++i]);
+    else if (a == "--throw-rank") throwRank = std::atoi(argv[++i]);
     else if (a == "--bench") benchElements = std::strtoull(argv[++i], nullptr, 10);
     else return usage();
   }
@@ -335,6 +338,7 @@ int main(int argc, char **argv) {
     std::fflush(stdout);
     if (comm->rank() == exitRank) std::_Exit(0);
     if (comm->rank() == hangRank) sleep(600);
+    if (comm->rank() == throwRank) throw std::runtime_error("an error on this rank alone (--throw-rank)");
     // The start-up agreement check (a digest of "the artifact").
     requireSameOnAllRanks(*comm, "the artifact", comm->rank() == disagreeRank ? 2 : 1);
 

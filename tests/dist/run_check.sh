@@ -3,6 +3,7 @@
 # and a message saying what happened, and never hang (bounded by `timeout`).
 #   run_check.sh hang CHECK MPIEXEC        rank 1 of 3 sleeps: the others time out naming it
 #   run_check.sh exit CHECK MPIEXEC        rank 1 of 3 exits early: the job ends naming it
+#   run_check.sh throw CHECK MPIEXEC       rank 1 of 3 fails alone: its error, the job ends
 #   run_check.sh disagree CHECK MPIEXEC    rank 2 of 3 has another artifact: every rank stops
 #   run_check.sh plugin-missing CHECK      "started by a launcher", plugin absent
 #   run_check.sh nccl-load CHECK           NCCL without a GPU: a clear error (with one: passes)
@@ -16,6 +17,9 @@ case $mode in
   exit)
     out=$(timeout 60 "${mpirun[@]}" -np 3 "$check" --timeout 3 --exit-rank 1 2>&1); rc=$?
     expect="rank 1 did not arrive|process rank 1 " ;;
+  throw)
+    out=$(timeout 60 "${mpirun[@]}" -np 3 "$check" --timeout 30 --throw-rank 1 2>&1); rc=$?
+    expect="an error on this rank alone" ;;
   disagree)
     out=$(timeout 60 "${mpirun[@]}" -np 3 "$check" --timeout 10 --disagree-rank 2 2>&1); rc=$?
     expect="disagree on the artifact: rank\\(s\\) 2 differ from rank 0" ;;
