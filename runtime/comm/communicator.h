@@ -71,8 +71,9 @@ class Communicator {
 
   // Starts a collective (MPI: non-blocking; NCCL: enqueued on the
   // communicator's stream, ordered after work already on the legacy default
-  // stream). Buffers must stay valid until wait() returns. Every rank must
-  // start the same collectives in the same order.
+  // stream). Buffers must stay valid until wait() returns, and every Work
+  // must be done (waited or destroyed, which waits) before the communicator
+  // is destroyed. Every rank starts the same collectives in the same order.
   virtual std::unique_ptr<Work> start(const Collective &c) = 0;
 
   // Blocking forms.

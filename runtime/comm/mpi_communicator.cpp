@@ -162,6 +162,7 @@ class MpiCommunicator : public Communicator {
   }
 
   void answerPeers(uint64_t seq, Op op) override {
+    waitingOp_ = op;
     for (;;) {
       int flag = 0;
       MPI_Status st;
@@ -203,7 +204,7 @@ class MpiCommunicator : public Communicator {
     Clock::time_point until = deadlineAfter(grace);
     Backoff backoff;
     while (static_cast<int>(answers.size()) < size_ - 1 && Clock::now() < until) {
-      answerPeers(seq, Op::Barrier);
+      answerPeers(seq, waitingOp_);
       int flag = 0;
       MPI_Status st;
       MPI_Iprobe(MPI_ANY_SOURCE, kReplyTag, diag_, &flag, &st);
@@ -262,6 +263,7 @@ class MpiCommunicator : public Communicator {
   MPI_Comm comm_ = MPI_COMM_NULL, diag_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   uint64_t seq_ = 0;
+  Op waitingOp_ = Op::Barrier;  // what this rank tells peers it waits in
   std::string library_;
   std::vector<std::pair<MPI_Request, std::unique_ptr<uint64_t[]>>> replies_;
   std::deque<MpiWork *> pending_;  // started, not finished, in start order
@@ -298,7 +300,9 @@ void MpiCommunicator::plan(MpiWork &w, const Collective &c) {
   const MPI_Comm comm = comm_;
   char *recv = static_cast<char *>(c.recv);
   const char *send = static_cast<const char *>(c.send);
-  toInt(c.count * static_cast<size_t>(n), c);  // the largest buffer a step addresses
+  // The largest buffer a step addresses, in elements, must fit MPI's ints.
+  bool blocks = c.op == Op::ReduceScatter || c.op == Op::AllGather || c.op == Op::Reduce;
+  toInt(blocks ? c.count * static_cast<size_t>(n) : c.count, c);
   const int count = static_cast<int>(c.count);
   switch (c.op) {
     case Op::Barrier:
