@@ -337,10 +337,11 @@ int main(int argc, char **argv) {
     std::printf("comm-check: rank %d of %d: %s\n", comm->rank(), comm->size(), comm->describe().c_str());
     std::fflush(stdout);
     if (comm->rank() == exitRank) std::_Exit(0);
-    if (comm->rank() == hangRank) sleep(600);
     if (comm->rank() == throwRank) throw std::runtime_error("an error on this rank alone (--throw-rank)");
-    // The start-up agreement check (a digest of "the artifact").
+    // The start-up agreement check (a digest of "the artifact"). It also
+    // lines the ranks up, so a slow start never looks like the hang below.
     requireSameOnAllRanks(*comm, "the artifact", comm->rank() == disagreeRank ? 2 : 1);
+    if (comm->rank() == hangRank) sleep(600);
 
     Buffers buf(comm->deviceBuffers() ? device.get() : nullptr);
     if (benchElements) {
