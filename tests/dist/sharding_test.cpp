@@ -232,6 +232,36 @@ TEST(Comm, LauncherDetectionAndBackendChoice) {
   }
   o.backend = "single";
   EXPECT_THROW(makeCommunicator(o), CommError);
+  unsetenv("OMPI_COMM_WORLD_SIZE");
+
+  // The other launchers' variables.
+  setenv("PMI_SIZE", "8", 1);
+  setenv("PMI_RANK", "5", 1);
+  setenv("MPI_LOCALRANKID", "3", 1);
+  l = detectLaunch();
+  EXPECT_EQ(l.launcher, "pmi");
+  EXPECT_EQ(l.size, 8);
+  EXPECT_EQ(l.rank, 5);
+  EXPECT_EQ(l.localRank, 3);
+  unsetenv("PMI_SIZE");
+  unsetenv("PMI_RANK");
+  unsetenv("MPI_LOCALRANKID");
+  setenv("SLURM_PROCID", "1", 1);
+  setenv("SLURM_NTASKS", "2", 1);
+  setenv("SLURM_LOCALID", "1", 1);
+  l = detectLaunch();
+  EXPECT_EQ(l.launcher, "slurm");
+  EXPECT_EQ(l.size, 2);
+  EXPECT_EQ(l.rank, 1);
+  setenv("PMIX_RANK", "1", 1);
+  EXPECT_EQ(detectLaunch().launcher, "pmix");
+  unsetenv("PMIX_RANK");
+  setenv("SLURM_NTASKS", "1", 1);  // srun -n 1: one rank, no MPI needed
+  EXPECT_EQ(makeCommunicator({})->describe(), "single process");
+  unsetenv("SLURM_PROCID");
+  unsetenv("SLURM_NTASKS");
+  unsetenv("SLURM_LOCALID");
+  setenv("OMPI_COMM_WORLD_SIZE", "4", 1);
   o.backend = "gloo";
   EXPECT_THROW(makeCommunicator(o), CommError);
   unsetenv("OMPI_COMM_WORLD_SIZE");
