@@ -8,9 +8,12 @@
 // Faults for the timeout tests: --hang-rank R (rank R sleeps instead of
 // taking part), --exit-rank R (rank R exits without a word),
 // --disagree-rank R (rank R has another "artifact"), --throw-rank R (rank R
-// fails with an error while the others wait for it).
+// fails with an error while the others wait for it), --kill-rank R (rank R
+// is killed by SIGKILL).
 // Exit status: 0 when every check passed on every rank.
 #include <unistd.h>
+
+#include <csignal>
 
 #include <chrono>
 #include <cmath>
@@ -301,7 +304,7 @@ void bench(Communicator &comm, Buffers &buf, size_t elements) {
 int usage() {
   std::fprintf(stderr,
                "usage: tl-comm-check [--backend auto|single|mpi|nccl] [--timeout S] [--hang-rank R] [--exit-rank R]\n"
-               "                     [--disagree-rank R] [--throw-rank R]\n"
+               "                     [--disagree-rank R] [--throw-rank R] [--kill-rank R]\n"
                "                     [--bench ELEMENTS]\n");
   return 2;
 }
@@ -311,7 +314,7 @@ int usage() {
 int main(int argc, char **argv) {
   Options o;
   o.timeoutSeconds = 60;
-  int hangRank = -1, exitRank = -1, disagreeRank = -1, throwRank = -1;
+  int hangRank = -1, exitRank = -1, disagreeRank = -1, throwRank = -1, killRank = -1;
   size_t benchElements = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -322,6 +325,7 @@ int main(int argc, char **argv) {
     else if (a == "--exit-rank") exitRank = std::atoi(argv[++i]);
     else if (a == "--disagree-rank") disagreeRank = std::atoi(argv[++i]);
     else if (a == "--throw-rank") throwRank = std::atoi(argv[++i]);
+    else if (a == "--kill-rank") killRank = std::atoi(argv[++i]);
     else if (a == "--bench") benchElements = std::strtoull(argv[++i], nullptr, 10);
     else return usage();
   }
@@ -342,6 +346,7 @@ int main(int argc, char **argv) {
     // lines the ranks up, so a slow start never looks like the hang below.
     requireSameOnAllRanks(*comm, "the artifact", comm->rank() == disagreeRank ? 2 : 1);
     if (comm->rank() == hangRank) sleep(600);
+    if (comm->rank() == killRank) raise(SIGKILL);
 
     Buffers buf(comm->deviceBuffers() ? device.get() : nullptr);
     if (benchElements) {
