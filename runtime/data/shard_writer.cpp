@@ -50,7 +50,7 @@ void ShardWriter::flush(Split &s) {
 void ShardWriter::finish() {
   for (Split *s : {&train_, &val_}) {
     if (s->pending.empty()) continue;
-    if (s->lastShard >= 0 && s->pending.size() < shardTokens_ / 4) {
+    if (s->lastShard >= 0 && s->pending.size() * 4 < shardTokens_) {
       ShardEntry &last = shards_[s->lastShard];
       std::string path = (std::filesystem::path(dir_) / last.file).string();
       std::vector<uint16_t> tokens = tokens::readShard(path);
