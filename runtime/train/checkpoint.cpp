@@ -227,6 +227,16 @@ std::string resolveCheckpoint(const std::string &runDir, const std::string &arg)
   return dir;
 }
 
+nlohmann::json readCheckpointConfig(const std::string &dir) {
+  std::string statePath = dir + "/state.json";
+  try {
+    nlohmann::json state = nlohmann::json::parse(readText(statePath));
+    return state.at("config");
+  } catch (const nlohmann::json::exception &e) {
+    fail(statePath, std::string("corrupt (not valid JSON or no config): ") + e.what());
+  }
+}
+
 Snapshot readCheckpoint(const std::string &dir, const Layout &expected) {
   std::string statePath = dir + "/state.json";
   nlohmann::json state;

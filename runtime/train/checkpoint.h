@@ -80,6 +80,9 @@ std::string resolveCheckpoint(const std::string &runDir, const std::string &arg)
 // a checkpoint directory; throws CheckpointError naming the file.
 Snapshot readCheckpoint(const std::string &dir, const Layout &expected);
 
+// The resolved config recorded in a checkpoint (before reading the rest).
+nlohmann::json readCheckpointConfig(const std::string &dir);
+
 // Removes checkpoints/.tmp-* left by a killed process (call with the run locked).
 void removeStaleTemporaries(const std::string &runDir);
 
