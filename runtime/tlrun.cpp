@@ -14,6 +14,7 @@
 #include "runtime/half.h"
 #include "runtime/safetensors.h"
 #include "runtime/tokens.h"
+#include "runtime/train/command.h"
 
 namespace tlc {
 namespace {
@@ -21,6 +22,8 @@ namespace {
 constexpr const char *kUsage = R"(usage: tlrun <command> [options]
 
 commands:
+  train MODEL.tlx --data DIR --out RUN_DIR [...]   (tlrun train --help)
+  plot RUN_DIR [-o FILE.svg]                        (tlrun plot --help)
   eval MODEL.tlx --weights W.safetensors --tokens T.bin [--device cpu|cuda]
                  [--dump-grads G.safetensors] [--json]
       Run the compiled training step on every full micro-batch of an llm.c
@@ -163,6 +166,7 @@ int evalCommand(const std::vector<std::string> &args) {
 }  // namespace
 
 int runTlrun(int argc, char **argv) {
+  if (argc >= 2 && (!std::strcmp(argv[1], "train") || !std::strcmp(argv[1], "plot"))) return train::runCli(argc, argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::fputs(kUsage, stdout);
     return argc < 2 ? 1 : 0;

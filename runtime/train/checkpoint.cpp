@@ -69,6 +69,12 @@ void writeFileAtomic(const std::string &path, const std::string &text) {
   fsyncPath(fs::path(path).parent_path().string(), true);
 }
 
+std::string shapeText(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
 bool isStepName(const std::string &name) {
   return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -270,8 +276,12 @@ Snapshot readCheckpoint(const std::string &dir, const Layout &expected) {
               ", the model's is " + std::to_string(expected.batch) + "x" + std::to_string(expected.seq);
       else
         for (size_t i = 0; i < expected.tensors.size(); ++i)
-          if (snap.layout.tensors[i].name != expected.tensors[i].name || snap.layout.tensors[i].shape != expected.tensors[i].shape) {
-            why = "tensor '" + snap.layout.tensors[i].name + "' where the model has '" + expected.tensors[i].name + "' of another shape";
+          if (snap.layout.tensors[i].name != expected.tensors[i].name) {
+            why = "tensor '" + snap.layout.tensors[i].name + "' where the model has '" + expected.tensors[i].name + "'";
+            break;
+          } else if (snap.layout.tensors[i].shape != expected.tensors[i].shape) {
+            why = "'" + expected.tensors[i].name + "' of shape " + shapeText(snap.layout.tensors[i].shape) +
+                  ", the model's is " + shapeText(expected.tensors[i].shape);
             break;
           }
       fail(statePath, "incompatible with this artifact: the checkpoint was written for " + why);
