@@ -145,10 +145,10 @@ void writeTextAtomic(const std::string &path, const std::string &text) {
 
 class Trainer {
  public:
-  Trainer(const TrainOptions &o, Config c, const artifact::Artifact &a, const Layout &l, Dataset &data, Engine &e)
-      : o_(o), c_(c), a_(a), layout_(l), data_(data), engine_(e) {
-    microTokens_ = l.batch * l.seq;
-    accum_ = c.batch_tokens / microTokens_;
+  Trainer(const TrainOptions &o, Config c, const artifact::Artifact &a, const Layout &l, Dataset &data, Engine &e,
+          std::string device)
+      : o_(o), c_(c), a_(a), layout_(l), data_(data), engine_(e), device_(std::move(device)) {
+    accum_ = c.batch_tokens / (l.batch * l.seq);
     std::vector<bool> decay;
     for (const artifact::Tensor &p : a.params) decay.push_back(c.decay_norms || p.shape.size() >= 2);
     engine_.setWeightDecayMask(decay);
@@ -298,7 +298,6 @@ class Trainer {
     return 0;
   }
 
-  std::string device_;
 
  private:
   const TrainOptions &o_;
@@ -307,8 +306,9 @@ class Trainer {
   Layout layout_;
   Dataset &data_;
   Engine &engine_;
+  std::string device_;
   TrainerState state_;
-  int64_t microTokens_ = 0, accum_ = 1, lastCheckpointStep_ = -1;
+  int64_t accum_ = 1, lastCheckpointStep_ = -1;
 };
 
 Config resolveConfig(const TrainOptions &o, const nlohmann::json *checkpointConfig) {
@@ -367,8 +367,7 @@ int runTrain(const TrainOptions &o) {
 
     std::unique_ptr<Device> device = o.device == "cuda" ? makeCudaDevice() : makeCpuDevice();
     Engine engine(a, *device);
-    Trainer t(o, c, a, layout, data, engine);
-    t.device_ = device->describe();
+    Trainer t(o, c, a, layout, data, engine, device->describe());
     if (o.resume) {
       std::printf("resuming from %s (step %lld)\n", checkpointDir.c_str(), static_cast<long long>(snap.state.step));
       t.restore(snap);

@@ -8,6 +8,7 @@
   signals    SIGTERM mid-run writes a checkpoint and exits 143; resuming continues the
              trajectory bitwise; SIGKILL at random moments while checkpoints are written
              (repeated) always leaves `latest` naming a loadable checkpoint
+  nonfinite  non-finite losses skip their updates; K in a row stop the run with a checkpoint
   bad-input  each bad input exits non-zero with a message naming the file or key and
              modifies nothing: shards (missing, truncated, foreign, ids beyond the
              vocabulary, tokenizer larger than the model), checkpoints (corrupt, partial,
@@ -114,6 +115,24 @@ def test_resume(work, rng):
     # Resuming the finished run with more steps continues from its latest.
     out = tlrun(["train", tlx, "--data", data, "--out", part, "--resume", "--steps", "18"])
     check(out.returncode == 0 and os.path.basename(latest(part)) == "18", "--resume (latest) with --steps 18 continues")
+
+
+def test_nonfinite(work, rng):
+    tlx, _ = MODEL
+    data = make_data(os.path.join(work, "nonfinite-data"), rng)
+    run_dir = os.path.join(work, "nonfinite")
+    # An absurd learning rate blows the weights up after the first update.
+    out = tlrun(["train", tlx, "--data", data, "--out", run_dir, "--set",
+                 BASE + ",steps=50,warmup_steps=0,lr=1e30,min_lr=0,grad_clip=0,nonfinite_limit=3,checkpoint_every=0"])
+    m = metrics(run_dir)
+    skipped = [e["step"] for e in m if e.get("skipped")]
+    print(f"  {out.stderr.strip()}")
+    check(out.returncode == 1, f"the run stops with exit 1 (got {out.returncode})")
+    check(skipped == [2, 3, 4] and m[-1]["step"] == 4, f"steps 2-4 were skipped, then the run stopped ({skipped})")
+    check("3 steps in a row had a non-finite loss or gradient norm" in out.stderr and "checkpoints/4" in out.stderr,
+          "the message says why and names the checkpoint")
+    w = read_safetensors(os.path.join(latest(run_dir), "model.safetensors"))
+    check(all(np.isfinite(v).all() for v in w.values()), "the checkpoint holds the last good (finite) weights")
 
 
 def wait_for_step(run_dir, step, proc, timeout=60):
@@ -313,7 +332,7 @@ def test_plot(work, rng):
 
 
 TESTS = {"help": test_help, "learn": test_learn, "resume": test_resume, "signals": test_signals,
-         "bad-input": test_bad_input, "plot": test_plot}
+         "nonfinite": test_nonfinite, "bad-input": test_bad_input, "plot": test_plot}
 
 
 def main():
