@@ -357,6 +357,7 @@ int runTrain(const TrainOptions &o) {
                     "choose another --out");
     }
     if (o.device != "cpu" && o.device != "cuda") throw ConfigError("--device must be cpu or cuda, got '" + o.device + "'");
+    std::unique_ptr<Device> device = o.device == "cuda" ? makeCudaDevice() : makeCpuDevice();
 
     std::error_code ec;
     fs::create_directories(o.runDir, ec);
@@ -365,7 +366,6 @@ int runTrain(const TrainOptions &o) {
     removeStaleTemporaries(o.runDir);
     writeTextAtomic(o.runDir + "/config.json", c.toJson().dump(2) + "\n");
 
-    std::unique_ptr<Device> device = o.device == "cuda" ? makeCudaDevice() : makeCpuDevice();
     Engine engine(a, *device);
     Trainer t(o, c, a, layout, data, engine, device->describe());
     if (o.resume) {
