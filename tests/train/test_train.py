@@ -175,6 +175,17 @@ def test_signals(work, rng):
             open(os.path.join(stopped, "checkpoints", "400", "model.safetensors"), "rb") as y:
         check(x.read() == y.read(), "final weights equal the uninterrupted run's, bitwise")
 
+    # SIGINT (Ctrl-C) takes the same path.
+    interrupted = os.path.join(work, "sig-int")
+    proc = subprocess.Popen([ARGS.tlrun, "train", tlx, "--data", data, "--out", interrupted, "--set", sets],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_step(interrupted, 3, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate()
+    check(proc.returncode == 128 + signal.SIGINT and "interrupted (SIGINT)" in err and
+          int(os.path.basename(latest(interrupted))) == len(metrics(interrupted)),
+          f"SIGINT exits {128 + signal.SIGINT} with a checkpoint of the last step (got {proc.returncode})")
+
     # SIGKILL at random moments of a run that checkpoints every step.
     killed = os.path.join(work, "killed")
     sets = BASE + ",steps=100000,checkpoint_every=1,keep_checkpoints=2,val_every=0"
