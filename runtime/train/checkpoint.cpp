@@ -311,6 +311,7 @@ Snapshot readCheckpoint(const std::string &dir, const Layout &expected) {
     snap.m.assign(static_cast<size_t>(l.flatElements), 0.0f);
     snap.v.assign(static_cast<size_t>(l.flatElements), 0.0f);
     int64_t covered = 0;
+    std::vector<std::pair<int64_t, int64_t>> ranges;
     for (const auto &part : state.at("optimizer")) {
       safetensors::File opt = safetensors::File::open(dir + "/" + part.at("file").get<std::string>());
       int64_t begin = part.at("begin").get<int64_t>(), end = part.at("end").get<int64_t>();
@@ -323,7 +324,14 @@ Snapshot readCheckpoint(const std::string &dir, const Layout &expected) {
         std::memcpy(into->data() + begin, opt.data(info), static_cast<size_t>(end - begin) * 4);
       }
       covered += end - begin;
+      ranges.push_back({begin, end});
     }
+    std::sort(ranges.begin(), ranges.end());
+    for (size_t i = 1; i < ranges.size(); ++i)
+      if (ranges[i].first != ranges[i - 1].second)
+        fail(statePath, "the optimizer ranges [" + std::to_string(ranges[i - 1].first) + ", " +
+                            std::to_string(ranges[i - 1].second) + ") and [" + std::to_string(ranges[i].first) + ", " +
+                            std::to_string(ranges[i].second) + ") overlap or leave a gap");
     if (covered != l.flatElements)
       fail(statePath, "the optimizer ranges cover " + std::to_string(covered) + " of " + std::to_string(l.flatElements) +
                           " elements");
