@@ -281,7 +281,7 @@ class Trainer {
                      dir.c_str());
         return 1;
       }
-      if (gStopSignal) {
+      if (gStopSignal && !last) {  // on the last step, finish normally
         int sig = gStopSignal;
         std::string dir = checkpoint();
         std::fprintf(stderr, "tlrun train: %s after step %lld: checkpoint %s written; continue with --resume\n",
