@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace tlc::artifact {
@@ -184,6 +185,9 @@ void validate(const Artifact &a) {
       throw Error("a buffer names parameter " + std::to_string(b.offset) + " of " +
                   std::to_string(a.params.size()));
   }
+  std::set<std::string> names;
+  for (const auto &k : a.kernels)
+    if (!names.insert(k.name).second) throw Error("two kernels are named '" + k.name + "'");
   int64_t end = 0;
   for (const auto &p : a.params) {
     checkBuffer(p.buffer, "parameter '" + p.name + "'");

@@ -306,9 +306,11 @@ LogicalResult Lowering::accumulateGradients(Value root, Location loc, Operation 
   if (failed(dtype) || *dtype == art::DType::I32)
     return emitError(loc) << "code generation: a gradient must be f32 or bf16";
   int64_t n = cast<RankedTensorType>(root.getType()).getNumElements();
-  std::string name = "k" + std::to_string(counter++) + "_accumulate_grad";
-  KernelSpec k = accumulateKernel(name, n, *dtype == art::DType::BF16 ? "uint16_t" : "float");
-  for (int grad : it->second) addKernelStep(k, {grad, bufferFor(root)}, op);
+  for (int grad : it->second) {  // one kernel each: names are unique
+    std::string name = "k" + std::to_string(counter++) + "_accumulate_grad";
+    addKernelStep(accumulateKernel(name, n, *dtype == art::DType::BF16 ? "uint16_t" : "float"),
+                  {grad, bufferFor(root)}, op);
+  }
   pendingGrads.erase(it);
   return success();
 }

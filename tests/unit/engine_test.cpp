@@ -6,6 +6,7 @@
 #include "compiler/Driver/Compile.h"
 #include "models/tinyllama.h"
 #include "runtime/artifact.h"
+#include "runtime/cuda_api.h"
 #include "runtime/engine.h"
 #include "runtime/half.h"
 
@@ -121,6 +122,27 @@ TEST_F(EngineTest, FlatLayoutIsOrderedAlignedAndHashed) {
   EXPECT_EQ(compile().layoutHash(), e.layoutHash());
   EXPECT_NE(compile("layers=2,dim=24,heads=2,kv_heads=1,ffn=48,vocab=61,seq=8,micro_batch=2").layoutHash(),
             e.layoutHash());
+
+  // Manifests whose layout or kernels are inconsistent are refused.
+  auto readError = [&](const tlc::artifact::Artifact &bad) -> std::string {
+    tlc::artifact::write(path, bad);
+    try {
+      tlc::artifact::read(path);
+    } catch (const tlc::artifact::Error &err) {
+      return err.what();
+    }
+    return "";
+  };
+  tlc::artifact::Artifact bad = a;
+  bad.params[1].offset += 1;
+  EXPECT_NE(readError(bad).find("'" + a.params[1].name + "' is misplaced in the flat layout"), std::string::npos);
+  bad = a;
+  bad.params[2].offset = bad.params[1].offset;
+  EXPECT_NE(readError(bad).find("misplaced"), std::string::npos);
+  bad = a;
+  bad.kernels.push_back(bad.kernels.front());
+  EXPECT_NE(readError(bad).find("two kernels are named '" + a.kernels.front().name + "'"), std::string::npos);
+  tlc::artifact::write(path, a);
 
   // An artifact of the first format is refused with what to do.
   std::string bytes;
@@ -376,6 +398,14 @@ TEST_F(EngineTest, Bf16ComputeKeepsF32MasterWeights) {
   master = download(e, FlatBuffer::Master, all(e));
   params = download(e, FlatBuffer::Params, all(e));
   for (size_t i = 0; i < master.size(); ++i) ASSERT_EQ(params[i], tlc::roundToBf16(master[i])) << i;
+
+  // The bf16 variants of the kernels (accumulation from bf16, AdamW writing
+  // bf16) compile for real GPUs without a warning.
+  std::string why;
+  if (!tlc::cuda::nvrtcAvailable(&why)) GTEST_SKIP() << why;
+  tlc::cuda::Compiled c = tlc::cuda::compileWithNvrtc(a.cudaSource, "sm_90");
+  EXPECT_TRUE(c.ok) << c.log;
+  EXPECT_EQ(c.log.find("warning"), std::string::npos) << c.log;
 }
 
 TEST_F(EngineTest, OptimizerKernelsOnEmulatedCudaMatchTheCpu) {
