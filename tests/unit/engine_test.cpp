@@ -409,29 +409,47 @@ TEST_F(EngineTest, Bf16ComputeKeepsF32MasterWeights) {
 }
 
 TEST_F(EngineTest, OptimizerKernelsOnEmulatedCudaMatchTheCpu) {
-  tlc::artifact::Artifact a = compile("layers=1,dim=16,heads=2,kv_heads=1,ffn=24,vocab=50,seq=4,micro_batch=2");
-  std::vector<std::vector<float>> results;
-  std::vector<double> norms;
-  for (bool cuda : {false, true}) {
-    rng.seed(11);
-    auto device = cuda ? tlc::testing::makeEmulatedCudaDevice() : tlc::makeCpuDevice();
-    Engine e(a, *device);
-    setRandomParams(e);
-    auto [tokens, targets] = batch(e);
-    e.zeroGrads();
-    e.trainMicroBatch(tokens.data(), targets.data());
-    e.trainMicroBatch(targets.data(), tokens.data());
-    norms.push_back(e.gradSquaredNorm(all(e)));
-    tlc::AdamWHyper h;
-    h.lr = 1e-3;
-    h.gradScale = 0.5;
-    e.adamw(all(e), h);
-    h.step = 2;
-    e.adamw({3, e.flatElements() - 70}, h);
-    results.push_back(download(e, FlatBuffer::Master, all(e)));
+  const std::string small = "layers=1,dim=16,heads=2,kv_heads=1,ffn=24,vocab=50,seq=4,micro_batch=2";
+  // f32: gradients from the training step; bf16: the same uploaded
+  // gradients on both devices, so AdamW's bf16 stores are compared exactly.
+  for (bool bf16 : {false, true}) {
+    tlc::artifact::Artifact a = compile(small, bf16);
+    std::vector<std::vector<float>> master, params;
+    std::vector<double> norms;
+    for (bool cuda : {false, true}) {
+      rng.seed(11);
+      auto device = cuda ? tlc::testing::makeEmulatedCudaDevice() : tlc::makeCpuDevice();
+      Engine e(a, *device);
+      setRandomParams(e);
+      e.zeroGrads();
+      if (bf16) {
+        std::vector<float> grads = random(e.flatElements(), 0.01);
+        e.upload(FlatBuffer::Grads, all(e), grads.data());
+      } else {
+        auto [tokens, targets] = batch(e);
+        e.trainMicroBatch(tokens.data(), targets.data());
+        e.trainMicroBatch(targets.data(), tokens.data());
+      }
+      norms.push_back(e.gradSquaredNorm(all(e)));
+      tlc::AdamWHyper h;
+      h.lr = 1e-3;
+      h.gradScale = 0.5;
+      e.adamw(all(e), h);
+      h.step = 2;
+      e.adamw({3, e.flatElements() - 70}, h);
+      master.push_back(download(e, FlatBuffer::Master, all(e)));
+      params.push_back(download(e, FlatBuffer::Params, all(e)));
+    }
+    std::string what = bf16 ? "bf16" : "f32";
+    EXPECT_NEAR(norms[1], norms[0], (bf16 ? 1e-12 : 1e-5) * norms[0]) << what;
+    EXPECT_LE(relativeError(master[1], master[0]), bf16 ? 1e-6 : 1e-5) << what;
+    size_t differ = 0;
+    for (size_t i = 0; i < params[0].size(); ++i) {
+      EXPECT_EQ(params[1][i], bf16 ? tlc::roundToBf16(master[1][i]) : master[1][i]) << what << " " << i;
+      differ += params[1][i] != params[0][i];
+    }
+    if (bf16) EXPECT_LE(differ, params[0].size() / 1000) << "bf16 params that differ between the devices";
   }
-  EXPECT_NEAR(norms[1], norms[0], 1e-5 * norms[0]);
-  EXPECT_LE(relativeError(results[1], results[0]), 1e-5);
 }
 
 TEST_F(EngineTest, ArtifactsWithoutALossFunctionHaveNoEvalLoss) {
