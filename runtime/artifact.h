@@ -1,5 +1,10 @@
-// The .tlx artifact: everything tlrun needs to execute a compiled training
-// step, in one self-describing, versioned file. No MLIR here.
+// The .tlx artifact: everything tlrun needs to train and evaluate a compiled
+// model, in one self-describing, versioned file. No MLIR here.
+//
+// Version 2: the parameters live in one flat buffer (and their gradients in
+// another, f32) at aligned element offsets recorded here; the artifact holds
+// several named entry points ("train_step", "eval_loss", ...) that share the
+// parameters, the kernels and the arena, and the optimizer kernels.
 //
 // Layout: "TLX\x01" | u32 version | u64 n + manifest JSON | u64 n + CPU C++
 // source | u64 n + CUDA C++ source | u64 count, then per precompiled cubin
@@ -15,7 +20,17 @@
 
 namespace tlc::artifact {
 
-constexpr uint32_t kVersion = 1;
+constexpr uint32_t kVersion = 2;
+constexpr int64_t kFlatAlignment = 64;  // elements: 256 bytes of f32
+
+// Entry point names the runtime knows.
+constexpr const char *kTrainStep = "train_step";  // tokens, targets -> loss; grads += dL/dparams
+constexpr const char *kEvalLoss = "eval_loss";    // tokens, targets -> loss; forward only
+// Optimizer kernels over a runtime range of the flat buffers (see Lowering).
+constexpr const char *kAdamWKernel = "opt_adamw";
+constexpr const char *kSumSqPartialKernel = "opt_sumsq_partial";
+constexpr const char *kSumSqFinalKernel = "opt_sumsq_final";
+constexpr int64_t kSumSqPartials = 128;  // fixed: the reduction order never depends on threads
 
 struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -27,8 +42,9 @@ size_t dtypeSize(DType d);
 DType parseDType(const std::string &name);  // throws Error
 
 // Where a buffer lives: in the arena at an offset, or bound by the runtime
-// (parameters, data inputs, outputs) by index.
-enum class BufferKind { Arena, Param, Input, Output };
+// by index: a parameter (in the flat params buffer), its gradient (in the
+// flat f32 grads buffer, accumulated into), an entry point's input or output.
+enum class BufferKind { Arena, Param, Input, Output, Grad };
 
 struct Buffer {
   int64_t bytes = 0;
@@ -43,6 +59,7 @@ struct Tensor {
   std::vector<int64_t> shape;
   int buffer = -1;
   nlohmann::json init;  // parameters: {"kind": "normal", "std": s} | {"kind": "ones"}
+  int64_t offset = -1;  // parameters: first element in the flat buffers
   int64_t numel() const;
 };
 
@@ -53,6 +70,7 @@ struct Gemm {
   int64_t m = 0, n = 0, k = 0, batch = 1;
   int64_t strideA = 0, strideB = 0, strideC = 0;
   DType dtype = DType::F32;
+  bool accumulate = false;  // C += A B (beta = 1; f32 only): a gradient into the flat buffer
 };
 
 struct Step {
@@ -69,18 +87,39 @@ struct Kernel {
   bool checksErrors = false;  // takes a trailing int* error flag
 };
 
+// One compiled function: its data inputs and outputs (Input/Output buffers
+// index these) and its schedule. Buffers, kernels and the arena are shared
+// by every entry point; each plans its own arena use from offset 0.
+struct EntryPoint {
+  std::string name;
+  std::vector<Tensor> inputs, outputs;
+  std::vector<Step> steps;
+  int64_t arenaBytes = 0;
+  int64_t unplannedBytes = 0;  // sum of its arena tensors: what planning saved
+};
+
 struct Artifact {
   nlohmann::json config;  // the model's tl.model dictionary
-  std::vector<Tensor> params, inputs, outputs;
+  std::vector<Tensor> params;  // in flat order, every one with its offset
+  int64_t flatElements = 0;    // size of each full flat buffer, padding included
   std::vector<Buffer> buffers;
-  int64_t arenaBytes = 0;
-  int64_t unplannedBytes = 0;  // sum of every arena tensor: what planning saved
+  int64_t arenaBytes = 0;  // the largest entry point's
   std::vector<Kernel> kernels;
-  std::vector<Step> steps;
+  std::vector<EntryPoint> entries;
   std::string cpuSource, cudaSource;
   // Precompiled CUDA binaries by architecture ("sm_90"); optional.
   std::vector<std::pair<std::string, std::string>> cubins;
+
+  const EntryPoint *entry(const std::string &name) const;  // null when absent
+  const Kernel *kernel(const std::string &name) const;     // null when absent
+  DType paramDType() const;  // the flat params buffer's (every parameter's) dtype
+  // The flat layout's identity: a hash of every parameter's name, shape,
+  // dtype and offset. Checkpoints record it; a different one is incompatible.
+  std::string layoutHash() const;
 };
+
+// Gives every parameter its offset (in order, aligned) and sets flatElements.
+void assignFlatLayout(Artifact &a);
 
 void write(const std::string &path, const Artifact &a);  // atomic
 Artifact read(const std::string &path);                  // throws Error naming the file

@@ -117,7 +117,10 @@ class CpuDevice : public Device {
   }
 
   void gemm(const artifact::Gemm &g, const void *a, const void *b, void *c) override {
-    if (g.dtype == artifact::DType::BF16) return gemmBf16(g, a, b, c);
+    if (g.dtype == artifact::DType::BF16) {
+      if (g.accumulate) throw DeviceError("an accumulating GEMM must be f32");
+      return gemmBf16(g, a, b, c);
+    }
     if (g.strideB == 0 && !g.transA && g.batch > 1) {
       // A weight shared by the batch: one GEMM over all rows of A and C.
       artifact::Gemm folded = g;
@@ -138,12 +141,12 @@ class CpuDevice : public Device {
     int lda = g.transA ? g.m : g.k, ldb = g.transB ? g.k : g.n;
     if (sgemm_) {
       sgemm_(kRowMajor, g.transA ? kTrans : kNoTrans, g.transB ? kTrans : kNoTrans, g.m, g.n, g.k,
-             1.0f, a, lda, b, ldb, 0.0f, c, g.n);
+             1.0f, a, lda, b, ldb, g.accumulate ? 1.0f : 0.0f, c, g.n);
       return;
     }
     for (int64_t i = 0; i < g.m; ++i)
       for (int64_t j = 0; j < g.n; ++j) {
-        float acc = 0;
+        float acc = g.accumulate ? c[i * g.n + j] : 0.0f;
         for (int64_t p = 0; p < g.k; ++p)
           acc += a[g.transA ? p * lda + i : i * lda + p] * b[g.transB ? j * ldb + p : p * ldb + j];
         c[i * g.n + j] = acc;

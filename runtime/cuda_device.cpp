@@ -236,7 +236,7 @@ class CudaDevice : public Device {
     checkLt(lt_.heuristic(handle_, desc, la, lb, lc, lc, pref, 1, &algo, &found), "cublasLtMatmulAlgoGetHeuristic");
     if (found == 0) throw DeviceError("cuBLASLt found no algorithm for a " + std::to_string(g.m) + "x" +
                                       std::to_string(g.n) + "x" + std::to_string(g.k) + " GEMM");
-    float alpha = 1.0f, beta = 0.0f;
+    float alpha = 1.0f, beta = g.accumulate ? 1.0f : 0.0f;
     checkLt(lt_.matmul(handle_, desc, &alpha, b, la, a, lb, &beta, c, lc, c, lc, &algo.algo, workspace_,
                        kWorkspaceBytes, nullptr),
             "cublasLtMatmul");

@@ -13,8 +13,10 @@
 //   master  f32   optimizer range only    AdamW's master weights
 //   m, v    f32   optimizer range only    AdamW's moments
 //
-// Everything here is a sketch agreed between the training pieces; the
-// engine's owner may refine it but keeps these semantics.
+// The entry points ("train_step", "eval_loss") and the optimizer kernels
+// ("opt_adamw", "opt_sumsq_*") are generated code in the artifact; every call
+// here runs on the device, and only download/upload/evalLoss/trainMicroBatch
+// (the loss) and gradSquaredNorm (one double) move data to or from the host.
 #pragma once
 
 #include <cstdint>
@@ -27,7 +29,7 @@
 
 namespace tlc {
 
-constexpr int64_t kFlatAlignment = 64;  // elements: 256 bytes of f32
+using artifact::kFlatAlignment;  // 64 elements: 256 bytes of f32
 
 struct Range {
   int64_t begin = 0, end = 0;  // elements of the flat buffers
@@ -36,50 +38,78 @@ struct Range {
 
 enum class FlatBuffer { Params, Grads, Master, M, V };
 
+// Doubles, like PyTorch's Python scalars: the kernel gets them as f32 after
+// the host computes the bias corrections and products in double.
 struct AdamWHyper {
-  float lr = 0, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, weightDecay = 0.1f;
+  double lr = 0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weightDecay = 0.1;
   int64_t step = 1;        // 1-based, for bias correction
-  float gradScale = 1.0f;  // multiplies every gradient first (1/micro-batches, clipping)
+  double gradScale = 1.0;  // multiplies every gradient first (1/micro-batches, clipping)
 };
+
+// PyTorch's torch.optim.AdamW (single-tensor form), per element, in f32,
+// with g = gradScale * grad and the bias corrections computed in double:
+//   master *= 1 - lr * weightDecay * decay
+//   m += (1 - beta1) * (g - m);  v = beta2 * v + (1 - beta2) * g * g
+//   master -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
+//   param = master (rounded to nearest even in bf16)
 
 class Engine {
  public:
   // Allocates the flat buffers, the arena, and JIT-compiles every entry point.
   // Optimizer state (master, m, v) is allocated for `optimizerRange` only
   // (whole model when empty).
+  // `a` and `device` must outlive the engine. Parameters start at zero:
+  // set them with setParam or upload(Params, ...).
   Engine(const artifact::Artifact &a, Device &device, Range optimizerRange = {});
   ~Engine();
+  Engine(const Engine &) = delete;
+  Engine &operator=(const Engine &) = delete;
 
   const artifact::Artifact &artifact() const;
   int64_t flatElements() const;  // size of every full flat buffer, padding included
   Range optimizerRange() const;
   Range rangeOf(size_t param) const;  // param's elements in the flat buffers
+  int64_t batchSize() const;          // B of the [B, T] micro-batch
+  int64_t seqLen() const;             // T
+  bool hasEvalLoss() const;           // false for artifacts compiled from a training step
+  // The artifact's flat layout identity (artifact().layoutHash()), for checkpoints.
+  std::string layoutHash() const;
 
   // Training step on one micro-batch ([B, T] int32 row-major tokens and
   // targets). The step adds its gradients into `grads` (call zeroGrads()
-  // before the first micro-batch of an optimizer step). Returns the loss.
+  // before the first micro-batch of an optimizer step). Returns the loss
+  // (mean over the micro-batch's tokens). Throws DeviceError naming the op
+  // when an id is beyond the vocabulary.
   float trainMicroBatch(const int32_t *tokens, const int32_t *targets);
   void zeroGrads();
-  // Forward-only loss (no gradients computed): validation.
+  // Forward-only loss (no gradients computed, grads untouched): validation.
+  // Throws artifact::Error when the artifact has no eval_loss entry point.
   float evalLoss(const int32_t *tokens, const int32_t *targets);
 
-  // Sum of squares of grads over `r`, reduced on the device (global-norm clipping).
+  // Sum of squares of grads over `r` (the raw accumulated sums: gradScale is
+  // not applied), reduced on the device in double in a fixed order, so the
+  // result is bitwise reproducible. Global norm = sqrt of the sum over ranks.
   double gradSquaredNorm(Range r);
   // Bias-corrected AdamW with decoupled weight decay over `r` (inside the
   // optimizer range); weight decay only on tensors whose `decay` flag is set
   // (default: 2-D tensors). Writes master weights and params (compute dtype).
   void adamw(Range r, const AdamWHyper &h);
+  // One flag per parameter (artifact().params order).
   void setWeightDecayMask(std::vector<bool> decayPerParam);
 
   // Host copies of any range of a flat buffer, as f32 (params converted from
-  // bf16). Used by checkpoints, the collectives' host fallback and tests.
+  // bf16, and to bf16 rounding to nearest even). Master, M and V ranges are
+  // of the flat buffer too and must lie inside the optimizer range. Used by
+  // checkpoints, the collectives' host fallback and tests.
   void download(FlatBuffer which, Range r, float *host);
   void upload(FlatBuffer which, Range r, const float *host);
-  // Device pointer to the start of a flat buffer (collectives).
+  // Device pointer to the start of a flat buffer (collectives). Master, M
+  // and V point at the optimizer range's first element, not at element 0.
   void *devicePointer(FlatBuffer which);
 
   // Parameters from host f32 values (sets params and, inside the optimizer
-  // range, master weights).
+  // range, master weights, both exactly these values: master keeps the f32
+  // value even when params round it to bf16).
   void setParam(size_t i, const float *host);
 
  private:

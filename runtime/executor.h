@@ -1,6 +1,11 @@
-// Runs a compiled step: owns the device buffers (arena, parameters, inputs,
-// outputs, error flag) and walks the artifact's schedule.
+// Runs the entry points of a compiled artifact: owns the device buffers
+// (arena, error flag, the flat parameter and gradient buffers, every entry
+// point's inputs and outputs) and walks an entry point's schedule. The
+// Engine (engine.h) builds the training state on top of it.
 #pragma once
+
+#include <string>
+#include <vector>
 
 #include "runtime/artifact.h"
 #include "runtime/device.h"
@@ -15,26 +20,35 @@ class Executor {
   Executor(const Executor &) = delete;
   Executor &operator=(const Executor &) = delete;
 
+  // The index of entry point `name`; throws artifact::Error when absent.
+  size_t entryIndex(const std::string &name) const;
+
+  // Parameter i from host bytes in its dtype, into the flat params buffer.
   void setParam(size_t i, const void *host);
-  void setInput(size_t i, const void *host);
-  // Runs every step; throws DeviceError naming the op whose kernel reported
-  // an out-of-range index.
-  void run();
-  void getOutput(size_t i, void *host);
+  void setInput(size_t entry, size_t i, const void *host);
+  // Runs every step of the entry point; throws DeviceError naming the op
+  // whose kernel reported an out-of-range index.
+  void run(size_t entry);
+  void getOutput(size_t entry, size_t o, void *host);
+
+  void *flatParams() const { return params_; }  // compute dtype
+  void *flatGrads() const { return grads_; }    // f32, accumulated into by train_step
+  Device &device() const { return device_; }
+  const artifact::Artifact &artifact() const { return a_; }
 
  private:
-  void *pointer(int buffer) const;
+  void *pointer(size_t entry, int buffer) const;
   void printProfile() const;
 
   const artifact::Artifact &a_;
   Device &device_;
-  void *arena_ = nullptr;
+  void *arena_ = nullptr, *params_ = nullptr, *grads_ = nullptr;
   int *error_ = nullptr;
-  std::vector<void *> params_, inputs_, outputs_;
+  std::vector<std::vector<void *>> inputs_, outputs_;  // per entry point
   // With TLC_PROFILE set: seconds per step, summed over runs (each step is
   // synchronised, so the figures are per kernel, not overlapped).
   bool profile_ = false;
-  std::vector<double> stepSeconds_;
+  std::vector<std::vector<double>> stepSeconds_;
 };
 
 }  // namespace tlc

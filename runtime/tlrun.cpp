@@ -13,10 +13,11 @@
 #include "runtime/artifact.h"
 #include "runtime/data/prepare.h"
 #include "runtime/device.h"
-#include "runtime/executor.h"
+#include "runtime/engine.h"
 #include "runtime/half.h"
 #include "runtime/safetensors.h"
 #include "runtime/tokens.h"
+#include "runtime/train/command.h"
 
 namespace tlc {
 namespace {
@@ -24,6 +25,8 @@ namespace {
 constexpr const char *kUsage = R"(usage: tlrun <command> [options]
 
 commands:
+  train MODEL.tlx --data DIR --out RUN_DIR [...]   (tlrun train --help)
+  plot RUN_DIR [-o FILE.svg]                        (tlrun plot --help)
   eval MODEL.tlx --weights W.safetensors --tokens T.bin [--device cpu|cuda]
                  [--dump-grads G.safetensors] [--json]
       Run the compiled training step on every full micro-batch of an llm.c
@@ -42,41 +45,15 @@ std::string shapeString(const std::vector<int64_t> &s) {
   return out + "]";
 }
 
-// Parameter bytes in the artifact's dtype from any float tensor of the file.
-std::vector<char> paramBytes(const safetensors::File &f, const artifact::Tensor &p) {
+// Parameter values (f32; the engine rounds them to the compute dtype) from
+// any float tensor of the file.
+std::vector<float> paramValues(const safetensors::File &f, const artifact::Tensor &p) {
   const safetensors::TensorInfo &t = f.get(p.name);
   if (t.shape != p.shape)
     throw safetensors::Error(f.path() + ": tensor '" + p.name + "' has shape " + shapeString(t.shape) +
                              " but the model needs " + shapeString(p.shape));
   std::vector<double> values = f.toDoubles(t);
-  std::vector<char> out(values.size() * artifact::dtypeSize(p.dtype));
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (p.dtype == artifact::DType::BF16) {
-      uint16_t h = floatToBf16(static_cast<float>(values[i]));
-      std::memcpy(&out[i * 2], &h, 2);
-    } else {
-      float v = static_cast<float>(values[i]);
-      std::memcpy(&out[i * 4], &v, 4);
-    }
-  }
-  return out;
-}
-
-std::vector<double> toDoubles(const std::vector<char> &bytes, artifact::DType d) {
-  size_t n = bytes.size() / artifact::dtypeSize(d);
-  std::vector<double> out(n);
-  for (size_t i = 0; i < n; ++i) {
-    if (d == artifact::DType::BF16) {
-      uint16_t h;
-      std::memcpy(&h, &bytes[i * 2], 2);
-      out[i] = bf16ToFloat(h);
-    } else {
-      float v;
-      std::memcpy(&v, &bytes[i * 4], 4);
-      out[i] = v;
-    }
-  }
-  return out;
+  return std::vector<float>(values.begin(), values.end());
 }
 
 int evalCommand(const std::vector<std::string> &args) {
@@ -102,58 +79,40 @@ int evalCommand(const std::vector<std::string> &args) {
     throw UsageError("--device must be cpu or cuda, got '" + deviceName + "'");
 
   artifact::Artifact a = artifact::read(model);
-  const artifact::Tensor *tokensIn = nullptr, *targetsIn = nullptr;
-  for (const auto &in : a.inputs) {
-    if (in.name == "tokens") tokensIn = &in;
-    else if (in.name == "targets") targetsIn = &in;
-    else throw artifact::Error(model + ": don't know how to feed input '" + in.name + "'");
-  }
-  if (!tokensIn || !targetsIn || tokensIn->shape.size() != 2)
-    throw artifact::Error(model + ": the step needs inputs 'tokens' and 'targets' of shape [B, T]");
-  if (a.outputs.empty() || a.outputs[0].name != "loss")
-    throw artifact::Error(model + ": the step's first output must be the loss");
-  int64_t batch = tokensIn->shape[0], seq = tokensIn->shape[1];
-
+  const artifact::EntryPoint *step = a.entry(artifact::kTrainStep);
+  if (!step || step->inputs.empty() || step->inputs[0].shape.size() != 2)
+    throw artifact::Error(model + ": no training step with inputs 'tokens' and 'targets' of shape [B, T]");
+  int64_t batch = step->inputs[0].shape[0], seq = step->inputs[0].shape[1];
   safetensors::File w = safetensors::File::open(weights);
-  std::vector<std::vector<char>> params;
-  for (const auto &p : a.params) params.push_back(paramBytes(w, p));
+  std::vector<std::vector<float>> params;
+  for (const auto &p : a.params) params.push_back(paramValues(w, p));
   std::vector<uint16_t> tokens = tokens::readShard(tokensPath);
   size_t steps = tokens::requireMicroBatches(tokensPath, tokens.size(), batch, seq);
 
   std::unique_ptr<Device> device = deviceName == "cuda" ? makeCudaDevice() : makeCpuDevice();
-  Executor ex(a, *device);
-  for (size_t i = 0; i < params.size(); ++i) ex.setParam(i, params[i].data());
-  size_t tokensIndex = tokensIn - a.inputs.data(), targetsIndex = targetsIn - a.inputs.data();
+  Engine engine(a, *device);
+  for (size_t i = 0; i < params.size(); ++i) engine.setParam(i, params[i].data());
+
+  // The training step accumulates every micro-batch's gradients on the device.
   double lossSum = 0;
-  std::vector<std::vector<double>> gradSums(a.outputs.size());
+  engine.zeroGrads();
   for (size_t s = 0; s < steps; ++s) {
     tokens::MicroBatch mb = tokens::microBatch(tokens, s, batch, seq);
-    ex.setInput(tokensIndex, mb.inputs.data());
-    ex.setInput(targetsIndex, mb.targets.data());
-    ex.run();
-    for (size_t o = 0; o < a.outputs.size(); ++o) {
-      std::vector<char> bytes(a.buffers[a.outputs[o].buffer].bytes);
-      ex.getOutput(o, bytes.data());
-      std::vector<double> v = toDoubles(bytes, a.outputs[o].dtype);
-      if (gradSums[o].empty()) gradSums[o].assign(v.size(), 0.0);
-      for (size_t k = 0; k < v.size(); ++k) gradSums[o][k] += v[k];
-    }
+    lossSum += engine.trainMicroBatch(mb.inputs.data(), mb.targets.data());
   }
-  lossSum = gradSums[0][0];
   double loss = lossSum / static_cast<double>(steps);
 
   if (!gradsPath.empty()) {
     std::vector<std::vector<float>> storage;
     std::vector<safetensors::TensorRef> refs;
-    for (size_t o = 1; o < a.outputs.size(); ++o) {
-      const std::string &name = a.outputs[o].name;
-      if (name.rfind("grad:", 0) != 0) continue;
-      std::vector<float> mean(gradSums[o].size());
-      for (size_t k = 0; k < mean.size(); ++k) mean[k] = static_cast<float>(gradSums[o][k] / steps);
+    for (size_t i = 0; i < a.params.size(); ++i) {
+      std::vector<float> mean(a.params[i].numel());
+      engine.download(FlatBuffer::Grads, engine.rangeOf(i), mean.data());
+      for (float &g : mean) g = static_cast<float>(g / static_cast<double>(steps));
       storage.push_back(std::move(mean));
-      refs.push_back({name.substr(5), safetensors::DType::F32, a.outputs[o].shape, storage.back().data()});
+      refs.push_back({a.params[i].name, safetensors::DType::F32, a.params[i].shape, storage.back().data()});
     }
-    if (refs.empty()) throw artifact::Error(model + ": --dump-grads needs a training step with gradients");
+    if (refs.empty()) throw artifact::Error(model + ": --dump-grads needs a model with parameters");
     safetensors::write(gradsPath, refs, {{"content", "mean gradients"}});
   }
   if (json) {
@@ -168,6 +127,7 @@ int evalCommand(const std::vector<std::string> &args) {
 }  // namespace
 
 int runTlrun(int argc, char **argv) {
+  if (argc >= 2 && (!std::strcmp(argv[1], "train") || !std::strcmp(argv[1], "plot"))) return train::runCli(argc, argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::fputs(kUsage, stdout);
     return argc < 2 ? 1 : 0;

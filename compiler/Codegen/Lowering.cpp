@@ -3,8 +3,10 @@
 
 #include "compiler/Codegen/ExprGen.h"
 #include "compiler/Codegen/FusedKernels.h"
+#include "compiler/Codegen/OptimizerKernels.h"
 #include "dialects/tl/IR/TlOps.h"
 
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <algorithm>
@@ -41,14 +43,13 @@ std::string locationOf(Operation *op) {
 
 class Lowering {
 public:
-  explicit Lowering(func::FuncOp func) : func(func) {}
-  FailureOr<art::Artifact> run(LoweringStats &stats);
+  FailureOr<art::Artifact> run(ArrayRef<EntryFunction> entries, LoweringStats &stats);
 
 private:
   int newBuffer(int64_t bytes, art::BufferKind kind, int64_t index = 0) {
     a.buffers.push_back({bytes, kind, index});
-    firstStep.push_back(static_cast<int>(a.steps.size()));
-    lastStep.push_back(static_cast<int>(a.steps.size()));
+    firstStep.push_back(static_cast<int>(e->steps.size()));
+    lastStep.push_back(static_cast<int>(e->steps.size()));
     return static_cast<int>(a.buffers.size()) - 1;
   }
   int bufferFor(Value v) {
@@ -58,15 +59,26 @@ private:
     buffer[v] = b;
     return b;
   }
-  void use(int b) { lastStep[b] = static_cast<int>(a.steps.size()); }
+  void use(int b) { lastStep[b] = static_cast<int>(e->steps.size()); }
+  LogicalResult lowerEntry(const EntryFunction &entry, LoweringStats &stats);
+  LogicalResult bindArguments(func::FuncOp func);
+  LogicalResult bindResults(func::FuncOp func);
   LogicalResult lowerOp(Operation *op);
+  LogicalResult accumulateGradients(Value root, Location loc, Operation *op);
   void addKernelStep(const KernelSpec &k, std::vector<int> buffers, Operation *op);
-  void plan();
+  void plan(int firstBuffer);
 
-  func::FuncOp func;
   art::Artifact a;
+  art::EntryPoint *e = nullptr;  // the entry point being lowered
   std::vector<KernelSpec> kernels;
+  std::map<std::string, int> paramIndex;  // by name, across entry points
+  std::map<int, int> gradBuffer;          // parameter index -> its Grad buffer
+  // Per entry point: values' buffers, gradient roots still to be added into
+  // the flat gradient buffer (with their Grad buffers), GEMM results that
+  // accumulate straight into one.
   DenseMap<Value, int> buffer;
+  DenseMap<Value, std::vector<int>> pendingGrads;
+  DenseSet<Value> accumulatingGemms;
   std::vector<int> firstStep, lastStep;
   int counter = 0;
 };
@@ -78,7 +90,7 @@ void Lowering::addKernelStep(const KernelSpec &k, std::vector<int> buffers, Oper
   s.kernel = k.name;
   s.buffers = std::move(buffers);
   s.location = locationOf(op);
-  a.steps.push_back(s);
+  e->steps.push_back(s);
   a.kernels.push_back({k.name, k.grid, k.block, k.sharedBytes, k.checksErrors});
   kernels.push_back(k);
 }
@@ -86,7 +98,7 @@ void Lowering::addKernelStep(const KernelSpec &k, std::vector<int> buffers, Oper
 LogicalResult Lowering::lowerOp(Operation *op) {
   std::string name = "k" + std::to_string(counter++) + "_" +
                      op->getName().getStringRef().drop_front(3).str();
-  int errorCode = static_cast<int>(a.steps.size()) + 1;
+  int errorCode = static_cast<int>(e->steps.size()) + 1;
 
   if (auto reshape = dyn_cast<ReshapeOp>(op)) {  // same bytes, another shape
     buffer[reshape.getResult()] = bufferFor(reshape.getInput());
@@ -108,6 +120,7 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     g.strideB = rhs.getRank() == 2 && lhs.getRank() > 2 ? 0 : g.k * g.n;
     g.strideC = g.m * g.n;
     g.dtype = *dtype;
+    g.accumulate = accumulatingGemms.contains(matmul.getResult());
     std::vector<int> bufs = {bufferFor(matmul.getLhs()), bufferFor(matmul.getRhs()),
                              bufferFor(matmul.getResult())};
     for (int b : bufs) use(b);
@@ -116,7 +129,7 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     s.gemm = g;
     s.buffers = bufs;
     s.location = locationOf(op);
-    a.steps.push_back(s);
+    e->steps.push_back(s);
     return success();
   }
   if (hasKernelGenerator(op)) {
@@ -134,7 +147,7 @@ LogicalResult Lowering::lowerOp(Operation *op) {
         s.kind = art::Step::Zero;
         s.buffers = bufs;
         s.location = locationOf(op);
-        a.steps.push_back(s);
+        e->steps.push_back(s);
       } else {
         addKernelStep(step.kernel, bufs, op);
       }
@@ -167,9 +180,9 @@ LogicalResult Lowering::lowerOp(Operation *op) {
 
 /// First fit by offset among the allocations alive at each buffer's first
 /// step: buffers are placed in order of their first use.
-void Lowering::plan() {
+void Lowering::plan(int firstBuffer) {
   std::vector<int> order;
-  for (int b = 0; b < static_cast<int>(a.buffers.size()); ++b)
+  for (int b = firstBuffer; b < static_cast<int>(a.buffers.size()); ++b)
     if (a.buffers[b].kind == art::BufferKind::Arena) order.push_back(b);
   std::stable_sort(order.begin(), order.end(), [&](int x, int y) { return firstStep[x] < firstStep[y]; });
   std::vector<int> live;  // sorted by offset
@@ -189,13 +202,15 @@ void Lowering::plan() {
                                  [&](int x, int y) { return a.buffers[x].offset < a.buffers[y].offset; }),
                 b);
   }
-  a.arenaBytes = peak;
-  a.unplannedBytes = total;
+  e->arenaBytes = peak;
+  e->unplannedBytes = total;
+  a.arenaBytes = std::max(a.arenaBytes, peak);
 }
 
-FailureOr<art::Artifact> Lowering::run(LoweringStats &stats) {
-  Block &body = func.getBody().front();
-  for (BlockArgument arg : body.getArguments()) {
+/// Parameters are bound to the flat buffer by name (shared by every entry
+/// point); other arguments are the entry point's inputs.
+LogicalResult Lowering::bindArguments(func::FuncOp func) {
+  for (BlockArgument arg : func.getBody().front().getArguments()) {
     unsigned i = arg.getArgNumber();
     auto dtype = dtypeOf(arg, func.getLoc());
     if (failed(dtype)) return failure();
@@ -205,71 +220,167 @@ FailureOr<art::Artifact> Lowering::run(LoweringStats &stats) {
     t.dtype = *dtype;
     if (auto p = func.getArgAttrOfType<StringAttr>(i, TLDialect::kParamAttrName)) {
       t.name = p.str();
+      auto known = paramIndex.find(t.name);
+      if (known != paramIndex.end()) {
+        const art::Tensor &q = a.params[known->second];
+        if (q.shape != t.shape || q.dtype != t.dtype)
+          return func.emitError("code generation: parameter '") << t.name << "' differs between entry points";
+        buffer[arg] = q.buffer;
+        continue;
+      }
+      if (!a.params.empty() && a.params[0].dtype != t.dtype)
+        return func.emitError("code generation: parameter '") << t.name << "' is "
+                                                               << art::dtypeName(t.dtype) << ", the others "
+                                                               << art::dtypeName(a.params[0].dtype)
+                                                               << ": the flat buffer holds one dtype";
       t.buffer = newBuffer(bytesOf(arg), art::BufferKind::Param, a.params.size());
       bool norm = t.shape.size() == 1;
       t.init = norm ? nlohmann::json{{"kind", "ones"}} : nlohmann::json{{"kind", "normal"}, {"std", 0.02}};
+      paramIndex[t.name] = static_cast<int>(a.params.size());
       a.params.push_back(t);
     } else {
       auto in = func.getArgAttrOfType<StringAttr>(i, TLDialect::kInputAttrName);
       t.name = in ? in.str() : "arg" + std::to_string(i);
-      t.buffer = newBuffer(bytesOf(arg), art::BufferKind::Input, a.inputs.size());
-      a.inputs.push_back(t);
+      t.buffer = newBuffer(bytesOf(arg), art::BufferKind::Input, e->inputs.size());
+      e->inputs.push_back(t);
     }
     buffer[arg] = t.buffer;
   }
-  // Results get buffers the runtime owns; their producers write straight there.
-  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  return success();
+}
+
+/// Outputs get buffers the runtime owns, their producers writing straight
+/// there; gradients are added into the flat gradient buffer.
+LogicalResult Lowering::bindResults(func::FuncOp func) {
+  auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
   DenseMap<Value, int> outputOf;
   for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
     Value root = v;
-    while (auto r = root.getDefiningOp<ReshapeOp>()) root = r.getInput();
+    bool onlyReturned = v.hasOneUse();
+    while (auto r = root.getDefiningOp<ReshapeOp>()) {
+      root = r.getInput();
+      onlyReturned &= root.hasOneUse();
+    }
     auto dtype = dtypeOf(v, ret.getLoc());
     if (failed(dtype)) return failure();
+    if (auto g = func.getResultAttrOfType<StringAttr>(i, TLDialect::kGradAttrName)) {
+      auto p = paramIndex.find(g.str());
+      if (p == paramIndex.end() || a.params[p->second].numel() != cast<RankedTensorType>(v.getType()).getNumElements())
+        return ret.emitError("code generation: gradient of unknown or differently shaped parameter '") << g.str() << "'";
+      if (!gradBuffer.count(p->second))
+        gradBuffer[p->second] = newBuffer(a.params[p->second].numel() * 4, art::BufferKind::Grad, p->second);
+      int grad = gradBuffer[p->second];
+      // An f32 GEMM whose result is only this gradient adds into it itself.
+      if (onlyReturned && *dtype == art::DType::F32 && root.getDefiningOp<MatmulOp>() &&
+          !accumulatingGemms.contains(root) && !buffer.count(root)) {
+        accumulatingGemms.insert(root);
+        buffer[root] = grad;
+      } else {
+        pendingGrads[root].push_back(grad);
+      }
+      continue;
+    }
     art::Tensor t;
     auto type = cast<RankedTensorType>(v.getType());
     t.shape.assign(type.getShape().begin(), type.getShape().end());
     t.dtype = *dtype;
-    auto g = func.getResultAttrOfType<StringAttr>(i, TLDialect::kGradAttrName);
     auto o = func.getResultAttrOfType<StringAttr>(i, TLDialect::kOutputAttrName);
-    t.name = g ? "grad:" + g.str() : o ? o.str() : "result" + std::to_string(i);
-    t.buffer = newBuffer(bytesOf(v), art::BufferKind::Output, a.outputs.size());
-    a.outputs.push_back(t);
-    if (!isa<BlockArgument>(root) && !outputOf.count(root)) {
+    t.name = o ? o.str() : "result" + std::to_string(i);
+    t.buffer = newBuffer(bytesOf(v), art::BufferKind::Output, e->outputs.size());
+    e->outputs.push_back(t);
+    if (!isa<BlockArgument>(root) && !outputOf.count(root) && !accumulatingGemms.contains(root) &&
+        !buffer.count(root)) {
       outputOf[root] = t.buffer;
       buffer[root] = t.buffer;
     }
   }
+  return success();
+}
+
+/// grad += root for every gradient `root` is (emitted right after its
+/// producer, so the root's arena space is free again at once).
+LogicalResult Lowering::accumulateGradients(Value root, Location loc, Operation *op) {
+  auto it = pendingGrads.find(root);
+  if (it == pendingGrads.end()) return success();
+  auto dtype = dtypeOf(root, loc);
+  if (failed(dtype) || *dtype == art::DType::I32)
+    return emitError(loc) << "code generation: a gradient must be f32 or bf16";
+  int64_t n = cast<RankedTensorType>(root.getType()).getNumElements();
+  for (int grad : it->second) {  // one kernel each: names are unique
+    std::string name = "k" + std::to_string(counter++) + "_accumulate_grad";
+    addKernelStep(accumulateKernel(name, n, *dtype == art::DType::BF16 ? "uint16_t" : "float"),
+                  {grad, bufferFor(root)}, op);
+  }
+  pendingGrads.erase(it);
+  return success();
+}
+
+LogicalResult Lowering::lowerEntry(const EntryFunction &entry, LoweringStats &stats) {
+  func::FuncOp func = entry.func;
+  a.entries.push_back({});
+  e = &a.entries.back();
+  e->name = entry.name;
+  buffer.clear();
+  pendingGrads.clear();
+  accumulatingGemms.clear();
+  int firstBuffer = static_cast<int>(a.buffers.size());
+  if (failed(bindArguments(func)) || failed(bindResults(func))) return failure();
+  Block &body = func.getBody().front();
+  auto ret = cast<func::ReturnOp>(body.getTerminator());
+  for (BlockArgument arg : body.getArguments())
+    if (failed(accumulateGradients(arg, ret.getLoc(), ret))) return failure();
   for (Operation &op : body.without_terminator()) {
     if (isa<FusionOp>(op)) ++stats.fusionGroups;
     else if (hasKernelGenerator(&op)) ++stats.fusedOps;
     if (failed(lowerOp(&op))) return failure();
+    for (Value r : op.getResults())
+      if (failed(accumulateGradients(r, op.getLoc(), &op))) return failure();
   }
-  // Results not written in place (parameters, repeated values): copy them.
+  // Outputs not written in place (parameters, repeated values): copy them.
+  size_t output = 0;
   for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
-    int out = a.outputs[i].buffer, src = bufferFor(v);
+    if (func.getResultAttrOfType<StringAttr>(i, TLDialect::kGradAttrName)) continue;
+    int out = e->outputs[output++].buffer, src = bufferFor(v);
     if (src == out) continue;
     auto k = generateExpressionKernel("k" + std::to_string(counter++) + "_copy", {v}, v, ret.getLoc());
     if (failed(k)) return failure();
     addKernelStep(*k, {out, src}, ret);
   }
-  plan();
+  plan(firstBuffer);
+  for (const art::Step &s : e->steps) stats.gemms += s.kind == art::Step::Gemm;
+  return success();
+}
+
+FailureOr<art::Artifact> Lowering::run(ArrayRef<EntryFunction> entries, LoweringStats &stats) {
+  for (const EntryFunction &entry : entries)
+    if (failed(lowerEntry(entry, stats))) return failure();
+  art::assignFlatLayout(a);
+  kernels.push_back(adamwKernel(a.paramDType() == art::DType::BF16 ? "uint16_t" : "float", a.flatElements));
+  kernels.push_back(sumSqPartialKernel());
+  kernels.push_back(sumSqFinalKernel());
+  for (size_t i = kernels.size() - 3; i < kernels.size(); ++i)
+    a.kernels.push_back({kernels[i].name, kernels[i].grid, kernels[i].block, kernels[i].sharedBytes, false});
   a.cpuSource = emitCpu(kernels);
   a.cudaSource = emitCuda(kernels);
+  func::FuncOp func = entries.front().func;
   if (auto model = func->getAttrOfType<DictionaryAttr>(TLDialect::kModelAttrName))
     for (NamedAttribute f : model) {
       if (auto i = dyn_cast<IntegerAttr>(f.getValue())) a.config[f.getName().str()] = i.getInt();
       else if (auto fl = dyn_cast<FloatAttr>(f.getValue())) a.config[f.getName().str()] = fl.getValueAsDouble();
       else if (auto s = dyn_cast<StringAttr>(f.getValue())) a.config[f.getName().str()] = s.str();
     }
-  for (const art::Step &s : a.steps) stats.gemms += s.kind == art::Step::Gemm;
   stats.kernels = static_cast<int>(kernels.size());
   return a;
 }
 
 } // namespace
 
+FailureOr<art::Artifact> lowerToArtifact(ArrayRef<EntryFunction> entries, LoweringStats &stats) {
+  return Lowering().run(entries, stats);
+}
+
 FailureOr<art::Artifact> lowerToArtifact(func::FuncOp func, LoweringStats &stats) {
-  return Lowering(func).run(stats);
+  return lowerToArtifact({EntryFunction{art::kTrainStep, func}}, stats);
 }
 
 } // namespace mlir::tl::codegen

@@ -1,6 +1,7 @@
 //===- Tlc.cpp - tlc subcommands: emit, info, eval -----------------------===//
 #include "compiler/Driver/Tlc.h"
 
+#include "compiler/Driver/Compile.h"
 #include "compiler/Driver/ModelFunction.h"
 #include "compiler/Evaluator/ReferenceEvaluator.h"
 #include "compiler/Codegen/Lowering.h"
@@ -280,6 +281,18 @@ int infoCommand(Args &args) {
   return 0;
 }
 
+/// One line per entry point: its steps and its arena plan.
+std::string entryPointSummary(const ::tlc::artifact::Artifact &a) {
+  std::string out;
+  for (const auto &e : a.entries)
+    out += llvm::formatv("  entry point {0}: {1} steps, arena {2} bytes planned (tensors sum to {3} "
+                         "bytes, {4:P} of it)\n",
+                         e.name, e.steps.size(), withCommas(e.arenaBytes), withCommas(e.unplannedBytes),
+                         static_cast<double>(e.arenaBytes) / std::max<int64_t>(1, e.unplannedBytes))
+               .str();
+  return out;
+}
+
 int compileCommand(Args &args) {
   auto start = std::chrono::steady_clock::now();
   std::string output = args.required("-o"), target = "all", dumpDir, archs;
@@ -293,17 +306,9 @@ int compileCommand(Args &args) {
     throw std::string("compile: --target must be cpu, cuda or all");
   ModelFile model;
   if (!model.load(files[0])) return 1;
-  if (model.sig.grads.empty()) {  // a loss function: run the whole pipeline
-    PassManager pm(&model.context);
-    if (printIr) {
-      model.context.disableMultithreading();
-      pm.enableIRPrinting();
-    }
-    buildTrainPipeline(pm);
-    if (failed(pm.run(*model.module))) return 1;
-  }
   codegen::LoweringStats stats;
-  FailureOr<::tlc::artifact::Artifact> artifact = codegen::lowerToArtifact(model.func, stats);
+  FailureOr<::tlc::artifact::Artifact> artifact =
+      compileModel(*model.module, model.func, model.sig.grads.empty(), printIr, stats);
   if (failed(artifact)) return 1;
   if (target == "cpu") artifact->cudaSource.clear();
   if (target == "cuda") artifact->cpuSource.clear();
@@ -335,13 +340,13 @@ int compileCommand(Args &args) {
   ::tlc::artifact::write(output, *artifact);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   llvm::outs() << llvm::formatv(
-      "compiled {0} -> {1}\n  fused ops: {2}, fusion groups: {3}\n  kernels: {4}, GEMMs: {5}, "
-      "steps: {6}\n  arena: {7} bytes planned (tensors sum to {8} bytes, {9:P} of it)\n"
+      "compiled {0} -> {1}\n  fused ops: {2}, fusion groups: {3}\n  kernels: {4}, GEMMs: {5}\n"
+      "{6}  flat parameters: {7} elements ({8})\n  arena: {9} bytes (the largest entry point's)\n"
       "  targets: {10}{12}\n  compile time: {11:F3} s\n",
       files[0], output, stats.fusedOps, stats.fusionGroups, stats.kernels, stats.gemms,
-      artifact->steps.size(), withCommas(artifact->arenaBytes), withCommas(artifact->unplannedBytes),
-      static_cast<double>(artifact->arenaBytes) / std::max<int64_t>(1, artifact->unplannedBytes),
-      target, seconds, archs.empty() ? std::string() : " (cubins: " + archs + ")");
+      entryPointSummary(*artifact), withCommas(artifact->flatElements),
+      ::tlc::artifact::dtypeName(artifact->paramDType()), withCommas(artifact->arenaBytes), target,
+      seconds, archs.empty() ? std::string() : " (cubins: " + archs + ")");
   return 0;
 }
 

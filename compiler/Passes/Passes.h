@@ -22,6 +22,8 @@ namespace mlir::tl {
 /// The default pipeline: CSE, forward fusion (rmsnorm, rope, attention,
 /// cross-entropy), tl-autodiff, CSE, elementwise fusion.
 void buildTrainPipeline(OpPassManager &pm);
+/// The forward fusions of the training pipeline, without autodiff.
+void buildLossPipeline(OpPassManager &pm);
 /// Registers `tl-train-pipeline` for tlc-opt.
 void registerTlPipelines();
 

@@ -20,6 +20,17 @@ void buildTrainPipeline(OpPassManager &pm) {
   pm.addPass(createTlFuseElementwise());
 }
 
+void buildLossPipeline(OpPassManager &pm) {
+  // The training pipeline's fusions without autodiff: the forward-only loss.
+  pm.addPass(createCSEPass());
+  pm.addPass(createTlFuseRmsNorm());
+  pm.addPass(createTlFuseRope());
+  pm.addPass(createTlFuseAttention());
+  pm.addPass(createTlFuseCrossEntropy());
+  pm.addPass(createCSEPass());
+  pm.addPass(createTlFuseElementwise());
+}
+
 void registerTlPipelines() {
   PassPipelineRegistration<>(
       "tl-train-pipeline",

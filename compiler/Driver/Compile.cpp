@@ -1,0 +1,38 @@
+//===- Compile.cpp - a model to a multi-entry-point artifact -------------===//
+#include "compiler/Driver/Compile.h"
+
+#include "compiler/Passes/Passes.h"
+#include "dialects/tl/IR/TlOps.h"
+
+#include "mlir/Pass/PassManager.h"
+
+namespace mlir::tl {
+
+FailureOr<::tlc::artifact::Artifact> compileModel(ModuleOp module, func::FuncOp func,
+                                                  bool isLossFunction, bool printIr,
+                                                  codegen::LoweringStats &stats) {
+  if (!isLossFunction) return codegen::lowerToArtifact(func, stats);
+  MLIRContext &context = *module.getContext();
+  if (printIr) context.disableMultithreading();
+  // The forward-only copy is taken before autodiff changes the function.
+  OwningOpRef<ModuleOp> forward = module.clone();
+  auto forwardFunc = forward->lookupSymbol<func::FuncOp>(func.getSymName());
+  // The loss is the function's result; autodiff names it so in the training step.
+  if (forwardFunc && forwardFunc.getNumResults() == 1 &&
+      !forwardFunc.getResultAttr(0, TLDialect::kOutputAttrName))
+    forwardFunc.setResultAttr(0, TLDialect::kOutputAttrName, StringAttr::get(&context, "loss"));
+  auto runPipeline = [&](ModuleOp m, void (*build)(OpPassManager &)) {
+    PassManager pm(&context);
+    if (printIr) pm.enableIRPrinting();
+    build(pm);
+    return pm.run(m);
+  };
+  if (!forwardFunc || failed(runPipeline(module, buildTrainPipeline)) ||
+      failed(runPipeline(*forward, buildLossPipeline)))
+    return failure();
+  return codegen::lowerToArtifact({codegen::EntryFunction{::tlc::artifact::kTrainStep, func},
+                                   codegen::EntryFunction{::tlc::artifact::kEvalLoss, forwardFunc}},
+                                  stats);
+}
+
+} // namespace mlir::tl

@@ -1,0 +1,23 @@
+//===- Compile.h - a model to a multi-entry-point artifact ------*- C++ -*-===//
+#ifndef TL_COMPILER_DRIVER_COMPILE_H
+#define TL_COMPILER_DRIVER_COMPILE_H
+
+#include "compiler/Codegen/Lowering.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+namespace mlir::tl {
+
+/// The artifact of the model function `func` of `module`. A loss function
+/// (no gradients yet) gives two entry points from one copy each: the
+/// training step ("train_step", the default pipeline with autodiff) and the
+/// forward-only loss ("eval_loss", the same forward fusions, no autodiff). A
+/// function that is already a training step gives "train_step" only.
+/// `printIr` prints the IR after every pass. Diagnostics go to the context.
+FailureOr<::tlc::artifact::Artifact> compileModel(ModuleOp module, func::FuncOp func,
+                                                  bool isLossFunction, bool printIr,
+                                                  codegen::LoweringStats &stats);
+
+} // namespace mlir::tl
+
+#endif

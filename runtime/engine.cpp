@@ -1,0 +1,258 @@
+#include "runtime/engine.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "runtime/executor.h"
+#include "runtime/half.h"
+
+namespace tlc {
+namespace {
+
+// Layout of the small scalar buffer the optimizer kernels read: the element
+// count at byte 0, the AdamW hyperparameters as floats from byte 16.
+constexpr size_t kHyperOffset = 16, kScalarBytes = 64;
+
+struct EntryIo {
+  size_t entry = 0, tokens = 0, targets = 0, loss = 0;
+};
+
+EntryIo entryIo(const Executor &ex, const std::string &name) {
+  const artifact::Artifact &a = ex.artifact();
+  EntryIo io;
+  io.entry = ex.entryIndex(name);
+  const artifact::EntryPoint &e = a.entries[io.entry];
+  bool tokens = false, targets = false, loss = false;
+  for (size_t i = 0; i < e.inputs.size(); ++i) {
+    if (e.inputs[i].name == "tokens") io.tokens = i, tokens = true;
+    else if (e.inputs[i].name == "targets") io.targets = i, targets = true;
+    else throw artifact::Error(name + ": don't know how to feed input '" + e.inputs[i].name + "'");
+  }
+  for (size_t o = 0; o < e.outputs.size(); ++o)
+    if (e.outputs[o].name == "loss") io.loss = o, loss = true;
+  if (!tokens || !targets || e.inputs[io.tokens].shape.size() != 2 ||
+      e.inputs[io.tokens].shape != e.inputs[io.targets].shape)
+    throw artifact::Error(name + " needs inputs 'tokens' and 'targets' of shape [B, T]");
+  if (!loss || e.outputs[io.loss].numel() != 1) throw artifact::Error(name + " needs a scalar output 'loss'");
+  return io;
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  Impl(const artifact::Artifact &a, Device &d) : ex(a, d), dev(d) {}
+  Executor ex;
+  Device &dev;
+  Range opt;
+  EntryIo train, eval;
+  bool hasEval = false;
+  void *master = nullptr, *m = nullptr, *v = nullptr, *decay = nullptr;
+  void *scalars = nullptr;  // count + hyperparameters
+  double *sums = nullptr;   // kSumSqPartials partial sums, then the total
+  const artifact::Kernel *adamw = nullptr, *sumsqPartial = nullptr, *sumsqFinal = nullptr;
+
+  size_t paramSize() const { return artifact::dtypeSize(ex.artifact().paramDType()); }
+  float run(const EntryIo &io, const int32_t *tokens, const int32_t *targets) {
+    ex.setInput(io.entry, io.tokens, tokens);
+    ex.setInput(io.entry, io.targets, targets);
+    ex.run(io.entry);
+    const artifact::Tensor &t = ex.artifact().entries[io.entry].outputs[io.loss];
+    if (t.dtype == artifact::DType::BF16) {
+      uint16_t h;
+      ex.getOutput(io.entry, io.loss, &h);
+      return bf16ToFloat(h);
+    }
+    float loss;
+    ex.getOutput(io.entry, io.loss, &loss);
+    return loss;
+  }
+  void setCount(int64_t n) { dev.upload(scalars, &n, sizeof n); }
+  void check(Range r, Range within, const char *what) const {
+    if (r.begin < within.begin || r.end > within.end || r.begin > r.end)
+      throw std::out_of_range(std::string(what) + ": range [" + std::to_string(r.begin) + ", " +
+                              std::to_string(r.end) + ") outside [" + std::to_string(within.begin) +
+                              ", " + std::to_string(within.end) + ")");
+  }
+};
+
+Engine::Engine(const artifact::Artifact &a, Device &device, Range optimizerRange)
+    : impl_(std::make_unique<Impl>(a, device)) {
+  Impl &s = *impl_;
+  s.opt = optimizerRange.size() == 0 ? Range{0, a.flatElements} : optimizerRange;
+  s.check(s.opt, {0, a.flatElements}, "optimizer range");
+  s.train = entryIo(s.ex, artifact::kTrainStep);
+  if (a.entry(artifact::kEvalLoss)) {
+    s.eval = entryIo(s.ex, artifact::kEvalLoss);
+    s.hasEval = true;
+  }
+  s.adamw = a.kernel(artifact::kAdamWKernel);
+  s.sumsqPartial = a.kernel(artifact::kSumSqPartialKernel);
+  s.sumsqFinal = a.kernel(artifact::kSumSqFinalKernel);
+  if (!s.adamw || !s.sumsqPartial || !s.sumsqFinal)
+    throw artifact::Error("the artifact has no optimizer kernels: recompile with tlc compile");
+  size_t n = static_cast<size_t>(s.opt.size());
+  s.master = device.alloc(n * sizeof(float));
+  s.m = device.alloc(n * sizeof(float));
+  s.v = device.alloc(n * sizeof(float));
+  s.decay = device.alloc(n);
+  s.scalars = device.alloc(kScalarBytes);
+  s.sums = static_cast<double *>(device.alloc((artifact::kSumSqPartials + 1) * sizeof(double)));
+  std::vector<bool> mask;
+  for (const auto &p : a.params) mask.push_back(p.shape.size() == 2);
+  setWeightDecayMask(mask);
+}
+
+Engine::~Engine() {
+  for (void *p : {impl_->master, impl_->m, impl_->v, impl_->decay, impl_->scalars,
+                  static_cast<void *>(impl_->sums)})
+    impl_->dev.release(p);
+}
+
+const artifact::Artifact &Engine::artifact() const { return impl_->ex.artifact(); }
+int64_t Engine::flatElements() const { return artifact().flatElements; }
+Range Engine::optimizerRange() const { return impl_->opt; }
+Range Engine::rangeOf(size_t i) const {
+  const artifact::Tensor &p = artifact().params.at(i);
+  return {p.offset, p.offset + p.numel()};
+}
+int64_t Engine::batchSize() const {
+  return artifact().entries[impl_->train.entry].inputs[impl_->train.tokens].shape[0];
+}
+int64_t Engine::seqLen() const {
+  return artifact().entries[impl_->train.entry].inputs[impl_->train.tokens].shape[1];
+}
+bool Engine::hasEvalLoss() const { return impl_->hasEval; }
+std::string Engine::layoutHash() const { return artifact().layoutHash(); }
+
+float Engine::trainMicroBatch(const int32_t *tokens, const int32_t *targets) {
+  return impl_->run(impl_->train, tokens, targets);
+}
+void Engine::zeroGrads() { impl_->dev.zero(impl_->ex.flatGrads(), flatElements() * sizeof(float)); }
+float Engine::evalLoss(const int32_t *tokens, const int32_t *targets) {
+  if (!impl_->hasEval)
+    throw artifact::Error("the artifact has no eval_loss entry point (it was compiled from a training "
+                          "step): recompile the model's loss function with tlc compile");
+  return impl_->run(impl_->eval, tokens, targets);
+}
+
+double Engine::gradSquaredNorm(Range r) {
+  Impl &s = *impl_;
+  s.check(r, {0, flatElements()}, "gradSquaredNorm");
+  if (r.size() == 0) return 0.0;
+  s.setCount(r.size());
+  float *g = static_cast<float *>(s.ex.flatGrads()) + r.begin;
+  double *total = s.sums + artifact::kSumSqPartials;
+  s.dev.launch(*s.sumsqPartial, {g, s.scalars, s.sums}, nullptr);
+  s.dev.launch(*s.sumsqFinal, {s.sums, total}, nullptr);
+  double out = 0;
+  s.dev.download(&out, total, sizeof out);
+  return out;
+}
+
+void Engine::adamw(Range r, const AdamWHyper &h) {
+  Impl &s = *impl_;
+  s.check(r, s.opt, "adamw");
+  if (r.size() == 0) return;
+  if (h.step < 1) throw std::invalid_argument("adamw: step counts from 1");
+  double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
+  double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
+  // What PyTorch computes in double before its f32 tensor ops (see OptimizerKernels.cpp).
+  auto f = [](double x) { return static_cast<float>(x); };
+  float hyper[9] = {f(1.0 - h.lr * h.weightDecay), f(h.beta1), f(h.beta2), f(h.eps), f(1.0 - h.beta1),
+                    f(1.0 - h.beta2), f(h.lr / bc1), f(std::sqrt(bc2)), f(h.gradScale)};
+  char scalars[kScalarBytes] = {};
+  int64_t n = r.size();
+  std::memcpy(scalars, &n, sizeof n);
+  std::memcpy(scalars + kHyperOffset, hyper, sizeof hyper);
+  s.dev.upload(s.scalars, scalars, kScalarBytes);
+  int64_t local = r.begin - s.opt.begin;
+  std::vector<void *> args = {
+      static_cast<float *>(s.master) + local,
+      static_cast<float *>(s.m) + local,
+      static_cast<float *>(s.v) + local,
+      static_cast<char *>(s.ex.flatParams()) + r.begin * s.paramSize(),
+      static_cast<float *>(s.ex.flatGrads()) + r.begin,
+      static_cast<uint8_t *>(s.decay) + local,
+      static_cast<char *>(s.scalars) + kHyperOffset,
+      s.scalars};
+  s.dev.launch(*s.adamw, args, nullptr);
+  s.dev.synchronize();
+}
+
+void Engine::setWeightDecayMask(std::vector<bool> decayPerParam) {
+  Impl &s = *impl_;
+  const auto &params = artifact().params;
+  if (decayPerParam.size() != params.size())
+    throw std::invalid_argument("setWeightDecayMask: " + std::to_string(decayPerParam.size()) +
+                                " flags for " + std::to_string(params.size()) + " parameters");
+  std::vector<uint8_t> mask(static_cast<size_t>(s.opt.size()), 0);
+  for (size_t i = 0; i < params.size(); ++i) {
+    Range p = rangeOf(i);
+    for (int64_t k = std::max(p.begin, s.opt.begin); k < std::min(p.end, s.opt.end); ++k)
+      mask[k - s.opt.begin] = decayPerParam[i];
+  }
+  s.dev.upload(s.decay, mask.data(), mask.size());
+}
+
+void *Engine::devicePointer(FlatBuffer which) {
+  Impl &s = *impl_;
+  switch (which) {
+    case FlatBuffer::Params: return s.ex.flatParams();
+    case FlatBuffer::Grads: return s.ex.flatGrads();
+    case FlatBuffer::Master: return s.master;
+    case FlatBuffer::M: return s.m;
+    case FlatBuffer::V: return s.v;
+  }
+  return nullptr;
+}
+
+void Engine::download(FlatBuffer which, Range r, float *host) {
+  Impl &s = *impl_;
+  if (which == FlatBuffer::Params) {
+    s.check(r, {0, flatElements()}, "download");
+    if (artifact().paramDType() == artifact::DType::BF16) {
+      std::vector<uint16_t> raw(r.size());
+      s.dev.download(raw.data(), static_cast<uint16_t *>(s.ex.flatParams()) + r.begin, r.size() * 2);
+      for (int64_t i = 0; i < r.size(); ++i) host[i] = bf16ToFloat(raw[i]);
+      return;
+    }
+    s.dev.download(host, static_cast<float *>(s.ex.flatParams()) + r.begin, r.size() * sizeof(float));
+  } else if (which == FlatBuffer::Grads) {
+    s.check(r, {0, flatElements()}, "download");
+    s.dev.download(host, static_cast<float *>(s.ex.flatGrads()) + r.begin, r.size() * sizeof(float));
+  } else {
+    s.check(r, s.opt, "download");
+    s.dev.download(host, static_cast<float *>(devicePointer(which)) + (r.begin - s.opt.begin),
+                   r.size() * sizeof(float));
+  }
+}
+
+void Engine::upload(FlatBuffer which, Range r, const float *host) {
+  Impl &s = *impl_;
+  if (which == FlatBuffer::Params) {
+    s.check(r, {0, flatElements()}, "upload");
+    if (artifact().paramDType() == artifact::DType::BF16) {
+      std::vector<uint16_t> raw(r.size());
+      for (int64_t i = 0; i < r.size(); ++i) raw[i] = floatToBf16(host[i]);
+      s.dev.upload(static_cast<uint16_t *>(s.ex.flatParams()) + r.begin, raw.data(), r.size() * 2);
+      return;
+    }
+    s.dev.upload(static_cast<float *>(s.ex.flatParams()) + r.begin, host, r.size() * sizeof(float));
+  } else if (which == FlatBuffer::Grads) {
+    s.check(r, {0, flatElements()}, "upload");
+    s.dev.upload(static_cast<float *>(s.ex.flatGrads()) + r.begin, host, r.size() * sizeof(float));
+  } else {
+    s.check(r, s.opt, "upload");
+    s.dev.upload(static_cast<float *>(devicePointer(which)) + (r.begin - s.opt.begin), host,
+                 r.size() * sizeof(float));
+  }
+}
+
+void Engine::setParam(size_t i, const float *host) {
+  Range p = rangeOf(i);
+  upload(FlatBuffer::Params, p, host);
+  Range o = {std::max(p.begin, impl_->opt.begin), std::min(p.end, impl_->opt.end)};
+  if (o.size() > 0) upload(FlatBuffer::Master, o, host + (o.begin - p.begin));
+}
+
+}  // namespace tlc

@@ -1,0 +1,346 @@
+#include "runtime/train/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "runtime/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace tlc::train {
+namespace {
+
+constexpr int kFormatVersion = 1;
+
+[[noreturn]] void fail(const std::string &path, const std::string &what) { throw CheckpointError(path + ": " + what); }
+
+void fsyncPath(const std::string &path, bool directory) {
+  int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0) fail(path, std::string("cannot open to sync: ") + std::strerror(errno));
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) fail(path, std::string("fsync failed: ") + std::strerror(err));
+}
+
+std::string hex(uint64_t h) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+// Size and checksum of a file as it is on disk.
+std::pair<uint64_t, std::string> fileChecksum(const std::string &path) {
+  std::unique_ptr<FILE, int (*)(FILE *)> f(std::fopen(path.c_str(), "rb"), std::fclose);
+  if (!f) fail(path, std::string("cannot read: ") + std::strerror(errno));
+  std::vector<char> buf(1 << 20);
+  uint64_t h = 0xcbf29ce484222325ull, bytes = 0;
+  while (size_t n = std::fread(buf.data(), 1, buf.size(), f.get())) {
+    h = fnv1a64(buf.data(), n, h);
+    bytes += n;
+  }
+  if (std::ferror(f.get())) fail(path, "read error");
+  return {bytes, hex(h)};
+}
+
+// Writes `text` to `path` through a temporary file in the same directory,
+// fsync'd, then renamed; the directory is fsync'd too.
+void writeFileAtomic(const std::string &path, const std::string &text) {
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  FILE *f = std::fopen(tmp.c_str(), "wb");
+  if (!f) fail(path, "cannot create " + tmp + ": " + std::strerror(errno));
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok &= std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+  int err = errno;
+  ok &= std::fclose(f) == 0;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    if (ok) err = errno;
+    std::remove(tmp.c_str());
+    fail(path, std::string("write failed: ") + std::strerror(err));
+  }
+  fsyncPath(fs::path(path).parent_path().string(), true);
+}
+
+std::string shapeText(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+bool isStepName(const std::string &name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string readText(const std::string &path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail(path, "cannot read");
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+void prune(const std::string &checkpoints, int64_t current, int64_t keep) {
+  if (keep <= 0) return;
+  std::vector<int64_t> older;
+  for (const auto &e : fs::directory_iterator(checkpoints)) {
+    std::string name = e.path().filename().string();
+    if (e.is_directory() && isStepName(name) && std::stoll(name) < current) older.push_back(std::stoll(name));
+  }
+  std::sort(older.rbegin(), older.rend());
+  std::error_code ec;  // pruning is best effort: the new checkpoint is complete
+  for (size_t i = static_cast<size_t>(keep - 1); i < older.size(); ++i)
+    fs::remove_all(checkpoints + "/" + std::to_string(older[i]), ec);
+}
+
+}  // namespace
+
+uint64_t fnv1a64(const void *data, size_t bytes, uint64_t h) {
+  const unsigned char *p = static_cast<const unsigned char *>(data);
+  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+nlohmann::json Layout::toJson() const {
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const TensorSlot &t : this->tensors)
+    tensors.push_back({{"name", t.name}, {"shape", t.shape}, {"offset", t.offset}, {"numel", t.numel}});
+  return {{"tensors", tensors}, {"flat_elements", flatElements}, {"micro_batch", batch}, {"seq", seq}};
+}
+
+Layout Layout::fromJson(const nlohmann::json &j) {
+  Layout l;
+  for (const auto &t : j.at("tensors"))
+    l.tensors.push_back({t.at("name").get<std::string>(), t.at("shape").get<std::vector<int64_t>>(),
+                         t.at("offset").get<int64_t>(), t.at("numel").get<int64_t>()});
+  l.flatElements = j.at("flat_elements").get<int64_t>();
+  l.batch = j.at("micro_batch").get<int64_t>();
+  l.seq = j.at("seq").get<int64_t>();
+  return l;
+}
+
+std::string Layout::identity() const {
+  std::string canonical = toJson().dump();
+  return hex(fnv1a64(canonical.data(), canonical.size()));
+}
+
+void removeStaleTemporaries(const std::string &runDir) {
+  std::string checkpoints = runDir + "/checkpoints";
+  std::error_code ec;
+  if (!fs::is_directory(checkpoints, ec)) return;
+  for (const auto &e : fs::directory_iterator(checkpoints, ec)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind(".tmp-", 0) == 0 || name.rfind(".trash-", 0) == 0 || name.rfind("latest.tmp.", 0) == 0)
+      fs::remove_all(e.path(), ec);
+  }
+}
+
+std::string writeCheckpoint(const std::string &runDir, const Snapshot &snap, int64_t keep) {
+  std::string checkpoints = runDir + "/checkpoints";
+  std::string step = std::to_string(snap.state.step);
+  std::string final = checkpoints + "/" + step;
+  std::string tmp = checkpoints + "/.tmp-" + step + "-" + std::to_string(getpid());
+  std::error_code ec;
+  fs::create_directories(checkpoints, ec);
+  if (ec) fail(checkpoints, "cannot create: " + ec.message());
+  fs::remove_all(tmp, ec);
+  if (!fs::create_directory(tmp, ec)) fail(tmp, "cannot create: " + (ec ? ec.message() : "exists"));
+  try {
+    const Layout &l = snap.layout;
+    std::vector<safetensors::TensorRef> weights;
+    for (const TensorSlot &t : l.tensors)
+      weights.push_back({t.name, safetensors::DType::F32, t.shape, snap.master.data() + t.offset});
+    safetensors::write(tmp + "/model.safetensors", weights, {{"format", "pt"}});
+
+    int64_t end = snap.rangeBegin + static_cast<int64_t>(snap.m.size());
+    std::vector<safetensors::TensorRef> moments = {
+        {"exp_avg", safetensors::DType::F32, {static_cast<int64_t>(snap.m.size())}, snap.m.data()},
+        {"exp_avg_sq", safetensors::DType::F32, {static_cast<int64_t>(snap.v.size())}, snap.v.data()}};
+    safetensors::write(tmp + "/optimizer.safetensors", moments,
+                       {{"range_begin", std::to_string(snap.rangeBegin)}, {"range_end", std::to_string(end)}});
+
+    nlohmann::json files = nlohmann::json::object();
+    for (const char *name : {"model.safetensors", "optimizer.safetensors"}) {
+      auto [bytes, sum] = fileChecksum(tmp + "/" + name);
+      files[name] = {{"bytes", bytes}, {"fnv1a64", sum}};
+    }
+    const TrainerState &s = snap.state;
+    nlohmann::json state = {
+        {"format", "tlc-checkpoint"},
+        {"version", kFormatVersion},
+        {"step", s.step},
+        {"adam_step", s.adamStep},
+        {"skipped_steps", s.skippedSteps},
+        {"nonfinite_in_a_row", s.nonfiniteInARow},
+        {"data", {{"epoch", s.data.epoch}, {"micro_batch", s.data.index}}},
+        // The data order and fresh weights are pure functions of the seed
+        // and the position: that is the whole RNG state.
+        {"rng", {{"seed", s.config.value("seed", int64_t{0})}, {"epoch", s.data.epoch}}},
+        {"config", s.config},
+        {"layout", l.toJson()},
+        {"layout_identity", l.identity()},
+        {"optimizer", nlohmann::json::array({{{"file", "optimizer.safetensors"}, {"begin", snap.rangeBegin}, {"end", end}}})},
+        {"files", files}};
+    std::string text = state.dump(2) + "\n";
+    std::string statePath = tmp + "/state.json";
+    FILE *f = std::fopen(statePath.c_str(), "wb");
+    if (!f) fail(statePath, std::string("cannot create: ") + std::strerror(errno));
+    bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    ok &= std::fflush(f) == 0 && ::fsync(fileno(f)) == 0;
+    int err = errno;
+    ok &= std::fclose(f) == 0;
+    if (!ok) fail(statePath, std::string("write failed: ") + std::strerror(err));
+    fsyncPath(tmp, true);
+
+    // A checkpoint of this step from an abandoned trajectory is replaced.
+    std::string trash = checkpoints + "/.trash-" + step + "-" + std::to_string(getpid());
+    bool replaced = fs::exists(final);
+    if (replaced && std::rename(final.c_str(), trash.c_str()) != 0)
+      fail(final, std::string("cannot move the old checkpoint aside: ") + std::strerror(errno));
+    if (std::rename(tmp.c_str(), final.c_str()) != 0) fail(final, std::string("cannot rename into place: ") + std::strerror(errno));
+    fsyncPath(checkpoints, true);
+    writeFileAtomic(checkpoints + "/latest", step + "\n");
+    if (replaced) fs::remove_all(trash, ec);
+  } catch (const std::exception &e) {
+    fs::remove_all(tmp, ec);
+    std::string what = e.what();
+    throw CheckpointError("saving checkpoint " + final + " failed: " + what);
+  }
+  prune(checkpoints, snap.state.step, keep);
+  return final;
+}
+
+std::string resolveCheckpoint(const std::string &runDir, const std::string &arg) {
+  std::string base = arg.empty() ? runDir : arg;
+  if (fs::exists(base + "/state.json")) return base;
+  std::string latest = base + "/checkpoints/latest";
+  if (!fs::exists(latest)) {
+    if (arg.empty()) fail(runDir, "has no checkpoint to resume (no checkpoints/latest)");
+    fail(arg, "is neither a checkpoint (no state.json) nor a run directory (no checkpoints/latest)");
+  }
+  std::string name = readText(latest);
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  if (!isStepName(name)) fail(latest, "does not name a checkpoint step ('" + name + "')");
+  std::string dir = base + "/checkpoints/" + name;
+  if (!fs::exists(dir + "/state.json")) fail(latest, "names " + dir + ", which is not a complete checkpoint");
+  return dir;
+}
+
+nlohmann::json readCheckpointConfig(const std::string &dir) {
+  std::string statePath = dir + "/state.json";
+  try {
+    nlohmann::json state = nlohmann::json::parse(readText(statePath));
+    return state.at("config");
+  } catch (const nlohmann::json::exception &e) {
+    fail(statePath, std::string("corrupt (not valid JSON or no config): ") + e.what());
+  }
+}
+
+Snapshot readCheckpoint(const std::string &dir, const Layout &expected) {
+  std::string statePath = dir + "/state.json";
+  nlohmann::json state;
+  try {
+    state = nlohmann::json::parse(readText(statePath));
+  } catch (const nlohmann::json::exception &e) {
+    fail(statePath, std::string("corrupt (not valid JSON): ") + e.what());
+  }
+  Snapshot snap;
+  try {
+    if (state.at("format") != "tlc-checkpoint") fail(statePath, "not a tlc checkpoint");
+    if (state.at("version") != kFormatVersion)
+      fail(statePath, "checkpoint format version " + state.at("version").dump() + " is not supported (this tlrun reads " +
+                          std::to_string(kFormatVersion) + ")");
+    for (auto it = state.at("files").begin(); it != state.at("files").end(); ++it) {
+      std::string path = dir + "/" + it.key();
+      if (!fs::exists(path)) fail(path, "missing: the checkpoint is incomplete");
+      auto [bytes, sum] = fileChecksum(path);
+      if (bytes != it.value().at("bytes").get<uint64_t>())
+        fail(path, "has " + std::to_string(bytes) + " bytes, the checkpoint recorded " + it.value().at("bytes").dump() +
+                       ": truncated or modified");
+      if (sum != it.value().at("fnv1a64").get<std::string>()) fail(path, "checksum mismatch: the file is corrupt");
+    }
+    snap.layout = Layout::fromJson(state.at("layout"));
+    if (snap.layout.identity() != expected.identity()) {
+      std::string why = "a different model layout";
+      if (snap.layout.tensors.size() != expected.tensors.size()) why = std::to_string(snap.layout.tensors.size()) +
+          " parameter tensors, the model has " + std::to_string(expected.tensors.size());
+      else if (snap.layout.batch != expected.batch || snap.layout.seq != expected.seq)
+        why = "micro-batch " + std::to_string(snap.layout.batch) + "x" + std::to_string(snap.layout.seq) +
+              ", the model's is " + std::to_string(expected.batch) + "x" + std::to_string(expected.seq);
+      else
+        for (size_t i = 0; i < expected.tensors.size(); ++i)
+          if (snap.layout.tensors[i].name != expected.tensors[i].name) {
+            why = "tensor '" + snap.layout.tensors[i].name + "' where the model has '" + expected.tensors[i].name + "'";
+            break;
+          } else if (snap.layout.tensors[i].shape != expected.tensors[i].shape) {
+            why = "'" + expected.tensors[i].name + "' of shape " + shapeText(snap.layout.tensors[i].shape) +
+                  ", the model's is " + shapeText(expected.tensors[i].shape);
+            break;
+          }
+      fail(statePath, "incompatible with this artifact: the checkpoint was written for " + why);
+    }
+    TrainerState &s = snap.state;
+    s.step = state.at("step").get<int64_t>();
+    s.adamStep = state.at("adam_step").get<int64_t>();
+    s.skippedSteps = state.at("skipped_steps").get<int64_t>();
+    s.nonfiniteInARow = state.at("nonfinite_in_a_row").get<int64_t>();
+    s.data = {state.at("data").at("epoch").get<int64_t>(), state.at("data").at("micro_batch").get<int64_t>()};
+    s.config = state.at("config");
+  } catch (const nlohmann::json::exception &e) {
+    fail(statePath, std::string("malformed: ") + e.what());
+  }
+
+  const Layout &l = snap.layout;
+  snap.master.assign(static_cast<size_t>(l.flatElements), 0.0f);
+  try {
+    safetensors::File model = safetensors::File::open(dir + "/model.safetensors");
+    for (const TensorSlot &t : l.tensors) {
+      const safetensors::TensorInfo &info = model.get(t.name);
+      if (info.dtype != safetensors::DType::F32 || info.numel() != t.numel)
+        fail(model.path(), "tensor '" + t.name + "' is not f32 of " + std::to_string(t.numel) + " elements");
+      std::memcpy(snap.master.data() + t.offset, model.data(info), static_cast<size_t>(t.numel) * 4);
+    }
+    snap.rangeBegin = 0;
+    snap.m.assign(static_cast<size_t>(l.flatElements), 0.0f);
+    snap.v.assign(static_cast<size_t>(l.flatElements), 0.0f);
+    int64_t covered = 0;
+    std::vector<std::pair<int64_t, int64_t>> ranges;
+    for (const auto &part : state.at("optimizer")) {
+      safetensors::File opt = safetensors::File::open(dir + "/" + part.at("file").get<std::string>());
+      int64_t begin = part.at("begin").get<int64_t>(), end = part.at("end").get<int64_t>();
+      if (begin < 0 || end > l.flatElements || begin > end) fail(opt.path(), "range outside the flat buffers");
+      for (auto [name, into] : {std::pair{"exp_avg", &snap.m}, std::pair{"exp_avg_sq", &snap.v}}) {
+        const safetensors::TensorInfo &info = opt.get(name);
+        if (info.dtype != safetensors::DType::F32 || info.numel() != end - begin)
+          fail(opt.path(), std::string("'") + name + "' does not hold f32 elements [" + std::to_string(begin) + ", " +
+                               std::to_string(end) + ")");
+        std::memcpy(into->data() + begin, opt.data(info), static_cast<size_t>(end - begin) * 4);
+      }
+      covered += end - begin;
+      ranges.push_back({begin, end});
+    }
+    std::sort(ranges.begin(), ranges.end());
+    for (size_t i = 1; i < ranges.size(); ++i)
+      if (ranges[i].first != ranges[i - 1].second)
+        fail(statePath, "the optimizer ranges [" + std::to_string(ranges[i - 1].first) + ", " +
+                            std::to_string(ranges[i - 1].second) + ") and [" + std::to_string(ranges[i].first) + ", " +
+                            std::to_string(ranges[i].second) + ") overlap or leave a gap");
+    if (covered != l.flatElements)
+      fail(statePath, "the optimizer ranges cover " + std::to_string(covered) + " of " + std::to_string(l.flatElements) +
+                          " elements");
+  } catch (const safetensors::Error &e) {
+    throw CheckpointError(e.what());
+  } catch (const nlohmann::json::exception &e) {
+    fail(statePath, std::string("malformed: ") + e.what());
+  }
+  return snap;
+}
+
+}  // namespace tlc::train

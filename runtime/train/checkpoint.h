@@ -1,0 +1,89 @@
+// Checkpoints: RUN_DIR/checkpoints/<step>/ holding
+//   model.safetensors      the f32 master weights under their Hugging Face
+//                          names (loadable on its own),
+//   optimizer.safetensors  AdamW's moments as flat ranges ("exp_avg",
+//                          "exp_avg_sq" over elements [begin, end) of the
+//                          flat buffers; state.json lists the range files, so
+//                          ranks can each write theirs and a different number
+//                          of ranks can re-cut them on resume),
+//   state.json             step, data position, RNG, resolved config, the flat
+//                          layout (tensor offsets) and its identity, and the
+//                          size and FNV-1a 64 checksum of every other file.
+// A checkpoint is written into checkpoints/.tmp-<step>-<pid>/ (every file
+// fsync'd, then the directory), renamed into place, and only then named by
+// checkpoints/latest (a one-line file, replaced atomically); older ones are
+// pruned after that. A crash at any moment leaves `latest` naming a complete
+// checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/train/data.h"
+
+namespace tlc::train {
+
+struct CheckpointError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct TensorSlot {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t offset = 0, numel = 0;  // elements of the flat buffers
+};
+
+// The artifact's flat layout and micro-batch shape: what makes a checkpoint
+// resumable with an artifact.
+struct Layout {
+  std::vector<TensorSlot> tensors;
+  int64_t flatElements = 0, batch = 0, seq = 0;
+  nlohmann::json toJson() const;
+  static Layout fromJson(const nlohmann::json &j);
+  std::string identity() const;  // hex FNV-1a 64 of the canonical JSON
+};
+
+struct TrainerState {
+  int64_t step = 0;        // optimizer steps done (logged steps count from 1)
+  int64_t adamStep = 0;    // updates applied (skipped steps excluded): bias correction
+  int64_t skippedSteps = 0, nonfiniteInARow = 0;
+  Position data;           // the next micro-batch
+  nlohmann::json config;   // resolved configuration
+};
+
+// A checkpoint in host memory (one rank holding everything).
+struct Snapshot {
+  TrainerState state;
+  Layout layout;
+  std::vector<float> master;       // layout.flatElements
+  int64_t rangeBegin = 0;          // optimizer range of m and v
+  std::vector<float> m, v;
+};
+
+uint64_t fnv1a64(const void *data, size_t bytes, uint64_t h = 0xcbf29ce484222325ull);
+
+// Writes and publishes the checkpoint of snap.state.step, then keeps the
+// newest `keep` (0: all) of those at or before this step. Returns its
+// directory. On failure (disk full, unwritable) nothing existing is changed
+// and the temporary directory is removed; throws CheckpointError naming the file.
+std::string writeCheckpoint(const std::string &runDir, const Snapshot &snap, int64_t keep);
+
+// `arg` empty: RUN_DIR/checkpoints/latest; a checkpoint directory; or a run
+// directory (its latest).
+std::string resolveCheckpoint(const std::string &runDir, const std::string &arg);
+
+// Reads and verifies (checksums, sizes, layout identity against `expected`)
+// a checkpoint directory; throws CheckpointError naming the file.
+Snapshot readCheckpoint(const std::string &dir, const Layout &expected);
+
+// The resolved config recorded in a checkpoint (before reading the rest).
+nlohmann::json readCheckpointConfig(const std::string &dir);
+
+// Removes checkpoints/.tmp-* left by a killed process (call with the run locked).
+void removeStaleTemporaries(const std::string &runDir);
+
+}  // namespace tlc::train

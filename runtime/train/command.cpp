@@ -1,0 +1,79 @@
+#include "runtime/train/command.h"
+
+#include <cstdio>
+#include <memory>
+
+#include <CLI/CLI.hpp>
+
+#include "runtime/train/config.h"
+#include "runtime/train/metrics.h"
+#include "runtime/train/trainer.h"
+
+namespace tlc::train {
+
+void addTrainCommand(CLI::App &tlrun) {
+  auto o = std::make_shared<TrainOptions>();
+  CLI::App *cmd = tlrun.add_subcommand("train", "Train a compiled model on llm.c token shards (docs/training.md)");
+  cmd->add_option("MODEL", o->model, "the compiled model (.tlx from tlc compile)")->required();
+  cmd->add_option("--data", o->dataDir,
+                  "directory of llm.c token shards (*.bin): names holding 'train' are training data, 'val' validation")
+      ->required();
+  cmd->add_option("--out", o->runDir,
+                  "run directory: config.json, metrics.jsonl, checkpoints/<step>/, checkpoints/latest")
+      ->required();
+  cmd->add_option("--config", o->configFile, "configuration file, JSON or TOML (keys below)");
+  cmd->add_option("--set", o->sets, "overrides key=value,... (repeatable; applied after --config)")
+      ->allow_extra_args(false);
+  cmd->add_option("--steps", o->steps, "same as --set steps=N (applied last)")->check(CLI::PositiveNumber);
+  CLI::Option *resume = cmd->add_option("--resume", o->resumeFrom,
+                                        "continue from RUN_DIR's latest checkpoint, or from CHECKPOINT (a checkpoint "
+                                        "directory, or a run directory: its latest); write --resume=PATH or put it last")
+                            ->expected(0, 1);
+  cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
+  cmd->add_option("--init", o->initWeights,
+                  "start from these weights (safetensors, Hugging Face names) instead of the artifact's initialisation");
+  cmd->footer(keysHelp() +
+              "\nDefaults are the TinyLlama recipe (batch_tokens = 1024 x 2048); on a small model or a CPU set\n"
+              "batch_tokens, steps and warmup_steps to fit. Exit status: 0 done, 1 failure, 2 bad usage or\n"
+              "configuration, 128+N when stopped by signal N (SIGINT/SIGTERM finish the step and write a checkpoint).\n");
+  cmd->callback([o, resume] {
+    o->resume = resume->count() > 0;
+    int rc = runTrain(*o);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+void addPlotCommand(CLI::App &tlrun) {
+  auto runDir = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  CLI::App *cmd = tlrun.add_subcommand(
+      "plot", "Draw train and validation loss and the learning rate against steps as an SVG (RUN_DIR/plot.svg)");
+  cmd->add_option("RUN_DIR", *runDir, "a run directory of tlrun train")->required();
+  cmd->add_option("-o,--output", *out, "the SVG file (default RUN_DIR/plot.svg)");
+  cmd->callback([runDir, out] {
+    std::string svg = out->empty() ? *runDir + "/plot.svg" : *out;
+    try {
+      writePlot(*runDir + "/metrics.jsonl", svg, *runDir);
+    } catch (const std::exception &e) {
+      std::fprintf(stderr, "tlrun plot: %s\n", e.what());
+      throw CLI::RuntimeError(1);
+    }
+    std::printf("wrote %s\n", svg.c_str());
+  });
+}
+
+int runCli(int argc, char **argv) {
+  CLI::App app("tlrun: run compiled .tlx models", "tlrun");
+  app.require_subcommand(1);
+  addTrainCommand(app);
+  addPlotCommand(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError &e) {
+    int rc = app.exit(e);
+    return rc == 0 || e.get_name() == "RuntimeError" ? rc : 2;
+  }
+  return 0;
+}
+
+}  // namespace tlc::train

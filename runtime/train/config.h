@@ -1,0 +1,65 @@
+// The trainer's configuration: one table of keys (name, type, default, range,
+// help) drives defaults, --config files (JSON or flat TOML), --set overrides,
+// validation, config.json and `tlrun train --help`.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace tlc::train {
+
+// Every bad key or value: the message names the key (and the file when there is one).
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Config {
+  // Defaults: the TinyLlama recipe (DESIGN.md); see kKeys for the rest.
+  int64_t steps = 1430512;
+  int64_t batch_tokens = 2097152;  // 1024 sequences x 2048 tokens
+  double lr = 4e-4, min_lr = 4e-5;
+  int64_t warmup_steps = 2000;
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, grad_clip = 1.0;
+  int64_t seed = 1337;
+  bool shuffle = true;
+  int64_t log_every = 10, val_every = 1000, val_batches = 20;
+  int64_t checkpoint_every = 1000, keep_checkpoints = 3;
+  // Beyond the fixed interface keys.
+  int64_t nonfinite_limit = 5;  // consecutive non-finite steps that stop the run
+  bool decay_norms = false;     // weight decay on 1-D tensors (norms) too
+
+  nlohmann::json toJson() const;
+};
+
+struct KeyInfo {
+  const char *name;
+  const char *type;  // "int", "float" or "bool"
+  const char *range; // human-readable
+  const char *help;
+};
+const std::vector<KeyInfo> &configKeys();
+
+// Sets one key from a JSON value (from a file or a parsed --set value);
+// `where` prefixes errors ("config.toml" or "--set").
+void setKey(Config &c, const std::string &key, const nlohmann::json &value, const std::string &where);
+// A scalar as TOML writes it: integer, float, true/false, "string".
+nlohmann::json parseScalar(const std::string &text, const std::string &key, const std::string &where);
+// --set "a=1,b=2" (repeatable).
+void applySet(Config &c, const std::string &list);
+// A JSON object or a flat TOML file (by extension; otherwise by content).
+void applyFile(Config &c, const std::string &path);
+// Ranges of every key and their relations (min_lr <= lr, ...).
+void validate(const Config &c);
+Config fromJson(const nlohmann::json &j, const std::string &where);
+
+// The help text listing every key, its default and range.
+std::string keysHelp();
+
+// The learning rate of 0-indexed step s (llm.c's and nanoGPT's schedule).
+double learningRate(const Config &c, int64_t s);
+
+}  // namespace tlc::train

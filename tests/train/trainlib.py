@@ -1,0 +1,76 @@
+"""Shared pieces of the `tlrun train` tests: a tiny compiled model, shards,
+running tlrun, and reading run directories."""
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
+from tlio import read_safetensors, write_safetensors, write_shard  # noqa: E402,F401
+
+TINY = "layers=2,dim=64,heads=4,kv_heads=2,ffn=96,vocab=64,seq=16,micro_batch=2"
+
+
+def run(cmd, **kw):
+    result = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if result.returncode != 0:
+        sys.exit(f"command failed ({result.returncode}): {' '.join(cmd)}\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def compile_model(tlc, workdir, overrides=TINY, name="model"):
+    """Emits and compiles a tiny TinyLlama; returns (artifact path, info json)."""
+    mlir = os.path.join(workdir, name + ".mlir")
+    tlx = os.path.join(workdir, name + ".tlx")
+    run([tlc, "emit", "tinyllama", "--preset", "tiny", "--set", overrides, "-o", mlir])
+    run([tlc, "compile", mlir, "-o", tlx, "--target", "cpu"])
+    info = json.loads(run([tlc, "info", mlir, "--json"]))
+    return tlx, info
+
+
+def markov_table(rng, vocab, successors=2):
+    return rng.integers(0, vocab, size=(vocab, successors))
+
+
+def markov_tokens(rng, table, count):
+    """A learnable corpus: each token is followed by one of the `successors`
+    tokens of its row of `table`, so the best loss is about ln(successors)."""
+    vocab, successors = table.shape
+    out = np.empty(count, dtype=np.int64)
+    out[0] = rng.integers(0, vocab)
+    choice = rng.integers(0, successors, size=count)
+    for i in range(1, count):
+        out[i] = table[out[i - 1], choice[i]]
+    return out
+
+
+def metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def latest(run_dir):
+    with open(os.path.join(run_dir, "checkpoints", "latest")) as f:
+        return os.path.join(run_dir, "checkpoints", f.read().strip())
+
+
+def tree_state(*roots):
+    """Every file under the roots with its bytes: to prove nothing changed."""
+    state = {}
+    for root in roots:
+        if not os.path.exists(root):
+            state[root] = None
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            for n in filenames:
+                p = os.path.join(dirpath, n)
+                if n == ".lock":
+                    continue
+                with open(p, "rb") as f:
+                    state[p] = f.read()
+            for d in dirnames:
+                state[os.path.join(dirpath, d) + "/"] = b""
+    return state

@@ -1,0 +1,480 @@
+// The training engine: the flat layout, gradient accumulation over
+// micro-batches, the forward-only loss, AdamW against PyTorch's
+// torch.optim.AdamW, the gradient sum of squares against a host sum in
+// double, bf16 compute with f32 master weights, and the optimizer kernels
+// on the CUDA emulator.
+#include "compiler/Driver/Compile.h"
+#include "models/tinyllama.h"
+#include "runtime/artifact.h"
+#include "runtime/cuda_api.h"
+#include "runtime/engine.h"
+#include "runtime/half.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include "CudaEmulator.h"
+#include "TestSupport.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+
+using namespace mlir;
+using tlc::Engine;
+using tlc::FlatBuffer;
+using tlc::Range;
+
+namespace {
+
+// Dimensions not multiples of the alignment, so padding is exercised.
+constexpr const char *kSmall = "layers=2,dim=24,heads=2,kv_heads=1,ffn=40,vocab=61,seq=8,micro_batch=2";
+
+class EngineTest : public TlContextTest {
+protected:
+  static void SetUpTestSuite() {
+    std::string dir = ::testing::TempDir() + "tlc-kernel-cache";
+    setenv("TLC_CACHE_DIR", dir.c_str(), 1);
+  }
+
+  /// The tiny preset with `overrides`, compiled to both entry points.
+  tlc::artifact::Artifact compile(const std::string &overrides = kSmall, bool bf16 = false) {
+    auto config = tlc::models::preset("tiny");
+    EXPECT_TRUE(config && !tlc::models::applyOverrides(*config, overrides));
+    Builder b(&context);
+    OwningOpRef<ModuleOp> m =
+        tlc::models::buildTinyLlama(context, *config, bf16 ? Type(b.getBF16Type()) : Type(b.getF32Type()));
+    tl::codegen::LoweringStats stats;
+    auto a = tl::compileModel(*m, *m->getOps<func::FuncOp>().begin(), /*isLossFunction=*/true, false, stats);
+    EXPECT_TRUE(succeeded(a)) << diagnostics;
+    return *a;
+  }
+
+  std::vector<float> random(size_t n, double scale = 1.0) {
+    std::vector<float> v(n);
+    for (float &x : v) x = static_cast<float>(scale * normal(rng));
+    return v;
+  }
+  void setRandomParams(Engine &e) {
+    for (size_t i = 0; i < e.artifact().params.size(); ++i) {
+      const auto &p = e.artifact().params[i];
+      std::vector<float> v = random(p.numel(), 0.2);
+      if (p.shape.size() == 1)
+        for (float &x : v) x += 1.0f;
+      e.setParam(i, v.data());
+    }
+  }
+  /// [B, T] random tokens and targets below the vocabulary.
+  std::pair<std::vector<int32_t>, std::vector<int32_t>> batch(const Engine &e) {
+    std::vector<int32_t> tokens(e.batchSize() * e.seqLen()), targets(tokens.size());
+    int vocab = e.artifact().config["vocab"].get<int>();
+    for (auto *v : {&tokens, &targets})
+      for (int32_t &x : *v) x = static_cast<int32_t>(rng() % vocab);
+    return {tokens, targets};
+  }
+  std::vector<float> download(Engine &e, FlatBuffer which, Range r) {
+    std::vector<float> v(r.size());
+    e.download(which, r, v.data());
+    return v;
+  }
+  Range all(const Engine &e) { return {0, e.flatElements()}; }
+
+  std::mt19937 rng{7};
+  std::normal_distribution<double> normal{0.0, 1.0};
+};
+
+double relativeError(const std::vector<float> &got, const std::vector<float> &want) {
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    diff += std::pow(static_cast<double>(got[i]) - want[i], 2);
+    norm += std::pow(static_cast<double>(want[i]), 2);
+  }
+  return std::sqrt(diff / std::max(norm, 1e-300));
+}
+
+TEST_F(EngineTest, FlatLayoutIsOrderedAlignedAndHashed) {
+  tlc::artifact::Artifact a = compile();
+  auto device = tlc::makeCpuDevice();
+  Engine e(a, *device);
+  ASSERT_FALSE(a.params.empty());
+  EXPECT_EQ(a.params.front().name, "model.embed_tokens.weight");
+  int64_t end = 0;
+  for (size_t i = 0; i < a.params.size(); ++i) {
+    Range r = e.rangeOf(i);
+    EXPECT_EQ(r.begin % tlc::kFlatAlignment, 0) << a.params[i].name;
+    EXPECT_GE(r.begin, end);
+    EXPECT_LT(r.begin - end, tlc::kFlatAlignment);  // no more padding than alignment needs
+    EXPECT_EQ(r.size(), a.params[i].numel());
+    end = r.end;
+  }
+  EXPECT_EQ(e.flatElements() % tlc::kFlatAlignment, 0);
+  EXPECT_GE(e.flatElements(), end);
+  EXPECT_LT(e.flatElements() - end, tlc::kFlatAlignment);
+  EXPECT_TRUE(e.hasEvalLoss());
+  EXPECT_EQ(e.batchSize(), 2);
+  EXPECT_EQ(e.seqLen(), 8);
+
+  // The identity survives a round trip and changes with any shape.
+  std::string path = ::testing::TempDir() + "engine-layout.tlx";
+  tlc::artifact::write(path, a);
+  EXPECT_EQ(tlc::artifact::read(path).layoutHash(), e.layoutHash());
+  EXPECT_EQ(compile().layoutHash(), e.layoutHash());
+  EXPECT_NE(compile("layers=2,dim=24,heads=2,kv_heads=1,ffn=48,vocab=61,seq=8,micro_batch=2").layoutHash(),
+            e.layoutHash());
+
+  // Manifests whose layout or kernels are inconsistent are refused.
+  auto readError = [&](const tlc::artifact::Artifact &bad) -> std::string {
+    tlc::artifact::write(path, bad);
+    try {
+      tlc::artifact::read(path);
+    } catch (const tlc::artifact::Error &err) {
+      return err.what();
+    }
+    return "";
+  };
+  tlc::artifact::Artifact bad = a;
+  bad.params[1].offset += 1;
+  EXPECT_NE(readError(bad).find("'" + a.params[1].name + "' is misplaced in the flat layout"), std::string::npos);
+  bad = a;
+  bad.params[2].offset = bad.params[1].offset;
+  EXPECT_NE(readError(bad).find("misplaced"), std::string::npos);
+  bad = a;
+  bad.kernels.push_back(bad.kernels.front());
+  EXPECT_NE(readError(bad).find("two kernels are named '" + a.kernels.front().name + "'"), std::string::npos);
+  tlc::artifact::write(path, a);
+
+  // An artifact of the first format is refused with what to do.
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  bytes[4] = 1;
+  std::ofstream(path, std::ios::binary) << bytes;
+  try {
+    tlc::artifact::read(path);
+    FAIL() << "a version 1 artifact was read";
+  } catch (const tlc::artifact::Error &err) {
+    EXPECT_NE(std::string(err.what()).find("artifact version 1, this tlrun reads 2: recompile with tlc compile"),
+              std::string::npos)
+        << err.what();
+  }
+}
+
+TEST_F(EngineTest, MicroBatchesAccumulateTheirGradients) {
+  tlc::artifact::Artifact a = compile();
+  auto device = tlc::makeCpuDevice();
+  Engine e(a, *device);
+  setRandomParams(e);
+  auto [t1, y1] = batch(e);
+  auto [t2, y2] = batch(e);
+  e.zeroGrads();
+  float loss1 = e.trainMicroBatch(t1.data(), y1.data());
+  std::vector<float> g1 = download(e, FlatBuffer::Grads, all(e));
+  e.zeroGrads();
+  float loss2 = e.trainMicroBatch(t2.data(), y2.data());
+  std::vector<float> g2 = download(e, FlatBuffer::Grads, all(e));
+  e.zeroGrads();
+  EXPECT_EQ(e.trainMicroBatch(t1.data(), y1.data()), loss1);
+  EXPECT_EQ(e.trainMicroBatch(t2.data(), y2.data()), loss2);
+  std::vector<float> both = download(e, FlatBuffer::Grads, all(e));
+
+  std::vector<float> sum(g1.size());
+  for (size_t i = 0; i < sum.size(); ++i) sum[i] = g1[i] + g2[i];
+  EXPECT_LE(relativeError(both, sum), 1e-6);
+  // Every parameter got a gradient; the padding between them stayed zero.
+  std::vector<bool> inside(both.size(), false);
+  for (size_t i = 0; i < a.params.size(); ++i) {
+    Range r = e.rangeOf(i);
+    double norm = 0;
+    for (int64_t k = r.begin; k < r.end; ++k) {
+      inside[k] = true;
+      norm += std::fabs(both[k]);
+    }
+    EXPECT_GT(norm, 0) << a.params[i].name;
+  }
+  for (size_t k = 0; k < both.size(); ++k)
+    if (!inside[k]) ASSERT_EQ(both[k], 0.0f) << "padding element " << k;
+}
+
+TEST_F(EngineTest, EvalLossIsTheTrainingStepsLossWithoutGradients) {
+  tlc::artifact::Artifact a = compile();
+  auto device = tlc::makeCpuDevice();
+  Engine e(a, *device);
+  setRandomParams(e);
+  auto [tokens, targets] = batch(e);
+  e.zeroGrads();
+  float train = e.trainMicroBatch(tokens.data(), targets.data());
+  std::vector<float> grads = download(e, FlatBuffer::Grads, all(e));
+  float eval = e.evalLoss(tokens.data(), targets.data());
+  EXPECT_NEAR(eval, train, 1e-6 * std::fabs(train));
+  EXPECT_GT(train, 0.5 * std::log(61.0));
+  EXPECT_EQ(download(e, FlatBuffer::Grads, all(e)), grads);  // untouched
+  // The forward-only function computes less than the training step.
+  EXPECT_LT(a.entry("eval_loss")->steps.size(), a.entry("train_step")->steps.size() / 2);
+
+  // Ids beyond the vocabulary are reported by both entry points.
+  tokens[3] = 1000;
+  EXPECT_THROW(e.evalLoss(tokens.data(), targets.data()), tlc::DeviceError);
+  EXPECT_THROW(e.trainMicroBatch(tokens.data(), targets.data()), tlc::DeviceError);
+}
+
+TEST_F(EngineTest, AdamWMatchesPyTorch) {
+  tlc::artifact::Artifact a = compile();
+  auto device = tlc::makeCpuDevice();
+  Engine e(a, *device);
+  setRandomParams(e);
+  const int steps = 3;
+  const double lrs[steps] = {1e-3, 3e-3, 2e-4}, scales[steps] = {1.0, 0.5, 0.25};
+  std::string dir = ::testing::TempDir() + "engine-adamw";
+  std::system(("mkdir -p " + dir).c_str());
+  auto writeParams = [&](const std::string &file, FlatBuffer which) {
+    std::ofstream out(dir + "/" + file, std::ios::binary);
+    for (size_t i = 0; i < a.params.size(); ++i) {
+      std::vector<float> v = download(e, which, e.rangeOf(i));
+      out.write(reinterpret_cast<const char *>(v.data()), v.size() * 4);
+    }
+  };
+  writeParams("params.bin", FlatBuffer::Master);
+  tlc::AdamWHyper h;
+  h.beta1 = 0.9;
+  h.beta2 = 0.95;
+  h.eps = 1e-8;
+  h.weightDecay = 0.1;
+  for (int s = 0; s < steps; ++s) {
+    // Fresh random gradients, zero in the padding as the training step leaves it.
+    std::vector<float> grads(e.flatElements(), 0.0f);
+    for (size_t i = 0; i < a.params.size(); ++i) {
+      Range r = e.rangeOf(i);
+      std::vector<float> g = random(r.size(), 0.01);
+      std::copy(g.begin(), g.end(), grads.begin() + r.begin);
+    }
+    e.upload(FlatBuffer::Grads, all(e), grads.data());
+    writeParams("grads" + std::to_string(s) + ".bin", FlatBuffer::Grads);
+    h.lr = lrs[s];
+    h.step = s + 1;
+    h.gradScale = scales[s];
+    e.adamw(all(e), h);
+  }
+  writeParams("ours_params.bin", FlatBuffer::Master);
+  writeParams("ours_m.bin", FlatBuffer::M);
+  writeParams("ours_v.bin", FlatBuffer::V);
+
+  nlohmann::json spec = {{"beta1", h.beta1}, {"beta2", h.beta2}, {"eps", h.eps}, {"weight_decay", h.weightDecay},
+                         {"lrs", std::vector<double>(lrs, lrs + steps)}, {"scales", std::vector<double>(scales, scales + steps)}};
+  for (const auto &p : a.params) spec["shapes"].push_back(p.shape);
+  std::ofstream(dir + "/spec.json") << spec.dump();
+  std::ofstream(dir + "/adamw.py") << R"(
+import json, sys
+import numpy as np
+import torch
+d = sys.argv[1]
+spec = json.load(open(d + "/spec.json"))
+def split(name):
+    flat = np.fromfile(d + "/" + name, dtype=np.float32)
+    out, at = [], 0
+    for shape in spec["shapes"]:
+        n = int(np.prod(shape))
+        out.append(torch.from_numpy(flat[at:at + n].reshape(shape).copy()))
+        at += n
+    return out
+params = [t.requires_grad_() for t in split("params.bin")]
+groups = [{"params": [p for p in params if p.dim() == 2], "weight_decay": spec["weight_decay"]},
+          {"params": [p for p in params if p.dim() != 2], "weight_decay": 0.0}]
+opt = torch.optim.AdamW(groups, lr=spec["lrs"][0], betas=(spec["beta1"], spec["beta2"]), eps=spec["eps"],
+                        foreach=False)
+for s, (lr, scale) in enumerate(zip(spec["lrs"], spec["scales"])):
+    for p, g in zip(params, split("grads%d.bin" % s)):
+        p.grad = g * scale
+    for group in opt.param_groups:
+        group["lr"] = lr
+    opt.step()
+def save(name, tensors):
+    np.concatenate([t.detach().numpy().ravel() for t in tensors]).astype(np.float32).tofile(d + "/" + name)
+save("torch_params.bin", params)
+save("torch_m.bin", [opt.state[p]["exp_avg"] for p in params])
+save("torch_v.bin", [opt.state[p]["exp_avg_sq"] for p in params])
+)";
+  ASSERT_EQ(std::system(("/usr/bin/python3 " + dir + "/adamw.py " + dir).c_str()), 0);
+  auto load = [&](const std::string &file) {
+    std::ifstream in(dir + "/" + file, std::ios::binary);
+    std::vector<float> v;
+    float x;
+    while (in.read(reinterpret_cast<char *>(&x), 4)) v.push_back(x);
+    return v;
+  };
+  for (const char *what : {"params", "m", "v"}) {
+    std::vector<float> ours = load(std::string("ours_") + what + ".bin"), torch = load(std::string("torch_") + what + ".bin");
+    ASSERT_EQ(ours.size(), torch.size());
+    double worst = 0;
+    for (size_t i = 0; i < ours.size(); ++i)
+      worst = std::max(worst, std::fabs(double(ours[i]) - torch[i]) / std::max(std::fabs(double(torch[i])), 1e-3));
+    EXPECT_LE(worst, 1e-5) << what;
+  }
+  // Params follow the master weights; the padding stayed zero.
+  std::vector<float> params = download(e, FlatBuffer::Params, all(e)),
+                     master = download(e, FlatBuffer::Master, all(e));
+  EXPECT_EQ(params, master);
+  std::vector<bool> inside(params.size(), false);
+  for (size_t i = 0; i < a.params.size(); ++i)
+    for (int64_t k = e.rangeOf(i).begin; k < e.rangeOf(i).end; ++k) inside[k] = true;
+  for (size_t k = 0; k < params.size(); ++k)
+    if (!inside[k]) ASSERT_EQ(params[k], 0.0f);
+}
+
+TEST_F(EngineTest, AdamWOverRangesAndShardsIsTheSameUpdate) {
+  tlc::artifact::Artifact a = compile();
+  auto device = tlc::makeCpuDevice();
+  Engine whole(a, *device);
+  setRandomParams(whole);
+  std::vector<float> params = download(whole, FlatBuffer::Master, all(whole));
+  std::vector<float> grads = random(whole.flatElements(), 0.01);
+  whole.upload(FlatBuffer::Grads, all(whole), grads.data());
+  tlc::AdamWHyper h;
+  h.lr = 1e-3;
+  whole.adamw(all(whole), h);
+
+  // A shard owning an odd range, updated in two pieces.
+  Range shard = {whole.flatElements() / 3 + 5, 2 * whole.flatElements() / 3 + 1};
+  Engine part(a, *device, shard);
+  EXPECT_EQ(part.optimizerRange().begin, shard.begin);
+  for (size_t i = 0; i < a.params.size(); ++i)
+    part.setParam(i, params.data() + part.rangeOf(i).begin);
+  part.upload(FlatBuffer::Grads, all(part), grads.data());
+  int64_t mid = shard.begin + 1000;
+  part.adamw({shard.begin, mid}, h);
+  part.adamw({mid, shard.end}, h);
+  std::vector<float> want = download(whole, FlatBuffer::Master, shard);
+  EXPECT_EQ(download(part, FlatBuffer::Master, shard), want);
+  EXPECT_EQ(download(part, FlatBuffer::Params, shard), want);
+  EXPECT_EQ(download(part, FlatBuffer::V, shard), download(whole, FlatBuffer::V, shard));
+  // Outside its range a shard neither updates nor holds optimizer state.
+  EXPECT_EQ(download(part, FlatBuffer::Params, {0, shard.begin}),
+            std::vector<float>(params.begin(), params.begin() + shard.begin));
+  EXPECT_THROW(part.adamw({0, 10}, h), std::out_of_range);
+  EXPECT_THROW(part.download(FlatBuffer::M, {0, 10}, grads.data()), std::out_of_range);
+}
+
+TEST_F(EngineTest, GradSquaredNormIsAHostSumInDouble) {
+  tlc::artifact::Artifact a = compile();
+  auto device = tlc::makeCpuDevice();
+  Engine e(a, *device);
+  std::vector<float> grads = random(e.flatElements(), 3.0);
+  e.upload(FlatBuffer::Grads, all(e), grads.data());
+  for (Range r : {all(e), Range{17, 17 + 1000}, Range{e.flatElements() - 3, e.flatElements()}, Range{5, 5}}) {
+    double want = 0;
+    for (int64_t i = r.begin; i < r.end; ++i) want += static_cast<double>(grads[i]) * grads[i];
+    double got = e.gradSquaredNorm(r);
+    EXPECT_NEAR(got, want, 1e-12 * want) << r.begin << ".." << r.end;
+    EXPECT_EQ(e.gradSquaredNorm(r), got);  // bitwise reproducible
+  }
+}
+
+TEST_F(EngineTest, Bf16ComputeKeepsF32MasterWeights) {
+  tlc::artifact::Artifact a = compile(kSmall, /*bf16=*/true);
+  EXPECT_EQ(a.paramDType(), tlc::artifact::DType::BF16);
+  auto device = tlc::makeCpuDevice();
+  Engine e(a, *device);
+  setRandomParams(e);
+  std::vector<float> master = download(e, FlatBuffer::Master, all(e)), params = download(e, FlatBuffer::Params, all(e));
+  size_t inexact = 0;
+  for (size_t i = 0; i < master.size(); ++i) {
+    ASSERT_EQ(params[i], tlc::roundToBf16(master[i]));
+    inexact += params[i] != master[i];
+  }
+  EXPECT_GT(inexact, master.size() / 2);  // the master weights really are f32
+
+  auto [tokens, targets] = batch(e);
+  e.zeroGrads();
+  float loss = e.trainMicroBatch(tokens.data(), targets.data());
+  EXPECT_TRUE(std::isfinite(loss));
+  EXPECT_NEAR(e.evalLoss(tokens.data(), targets.data()), loss, 0.05 * loss);
+  double norm = e.gradSquaredNorm(all(e));
+  EXPECT_TRUE(std::isfinite(norm) && norm > 0);
+  tlc::AdamWHyper h;
+  h.lr = 1e-2;
+  e.adamw(all(e), h);
+  master = download(e, FlatBuffer::Master, all(e));
+  params = download(e, FlatBuffer::Params, all(e));
+  for (size_t i = 0; i < master.size(); ++i) ASSERT_EQ(params[i], tlc::roundToBf16(master[i])) << i;
+
+  // The bf16 variants of the kernels (accumulation from bf16, AdamW writing
+  // bf16) compile for real GPUs without a warning.
+  std::string why;
+  if (!tlc::cuda::nvrtcAvailable(&why)) GTEST_SKIP() << why;
+  tlc::cuda::Compiled c = tlc::cuda::compileWithNvrtc(a.cudaSource, "sm_90");
+  EXPECT_TRUE(c.ok) << c.log;
+  EXPECT_EQ(c.log.find("warning"), std::string::npos) << c.log;
+}
+
+TEST_F(EngineTest, OptimizerKernelsOnEmulatedCudaMatchTheCpu) {
+  const std::string small = "layers=1,dim=16,heads=2,kv_heads=1,ffn=24,vocab=50,seq=4,micro_batch=2";
+  // f32: gradients from the training step; bf16: the same uploaded
+  // gradients on both devices, so AdamW's bf16 stores are compared exactly.
+  for (bool bf16 : {false, true}) {
+    tlc::artifact::Artifact a = compile(small, bf16);
+    std::vector<std::vector<float>> master, params;
+    std::vector<double> norms;
+    for (bool cuda : {false, true}) {
+      rng.seed(11);
+      auto device = cuda ? tlc::testing::makeEmulatedCudaDevice() : tlc::makeCpuDevice();
+      Engine e(a, *device);
+      setRandomParams(e);
+      e.zeroGrads();
+      if (bf16) {
+        std::vector<float> grads = random(e.flatElements(), 0.01);
+        e.upload(FlatBuffer::Grads, all(e), grads.data());
+      } else {
+        auto [tokens, targets] = batch(e);
+        e.trainMicroBatch(tokens.data(), targets.data());
+        e.trainMicroBatch(targets.data(), tokens.data());
+      }
+      norms.push_back(e.gradSquaredNorm(all(e)));
+      tlc::AdamWHyper h;
+      h.lr = 1e-3;
+      h.gradScale = 0.5;
+      e.adamw(all(e), h);
+      h.step = 2;
+      e.adamw({3, e.flatElements() - 70}, h);
+      master.push_back(download(e, FlatBuffer::Master, all(e)));
+      params.push_back(download(e, FlatBuffer::Params, all(e)));
+    }
+    std::string what = bf16 ? "bf16" : "f32";
+    EXPECT_NEAR(norms[1], norms[0], (bf16 ? 1e-12 : 1e-5) * norms[0]) << what;
+    EXPECT_LE(relativeError(master[1], master[0]), bf16 ? 1e-6 : 1e-5) << what;
+    size_t differ = 0;
+    for (size_t i = 0; i < params[0].size(); ++i) {
+      EXPECT_EQ(params[1][i], bf16 ? tlc::roundToBf16(master[1][i]) : master[1][i]) << what << " " << i;
+      differ += params[1][i] != params[0][i];
+    }
+    if (bf16) EXPECT_LE(differ, params[0].size() / 1000) << "bf16 params that differ between the devices";
+  }
+}
+
+TEST_F(EngineTest, ArtifactsWithoutALossFunctionHaveNoEvalLoss) {
+  auto config = tlc::models::preset("tiny");
+  ASSERT_TRUE(config && !tlc::models::applyOverrides(*config, kSmall));
+  OwningOpRef<ModuleOp> m = tlc::models::buildTinyLlama(context, *config, Builder(&context).getF32Type());
+  tl::codegen::LoweringStats stats;
+  // Compiled from an already-differentiated step: one entry point.
+  auto func = *m->getOps<func::FuncOp>().begin();
+  auto full = tl::compileModel(*m, func, true, false, stats);
+  ASSERT_TRUE(succeeded(full));
+  auto step = tl::codegen::lowerToArtifact(func, stats);  // func is now the training step
+  ASSERT_TRUE(succeeded(step)) << diagnostics;
+  EXPECT_EQ(step->entries.size(), 1u);
+  EXPECT_EQ(step->layoutHash(), full->layoutHash());
+  auto device = tlc::makeCpuDevice();
+  Engine e(*step, *device);
+  EXPECT_FALSE(e.hasEvalLoss());
+  std::vector<int32_t> tokens(e.batchSize() * e.seqLen(), 1);
+  try {
+    e.evalLoss(tokens.data(), tokens.data());
+    FAIL() << "evalLoss ran without an eval_loss entry point";
+  } catch (const tlc::artifact::Error &err) {
+    EXPECT_NE(std::string(err.what()).find("no eval_loss entry point"), std::string::npos);
+  }
+}
+
+}  // namespace

@@ -1,0 +1,214 @@
+// Checkpoints: bitwise round trip, `latest`, pruning, and refusal of corrupt,
+// partial and incompatible checkpoints; a failed save changes nothing.
+#include "runtime/train/checkpoint.h"
+
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "runtime/safetensors.h"
+
+using namespace tlc::train;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string freshDir(const std::string &name) {
+  std::string dir = ::testing::TempDir() + "train_ckpt_" + name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+Layout tinyLayout() {
+  Layout l;
+  l.tensors = {{"model.embed_tokens.weight", {10, 6}, 0, 60}, {"model.norm.weight", {6}, 64, 6}, {"lm_head.weight", {10, 6}, 128, 60}};
+  l.flatElements = 192;
+  l.batch = 2, l.seq = 8;
+  return l;
+}
+
+Snapshot randomSnapshot(int64_t step, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> n;
+  Snapshot s;
+  s.layout = tinyLayout();
+  s.master.assign(192, 0.0f);
+  s.m.assign(192, 0.0f);
+  s.v.assign(192, 0.0f);
+  for (const TensorSlot &t : s.layout.tensors)
+    for (int64_t i = 0; i < t.numel; ++i) {
+      s.master[t.offset + i] = n(rng);
+      s.m[t.offset + i] = n(rng);
+      s.v[t.offset + i] = std::fabs(n(rng));
+    }
+  s.state.step = step;
+  s.state.adamStep = step - 1;
+  s.state.skippedSteps = 1;
+  s.state.data = {2, 5};
+  s.state.config = {{"seed", 7}, {"steps", 100}};
+  return s;
+}
+
+template <typename F>
+std::string errorOf(F f) {
+  try {
+    f();
+  } catch (const CheckpointError &e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::vector<std::string> entries(const std::string &dir) {
+  std::vector<std::string> out;
+  for (const auto &e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+TEST(TrainCheckpoint, RoundTripIsBitwise) {
+  std::string run = freshDir("roundtrip");
+  Snapshot s = randomSnapshot(12, 1);
+  std::string dir = writeCheckpoint(run, s, 3);
+  EXPECT_EQ(dir, run + "/checkpoints/12");
+  EXPECT_EQ(resolveCheckpoint(run, ""), dir);
+  EXPECT_EQ(resolveCheckpoint(run, run), dir);
+  EXPECT_EQ(resolveCheckpoint(run, dir), dir);
+  Snapshot back = readCheckpoint(dir, tinyLayout());
+  EXPECT_EQ(0, std::memcmp(back.master.data(), s.master.data(), 192 * 4));
+  EXPECT_EQ(0, std::memcmp(back.m.data(), s.m.data(), 192 * 4));
+  EXPECT_EQ(0, std::memcmp(back.v.data(), s.v.data(), 192 * 4));
+  EXPECT_EQ(back.state.step, 12);
+  EXPECT_EQ(back.state.adamStep, 11);
+  EXPECT_EQ(back.state.skippedSteps, 1);
+  EXPECT_EQ(back.state.data, (Position{2, 5}));
+  EXPECT_EQ(back.state.config, s.state.config);
+  // The weights stand alone under their Hugging Face names.
+  tlc::safetensors::File model = tlc::safetensors::File::open(dir + "/model.safetensors");
+  EXPECT_EQ(model.tensors().size(), 3u);
+  EXPECT_EQ(model.get("model.norm.weight").shape, (std::vector<int64_t>{6}));
+  EXPECT_EQ(model.toDoubles(model.get("lm_head.weight"))[3], static_cast<double>(s.master[128 + 3]));
+}
+
+TEST(TrainCheckpoint, LatestAndPruning) {
+  std::string run = freshDir("prune");
+  for (int step : {2, 4, 6, 8}) writeCheckpoint(run, randomSnapshot(step, step), 2);
+  EXPECT_EQ(entries(run + "/checkpoints"), (std::vector<std::string>{"6", "8", "latest"}));
+  EXPECT_EQ(resolveCheckpoint(run, ""), run + "/checkpoints/8");
+  // Resumed from 6 and saving 7: checkpoint 8 of the abandoned trajectory is left alone.
+  writeCheckpoint(run, randomSnapshot(7, 9), 2);
+  EXPECT_EQ(entries(run + "/checkpoints"), (std::vector<std::string>{"6", "7", "8", "latest"}));
+  EXPECT_EQ(resolveCheckpoint(run, ""), run + "/checkpoints/7");
+  // The same step again replaces it.
+  Snapshot again = randomSnapshot(7, 10);
+  writeCheckpoint(run, again, 0);
+  EXPECT_EQ(readCheckpoint(run + "/checkpoints/7", tinyLayout()).master, again.master);
+  EXPECT_EQ(entries(run + "/checkpoints"), (std::vector<std::string>{"6", "7", "8", "latest"}));
+}
+
+TEST(TrainCheckpoint, RefusesCorruptPartialAndIncompatible) {
+  std::string run = freshDir("bad");
+  std::string dir = writeCheckpoint(run, randomSnapshot(3, 3), 0);
+  std::string backup = run + "/backup";
+  fs::copy(dir, backup);
+  auto restore = [&] {
+    fs::remove_all(dir);
+    fs::copy(backup, dir);
+  };
+  std::string model = dir + "/model.safetensors";
+  {  // one flipped byte in the data
+    std::fstream f(model, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-5, std::ios::end);
+    f.put('\x7f');
+  }
+  EXPECT_NE(errorOf([&] { readCheckpoint(dir, tinyLayout()); }).find(model + ": checksum mismatch"), std::string::npos);
+  restore();
+  fs::resize_file(dir + "/optimizer.safetensors", 100);
+  EXPECT_NE(errorOf([&] { readCheckpoint(dir, tinyLayout()); }).find("optimizer.safetensors: has 100 bytes"), std::string::npos);
+  restore();
+  fs::remove(model);
+  EXPECT_NE(errorOf([&] { readCheckpoint(dir, tinyLayout()); }).find(model + ": missing"), std::string::npos);
+  restore();
+  std::ofstream(dir + "/state.json", std::ios::trunc) << "{\"format\": \"tlc-chec";
+  EXPECT_NE(errorOf([&] { readCheckpoint(dir, tinyLayout()); }).find("state.json: corrupt"), std::string::npos);
+  restore();
+  Layout other = tinyLayout();
+  other.tensors[2].shape = {12, 5};
+  std::string e = errorOf([&] { readCheckpoint(dir, other); });
+  EXPECT_NE(e.find("state.json: incompatible with this artifact"), std::string::npos) << e;
+  other = tinyLayout();
+  other.seq = 16;
+  e = errorOf([&] { readCheckpoint(dir, other); });
+  EXPECT_NE(e.find("micro-batch 2x8, the model's is 2x16"), std::string::npos) << e;
+  EXPECT_NE(errorOf([&] { resolveCheckpoint(run, run + "/nowhere"); }).find("neither a checkpoint"), std::string::npos);
+  std::ofstream(run + "/checkpoints/latest", std::ios::trunc) << "99\n";
+  EXPECT_NE(errorOf([&] { resolveCheckpoint(run, ""); }).find("which is not a complete checkpoint"), std::string::npos);
+}
+
+TEST(TrainCheckpoint, FailedSaveChangesNothing) {
+  std::string run = freshDir("full");
+  std::string first = writeCheckpoint(run, randomSnapshot(1, 1), 0);
+  std::string latestBefore = (std::stringstream() << std::ifstream(run + "/checkpoints/latest").rdbuf()).str();
+  // A full disk, simulated with a file size limit (EFBIG instead of SIGXFSZ).
+  struct rlimit old;
+  getrlimit(RLIMIT_FSIZE, &old);
+  sighandler_t previous = signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = {1000, old.rlim_max};
+  setrlimit(RLIMIT_FSIZE, &small);
+  std::string e = errorOf([&] { writeCheckpoint(run, randomSnapshot(2, 2), 1); });
+  setrlimit(RLIMIT_FSIZE, &old);
+  signal(SIGXFSZ, previous);
+  EXPECT_NE(e.find("saving checkpoint " + run + "/checkpoints/2 failed"), std::string::npos) << e;
+  EXPECT_NE(e.find("File too large"), std::string::npos) << e;
+  EXPECT_EQ(entries(run + "/checkpoints"), (std::vector<std::string>{"1", "latest"}));
+  EXPECT_EQ((std::stringstream() << std::ifstream(run + "/checkpoints/latest").rdbuf()).str(), latestBefore);
+  readCheckpoint(first, tinyLayout());
+  // An unwritable place: a file where the run directory should be.
+  std::ofstream(run + "/file") << "x";
+  e = errorOf([&] { writeCheckpoint(run + "/file", randomSnapshot(1, 1), 0); });
+  EXPECT_NE(e.find(run + "/file/checkpoints: cannot create"), std::string::npos) << e;
+}
+
+// The optimizer state is a list of flat ranges: a checkpoint whose moments
+// were written as two ranks' ranges reads back as the same flat buffers
+// (what a resume with another number of ranks re-cuts).
+TEST(TrainCheckpoint, OptimizerRangesFromSeveralFiles) {
+  std::string run = freshDir("ranges");
+  Snapshot s = randomSnapshot(4, 4);
+  std::string dir = writeCheckpoint(run, s, 0);
+  fs::remove(dir + "/optimizer.safetensors");
+  nlohmann::json state = nlohmann::json::parse(std::ifstream(dir + "/state.json"));
+  state["optimizer"] = nlohmann::json::array();
+  state["files"].erase("optimizer.safetensors");
+  for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 128}, {128, 192}}) {
+    std::string name = "optimizer-" + std::to_string(begin) + ".safetensors";
+    tlc::safetensors::write(dir + "/" + name,
+                            {{"exp_avg", tlc::safetensors::DType::F32, {end - begin}, s.m.data() + begin},
+                             {"exp_avg_sq", tlc::safetensors::DType::F32, {end - begin}, s.v.data() + begin}});
+    std::ifstream f(dir + "/" + name, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    char sum[17];
+    std::snprintf(sum, sizeof sum, "%016llx", static_cast<unsigned long long>(fnv1a64(bytes.data(), bytes.size())));
+    state["files"][name] = {{"bytes", bytes.size()}, {"fnv1a64", sum}};
+    state["optimizer"].push_back({{"file", name}, {"begin", begin}, {"end", end}});
+  }
+  std::ofstream(dir + "/state.json", std::ios::trunc) << state.dump(2);
+  Snapshot back = readCheckpoint(dir, tinyLayout());
+  EXPECT_EQ(0, std::memcmp(back.m.data(), s.m.data(), 192 * 4));
+  EXPECT_EQ(0, std::memcmp(back.v.data(), s.v.data(), 192 * 4));
+  // A gap in the ranges is refused.
+  state["optimizer"].erase(1);
+  std::ofstream(dir + "/state.json", std::ios::trunc) << state.dump(2);
+  EXPECT_NE(errorOf([&] { readCheckpoint(dir, tinyLayout()); }).find("the optimizer ranges cover 128 of 192 elements"),
+            std::string::npos);
+}
