@@ -18,4 +18,5 @@ for dtype in f32 bf16; do
   fi
 done
 python3 "$out/compare.py" "$out" "$results" | tee "$results/table.txt" || status=1
+tools/gpu/nccl-check.sh || status=1
 exit $status

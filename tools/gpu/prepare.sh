@@ -6,7 +6,7 @@
 # which the device call carries with build/tools/tlrun.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-tools/build.sh tlc tlrun
+tools/build.sh tlc tlrun tl-comm-check
 out=gpu-check
 rm -rf "$out" && mkdir -p "$out"
 # Small enough that weights and both reference gradients stay well under the
@@ -41,4 +41,5 @@ for dtype in f32 bf16; do
     --tokens "$out/tokens.bin" --json --dump-grads "$out/cpu-$dtype.safetensors" > "$out/cpu-$dtype.json"
 done
 cp tools/gpu/compare.py "$out/"
+cp build/bin/tl-comm-check "$out/"  # the NCCL communicator check (nccl-check.sh)
 echo "prepared $out/: $(ls "$out" | wc -l) files"
