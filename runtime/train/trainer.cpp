@@ -232,11 +232,11 @@ class Trainer {
       return OptimizerPart{file, own.begin, own.end};
     };
     try {
+      if (root) writeModelFile(tmp, layout_, master.data());
       std::vector<float> m(static_cast<size_t>(saved.size())), v(m.size());
       engine_.download(FlatBuffer::M, saved, m.data());
       engine_.download(FlatBuffer::V, saved, v.data());
       writeOptimizerFile(tmp, partOf(dp_.rank()), m.data(), v.data());
-      if (root) writeModelFile(tmp, layout_, master.data());
     } catch (const std::exception &e) {
       error = "saving checkpoint " + o_.runDir + "/checkpoints/" + std::to_string(s.step) + " failed: " + e.what();
     }
