@@ -306,7 +306,7 @@ class Trainer {
       engine_.zeroGrads();
       // This rank's slice of the global batch; the others' are skipped.
       int64_t mineFirst = dp_.firstMicroBatch(accum_), mineCount = accum_ / dp_.world();
-      std::vector<double> message = {0.0, gStopSignal ? 1.0 : 0.0};
+      std::vector<double> message = {0.0, 0.0};
       for (int64_t k = 0; k < accum_; ++k) {
         if (k < mineFirst || k >= mineFirst + mineCount) {
           data_.skip();
@@ -320,6 +320,7 @@ class Trainer {
       // One host message per rank: its gradient sum of squares, whether it
       // was signalled, its micro-batch losses. Summed in rank (= batch) order.
       message[0] = engine_.gradSquaredNorm(gradRange);
+      message[1] = gStopSignal ? 1.0 : 0.0;
       std::vector<double> all = dp_.allGather(message);
       double lossSum = 0, norm2 = 0;
       bool stop = false;

@@ -11,6 +11,8 @@
               the last complete checkpoint stays loadable
   hang        a rank stopped (SIGSTOP) mid-run: the others end the job within comm_timeout_s
               naming it
+  signal      SIGTERM to one rank: every rank stops after the same step with a checkpoint (exit
+              143), and 2 ranks resume it
   mismatch    a configuration that differs on one rank is refused at start, naming the rank
 
 Fresh random data every run (the seed is printed). Run with /usr/bin/python3.
@@ -207,6 +209,36 @@ def test_hang(work, rng, data, model):
     fault(work, data, model, "hang", signal.SIGSTOP, 4, r"rank 1 did not arrive")
 
 
+def test_signal(work, rng, data, model):
+    """SIGTERM to one rank: every rank stops after the same step, a checkpoint is written, 143."""
+    run_dir = os.path.join(work, "signal")
+    proc, lines = start_job([model, "--data", data, "--out", run_dir, "--set", BASE + ",steps=100000,checkpoint_every=0"])
+    pid = wait_for(lines, r"^rank 1 of 2 \(pid (\d+)")
+    step = wait_for(lines, r"^step 3/")
+    check(pid is not None and step is not None, "signal: the job starts and trains")
+    if pid is None or step is None:
+        proc.kill()
+        return
+    os.kill(int(pid.group(1)), signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = None
+    time.sleep(0.2)
+    text = "".join(lines)
+    m = re.search(r"after step (\d+): checkpoint .*/checkpoints/(\d+) written", text)
+    check(rc == 143 and m is not None and m.group(1) == m.group(2),
+          f"signal: exit 143 after a checkpoint of the step every rank finished ({rc})")
+    if m:
+        ckpt = latest(run_dir)
+        check(os.path.basename(ckpt) == m.group(1), "signal: latest names it")
+        state = json.load(open(os.path.join(ckpt, "state.json")))
+        out = train(2, [model, "--data", data, "--out", run_dir, "--resume", "--steps", str(state["step"] + 2)])
+        check(out.returncode == 0 and os.path.basename(latest(run_dir)) == str(state["step"] + 2),
+              f"signal: 2 ranks resume it ({out.stderr.strip()[-300:]})")
+
+
 def test_mismatch(work, rng, data, model):
     run_dir = os.path.join(work, "mismatch")
     args = [ARGS.tlrun, "train", model, "--data", data, "--out", run_dir, "--set", BASE + ",steps=4"]
@@ -222,7 +254,7 @@ def test_mismatch(work, rng, data, model):
 
 
 TESTS = {"trajectory": test_trajectory, "reshard": test_reshard, "kill": test_kill, "hang": test_hang,
-         "mismatch": test_mismatch}
+         "signal": test_signal, "mismatch": test_mismatch}
 
 
 def main():
