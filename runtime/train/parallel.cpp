@@ -22,12 +22,12 @@ Range DataParallel::optimizerRange() const {
   return zero_ == 0 || world() == 1 ? Range{0, layout_.elements} : layout_.ownedBy(rank());
 }
 
-int64_t DataParallel::allocatedElements() const { return world() > 1 ? layout_.padded() : layout_.elements; }
+int64_t DataParallel::allocatedElements() const { return active() ? layout_.padded() : layout_.elements; }
 
 void DataParallel::attach(Engine &e) { engine_ = &e; }
 
 void DataParallel::afterMicroBatch() {
-  if (world() == 1 || zero_ != 2) return;
+  if (!active() || zero_ != 2) return;
   Timer t(commSeconds_);
   float *grads = static_cast<float *>(engine_->devicePointer(FlatBuffer::Grads));
   // The backward pass writes the last parameters' gradients first: the
@@ -48,7 +48,7 @@ void DataParallel::afterMicroBatch() {
 }
 
 void DataParallel::afterAccumulation() {
-  if (world() == 1 || zero_ == 2) return;
+  if (!active() || zero_ == 2) return;
   Timer t(commSeconds_);
   float *grads = static_cast<float *>(engine_->devicePointer(FlatBuffer::Grads));
   if (zero_ == 0) {
@@ -60,7 +60,7 @@ void DataParallel::afterAccumulation() {
 }
 
 void DataParallel::gatherParams() {
-  if (world() == 1 || zero_ == 0) return;
+  if (!active() || zero_ == 0) return;
   Timer t(commSeconds_);
   bool bf16 = engine_->artifact().paramDType() == artifact::DType::BF16;
   size_t bytes = bf16 ? 2 : 4;

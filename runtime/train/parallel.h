@@ -2,7 +2,7 @@
 // micro-batches and which flat ranges a rank owns, the gradient reductions
 // of each ZeRO stage, the all-gather of updated parameters, and the small
 // host messages (losses, norms, flags) every step agrees on. With one rank
-// every call is a no-op and the trainer runs as before.
+// (and no NCCL) every call is a no-op and the trainer runs as before.
 //
 //   zero 0  all-reduce of the whole gradient buffer after the last
 //           micro-batch; every rank updates everything (replicated).
@@ -40,7 +40,11 @@ class DataParallel {
   Range optimizerRange() const;
   // What this rank saves in checkpoints: its owned range (in every mode).
   Range savedRange() const { return layout_.ownedBy(rank()); }
-  // The flat buffers' allocated size: padded to equal shards with >1 rank.
+  // Whether the gradient and parameter collectives run: with several ranks,
+  // and with NCCL on one (TLC_COMM_BACKEND=nccl: the GPU check exercises the
+  // device-buffer path). One MPI-less rank skips them.
+  bool active() const { return world() > 1 || comm_.deviceBuffers(); }
+  // The flat buffers' allocated size: padded to equal shards when active.
   int64_t allocatedElements() const;
   // Rank r computes micro-batches [first, first + count) of every step's
   // `accum` (which the world size must divide).
