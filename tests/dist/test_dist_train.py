@@ -13,7 +13,8 @@
               naming it
   signal      SIGTERM to one rank: every rank stops after the same step with a checkpoint (exit
               143), and 2 ranks resume it
-  mismatch    a configuration that differs on one rank is refused at start, naming the rank
+  mismatch    a configuration that differs on one rank is refused at start, naming the rank; a global
+              batch the ranks cannot share equally is refused
 
 Fresh random data every run (the seed is printed). Run with /usr/bin/python3.
 """
@@ -251,6 +252,11 @@ def test_mismatch(work, rng, data, model):
     check(re.search(r"disagree on the configuration.*rank\(s\) 1 differ", text) is not None,
           "the message names the configuration and rank 1")
     check(not os.path.exists(os.path.join(run_dir, "metrics.jsonl")), "nothing was trained")
+    # A global batch the ranks cannot share equally (4 micro-batches, 3 ranks).
+    out = train(3, [model, "--data", data, "--out", os.path.join(work, "uneven"), "--set", BASE + ",steps=2"])
+    check(out.returncode != 0 and "which the 3 ranks cannot share equally" in out.stderr
+          and not os.path.exists(os.path.join(work, "uneven")),
+          f"4 micro-batches on 3 ranks: refused naming batch_tokens, nothing written ({out.returncode})")
 
 
 TESTS = {"trajectory": test_trajectory, "reshard": test_reshard, "kill": test_kill, "hang": test_hang,
