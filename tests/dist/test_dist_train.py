@@ -5,6 +5,7 @@
               gradient-norm and validation trajectory of the same global batch within 1e-6
               relative; the final weights agree; each rank's logged optimizer-state memory is
               its 1/N share of the total
+  bf16        a bf16 model on 2 (zero=2) and 4 (zero=1) ranks follows its 1-rank trajectory
   reshard     a 4-rank checkpoint resumed on 2 ranks, and a 2-rank one on 4, continue the
               1-rank trajectory; a 1-rank resume of a 4-rank checkpoint too
   kill        a rank killed (SIGKILL) mid-run ends the job with a message naming it, in time;
@@ -32,7 +33,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
-from trainlib import compile_model, latest, markov_table, markov_tokens, metrics, read_safetensors, write_shard  # noqa: E402
+from trainlib import TINY, compile_model, latest, markov_table, markov_tokens, metrics, read_safetensors, write_shard  # noqa: E402
 
 FAILURES = []
 # 4 micro-batches of 2x16 per step: 1, 2 or 4 ranks share them equally.
@@ -126,6 +127,27 @@ def test_trajectory(work, rng, data, model):
             share = 12 * (-(-flat // ranks) + 63) // 64 * 64
             check(len(mem) == ranks and sum(opt) == total and max(opt) <= share and min(opt) >= total // ranks - 12 * 64 * ranks,
                   f"{name}: optimizer state per rank is 1/{ranks} of {total} B ({opt})")
+
+
+def test_bf16(work, rng, data, model):
+    """A bf16 model: parameters all-gathered in bf16, master weights f32."""
+    mlir, tlx = os.path.join(work, "bf16.mlir"), os.path.join(work, "bf16.tlx")
+    subprocess.run([ARGS.tlc, "emit", "tinyllama", "--preset", "tiny", "--set", TINY, "--dtype", "bf16", "-o", mlir], check=True)
+    subprocess.run([ARGS.tlc, "compile", mlir, "-o", tlx, "--target", "cpu"], check=True, capture_output=True)
+    runs = {}
+    for ranks, zero in [(1, 2), (2, 2), (4, 1)]:
+        run_dir = os.path.join(work, f"bf16-r{ranks}z{zero}")
+        out = train(ranks, [tlx, "--data", data, "--out", run_dir, "--set", BASE + f",steps=6,zero={zero}"])
+        check(out.returncode == 0, f"bf16, {ranks} ranks zero={zero} trains ({out.stderr.strip()[-300:]})")
+        if out.returncode == 0:
+            runs[ranks] = run_dir
+    if len(runs) == 3:
+        ref_w = read_safetensors(os.path.join(latest(runs[1]), "model.safetensors"))
+        for ranks in (2, 4):
+            compare(f"bf16, {ranks} ranks", metrics(runs[1]), metrics(runs[ranks]), list(range(1, 7)))
+            w = read_safetensors(os.path.join(latest(runs[ranks]), "model.safetensors"))
+            diff = max(float(np.max(np.abs(w[k] - ref_w[k]))) for k in ref_w)
+            check(diff < 1e-5, f"bf16, {ranks} ranks: the final f32 master weights match 1 rank ({diff:.1e})")
 
 
 def test_reshard(work, rng, data, model):
@@ -259,7 +281,7 @@ def test_mismatch(work, rng, data, model):
           f"4 micro-batches on 3 ranks: refused naming batch_tokens, nothing written ({out.returncode})")
 
 
-TESTS = {"trajectory": test_trajectory, "reshard": test_reshard, "kill": test_kill, "hang": test_hang,
+TESTS = {"trajectory": test_trajectory, "bf16": test_bf16, "reshard": test_reshard, "kill": test_kill, "hang": test_hang,
          "signal": test_signal, "mismatch": test_mismatch}
 
 
