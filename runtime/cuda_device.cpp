@@ -22,6 +22,7 @@ namespace {
 struct Driver {
   decltype(&cuInit) init;
   decltype(&cuDeviceGet) deviceGet;
+  decltype(&cuDeviceGetCount) deviceCount;
   decltype(&cuDeviceGetAttribute) attribute;
   decltype(&cuDeviceGetName) name;
   decltype(&cuDevicePrimaryCtxRetain) retain;
@@ -75,10 +76,11 @@ constexpr size_t kWorkspaceBytes = 32u << 20;
 
 class CudaDevice : public Device {
  public:
-  CudaDevice() {
+  explicit CudaDevice(int ordinal) {
     void *cu = open({"libcuda.so.1", "libcuda.so"}, "the CUDA driver (libcuda.so.1)");
     load(cu, d_.init, "cuInit");
     load(cu, d_.deviceGet, "cuDeviceGet");
+    load(cu, d_.deviceCount, "cuDeviceGetCount");
     load(cu, d_.attribute, "cuDeviceGetAttribute");
     load(cu, d_.name, "cuDeviceGetName");
     load(cu, d_.retain, "cuDevicePrimaryCtxRetain");
@@ -95,7 +97,12 @@ class CudaDevice : public Device {
     load(cu, d_.sync, "cuCtxSynchronize");
     load(cu, d_.errorString, "cuGetErrorString");
     check(d_.init(0), "cuInit");
-    check(d_.deviceGet(&dev_, 0), "cuDeviceGet");
+    int count = 0;
+    check(d_.deviceCount(&count), "cuDeviceGetCount");
+    if (ordinal >= count)
+      throw DeviceError("GPU " + std::to_string(ordinal) + " requested (node-local rank) but only " +
+                        std::to_string(count) + " visible");
+    check(d_.deviceGet(&dev_, ordinal), "cuDeviceGet");
     CUcontext ctx;
     check(d_.retain(&ctx, dev_), "cuDevicePrimaryCtxRetain");
     check(d_.setCurrent(ctx), "cuCtxSetCurrent");
@@ -270,6 +277,6 @@ class CudaDevice : public Device {
 
 }  // namespace
 
-std::unique_ptr<Device> makeCudaDevice() { return std::make_unique<CudaDevice>(); }
+std::unique_ptr<Device> makeCudaDevice(int ordinal) { return std::make_unique<CudaDevice>(ordinal); }
 
 }  // namespace tlc

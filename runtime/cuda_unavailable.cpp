@@ -4,7 +4,7 @@
 #include "runtime/device.h"
 
 namespace tlc {
-std::unique_ptr<Device> makeCudaDevice() {
+std::unique_ptr<Device> makeCudaDevice(int) {
   throw DeviceError("this tlrun was built without the CUDA toolkit headers");
 }
 namespace cuda {

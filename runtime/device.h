@@ -41,6 +41,7 @@ std::string kernelCacheDir();
 
 std::unique_ptr<Device> makeCpuDevice();
 // Throws DeviceError (with the reason) when no CUDA driver or GPU is usable.
-std::unique_ptr<Device> makeCudaDevice();
+// `ordinal`: the GPU to open (a data-parallel rank's node-local rank).
+std::unique_ptr<Device> makeCudaDevice(int ordinal = 0);
 
 }  // namespace tlc

@@ -1,5 +1,6 @@
 #include "runtime/engine.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -40,9 +41,11 @@ EntryIo entryIo(const Executor &ex, const std::string &name) {
 }  // namespace
 
 struct Engine::Impl {
-  Impl(const artifact::Artifact &a, Device &d) : ex(a, d), dev(d) {}
+  Impl(const artifact::Artifact &a, Device &d, int64_t allocated)
+      : ex(a, d, allocated), dev(d), allocated(std::max(allocated, a.flatElements)) {}
   Executor ex;
   Device &dev;
+  int64_t allocated;
   Range opt;
   EntryIo train, eval;
   bool hasEval = false;
@@ -75,8 +78,8 @@ struct Engine::Impl {
   }
 };
 
-Engine::Engine(const artifact::Artifact &a, Device &device, Range optimizerRange)
-    : impl_(std::make_unique<Impl>(a, device)) {
+Engine::Engine(const artifact::Artifact &a, Device &device, Range optimizerRange, int64_t allocatedElements)
+    : impl_(std::make_unique<Impl>(a, device, allocatedElements)) {
   Impl &s = *impl_;
   s.opt = optimizerRange.size() == 0 ? Range{0, a.flatElements} : optimizerRange;
   s.check(s.opt, {0, a.flatElements}, "optimizer range");
@@ -110,6 +113,7 @@ Engine::~Engine() {
 
 const artifact::Artifact &Engine::artifact() const { return impl_->ex.artifact(); }
 int64_t Engine::flatElements() const { return artifact().flatElements; }
+int64_t Engine::allocatedElements() const { return impl_->allocated; }
 Range Engine::optimizerRange() const { return impl_->opt; }
 Range Engine::rangeOf(size_t i) const {
   const artifact::Tensor &p = artifact().params.at(i);
@@ -127,7 +131,7 @@ std::string Engine::layoutHash() const { return artifact().layoutHash(); }
 float Engine::trainMicroBatch(const int32_t *tokens, const int32_t *targets) {
   return impl_->run(impl_->train, tokens, targets);
 }
-void Engine::zeroGrads() { impl_->dev.zero(impl_->ex.flatGrads(), flatElements() * sizeof(float)); }
+void Engine::zeroGrads() { impl_->dev.zero(impl_->ex.flatGrads(), impl_->allocated * sizeof(float)); }
 float Engine::evalLoss(const int32_t *tokens, const int32_t *targets) {
   if (!impl_->hasEval)
     throw artifact::Error("the artifact has no eval_loss entry point (it was compiled from a training "

@@ -59,14 +59,18 @@ class Engine {
   // Optimizer state (master, m, v) is allocated for `optimizerRange` only
   // (whole model when empty).
   // `a` and `device` must outlive the engine. Parameters start at zero:
-  // set them with setParam or upload(Params, ...).
-  Engine(const artifact::Artifact &a, Device &device, Range optimizerRange = {});
+  // set them with setParam or upload(Params, ...). The params and grads
+  // buffers are allocated `allocatedElements` long when that exceeds the
+  // artifact's flat size (data parallelism: equal shards); the padding is
+  // zero and stays zero.
+  Engine(const artifact::Artifact &a, Device &device, Range optimizerRange = {}, int64_t allocatedElements = 0);
   ~Engine();
   Engine(const Engine &) = delete;
   Engine &operator=(const Engine &) = delete;
 
   const artifact::Artifact &artifact() const;
   int64_t flatElements() const;  // size of every full flat buffer, padding included
+  int64_t allocatedElements() const;  // params and grads as allocated (>= flatElements)
   Range optimizerRange() const;
   Range rangeOf(size_t param) const;  // param's elements in the flat buffers
   int64_t batchSize() const;          // B of the [B, T] micro-batch

@@ -8,12 +8,13 @@
 
 namespace tlc {
 
-Executor::Executor(const artifact::Artifact &a, Device &device) : a_(a), device_(device) {
+Executor::Executor(const artifact::Artifact &a, Device &device, int64_t flatElements) : a_(a), device_(device) {
+  size_t flat = static_cast<size_t>(std::max(flatElements, a.flatElements));
   device_.loadKernels(a);
   arena_ = device_.alloc(static_cast<size_t>(a.arenaBytes));
   error_ = static_cast<int *>(device_.alloc(sizeof(int)));
-  params_ = device_.alloc(a.flatElements * artifact::dtypeSize(a.paramDType()));
-  grads_ = device_.alloc(a.flatElements * sizeof(float));
+  params_ = device_.alloc(flat * artifact::dtypeSize(a.paramDType()));
+  grads_ = device_.alloc(flat * sizeof(float));
   for (const auto &e : a.entries) {
     inputs_.emplace_back();
     outputs_.emplace_back();

@@ -15,7 +15,9 @@ namespace tlc {
 class Executor {
  public:
   // Allocates every buffer and JIT-compiles (or loads cached) kernels.
-  Executor(const artifact::Artifact &a, Device &device);
+  // The flat buffers hold `flatElements` elements (at least the artifact's;
+  // 0: the artifact's): data parallelism pads them to equal shards.
+  Executor(const artifact::Artifact &a, Device &device, int64_t flatElements = 0);
   ~Executor();  // prints the profile when TLC_PROFILE is set
   Executor(const Executor &) = delete;
   Executor &operator=(const Executor &) = delete;

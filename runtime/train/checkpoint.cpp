@@ -9,8 +9,10 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
+#include "runtime/comm/sharding.h"
 #include "runtime/safetensors.h"
 
 namespace fs = std::filesystem;
@@ -142,36 +144,55 @@ void removeStaleTemporaries(const std::string &runDir) {
   }
 }
 
-std::string writeCheckpoint(const std::string &runDir, const Snapshot &snap, int64_t keep) {
-  std::string checkpoints = runDir + "/checkpoints";
-  std::string step = std::to_string(snap.state.step);
-  std::string final = checkpoints + "/" + step;
-  std::string tmp = checkpoints + "/.tmp-" + step + "-" + std::to_string(getpid());
+std::string checkpointTempDir(const std::string &runDir, int64_t step, long tag) {
+  return runDir + "/checkpoints/.tmp-" + std::to_string(step) + "-" + std::to_string(tag);
+}
+
+void createCheckpointTemp(const std::string &tmp) {
+  std::string checkpoints = fs::path(tmp).parent_path().string();
   std::error_code ec;
   fs::create_directories(checkpoints, ec);
   if (ec) fail(checkpoints, "cannot create: " + ec.message());
   fs::remove_all(tmp, ec);
   if (!fs::create_directory(tmp, ec)) fail(tmp, "cannot create: " + (ec ? ec.message() : "exists"));
+}
+
+void discardCheckpointTemp(const std::string &tmp) {
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+}
+
+void writeModelFile(const std::string &tmp, const Layout &l, const float *master) {
+  std::vector<safetensors::TensorRef> weights;
+  for (const TensorSlot &t : l.tensors) weights.push_back({t.name, safetensors::DType::F32, t.shape, master + t.offset});
+  safetensors::write(tmp + "/model.safetensors", weights, {{"format", "pt"}});
+}
+
+void writeOptimizerFile(const std::string &tmp, const OptimizerPart &part, const float *m, const float *v) {
+  int64_t n = part.end - part.begin;
+  std::vector<safetensors::TensorRef> moments = {{"exp_avg", safetensors::DType::F32, {n}, m},
+                                                 {"exp_avg_sq", safetensors::DType::F32, {n}, v}};
+  safetensors::write(tmp + "/" + part.file, moments,
+                     {{"range_begin", std::to_string(part.begin)}, {"range_end", std::to_string(part.end)}});
+}
+
+std::string publishCheckpoint(const std::string &runDir, const std::string &tmp, const TrainerState &s, const Layout &l,
+                              const std::vector<OptimizerPart> &parts, int64_t keep) {
+  std::string checkpoints = runDir + "/checkpoints";
+  std::string step = std::to_string(s.step);
+  std::string final = checkpoints + "/" + step;
+  std::error_code ec;
   try {
-    const Layout &l = snap.layout;
-    std::vector<safetensors::TensorRef> weights;
-    for (const TensorSlot &t : l.tensors)
-      weights.push_back({t.name, safetensors::DType::F32, t.shape, snap.master.data() + t.offset});
-    safetensors::write(tmp + "/model.safetensors", weights, {{"format", "pt"}});
-
-    int64_t end = snap.rangeBegin + static_cast<int64_t>(snap.m.size());
-    std::vector<safetensors::TensorRef> moments = {
-        {"exp_avg", safetensors::DType::F32, {static_cast<int64_t>(snap.m.size())}, snap.m.data()},
-        {"exp_avg_sq", safetensors::DType::F32, {static_cast<int64_t>(snap.v.size())}, snap.v.data()}};
-    safetensors::write(tmp + "/optimizer.safetensors", moments,
-                       {{"range_begin", std::to_string(snap.rangeBegin)}, {"range_end", std::to_string(end)}});
-
-    nlohmann::json files = nlohmann::json::object();
-    for (const char *name : {"model.safetensors", "optimizer.safetensors"}) {
+    nlohmann::json files = nlohmann::json::object(), optimizer = nlohmann::json::array();
+    std::vector<std::string> names = {"model.safetensors"};
+    for (const OptimizerPart &p : parts) {
+      names.push_back(p.file);
+      optimizer.push_back({{"file", p.file}, {"begin", p.begin}, {"end", p.end}});
+    }
+    for (const std::string &name : names) {
       auto [bytes, sum] = fileChecksum(tmp + "/" + name);
       files[name] = {{"bytes", bytes}, {"fnv1a64", sum}};
     }
-    const TrainerState &s = snap.state;
     nlohmann::json state = {
         {"format", "tlc-checkpoint"},
         {"version", kFormatVersion},
@@ -186,7 +207,7 @@ std::string writeCheckpoint(const std::string &runDir, const Snapshot &snap, int
         {"config", s.config},
         {"layout", l.toJson()},
         {"layout_identity", l.identity()},
-        {"optimizer", nlohmann::json::array({{{"file", "optimizer.safetensors"}, {"begin", snap.rangeBegin}, {"end", end}}})},
+        {"optimizer", optimizer},
         {"files", files}};
     std::string text = state.dump(2) + "\n";
     std::string statePath = tmp + "/state.json";
@@ -213,8 +234,23 @@ std::string writeCheckpoint(const std::string &runDir, const Snapshot &snap, int
     std::string what = e.what();
     throw CheckpointError("saving checkpoint " + final + " failed: " + what);
   }
-  prune(checkpoints, snap.state.step, keep);
+  prune(checkpoints, s.step, keep);
   return final;
+}
+
+std::string writeCheckpoint(const std::string &runDir, const Snapshot &snap, int64_t keep) {
+  std::string tmp = checkpointTempDir(runDir, snap.state.step, getpid());
+  createCheckpointTemp(tmp);
+  OptimizerPart part{"optimizer.safetensors", snap.rangeBegin, snap.rangeBegin + static_cast<int64_t>(snap.m.size())};
+  try {
+    writeModelFile(tmp, snap.layout, snap.master.data());
+    writeOptimizerFile(tmp, part, snap.m.data(), snap.v.data());
+  } catch (const std::exception &e) {
+    discardCheckpointTemp(tmp);
+    throw CheckpointError("saving checkpoint " + runDir + "/checkpoints/" + std::to_string(snap.state.step) +
+                          " failed: " + e.what());
+  }
+  return publishCheckpoint(runDir, tmp, snap.state, snap.layout, {part}, keep);
 }
 
 std::string resolveCheckpoint(const std::string &runDir, const std::string &arg) {
@@ -243,7 +279,7 @@ nlohmann::json readCheckpointConfig(const std::string &dir) {
   }
 }
 
-Snapshot readCheckpoint(const std::string &dir, const Layout &expected) {
+Snapshot readCheckpoint(const std::string &dir, const Layout &expected, int64_t wantBegin, int64_t wantEnd, bool verify) {
   std::string statePath = dir + "/state.json";
   nlohmann::json state;
   try {
@@ -260,6 +296,7 @@ Snapshot readCheckpoint(const std::string &dir, const Layout &expected) {
     for (auto it = state.at("files").begin(); it != state.at("files").end(); ++it) {
       std::string path = dir + "/" + it.key();
       if (!fs::exists(path)) fail(path, "missing: the checkpoint is incomplete");
+      if (!verify) continue;
       auto [bytes, sum] = fileChecksum(path);
       if (bytes != it.value().at("bytes").get<uint64_t>())
         fail(path, "has " + std::to_string(bytes) + " bytes, the checkpoint recorded " + it.value().at("bytes").dump() +
@@ -307,34 +344,51 @@ Snapshot readCheckpoint(const std::string &dir, const Layout &expected) {
         fail(model.path(), "tensor '" + t.name + "' is not f32 of " + std::to_string(t.numel) + " elements");
       std::memcpy(snap.master.data() + t.offset, model.data(info), static_cast<size_t>(t.numel) * 4);
     }
-    snap.rangeBegin = 0;
-    snap.m.assign(static_cast<size_t>(l.flatElements), 0.0f);
-    snap.v.assign(static_cast<size_t>(l.flatElements), 0.0f);
+    if (wantEnd < 0) wantBegin = 0, wantEnd = l.flatElements;
+    if (wantBegin < 0 || wantEnd > l.flatElements || wantBegin > wantEnd)
+      fail(statePath, "range [" + std::to_string(wantBegin) + ", " + std::to_string(wantEnd) + ") outside the flat buffers");
+    snap.rangeBegin = wantBegin;
+    snap.m.assign(static_cast<size_t>(wantEnd - wantBegin), 0.0f);
+    snap.v.assign(static_cast<size_t>(wantEnd - wantBegin), 0.0f);
+    // The range files in flat order; they must tile [0, flatElements).
+    std::vector<OptimizerPart> parts;
+    for (const auto &part : state.at("optimizer"))
+      parts.push_back({part.at("file").get<std::string>(), part.at("begin").get<int64_t>(), part.at("end").get<int64_t>()});
+    std::sort(parts.begin(), parts.end(), [](const OptimizerPart &x, const OptimizerPart &y) { return x.begin < y.begin; });
+    std::vector<Range> saved;
     int64_t covered = 0;
-    std::vector<std::pair<int64_t, int64_t>> ranges;
-    for (const auto &part : state.at("optimizer")) {
-      safetensors::File opt = safetensors::File::open(dir + "/" + part.at("file").get<std::string>());
-      int64_t begin = part.at("begin").get<int64_t>(), end = part.at("end").get<int64_t>();
-      if (begin < 0 || end > l.flatElements || begin > end) fail(opt.path(), "range outside the flat buffers");
-      for (auto [name, into] : {std::pair{"exp_avg", &snap.m}, std::pair{"exp_avg_sq", &snap.v}}) {
-        const safetensors::TensorInfo &info = opt.get(name);
-        if (info.dtype != safetensors::DType::F32 || info.numel() != end - begin)
-          fail(opt.path(), std::string("'") + name + "' does not hold f32 elements [" + std::to_string(begin) + ", " +
-                               std::to_string(end) + ")");
-        std::memcpy(into->data() + begin, opt.data(info), static_cast<size_t>(end - begin) * 4);
-      }
-      covered += end - begin;
-      ranges.push_back({begin, end});
+    for (const OptimizerPart &p : parts) {
+      if (p.begin < 0 || p.end > l.flatElements || p.begin > p.end)
+        fail(dir + "/" + p.file, "range outside the flat buffers");
+      saved.push_back({p.begin, p.end});
+      covered += p.end - p.begin;
     }
-    std::sort(ranges.begin(), ranges.end());
-    for (size_t i = 1; i < ranges.size(); ++i)
-      if (ranges[i].first != ranges[i - 1].second)
-        fail(statePath, "the optimizer ranges [" + std::to_string(ranges[i - 1].first) + ", " +
-                            std::to_string(ranges[i - 1].second) + ") and [" + std::to_string(ranges[i].first) + ", " +
-                            std::to_string(ranges[i].second) + ") overlap or leave a gap");
     if (covered != l.flatElements)
       fail(statePath, "the optimizer ranges cover " + std::to_string(covered) + " of " + std::to_string(l.flatElements) +
                           " elements");
+    std::vector<shard::Read> reads;
+    try {
+      reads = shard::reshard(saved, l.flatElements, {wantBegin, wantEnd});
+    } catch (const shard::ShardError &e) {
+      fail(statePath, std::string("the optimizer ranges overlap or leave a gap: ") + e.what());
+    }
+    std::map<int, safetensors::File> open;
+    for (const shard::Read &r : reads) {
+      const OptimizerPart &p = parts[static_cast<size_t>(r.file)];
+      auto it = open.find(r.file);
+      if (it == open.end()) {
+        it = open.emplace(r.file, safetensors::File::open(dir + "/" + p.file)).first;
+        for (const char *name : {"exp_avg", "exp_avg_sq"}) {
+          const safetensors::TensorInfo &info = it->second.get(name);
+          if (info.dtype != safetensors::DType::F32 || info.numel() != p.end - p.begin)
+            fail(it->second.path(), std::string("'") + name + "' does not hold f32 elements [" + std::to_string(p.begin) +
+                                        ", " + std::to_string(p.end) + ")");
+        }
+      }
+      const safetensors::File &f = it->second;
+      for (auto [name, into] : {std::pair{"exp_avg", &snap.m}, std::pair{"exp_avg_sq", &snap.v}})
+        std::memcpy(into->data() + r.destElement, f.data(f.get(name)) + r.fileElement * 4, static_cast<size_t>(r.count) * 4);
+    }
   } catch (const safetensors::Error &e) {
     throw CheckpointError(e.what());
   } catch (const nlohmann::json::exception &e) {

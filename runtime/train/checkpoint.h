@@ -55,13 +55,20 @@ struct TrainerState {
   nlohmann::json config;   // resolved configuration
 };
 
-// A checkpoint in host memory (one rank holding everything).
+// A checkpoint in host memory: every master weight, and the moments of one
+// flat range (everything on one rank; a rank's own range when reading).
 struct Snapshot {
   TrainerState state;
   Layout layout;
   std::vector<float> master;       // layout.flatElements
   int64_t rangeBegin = 0;          // optimizer range of m and v
   std::vector<float> m, v;
+};
+
+// One optimizer range file of a checkpoint.
+struct OptimizerPart {
+  std::string file;
+  int64_t begin = 0, end = 0;
 };
 
 uint64_t fnv1a64(const void *data, size_t bytes, uint64_t h = 0xcbf29ce484222325ull);
@@ -72,13 +79,30 @@ uint64_t fnv1a64(const void *data, size_t bytes, uint64_t h = 0xcbf29ce484222325
 // and the temporary directory is removed; throws CheckpointError naming the file.
 std::string writeCheckpoint(const std::string &runDir, const Snapshot &snap, int64_t keep);
 
+// The same in pieces, for data-parallel ranks sharing the run directory:
+// rank 0 creates the temporary directory, every rank writes its optimizer
+// range file (and rank 0 the full model) into it, and after a barrier rank 0
+// publishes it: state.json last (checksums of every file), the rename, latest,
+// pruning. `tag` makes the temporary name unique (rank 0's pid).
+std::string checkpointTempDir(const std::string &runDir, int64_t step, long tag);
+void createCheckpointTemp(const std::string &tmp);
+void writeModelFile(const std::string &tmp, const Layout &l, const float *master);
+void writeOptimizerFile(const std::string &tmp, const OptimizerPart &part, const float *m, const float *v);
+std::string publishCheckpoint(const std::string &runDir, const std::string &tmp, const TrainerState &s, const Layout &l,
+                              const std::vector<OptimizerPart> &parts, int64_t keep);
+void discardCheckpointTemp(const std::string &tmp);  // after a failure: best effort
+
 // `arg` empty: RUN_DIR/checkpoints/latest; a checkpoint directory; or a run
 // directory (its latest).
 std::string resolveCheckpoint(const std::string &runDir, const std::string &arg);
 
 // Reads and verifies (checksums, sizes, layout identity against `expected`)
-// a checkpoint directory; throws CheckpointError naming the file.
-Snapshot readCheckpoint(const std::string &dir, const Layout &expected);
+// a checkpoint directory; throws CheckpointError naming the file. The moments
+// are read for `want` only (empty: the whole flat buffer), re-cut from the
+// range files whatever ranks wrote them (shard::reshard). `verify` false skips
+// the checksums (data-parallel ranks other than 0: rank 0 checks them).
+Snapshot readCheckpoint(const std::string &dir, const Layout &expected, int64_t wantBegin = 0, int64_t wantEnd = -1,
+                        bool verify = true);
 
 // The resolved config recorded in a checkpoint (before reading the rest).
 nlohmann::json readCheckpointConfig(const std::string &dir);

@@ -31,6 +31,11 @@ struct Config {
   // Beyond the fixed interface keys.
   int64_t nonfinite_limit = 5;  // consecutive non-finite steps that stop the run
   bool decay_norms = false;     // weight decay on 1-D tensors (norms) too
+  // Data parallelism (docs/distributed.md): ZeRO stage, collective timeout,
+  // gradient bucket size.
+  int64_t zero = 2;
+  double comm_timeout_s = 300;
+  double bucket_mb = 25;
 
   nlohmann::json toJson() const;
 };

@@ -191,8 +191,12 @@ Batch Dataset::at(Position p) {
 
 Batch Dataset::next() {
   Batch b = at(pos_);
-  if (++pos_.index == epochSize()) pos_ = {pos_.epoch + 1, 0};
+  skip();
   return b;
+}
+
+void Dataset::skip() {
+  if (++pos_.index == epochSize()) pos_ = {pos_.epoch + 1, 0};
 }
 
 void Dataset::seek(Position p) {

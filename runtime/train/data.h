@@ -68,6 +68,7 @@ class Dataset {
   // The micro-batch at `p`; next() returns the one at position() and advances.
   Batch at(Position p);
   Batch next();
+  void skip();  // advances like next() without reading (another rank's micro-batch)
   Position position() const { return pos_; }
   void seek(Position p);  // throws DataError when p is out of range
 

@@ -75,6 +75,7 @@ std::string progressLine(const nlohmann::json &e, int64_t totalSteps, double ela
   double tps = e.at("tokens_per_s").get<double>();
   s += " | " + (tps >= 1e4 ? fmt("%.1fk", tps / 1e3) : fmt("%.0f", tps)) + " tok/s";
   if (e.contains("mfu")) s += " | MFU " + fmt("%.1f%%", 100 * e.at("mfu").get<double>());
+  if (e.contains("comm_s")) s += " | comm " + fmt("%.1f", 1e3 * e.at("comm_s").get<double>()) + " ms/step";
   if (e.value("skipped", false)) s += " | SKIPPED (non-finite)";
   s += " | " + formatDuration(elapsed) + " elapsed, ETA " + formatDuration(eta);
   return s;

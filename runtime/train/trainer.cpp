@@ -8,11 +8,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
 
 #include "runtime/artifact.h"
+#include "runtime/comm/communicator.h"
 #include "runtime/device.h"
 #include "runtime/engine.h"
 #include "runtime/safetensors.h"
@@ -20,6 +22,7 @@
 #include "runtime/train/config.h"
 #include "runtime/train/data.h"
 #include "runtime/train/metrics.h"
+#include "runtime/train/parallel.h"
 
 namespace fs = std::filesystem;
 
@@ -146,9 +149,13 @@ void writeTextAtomic(const std::string &path, const std::string &text) {
 class Trainer {
  public:
   Trainer(const TrainOptions &o, Config c, const artifact::Artifact &a, const Layout &l, Dataset &data, Engine &e,
-          std::string device)
-      : o_(o), c_(c), a_(a), layout_(l), data_(data), engine_(e), device_(std::move(device)) {
+          std::string device, DataParallel &dp, long checkpointTag)
+      : o_(o), c_(c), a_(a), layout_(l), data_(data), engine_(e), device_(std::move(device)), dp_(dp),
+        checkpointTag_(checkpointTag) {
     accum_ = c.batch_tokens / (l.batch * l.seq);
+    dp_.attach(engine_);
+    memory_ = shard::stateBytes(dp_.layout(), dp_.world() == 1 ? 0 : dp_.zero(), dp_.rank(),
+                                static_cast<int64_t>(artifact::dtypeSize(a.paramDType())));
     std::vector<bool> decay;
     for (const artifact::Tensor &p : a.params) decay.push_back(c.decay_norms || p.shape.size() >= 2);
     engine_.setWeightDecayMask(decay);
@@ -167,45 +174,111 @@ class Trainer {
     Range opt = engine_.optimizerRange(), all{0, engine_.flatElements()};
     engine_.upload(FlatBuffer::Params, all, s.master.data());
     engine_.upload(FlatBuffer::Master, opt, s.master.data() + opt.begin);
+    if (opt.begin < s.rangeBegin || opt.end > s.rangeBegin + static_cast<int64_t>(s.m.size()))
+      throw Failure("internal: the checkpoint was read for another optimizer range");
     engine_.upload(FlatBuffer::M, opt, s.m.data() + opt.begin - s.rangeBegin);
     engine_.upload(FlatBuffer::V, opt, s.v.data() + opt.begin - s.rangeBegin);
     state_ = s.state;
     data_.seek(state_.data);
   }
 
+  // Every rank writes its owned range of the moments; rank 0 also the full
+  // master weights (gathered) and, after every rank's file is on disk,
+  // publishes the checkpoint with state.json last. A rank that fails makes
+  // every rank fail with its message; `latest` then still names the previous one.
   std::string checkpoint() {
-    Snapshot s;
-    s.layout = layout_;
-    s.state = state_;
-    s.state.data = data_.position();
-    s.state.config = c_.toJson();
-    Range opt = engine_.optimizerRange();
-    s.master.assign(static_cast<size_t>(engine_.flatElements()), 0.0f);
-    engine_.download(FlatBuffer::Master, opt, s.master.data() + opt.begin);
-    s.rangeBegin = opt.begin;
-    s.m.resize(static_cast<size_t>(opt.size()));
-    s.v.resize(static_cast<size_t>(opt.size()));
-    engine_.download(FlatBuffer::M, opt, s.m.data());
-    engine_.download(FlatBuffer::V, opt, s.v.data());
     lastCheckpointStep_ = state_.step;
-    return writeCheckpoint(o_.runDir, s, c_.keep_checkpoints);
+    TrainerState s = state_;
+    s.data = data_.position();
+    s.config = c_.toJson();
+    const shard::Layout &l = dp_.layout();
+    Range opt = engine_.optimizerRange(), saved = dp_.savedRange();
+    bool root = dp_.rank() == 0;
+    std::string tmp = checkpointTempDir(o_.runDir, s.step, checkpointTag_);
+    std::string error;
+    auto agree = [&](const char *what) {
+      std::vector<double> failed = dp_.allGather({error.empty() ? 0.0 : 1.0});
+      std::string ranks;
+      for (size_t r = 0; r < failed.size(); ++r)
+        if (failed[r] != 0) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+      if (ranks.empty()) return;
+      if (root) discardCheckpointTemp(tmp);
+      throw CheckpointError(error.empty() ? std::string(what) + " failed on rank " + ranks : error);
+    };
+    if (root) try {
+        createCheckpointTemp(tmp);
+      } catch (const std::exception &e) {
+        error = e.what();
+      }
+    agree("creating the checkpoint directory");
+
+    std::vector<float> master;
+    if (dp_.world() == 1 || opt.size() == l.elements) {
+      if (root) {
+        master.assign(static_cast<size_t>(l.elements), 0.0f);
+        engine_.download(FlatBuffer::Master, opt, master.data());
+      }
+    } else {  // gather the shards of master weights (exact: a copy)
+      master.assign(static_cast<size_t>(l.padded()), 0.0f);
+      Range mine = l.shardOf(dp_.rank());
+      engine_.download(FlatBuffer::Master, opt, master.data() + opt.begin);
+      dp_.comm().host().allGather(master.data() + mine.begin, master.data(), static_cast<size_t>(l.shard),
+                                  comm::DType::F32);
+    }
+    auto partOf = [&](int r) {
+      Range own = l.ownedBy(r);
+      std::string file = dp_.world() == 1 ? "optimizer.safetensors"
+                                          : "optimizer-" + std::to_string(r) + "-of-" + std::to_string(dp_.world()) + ".safetensors";
+      return OptimizerPart{file, own.begin, own.end};
+    };
+    try {
+      if (root) writeModelFile(tmp, layout_, master.data());
+      std::vector<float> m(static_cast<size_t>(saved.size())), v(m.size());
+      engine_.download(FlatBuffer::M, saved, m.data());
+      engine_.download(FlatBuffer::V, saved, v.data());
+      writeOptimizerFile(tmp, partOf(dp_.rank()), m.data(), v.data());
+    } catch (const std::exception &e) {
+      error = "saving checkpoint " + o_.runDir + "/checkpoints/" + std::to_string(s.step) + " failed: " + e.what();
+    }
+    agree("writing the checkpoint");  // the barrier before the manifest
+
+    std::string dir = o_.runDir + "/checkpoints/" + std::to_string(s.step);
+    if (root) try {
+        std::vector<OptimizerPart> parts;
+        for (int r = 0; r < dp_.world(); ++r) parts.push_back(partOf(r));
+        dir = publishCheckpoint(o_.runDir, tmp, s, layout_, parts, c_.keep_checkpoints);
+      } catch (const std::exception &e) {
+        error = e.what();
+      }
+    agree("publishing the checkpoint");
+    return dir;
   }
 
   double validationLoss() {
+    // Each rank evaluates a contiguous part; the losses are summed in batch
+    // order, as on one rank.
     int64_t n = std::min(c_.val_batches, data_.validationBatches());
-    double sum = 0;
-    for (int64_t i = 0; i < n; ++i) {
+    int64_t per = (n + dp_.world() - 1) / dp_.world(), first = dp_.rank() * per;
+    std::vector<double> mine(static_cast<size_t>(per), 0.0);
+    for (int64_t i = first; i < std::min(n, first + per); ++i) {
       Batch b = data_.validation(i);
-      sum += engine_.evalLoss(b.inputs.data(), b.targets.data());
+      mine[static_cast<size_t>(i - first)] = engine_.evalLoss(b.inputs.data(), b.targets.data());
     }
+    std::vector<double> all = dp_.allGather(mine);
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += all[static_cast<size_t>(i)];
     return sum / static_cast<double>(n);
   }
 
   int run(bool resumed) {
     using Clock = std::chrono::steady_clock;
-    MetricsLog metrics(o_.runDir + "/metrics.jsonl", resumed, state_.step);
+    // Rank 0 writes the metrics and the progress; the others only errors.
+    bool root = dp_.rank() == 0;
+    std::unique_ptr<MetricsLog> metrics;
+    if (root) metrics = std::make_unique<MetricsLog>(o_.runDir + "/metrics.jsonl", resumed, state_.step);
     bool validate = data_.hasValidation() && engine_.hasEvalLoss();
-    if (!data_.hasValidation()) std::printf("note: %s has no validation shards ('val' in the name): no validation loss\n", o_.dataDir.c_str());
+    if (!root) {
+    } else if (!data_.hasValidation()) std::printf("note: %s has no validation shards ('val' in the name): no validation loss\n", o_.dataDir.c_str());
     else if (!engine_.hasEvalLoss()) std::printf("note: %s has no forward-only loss: no validation loss\n", o_.model.c_str());
     double peak = peakFlops(device_, a_.paramDType() == artifact::DType::BF16);
     double flopsPerToken = 0;
@@ -214,7 +287,8 @@ class Trainer {
       for (const TensorSlot &t : layout_.tensors) n += t.numel;
       flopsPerToken = 6.0 * n + 12.0 * a_.config.value("layers", 0) * a_.config.value("dim", 0) * layout_.seq;
     }
-    std::printf("training %s: %lld steps from step %lld, %lld micro-batches of %lldx%lld per step (%lld tokens), %s\n",
+    if (root)
+      std::printf("training %s: %lld steps from step %lld, %lld micro-batches of %lldx%lld per step (%lld tokens), %s\n",
                 o_.model.c_str(), static_cast<long long>(c_.steps), static_cast<long long>(state_.step),
                 static_cast<long long>(accum_), static_cast<long long>(layout_.batch), static_cast<long long>(layout_.seq),
                 static_cast<long long>(c_.batch_tokens), device_.c_str());
@@ -223,17 +297,42 @@ class Trainer {
     StopSignals signals;
     Clock::time_point start = Clock::now(), intervalStart = start;
     int64_t intervalSteps = 0, firstStep = state_.step;
-    Range all{0, engine_.flatElements()}, opt = engine_.optimizerRange();
+    // Where this rank's reduced gradients are: everything (one rank, zero=0)
+    // or its owned range.
+    Range opt = engine_.optimizerRange(), gradRange = opt;
+    double commSum = 0;
     while (state_.step < c_.steps) {
       int64_t s = state_.step;  // 0-indexed step being taken
       engine_.zeroGrads();
-      double lossSum = 0;
+      // This rank's slice of the global batch; the others' are skipped.
+      int64_t mineFirst = dp_.firstMicroBatch(accum_), mineCount = accum_ / dp_.world();
+      std::vector<double> message = {0.0, 0.0};
       for (int64_t k = 0; k < accum_; ++k) {
+        if (k < mineFirst || k >= mineFirst + mineCount) {
+          data_.skip();
+          continue;
+        }
         Batch b = data_.next();
-        lossSum += engine_.trainMicroBatch(b.inputs.data(), b.targets.data());
+        message.push_back(engine_.trainMicroBatch(b.inputs.data(), b.targets.data()));
+        dp_.afterMicroBatch();
       }
+      dp_.afterAccumulation();
+      // One host message per rank: its gradient sum of squares, whether it
+      // was signalled, its micro-batch losses. Summed in rank (= batch) order.
+      message[0] = engine_.gradSquaredNorm(gradRange);
+      message[1] = gStopSignal ? 1.0 : 0.0;
+      std::vector<double> all = dp_.allGather(message);
+      double lossSum = 0, norm2 = 0;
+      bool stop = false;
+      for (int r = 0; r < dp_.world(); ++r) {
+        const double *m = all.data() + static_cast<size_t>(r) * message.size();
+        norm2 += m[0];
+        stop |= m[1] != 0;
+        for (int64_t k = 0; k < mineCount; ++k) lossSum += m[2 + k];
+      }
+      if (dp_.zero() == 0) norm2 = message[0];  // replicated: every rank has the whole sum
       double loss = lossSum / static_cast<double>(accum_);
-      double norm = std::sqrt(engine_.gradSquaredNorm(all)) / static_cast<double>(accum_);
+      double norm = std::sqrt(norm2) / static_cast<double>(accum_);
       double lr = learningRate(c_, s);
       bool finite = std::isfinite(loss) && std::isfinite(norm);
       if (finite) {
@@ -243,6 +342,7 @@ class Trainer {
         h.gradScale = 1.0 / static_cast<double>(accum_);
         if (c_.grad_clip > 0 && norm > c_.grad_clip) h.gradScale *= c_.grad_clip / norm;
         engine_.adamw(opt, h);
+        dp_.gatherParams();
         state_.nonfiniteInARow = 0;
       } else {
         ++state_.skippedSteps;
@@ -254,6 +354,7 @@ class Trainer {
       bool last = state_.step == c_.steps;
       nlohmann::json entry = {{"step", state_.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm}};
       if (!finite) entry["skipped"] = true;
+      commSum += dp_.takeCommSeconds();
       bool valDue = validate && finite && ((c_.val_every > 0 && state_.step % c_.val_every == 0) || last);
       if (valDue) entry["val_loss"] = validationLoss();
       if (valDue || last || !finite || state_.step % c_.log_every == 0 || state_.step == firstStep + 1) {
@@ -264,27 +365,39 @@ class Trainer {
         entry["tokens_per_s"] = tps;
         if (peak > 0) entry["mfu"] = tps * flopsPerToken / peak;
         entry["elapsed_s"] = elapsed;
+        if (dp_.world() > 1) {
+          entry["comm_s"] = commSum / static_cast<double>(intervalSteps);
+          entry["world"] = dp_.world();
+          entry["mem_params_bytes"] = memory_.params;
+          entry["mem_grads_bytes"] = memory_.grads + memory_.gradScratch;
+          entry["mem_optimizer_bytes"] = memory_.master + memory_.moments;
+        }
+        commSum = 0;
         double eta = elapsed / static_cast<double>(state_.step - firstStep) * static_cast<double>(c_.steps - state_.step);
-        metrics.append(entry);
-        std::printf("%s\n", progressLine(entry, c_.steps, elapsed, eta).c_str());
-        std::fflush(stdout);
+        if (root) {
+          metrics->append(entry);
+          std::printf("%s\n", progressLine(entry, c_.steps, elapsed, eta).c_str());
+          std::fflush(stdout);
+        }
         intervalStart = now;
         intervalSteps = 0;
       }
 
       if (state_.nonfiniteInARow >= c_.nonfinite_limit) {
         std::string dir = checkpoint();
-        std::fprintf(stderr,
+        if (root)
+          std::fprintf(stderr,
                      "tlrun train: stopping: %lld steps in a row had a non-finite loss or gradient norm (step %lld: "
                      "loss %g, gradient norm %g); their updates were skipped. Checkpoint of the last good weights: %s\n",
                      static_cast<long long>(state_.nonfiniteInARow), static_cast<long long>(state_.step), loss, norm,
                      dir.c_str());
         return 1;
       }
-      if (gStopSignal && !last) {  // on the last step, finish normally
-        int sig = gStopSignal;
+      if (stop && !last) {  // on the last step, finish normally
+        int sig = gStopSignal ? static_cast<int>(gStopSignal) : SIGTERM;
         std::string dir = checkpoint();
-        std::fprintf(stderr, "tlrun train: %s after step %lld: checkpoint %s written; continue with --resume\n",
+        if (root)
+          std::fprintf(stderr, "tlrun train: %s after step %lld: checkpoint %s written; continue with --resume\n",
                      sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)", static_cast<long long>(state_.step),
                      dir.c_str());
         return 128 + sig;
@@ -292,7 +405,8 @@ class Trainer {
       if (last || (c_.checkpoint_every > 0 && state_.step % c_.checkpoint_every == 0)) checkpoint();
     }
     if (lastCheckpointStep_ != state_.step) checkpoint();
-    std::printf("done: %lld steps (%lld skipped as non-finite); checkpoint %s/checkpoints/%lld\n",
+    if (root)
+      std::printf("done: %lld steps (%lld skipped as non-finite); checkpoint %s/checkpoints/%lld\n",
                 static_cast<long long>(state_.step), static_cast<long long>(state_.skippedSteps), o_.runDir.c_str(),
                 static_cast<long long>(state_.step));
     return 0;
@@ -307,6 +421,9 @@ class Trainer {
   Dataset &data_;
   Engine &engine_;
   std::string device_;
+  DataParallel &dp_;
+  long checkpointTag_;
+  shard::StateBytes memory_;
   TrainerState state_;
   int64_t accum_ = 1, lastCheckpointStep_ = -1;
 };
@@ -329,6 +446,7 @@ Config resolveConfig(const TrainOptions &o, const nlohmann::json *checkpointConf
 }  // namespace
 
 int runTrain(const TrainOptions &o) {
+  std::string rankPrefix;  // "rank R: " in messages of a multi-rank job
   try {
     // Everything is read and checked before the run directory is touched.
     std::string checkpointDir;
@@ -348,28 +466,74 @@ int runTrain(const TrainOptions &o) {
     int64_t vocab = a.config.value("vocab", int64_t{0});
     if (vocab <= 0) throw Failure(o.model + ": the model config has no vocab");
     Dataset data(o.dataDir, vocab, layout.batch, layout.seq, static_cast<uint64_t>(c.seed), c.shuffle);
-    Snapshot snap;
-    if (o.resume) {
-      snap = readCheckpoint(checkpointDir, layout);
-      data.seek(snap.state.data);
-    } else if (fs::exists(o.runDir + "/checkpoints") || fs::exists(o.runDir + "/metrics.jsonl")) {
+    if (!o.resume && (fs::exists(o.runDir + "/checkpoints") || fs::exists(o.runDir + "/metrics.jsonl")))
       throw Failure(o.runDir + ": already holds a run (checkpoints/ or metrics.jsonl); continue it with --resume or "
                     "choose another --out");
-    }
     if (o.device != "cpu" && o.device != "cuda") throw ConfigError("--device must be cpu or cuda, got '" + o.device + "'");
-    std::unique_ptr<Device> device = o.device == "cuda" ? makeCudaDevice() : makeCpuDevice();
 
-    std::error_code ec;
-    fs::create_directories(o.runDir, ec);
-    if (ec) throw Failure(o.runDir + ": cannot create the run directory (" + ec.message() + ")");
-    RunLock lock(o.runDir);
-    removeStaleTemporaries(o.runDir);
-    writeTextAtomic(o.runDir + "/config.json", c.toJson().dump(2) + "\n");
+    // Ranks: one per process started by the launcher (docs/distributed.md);
+    // each GPU rank opens the GPU numbered by its node-local rank.
+    comm::Launch launch = comm::detectLaunch();
+    std::unique_ptr<Device> device = o.device == "cuda" ? makeCudaDevice(launch.localRank) : makeCpuDevice();
+    comm::Options co;
+    co.backend = o.device == "cuda" && launch.size > 1 ? "nccl" : "auto";
+    if (const char *b = std::getenv("TLC_COMM_BACKEND")) co.backend = b;  // e.g. nccl on one GPU (tools/gpu)
+    co.timeoutSeconds = c.comm_timeout_s;
+    std::unique_ptr<comm::Communicator> comm = comm::makeCommunicator(co);
+    int rank = comm->rank(), world = comm->size();
+    if (world > 1) {
+      rankPrefix = "rank " + std::to_string(rank) + ": ";
+      std::printf("rank %d of %d (pid %ld, local rank %d): %s, zero=%lld\n", rank, world, static_cast<long>(getpid()),
+                  launch.localRank, comm->describe().c_str(), static_cast<long long>(c.zero));
+      std::fflush(stdout);
+    }
+    // Every rank must train the same model on the same data the same way.
+    comm::requireSameOnAllRanks(*comm, "the artifact (" + o.model + ")", fileDigest(o.model));
+    std::string dataList;
+    for (const std::string &f : data.trainFiles()) dataList += f + ":" + std::to_string(fs::file_size(f)) + "\n";
+    comm::requireSameOnAllRanks(*comm, "the training data (" + o.dataDir + ")", textDigest(dataList));
+    comm::requireSameOnAllRanks(*comm, "the configuration (resolved keys, run directory, checkpoint, device)",
+                                textDigest(c.toJson().dump() + "\n" + o.runDir + "\n" + checkpointDir + "\n" + o.device));
+    int64_t accum = c.batch_tokens / microTokens;
+    if (accum % world != 0)
+      throw ConfigError("key 'batch_tokens' (" + std::to_string(c.batch_tokens) + ") is " + std::to_string(accum) +
+                        " micro-batches, which the " + std::to_string(world) + " ranks cannot share equally");
+    DataParallel dp(*comm, *device, static_cast<int>(c.zero), a.flatElements, c.bucket_mb);
+    Range opt = dp.optimizerRange();
 
-    Engine engine(a, *device);
-    Trainer t(o, c, a, layout, data, engine, device->describe());
+    Snapshot snap;
+    if (o.resume) {  // this rank's range of the moments, whatever ranks wrote them
+      snap = readCheckpoint(checkpointDir, layout, opt.begin, opt.end, rank == 0);
+      data.seek(snap.state.data);
+    }
+
+    // Rank 0 owns the run directory; the others wait until it is set up.
+    std::unique_ptr<RunLock> lock;
+    if (rank == 0) {
+      std::error_code ec;
+      fs::create_directories(o.runDir, ec);
+      if (ec) throw Failure(o.runDir + ": cannot create the run directory (" + ec.message() + ")");
+      lock = std::make_unique<RunLock>(o.runDir);
+      removeStaleTemporaries(o.runDir);
+      writeTextAtomic(o.runDir + "/config.json", c.toJson().dump(2) + "\n");
+    }
+    // Rank 0's pid names the checkpoints' temporary directories.
+    long tag = static_cast<long>(dp.allGather({static_cast<double>(getpid())})[0]);
+
+    Engine engine(a, *device, opt, dp.allocatedElements());
+    Trainer t(o, c, a, layout, data, engine, device->describe(), dp, tag);
+    if (world > 1) {  // per-rank memory of the training state, as rank 0 sees it
+      shard::StateBytes m = shard::stateBytes(dp.layout(), static_cast<int>(c.zero), rank,
+                                              static_cast<int64_t>(artifact::dtypeSize(a.paramDType())));
+      std::vector<double> all = dp.allGather({static_cast<double>(m.params), static_cast<double>(m.grads + m.gradScratch),
+                                              static_cast<double>(m.master + m.moments)});
+      for (int r = 0; rank == 0 && r < world; ++r)
+        std::printf("rank %d memory: params %.0f B, grads %.0f B, optimizer state %.0f B (zero=%lld)\n", r, all[3 * r],
+                    all[3 * r + 1], all[3 * r + 2], static_cast<long long>(c.zero));
+    }
     if (o.resume) {
-      std::printf("resuming from %s (step %lld)\n", checkpointDir.c_str(), static_cast<long long>(snap.state.step));
+      if (rank == 0)
+        std::printf("resuming from %s (step %lld)\n", checkpointDir.c_str(), static_cast<long long>(snap.state.step));
       t.restore(snap);
       snap = Snapshot();  // free the host copy
     } else {
@@ -377,10 +541,10 @@ int runTrain(const TrainOptions &o) {
     }
     return t.run(o.resume);
   } catch (const ConfigError &e) {
-    std::fprintf(stderr, "tlrun train: %s\n", e.what());
+    std::fprintf(stderr, "tlrun train: %s%s\n", rankPrefix.c_str(), e.what());
     return 2;
   } catch (const std::exception &e) {
-    std::fprintf(stderr, "tlrun train: %s\n", e.what());
+    std::fprintf(stderr, "tlrun train: %s%s\n", rankPrefix.c_str(), e.what());
     return 1;
   }
 }

@@ -212,3 +212,35 @@ TEST(TrainCheckpoint, OptimizerRangesFromSeveralFiles) {
   EXPECT_NE(errorOf([&] { readCheckpoint(dir, tinyLayout()); }).find("the optimizer ranges cover 128 of 192 elements"),
             std::string::npos);
 }
+
+// The pieces data-parallel ranks use: three range files written by three
+// "ranks" into one temporary directory, published with the manifest last;
+// a rank of a 2-rank job then reads only its new range of the moments,
+// re-cut across the files (shard::reshard), and every master weight.
+TEST(TrainCheckpoint, RankFilesPublishedAndReadAsAnotherRange) {
+  std::string run = freshDir("rankfiles");
+  Snapshot s = randomSnapshot(6, 9);
+  std::string tmp = checkpointTempDir(run, 6, 4242);
+  createCheckpointTemp(tmp);
+  writeModelFile(tmp, s.layout, s.master.data());
+  std::vector<OptimizerPart> parts = {{"optimizer-0-of-3.safetensors", 0, 64},
+                                      {"optimizer-1-of-3.safetensors", 64, 128},
+                                      {"optimizer-2-of-3.safetensors", 128, 192}};
+  for (const OptimizerPart &p : parts) writeOptimizerFile(tmp, p, s.m.data() + p.begin, s.v.data() + p.begin);
+  std::string dir = publishCheckpoint(run, tmp, s.state, s.layout, parts, 0);
+  EXPECT_EQ(dir, run + "/checkpoints/6");
+  EXPECT_FALSE(fs::exists(tmp));
+  EXPECT_EQ(resolveCheckpoint(run, ""), dir);
+  for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 128}, {128, 192}, {50, 150}, {0, 192}}) {
+    Snapshot back = readCheckpoint(dir, tinyLayout(), begin, end, true);
+    ASSERT_EQ(back.rangeBegin, begin);
+    ASSERT_EQ(static_cast<int64_t>(back.m.size()), end - begin);
+    EXPECT_EQ(0, std::memcmp(back.m.data(), s.m.data() + begin, static_cast<size_t>(end - begin) * 4));
+    EXPECT_EQ(0, std::memcmp(back.v.data(), s.v.data() + begin, static_cast<size_t>(end - begin) * 4));
+    EXPECT_EQ(0, std::memcmp(back.master.data(), s.master.data(), 192 * 4));
+  }
+  // A rank file that is missing is named.
+  fs::remove(dir + "/optimizer-1-of-3.safetensors");
+  EXPECT_NE(errorOf([&] { readCheckpoint(dir, tinyLayout(), 0, 64, false); }).find("optimizer-1-of-3.safetensors: missing"),
+            std::string::npos);
+}

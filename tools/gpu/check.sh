@@ -19,4 +19,5 @@ for dtype in f32 bf16; do
 done
 python3 "$out/compare.py" "$out" "$results" | tee "$results/table.txt" || status=1
 tools/gpu/nccl-check.sh || status=1
+tools/gpu/dist-train-check.sh || status=1
 exit $status

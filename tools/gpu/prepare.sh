@@ -40,6 +40,24 @@ for dtype in f32 bf16; do
   build/tools/tlrun eval "$out/tiny-$dtype.tlx" --device cpu --weights "$out/weights.safetensors" \
     --tokens "$out/tokens.bin" --json --dump-grads "$out/cpu-$dtype.safetensors" > "$out/cpu-$dtype.json"
 done
+# The data-parallel trainer's reference (dist-train-check.sh): 2 MPI ranks on the CPU.
+/usr/bin/python3 - "$out" <<'PY'
+import json, os, sys
+import numpy as np
+sys.path.insert(0, "tests/train")
+from trainlib import markov_table, markov_tokens, write_shard
+out = sys.argv[1]
+c = json.load(open(os.path.join(out, "info.json")))["config"]
+os.makedirs(os.path.join(out, "dist-data"), exist_ok=True)
+rng = np.random.default_rng(7)
+table = markov_table(rng, c["vocab"])
+write_shard(os.path.join(out, "dist-data", "syn_train_000.bin"), markov_tokens(rng, table, 40 * c["micro_batch"] * c["seq"]))
+open(os.path.join(out, "dist-sets.txt"), "w").write(
+    f"steps=6,batch_tokens={4 * c['micro_batch'] * c['seq']},warmup_steps=2,lr=1e-3,min_lr=1e-4,log_every=1,bucket_mb=0.5")
+PY
+mpirun --allow-run-as-root --oversubscribe -np 2 build/tools/tlrun train "$out/tiny-f32.tlx" --data "$out/dist-data" \
+  --out "$out/dist-ref" --set "$(cat "$out/dist-sets.txt")" > "$out/dist-ref.txt"
+rm -rf "$out/dist-ref/checkpoints"
 cp tools/gpu/compare.py "$out/"
 cp build/bin/tl-comm-check "$out/"  # the NCCL communicator check (nccl-check.sh)
 echo "prepared $out/: $(ls "$out" | wc -l) files"

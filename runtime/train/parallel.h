@@ -1,0 +1,87 @@
+// Data parallelism for `tlrun train` (docs/distributed.md): which
+// micro-batches and which flat ranges a rank owns, the gradient reductions
+// of each ZeRO stage, the all-gather of updated parameters, and the small
+// host messages (losses, norms, flags) every step agrees on. With one rank
+// (and no NCCL) every call is a no-op and the trainer runs as before.
+//
+//   zero 0  all-reduce of the whole gradient buffer after the last
+//           micro-batch; every rank updates everything (replicated).
+//   zero 1  one reduce-scatter of the padded gradient buffer after the last
+//           micro-batch; each rank updates its shard, then all-gather.
+//   zero 2  after every micro-batch, the gradient buffer is reduced to the
+//           owners in buckets (started from the end of the buffer); a rank
+//           then zeroes the gradients it does not own, so the next
+//           micro-batch adds onto its owned sums; update + all-gather.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/comm/communicator.h"
+#include "runtime/comm/sharding.h"
+#include "runtime/device.h"
+#include "runtime/engine.h"
+
+namespace tlc::train {
+
+class DataParallel {
+ public:
+  // `flatElements`: the artifact's flat size; `bucketMb`: zero=2's buckets.
+  DataParallel(comm::Communicator &c, Device &device, int zero, int64_t flatElements, double bucketMb);
+
+  int rank() const { return comm_.rank(); }
+  int world() const { return comm_.size(); }
+  int zero() const { return zero_; }
+  const shard::Layout &layout() const { return layout_; }
+  comm::Communicator &comm() { return comm_; }
+  // What this rank keeps optimizer state for (zero 0: everything).
+  Range optimizerRange() const;
+  // What this rank saves in checkpoints: its owned range (in every mode).
+  Range savedRange() const { return layout_.ownedBy(rank()); }
+  // Whether the gradient and parameter collectives run: with several ranks,
+  // and with NCCL on one (TLC_COMM_BACKEND=nccl: the GPU check exercises the
+  // device-buffer path). One MPI-less rank skips them.
+  bool active() const { return world() > 1 || comm_.deviceBuffers(); }
+  // The flat buffers' allocated size: padded to equal shards when active.
+  int64_t allocatedElements() const;
+  // Rank r computes micro-batches [first, first + count) of every step's
+  // `accum` (which the world size must divide).
+  int64_t firstMicroBatch(int64_t accum) const { return rank() * (accum / world()); }
+
+  void attach(Engine &e);
+  void afterMicroBatch();    // zero 2: reduce to owners
+  void afterAccumulation();  // zero 0: all-reduce; zero 1: reduce-scatter
+  void gatherParams();       // zero 1, 2: all-gather the updated shards
+
+  // Sum over ranks in rank order of one double per rank (host).
+  double sumOverRanks(double mine);
+  // Every rank's `mine` (same length on every rank), in rank order (host).
+  std::vector<double> allGather(const std::vector<double> &mine);
+  void barrier();
+
+  // Seconds spent in collectives since the last call.
+  double takeCommSeconds();
+
+ private:
+  struct Timer {
+    explicit Timer(double &total) : total_(total), start_(std::chrono::steady_clock::now()) {}
+    ~Timer() { total_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
+    double &total_;
+    std::chrono::steady_clock::time_point start_;
+  };
+  comm::Communicator &comm_;
+  Device &device_;
+  int zero_;
+  shard::Layout layout_;
+  std::vector<shard::Bucket> buckets_;
+  Engine *engine_ = nullptr;
+  double commSeconds_ = 0;
+};
+
+// A digest of a file's bytes (the artifact) for requireSameOnAllRanks.
+uint64_t fileDigest(const std::string &path);
+uint64_t textDigest(const std::string &text);
+
+}  // namespace tlc::train

@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""`mpirun -np N tlrun train` on a tiny compiled TinyLlama (CPU ranks, MPI):
+
+  trajectory  2 and 4 ranks (zero=2, and zero=0 / zero=1 on 2 ranks) reproduce the 1-rank loss,
+              gradient-norm and validation trajectory of the same global batch within 1e-6
+              relative; the final weights agree; each rank's logged optimizer-state memory is
+              its 1/N share of the total
+  bf16        a bf16 model on 2 (zero=2) and 4 (zero=1) ranks follows its 1-rank trajectory
+  reshard     a 4-rank checkpoint resumed on 2 ranks, and a 2-rank one on 4, continue the
+              1-rank trajectory; a 1-rank resume of a 4-rank checkpoint too
+  kill        a rank killed (SIGKILL) mid-run ends the job with a message naming it, in time;
+              the last complete checkpoint stays loadable
+  hang        a rank stopped (SIGSTOP) mid-run: the others end the job within comm_timeout_s
+              naming it
+  signal      SIGTERM to one rank: every rank stops after the same step with a checkpoint (exit
+              143), and 2 ranks resume it
+  mismatch    a configuration that differs on one rank is refused at start, naming the rank; a global
+              batch the ranks cannot share equally is refused
+
+Fresh random data every run (the seed is printed). Run with /usr/bin/python3.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
+from trainlib import TINY, compile_model, latest, markov_table, markov_tokens, metrics, read_safetensors, write_shard  # noqa: E402
+
+FAILURES = []
+# 4 micro-batches of 2x16 per step: 1, 2 or 4 ranks share them equally.
+BASE = ("batch_tokens=128,warmup_steps=2,lr=3e-3,min_lr=3e-4,log_every=1,val_every=3,val_batches=4,"
+        "comm_timeout_s=60,bucket_mb=0.01")
+
+
+def check(cond, what):
+    print(f"  {'ok  ' if cond else 'FAIL'} {what}", flush=True)
+    if not cond:
+        FAILURES.append(what)
+
+
+def mpirun(np_):
+    return [ARGS.mpiexec, "--allow-run-as-root", "--oversubscribe", "-np", str(np_)]
+
+
+def train(ranks, args, timeout=120):
+    cmd = ([] if ranks == 1 else mpirun(ranks)) + [ARGS.tlrun, "train"] + args
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def make_data(dir, rng):
+    os.makedirs(dir, exist_ok=True)
+    table = markov_table(rng, 64)
+    for i in range(2):
+        write_shard(os.path.join(dir, f"syn_train_{i:03d}.bin"), markov_tokens(rng, table, 4000))
+    write_shard(os.path.join(dir, "syn_val_000.bin"), markov_tokens(rng, table, 1000))
+    return dir
+
+
+def rel(a, b):
+    return abs(a - b) / max(abs(b), 1e-30)
+
+
+def compare(name, ref, got, steps, tol=1e-6):
+    """Entries of `got` against the 1-rank entries `ref` for the given steps."""
+    r = {e["step"]: e for e in ref}
+    g = {e["step"]: e for e in got}
+    worst = {}
+    ok = all(s in g for s in steps)
+    for s in steps:
+        if s not in g:
+            continue
+        for key in ("loss", "grad_norm", "val_loss"):
+            if key in r[s] or key in g[s]:
+                if key not in r[s] or key not in g[s]:
+                    ok = False
+                    continue
+                worst[key] = max(worst.get(key, 0.0), rel(g[s][key], r[s][key]))
+    text = ", ".join(f"{k} {v:.1e}" for k, v in worst.items())
+    check(ok and max(worst.values()) <= tol,
+          f"{name}: loss, norm and validation of steps {steps[0]}..{steps[-1]} match 1 rank within {tol:g} relative ({text})")
+
+
+def test_trajectory(work, rng, data, model):
+    ref_dir = os.path.join(work, "ref")
+    out = train(1, [model, "--data", data, "--out", ref_dir, "--set", BASE + ",steps=6"])
+    check(out.returncode == 0, f"1 rank trains 6 steps ({out.stderr.strip()[-300:]})")
+    ref = metrics(ref_dir)
+    flat = json.load(open(os.path.join(latest(ref_dir), "state.json")))["layout"]["flat_elements"]
+    ref_w = read_safetensors(os.path.join(latest(ref_dir), "model.safetensors"))
+    for ranks, zero in [(2, 2), (4, 2), (2, 0), (2, 1)]:
+        name = f"{ranks} ranks zero={zero}"
+        run_dir = os.path.join(work, f"r{ranks}z{zero}")
+        out = train(ranks, [model, "--data", data, "--out", run_dir, "--set", BASE + f",steps=6,zero={zero}"])
+        check(out.returncode == 0, f"{name} trains ({out.stderr.strip()[-400:]})")
+        if out.returncode != 0:
+            continue
+        starts = re.findall(r"^rank (\d+) of (\d+) \(pid \d+", out.stdout, re.M)
+        check(sorted(starts) == [(str(r), str(ranks)) for r in range(ranks)], f"{name}: every rank logs its rank and world size")
+        got = metrics(run_dir)
+        compare(name, ref, got, list(range(1, 7)))
+        check(all("comm_s" in e and e["world"] == ranks for e in got), f"{name}: metrics.jsonl carries comm_s per step")
+        check(re.search(r"\| comm \d+\.\d ms/step", out.stdout) is not None, f"{name}: the progress line shows comm time")
+        w = read_safetensors(os.path.join(latest(run_dir), "model.safetensors"))
+        # Adam's normalised update turns last-bit gradient differences into visible ones where a
+        # gradient is near zero: measured up to 6e-7 absolute here (a step moves a weight up to lr = 3e-3).
+        diff = max(float(np.max(np.abs(w[k] - ref_w[k]))) for k in ref_w)
+        check(set(w) == set(ref_w) and diff < 1e-5,
+              f"{name}: the final full weights match 1 rank (largest difference {diff:.1e}, bound 1e-5)")
+        state = json.load(open(os.path.join(latest(run_dir), "state.json")))
+        check(len(state["optimizer"]) == ranks, f"{name}: the checkpoint holds one optimizer file per rank")
+        mem = {int(r): (int(p), int(g), int(o)) for r, p, g, o in
+               re.findall(r"^rank (\d+) memory: params (\d+) B, grads (\d+) B, optimizer state (\d+) B", out.stdout, re.M)}
+        total = 12 * flat  # master weights and two moments, f32
+        opt = [mem.get(r, (0, 0, 0))[2] for r in range(ranks)]
+        if zero == 0:
+            check(len(mem) == ranks and all(o == total for o in opt), f"{name}: every rank holds all optimizer state ({opt})")
+        else:
+            share = 12 * (-(-flat // ranks) + 63) // 64 * 64
+            check(len(mem) == ranks and sum(opt) == total and max(opt) <= share and min(opt) >= total // ranks - 12 * 64 * ranks,
+                  f"{name}: optimizer state per rank is 1/{ranks} of {total} B ({opt})")
+
+
+def test_bf16(work, rng, data, model):
+    """A bf16 model: parameters all-gathered in bf16, master weights f32."""
+    mlir, tlx = os.path.join(work, "bf16.mlir"), os.path.join(work, "bf16.tlx")
+    subprocess.run([ARGS.tlc, "emit", "tinyllama", "--preset", "tiny", "--set", TINY, "--dtype", "bf16", "-o", mlir], check=True)
+    subprocess.run([ARGS.tlc, "compile", mlir, "-o", tlx, "--target", "cpu"], check=True, capture_output=True)
+    runs = {}
+    for ranks, zero in [(1, 2), (2, 2), (4, 1)]:
+        run_dir = os.path.join(work, f"bf16-r{ranks}z{zero}")
+        out = train(ranks, [tlx, "--data", data, "--out", run_dir, "--set", BASE + f",steps=6,zero={zero}"])
+        check(out.returncode == 0, f"bf16, {ranks} ranks zero={zero} trains ({out.stderr.strip()[-300:]})")
+        if out.returncode == 0:
+            runs[ranks] = run_dir
+    if len(runs) == 3:
+        ref_w = read_safetensors(os.path.join(latest(runs[1]), "model.safetensors"))
+        for ranks in (2, 4):
+            compare(f"bf16, {ranks} ranks", metrics(runs[1]), metrics(runs[ranks]), list(range(1, 7)))
+            w = read_safetensors(os.path.join(latest(runs[ranks]), "model.safetensors"))
+            diff = max(float(np.max(np.abs(w[k] - ref_w[k]))) for k in ref_w)
+            check(diff < 1e-5, f"bf16, {ranks} ranks: the final f32 master weights match 1 rank ({diff:.1e})")
+
+
+def test_reshard(work, rng, data, model):
+    ref_dir = os.path.join(work, "rs-ref")
+    out = train(1, [model, "--data", data, "--out", ref_dir, "--set", BASE + ",steps=6"])
+    check(out.returncode == 0, "1 rank trains 6 steps")
+    ref = metrics(ref_dir)
+    for first, second in [(4, 2), (2, 4), (4, 1)]:
+        a = os.path.join(work, f"rs-{first}")
+        if not os.path.exists(a):  # the whole 6-step schedule, a checkpoint at step 3
+            out = train(first, [model, "--data", data, "--out", a, "--set", BASE + ",steps=6,checkpoint_every=3"])
+            check(out.returncode == 0, f"{first} ranks train 6 steps ({out.stderr.strip()[-300:]})")
+        b = os.path.join(work, f"rs-{first}-to-{second}")
+        out = train(second, [model, "--data", data, "--out", b, "--resume=" + os.path.join(a, "checkpoints", "3")])
+        check(out.returncode == 0 and "resuming from" in out.stdout,
+              f"{second} ranks resume the {first}-rank checkpoint of step 3 ({out.stderr.strip()[-400:]})")
+        if out.returncode == 0:
+            compare(f"{first} -> {second} ranks", ref, metrics(b), [4, 5, 6])
+
+
+def start_job(args, ranks=2):
+    proc = subprocess.Popen(mpirun(ranks) + [ARGS.tlrun, "train"] + args, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    threading.Thread(target=lambda: [lines.append(line) for line in proc.stdout], daemon=True).start()
+    return proc, lines
+
+
+def wait_for(lines, pattern, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        for line in list(lines):
+            m = re.search(pattern, line)
+            if m:
+                return m
+        time.sleep(0.05)
+    return None
+
+
+def fault(work, data, model, name, sig, timeout_s, expect):
+    run_dir = os.path.join(work, name)
+    proc, lines = start_job([model, "--data", data, "--out", run_dir, "--set",
+                             BASE + f",steps=100000,checkpoint_every=2,comm_timeout_s={timeout_s}"])
+    pid = wait_for(lines, r"^rank 1 of 2 \(pid (\d+)")
+    step = wait_for(lines, r"^step 3/")
+    check(pid is not None and step is not None, f"{name}: the job starts and trains")
+    if pid is None or step is None:
+        proc.kill()
+        return
+    os.kill(int(pid.group(1)), sig)
+    t0 = time.time()
+    try:
+        rc = proc.wait(timeout=timeout_s + 40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = None
+    took = time.time() - t0
+    time.sleep(0.2)
+    text = "".join(lines)
+    print("  " + "\n  ".join(line.rstrip() for line in lines if re.search(r"rank|abort|tlrun", line))[-1500:])
+    check(rc not in (None, 0), f"{name}: the job ends with a failure status ({rc}) in {took:.1f} s")
+    check(re.search(expect, text) is not None, f"{name}: the message names rank 1 (/{expect}/)")
+    if sig == signal.SIGSTOP:
+        check(took < timeout_s + 30, f"{name}: within comm_timeout_s={timeout_s} plus the grace")
+        try:
+            os.kill(int(pid.group(1)), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    ckpt = latest(run_dir)
+    state = json.load(open(os.path.join(ckpt, "state.json")))
+    check(all(os.path.exists(os.path.join(ckpt, f)) for f in state["files"]), f"{name}: latest names a complete checkpoint")
+    out = train(1, [model, "--data", data, "--out", os.path.join(work, name + "-resumed"), "--resume=" + ckpt,
+                    "--steps", str(state["step"] + 1)])
+    check(out.returncode == 0, f"{name}: it resumes ({out.stderr.strip()[-300:]})")
+
+
+def test_kill(work, rng, data, model):
+    fault(work, data, model, "kill", signal.SIGKILL, 30, r"rank 1 .*signal 9|process rank 1|rank 1 did not arrive")
+
+
+def test_hang(work, rng, data, model):
+    fault(work, data, model, "hang", signal.SIGSTOP, 4, r"rank 1 did not arrive")
+
+
+def test_signal(work, rng, data, model):
+    """SIGTERM to one rank: every rank stops after the same step, a checkpoint is written, 143."""
+    run_dir = os.path.join(work, "signal")
+    proc, lines = start_job([model, "--data", data, "--out", run_dir, "--set", BASE + ",steps=100000,checkpoint_every=0"])
+    pid = wait_for(lines, r"^rank 1 of 2 \(pid (\d+)")
+    step = wait_for(lines, r"^step 3/")
+    check(pid is not None and step is not None, "signal: the job starts and trains")
+    if pid is None or step is None:
+        proc.kill()
+        return
+    os.kill(int(pid.group(1)), signal.SIGTERM)
+    try:
+        rc = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        rc = None
+    time.sleep(0.2)
+    text = "".join(lines)
+    m = re.search(r"after step (\d+): checkpoint .*/checkpoints/(\d+) written", text)
+    check(rc == 143 and m is not None and m.group(1) == m.group(2),
+          f"signal: exit 143 after a checkpoint of the step every rank finished ({rc})")
+    if m:
+        ckpt = latest(run_dir)
+        check(os.path.basename(ckpt) == m.group(1), "signal: latest names it")
+        state = json.load(open(os.path.join(ckpt, "state.json")))
+        out = train(2, [model, "--data", data, "--out", run_dir, "--resume", "--steps", str(state["step"] + 2)])
+        check(out.returncode == 0 and os.path.basename(latest(run_dir)) == str(state["step"] + 2),
+              f"signal: 2 ranks resume it ({out.stderr.strip()[-300:]})")
+
+
+def test_mismatch(work, rng, data, model):
+    run_dir = os.path.join(work, "mismatch")
+    args = [ARGS.tlrun, "train", model, "--data", data, "--out", run_dir, "--set", BASE + ",steps=4"]
+    cmd = [ARGS.mpiexec, "--allow-run-as-root", "--oversubscribe", "-np", "1"] + args + [":", "-np", "1"] + args + \
+          ["--set", "lr=2e-2"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    text = out.stdout + out.stderr
+    print("  " + "\n  ".join(line for line in text.splitlines() if "disagree" in line))
+    check(out.returncode != 0, f"a rank with another configuration: the job fails ({out.returncode})")
+    check(re.search(r"disagree on the configuration.*rank\(s\) 1 differ", text) is not None,
+          "the message names the configuration and rank 1")
+    check(not os.path.exists(os.path.join(run_dir, "metrics.jsonl")), "nothing was trained")
+    # A global batch the ranks cannot share equally (4 micro-batches, 3 ranks).
+    out = train(3, [model, "--data", data, "--out", os.path.join(work, "uneven"), "--set", BASE + ",steps=2"])
+    check(out.returncode != 0 and "which the 3 ranks cannot share equally" in out.stderr
+          and not os.path.exists(os.path.join(work, "uneven")),
+          f"4 micro-batches on 3 ranks: refused naming batch_tokens, nothing written ({out.returncode})")
+
+
+TESTS = {"trajectory": test_trajectory, "bf16": test_bf16, "reshard": test_reshard, "kill": test_kill, "hang": test_hang,
+         "signal": test_signal, "mismatch": test_mismatch}
+
+
+def main():
+    global ARGS
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tlc", required=True)
+    parser.add_argument("--tlrun", required=True)
+    parser.add_argument("--mpiexec", default="mpirun")
+    parser.add_argument("--only", choices=sorted(TESTS), action="append")
+    ARGS = parser.parse_args()
+    seed = int.from_bytes(os.urandom(4), "little")
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory(prefix="tl-dist-train-") as work:
+        model, _ = compile_model(ARGS.tlc, work)
+        data = make_data(os.path.join(work, "data"), rng)
+        for name in ARGS.only or sorted(TESTS):
+            print(f"{name}:", flush=True)
+            TESTS[name](work, rng, data, model)
+    if FAILURES:
+        print(f"{len(FAILURES)} check(s) failed")
+        return 1
+    print("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
