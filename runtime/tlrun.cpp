@@ -11,7 +11,6 @@
 #include "runtime/artifact.h"
 #include "runtime/device.h"
 #include "runtime/engine.h"
-#include "runtime/export/export.h"
 #include "runtime/half.h"
 #include "runtime/safetensors.h"
 #include "runtime/tokens.h"
@@ -124,8 +123,8 @@ int evalCommand(const std::vector<std::string> &args) {
 }  // namespace
 
 int runTlrun(int argc, char **argv) {
-  if (argc >= 2 && (!std::strcmp(argv[1], "train") || !std::strcmp(argv[1], "plot"))) return train::runCli(argc, argv);
-  if (argc >= 2 && !std::strcmp(argv[1], "export")) return hf::runCli(argc, argv);
+  if (argc >= 2 && (!std::strcmp(argv[1], "train") || !std::strcmp(argv[1], "plot") ||
+                    !std::strcmp(argv[1], "export"))) return train::runCli(argc, argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::fputs(kUsage, stdout);
     return argc < 2 ? 1 : 0;

@@ -308,17 +308,4 @@ void addExportCommand(CLI::App &tlrun) {
   });
 }
 
-int runCli(int argc, char **argv) {
-  CLI::App app("tlrun: run compiled .tlx models", "tlrun");
-  app.require_subcommand(1);
-  addExportCommand(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError &e) {
-    int rc = app.exit(e);
-    return rc == 0 || e.get_name() == "RuntimeError" ? rc : 2;
-  }
-  return 0;
-}
-
 }  // namespace tlc::hf

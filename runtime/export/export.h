@@ -26,7 +26,5 @@ struct ExportOptions {
 int runExport(const ExportOptions &o);
 
 void addExportCommand(CLI::App &tlrun);
-// Parses argv (argv[1] is "export") and runs it; 2 on usage errors.
-int runCli(int argc, char **argv);
 
 }  // namespace tlc::hf

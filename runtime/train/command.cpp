@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "runtime/export/export.h"
 #include "runtime/train/config.h"
 #include "runtime/train/metrics.h"
 #include "runtime/train/trainer.h"
@@ -69,6 +70,7 @@ int runCli(int argc, char **argv) {
   app.require_subcommand(1);
   addTrainCommand(app);
   addPlotCommand(app);
+  hf::addExportCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {
