@@ -144,6 +144,9 @@ std::vector<std::string> existingOutputs(const std::string &out) {
   std::error_code ec;
   if (!fs::exists(out, ec)) return found;
   if (!fs::is_directory(out, ec)) throw Error(out + ": exists and is not a directory");
+  for (const char *f : {"state.json", "run.json", "checkpoints"})
+    if (fs::exists(fs::path(out) / f, ec))
+      throw Error(out + ": holds " + f + ": a run or checkpoint directory is no export directory (even with --force)");
   for (const char *f : kOutputs)
     if (fs::exists(fs::path(out) / f, ec)) found.push_back(f);
   return found;

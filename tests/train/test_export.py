@@ -173,6 +173,13 @@ def test_parity(work, rng):
     check(g.get("bos_token_id") == 1 and g.get("eos_token_id") == 2, "generation_config.json: bos/eos ids")
     with open(os.path.join(hf, "tokenizer.model"), "rb") as x, open(os.path.join(data, "tokenizer.model"), "rb") as y:
         check(x.read() == y.read(), "tokenizer.model is the data's")
+    text = "abc defg hij klmn"
+    ids = subprocess.run(["spm_encode", f"--model={hf}/tokenizer.model", "--output_format=id"], input=text + "\n",
+                         capture_output=True, text=True)
+    back = subprocess.run(["spm_decode", f"--model={hf}/tokenizer.model", "--input_format=id"], input=ids.stdout,
+                          capture_output=True, text=True)
+    check(ids.returncode == 0 and back.stdout.strip() == text, "SentencePiece (spm_encode/spm_decode) loads the "
+                                                               "exported tokenizer.model and round-trips text")
     ckpt = latest(run)
     a, b = read_safetensors(os.path.join(ckpt, "model.safetensors")), read_safetensors(os.path.join(hf, "model.safetensors"))
     check(set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in a), "f32 weights equal the checkpoint's bitwise")
@@ -303,6 +310,9 @@ def test_bad_input(work, rng):
     refused(["export", run, "--hf", hf], [hf, "config.json", "model.safetensors", "--force"], "existing output", [hf])
     out = tlrun(["export", run, "--hf", hf, "--force"])
     check(out.returncode == 0, "--force replaces an earlier export")
+    refused(["export", run, "--hf", run, "--force"], [run, "run.json", "no export directory"], "--hf RUN_DIR", [run])
+    refused(["export", run, "--hf", latest(run), "--force"], ["state.json", "no export directory"], "--hf CHECKPOINT",
+            [run])
     refused(["export", run, "--hf", hf, "--dtype", "f8"], ["--dtype"], "unknown --dtype", [hf])
     # A checkpoint copied away from its run directory needs --model.
     alone = os.path.join(work, "alone")
