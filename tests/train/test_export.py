@@ -308,8 +308,14 @@ def test_bad_input(work, rng):
     refused(["export", data, "--hf", os.path.join(work, "o2")], [data, "neither a checkpoint"], "not a run directory",
             [os.path.join(work, "o2")])
     refused(["export", run, "--hf", hf], [hf, "config.json", "model.safetensors", "--force"], "existing output", [hf])
-    out = tlrun(["export", run, "--hf", hf, "--force"])
-    check(out.returncode == 0, "--force replaces an earlier export")
+    with open(os.path.join(hf, "README.md"), "w") as f:
+        f.write("kept\n")
+    out = tlrun(["export", run, "--hf", hf, "--force", "--dtype", "bf16"])
+    with open(os.path.join(hf, "config.json")) as f:
+        replaced = json.load(f)["torch_dtype"] == "bfloat16"
+    check(out.returncode == 0 and replaced and os.path.exists(os.path.join(hf, "README.md")) and
+          not [n for n in os.listdir(work) if ".tmp-" in n], "--force replaces an earlier export, keeps other files, "
+                                                             "leaves no temporary directory")
     refused(["export", run, "--hf", run, "--force"], [run, "run.json", "no export directory"], "--hf RUN_DIR", [run])
     refused(["export", run, "--hf", latest(run), "--force"], ["state.json", "no export directory"], "--hf CHECKPOINT",
             [run])
@@ -331,6 +337,9 @@ def test_bad_input(work, rng):
     out = tlrun(["export", alone, "--hf", os.path.join(work, "o5"), "--model", tlx, "--data", bare])
     check(out.returncode == 0 and "without tokenizer.model" in out.stdout and
           not os.path.exists(os.path.join(work, "o5", "tokenizer.model")), "no tokenizer: exported without, with a note")
+    out = tlrun(["export", alone, "--hf", os.path.join(work, "o4"), "--model", tlx, "--data", bare, "--force"])
+    check(out.returncode == 0 and not os.path.exists(os.path.join(work, "o4", "tokenizer.model")),
+          "--force without a tokenizer removes the earlier export's tokenizer.model")
     # A tokenizer larger than the model.
     big = os.path.join(work, "big-data")
     os.makedirs(big)
