@@ -27,6 +27,7 @@ constexpr const char *kUsage = R"(usage: tlrun <command> [options]
 commands:
   train MODEL.tlx --data DIR --out RUN_DIR [...]   (tlrun train --help)
   plot RUN_DIR [-o FILE.svg]                        (tlrun plot --help)
+  export RUN_DIR|CHECKPOINT --hf OUT_DIR [...]      (tlrun export --help)
   eval MODEL.tlx --weights W.safetensors --tokens T.bin [--device cpu|cuda]
                  [--dump-grads G.safetensors] [--json]
       Run the compiled training step on every full micro-batch of an llm.c
@@ -127,7 +128,8 @@ int evalCommand(const std::vector<std::string> &args) {
 }  // namespace
 
 int runTlrun(int argc, char **argv) {
-  if (argc >= 2 && (!std::strcmp(argv[1], "train") || !std::strcmp(argv[1], "plot"))) return train::runCli(argc, argv);
+  if (argc >= 2 && (!std::strcmp(argv[1], "train") || !std::strcmp(argv[1], "plot") ||
+                    !std::strcmp(argv[1], "export"))) return train::runCli(argc, argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::fputs(kUsage, stdout);
     return argc < 2 ? 1 : 0;

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "runtime/export/export.h"
 #include "runtime/train/config.h"
 #include "runtime/train/metrics.h"
 #include "runtime/train/trainer.h"
@@ -30,8 +31,10 @@ void addTrainCommand(CLI::App &tlrun) {
                                         "directory, or a run directory: its latest); write --resume=PATH or put it last")
                             ->expected(0, 1);
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
-  cmd->add_option("--init", o->initWeights,
-                  "start from these weights (safetensors, Hugging Face names) instead of the artifact's initialisation");
+  cmd->add_option("--init-from", o->initWeights,
+                  "start from these weights instead of the artifact's initialisation: a Hugging Face Llama directory "
+                  "(tlrun export's) or a .safetensors file (Hugging Face names; f32, bf16 or f16)")
+      ->excludes(resume);
   cmd->footer(keysHelp() +
               "\nDefaults are the TinyLlama recipe (batch_tokens = 1024 x 2048); on a small model or a CPU set\n"
               "batch_tokens, steps and warmup_steps to fit. Exit status: 0 done, 1 failure, 2 bad usage or\n"
@@ -67,6 +70,7 @@ int runCli(int argc, char **argv) {
   app.require_subcommand(1);
   addTrainCommand(app);
   addPlotCommand(app);
+  hf::addExportCommand(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError &e) {

@@ -10,7 +10,7 @@ namespace tlc::train {
 void addTrainCommand(CLI::App &tlrun);
 void addPlotCommand(CLI::App &tlrun);
 
-// Parses argv (argv[1] is "train" or "plot") with both subcommands and runs
+// Parses argv (argv[1] is "train", "plot" or "export") with these subcommands and runs
 // it; returns the exit status (2 for usage errors).
 int runCli(int argc, char **argv);
 

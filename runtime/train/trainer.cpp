@@ -17,12 +17,14 @@
 #include "runtime/comm/communicator.h"
 #include "runtime/device.h"
 #include "runtime/engine.h"
+#include "runtime/export/init_weights.h"
 #include "runtime/safetensors.h"
 #include "runtime/train/checkpoint.h"
 #include "runtime/train/config.h"
 #include "runtime/train/data.h"
 #include "runtime/train/metrics.h"
 #include "runtime/train/parallel.h"
+#include "runtime/train/run_info.h"
 
 namespace fs = std::filesystem;
 
@@ -116,13 +118,6 @@ std::vector<float> initialWeights(const artifact::Tensor &p, size_t index, uint6
   return w;
 }
 
-std::vector<float> weightsFromFile(const safetensors::File &f, const artifact::Tensor &p) {
-  const safetensors::TensorInfo &t = f.get(p.name);
-  if (t.shape != p.shape) throw Failure(f.path() + ": tensor '" + p.name + "' has another shape than the model's");
-  std::vector<double> d = f.toDoubles(t);
-  return std::vector<float>(d.begin(), d.end());
-}
-
 // Peak dense FLOP/s of known GPUs (bf16, else TF32), for MFU; 0 when unknown.
 double peakFlops(const std::string &device, bool bf16) {
   struct Gpu {
@@ -161,11 +156,9 @@ class Trainer {
     engine_.setWeightDecayMask(decay);
   }
 
-  void freshWeights() {
-    std::unique_ptr<safetensors::File> init;
-    if (!o_.initWeights.empty()) init = std::make_unique<safetensors::File>(safetensors::File::open(o_.initWeights));
+  void freshWeights(const hf::InitWeights *init) {
     for (size_t i = 0; i < a_.params.size(); ++i) {
-      std::vector<float> w = init ? weightsFromFile(*init, a_.params[i]) : initialWeights(a_.params[i], i, c_.seed);
+      std::vector<float> w = init ? init->values(a_.params[i]) : initialWeights(a_.params[i], i, c_.seed);
       engine_.setParam(i, w.data());
     }
   }
@@ -471,6 +464,9 @@ int runTrain(const TrainOptions &o) {
                     "choose another --out");
     if (o.device != "cpu" && o.device != "cuda") throw ConfigError("--device must be cpu or cuda, got '" + o.device + "'");
 
+    std::unique_ptr<hf::InitWeights> init;
+    if (!o.initWeights.empty()) init = std::make_unique<hf::InitWeights>(hf::InitWeights::open(o.initWeights, a));
+
     // Ranks: one per process started by the launcher (docs/distributed.md);
     // each GPU rank opens the GPU numbered by its node-local rank.
     comm::Launch launch = comm::detectLaunch();
@@ -516,6 +512,7 @@ int runTrain(const TrainOptions &o) {
       lock = std::make_unique<RunLock>(o.runDir);
       removeStaleTemporaries(o.runDir);
       writeTextAtomic(o.runDir + "/config.json", c.toJson().dump(2) + "\n");
+      writeRunInfo(o.runDir, {o.model, o.dataDir, a.config, artifact::dtypeName(a.paramDType())});
     }
     // Rank 0's pid names the checkpoints' temporary directories.
     long tag = static_cast<long>(dp.allGather({static_cast<double>(getpid())})[0]);
@@ -537,7 +534,8 @@ int runTrain(const TrainOptions &o) {
       t.restore(snap);
       snap = Snapshot();  // free the host copy
     } else {
-      t.freshWeights();
+      if (init) std::printf("initial weights from %s\n", init->describe().c_str());
+      t.freshWeights(init.get());
     }
     return t.run(o.resume);
   } catch (const ConfigError &e) {

@@ -60,3 +60,25 @@ def llama_logits(w, cfg, tokens):
 def llama_loss(w, cfg, tokens, targets):
     logits = llama_logits(w, cfg, tokens)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+
+def load_hf_llama(directory, dtype=torch.float64):
+    """(weights, cfg) of a LlamaForCausalLM directory, read from config.json and
+    model.safetensors only, with cfg in llama_logits' keys from LlamaConfig's fields."""
+    import json
+    import os
+
+    from tlio import read_safetensors
+    with open(os.path.join(directory, "config.json")) as f:
+        c = json.load(f)
+    assert c["model_type"] == "llama" and c.get("hidden_act", "silu") == "silu", c
+    assert not c.get("tie_word_embeddings", False), "untied embeddings expected"
+    cfg = {"dim": c["hidden_size"], "heads": c["num_attention_heads"],
+           "kv_heads": c.get("num_key_value_heads", c["num_attention_heads"]), "layers": c["num_hidden_layers"],
+           "ffn": c["intermediate_size"], "vocab": c["vocab_size"], "norm_eps": c["rms_norm_eps"],
+           "rope_theta": c.get("rope_theta", 10000.0)}
+    w = {k: torch.tensor(v, dtype=dtype) for k, v in read_safetensors(os.path.join(directory, "model.safetensors")).items()}
+    assert w["model.embed_tokens.weight"].shape == (cfg["vocab"], cfg["dim"])
+    assert w["model.layers.0.mlp.gate_proj.weight"].shape == (cfg["ffn"], cfg["dim"])
+    return w, cfg

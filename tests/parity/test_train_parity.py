@@ -65,7 +65,7 @@ def main():
         tokens = rng.integers(0, V, size=STEPS * ACCUM * B * T + 1 + 7)
         write_shard(os.path.join(data, "rand_train_000.bin"), tokens)
         run_dir = os.path.join(work, "run")
-        run([args.tlrun, "train", tlx, "--data", data, "--out", run_dir, "--init", init, "--set",
+        run([args.tlrun, "train", tlx, "--data", data, "--out", run_dir, "--init-from", init, "--set",
              f"steps={STEPS},batch_tokens={ACCUM * B * T},warmup_steps={WARMUP},lr={LR},min_lr={MIN_LR},"
              f"grad_clip={CLIP},weight_decay={WD},beta1={BETAS[0]},beta2={BETAS[1]},eps={EPS},shuffle=false,"
              "log_every=1,checkpoint_every=0"])

@@ -45,11 +45,14 @@ def read_safetensors(path):
         (length,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(length))
         data = f.read()
-    types = {"F64": "<f8", "F32": "<f4", "I32": "<i4"}
+    types = {"F64": "<f8", "F32": "<f4", "I32": "<i4", "F16": "<f2", "BF16": "<u2"}
     out = {}
     for name, entry in header.items():
         if name == "__metadata__":
             continue
         begin, end = entry["data_offsets"]
-        out[name] = np.frombuffer(data[begin:end], dtype=types[entry["dtype"]]).reshape(entry["shape"])
+        a = np.frombuffer(data[begin:end], dtype=types[entry["dtype"]]).reshape(entry["shape"])
+        if entry["dtype"] == "BF16":  # the top half of an f32
+            a = (a.astype(np.uint32) << 16).view(np.float32)
+        out[name] = a.astype(np.float32) if entry["dtype"] == "F16" else a
     return out

@@ -64,7 +64,7 @@ BASE = "batch_tokens=128,warmup_steps=3,lr=1e-2,min_lr=1e-3,log_every=1,val_ever
 def test_help(work, rng):
     out = tlrun(["train", "--help"])
     check(out.returncode == 0, "tlrun train --help exits 0")
-    for option in ["--data", "--out", "--config", "--set", "--steps", "--resume", "--device", "--init"]:
+    for option in ["--data", "--out", "--config", "--set", "--steps", "--resume", "--device", "--init-from"]:
         check(option in out.stdout, f"--help documents {option}")
     for key, default in [("steps", "1430512"), ("batch_tokens", "2097152"), ("lr", "0.0004"), ("min_lr", "4e-05"),
                          ("warmup_steps", "2000"), ("beta1", "0.9"), ("beta2", "0.95"), ("eps", "1e-08"),
