@@ -8,7 +8,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <CLI/CLI.hpp>
+
 #include "runtime/artifact.h"
+#include "runtime/data/prepare.h"
 #include "runtime/device.h"
 #include "runtime/engine.h"
 #include "runtime/half.h"
@@ -28,6 +31,8 @@ commands:
                  [--dump-grads G.safetensors] [--json]
       Run the compiled training step on every full micro-batch of an llm.c
       token shard; print the mean loss, optionally write the mean gradients.
+  prepare --input FILES|DIRS... --out DIR [--tokenizer M | --train-tokenizer N] ...
+      Tokenize text into llm.c token shards (see tlrun prepare --help).
 )";
 
 struct UsageError : std::runtime_error {
@@ -131,6 +136,16 @@ int runTlrun(int argc, char **argv) {
   std::vector<std::string> args(argv + 2, argv + argc);
   try {
     if (command == "eval") return evalCommand(args);
+    if (command == "prepare") {
+      CLI::App app("tlrun");
+      data::addPrepareCommand(app);
+      try {
+        app.parse(argc, argv);
+      } catch (const CLI::ParseError &e) {
+        return app.exit(e) == 0 ? 0 : 1;  // --help, or a usage error
+      }
+      return 0;
+    }
     std::fprintf(stderr, "tlrun: unknown command '%s'\n%s", command.c_str(), kUsage);
   } catch (const UsageError &e) {
     std::fprintf(stderr, "tlrun: %s\n%s", e.what(), kUsage);

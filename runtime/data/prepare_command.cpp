@@ -1,0 +1,43 @@
+// `tlrun prepare`'s command line (CLI11).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "runtime/data/prepare.h"
+
+namespace tlc::data {
+
+void addPrepareCommand(CLI::App &tlrun) {
+  auto o = std::make_shared<PrepareOptions>();
+  CLI::App *cmd = tlrun.add_subcommand(
+      "prepare", "Tokenize text (or convert TinyLlama's LITPKDS files) into llm.c token shards");
+  cmd->add_option("--input", o->inputs, "Input files and directories (walked recursively)")
+      ->required();
+  cmd->add_option("--out", o->out, "Output directory (shards, tokenizer.model, manifest.json)")
+      ->required();
+  CLI::Option *tok =
+      cmd->add_option("--tokenizer", o->tokenizer, "An existing SentencePiece tokenizer.model");
+  CLI::Option *train = cmd->add_option("--train-tokenizer", o->trainVocab,
+                                       "Train a SentencePiece BPE with this many pieces (Llama-2 settings)");
+  tok->excludes(train);
+  cmd->add_option("--val-fraction", o->valFraction, "Fraction of documents for validation")
+      ->capture_default_str();
+  cmd->add_option("--format", o->format,
+                  "text (a file is a document), jsonl (\"text\" field), fortune (%-separated), "
+                  "litpkd (TinyLlama's packed tokens; detected when the first input is one)")
+      ->check(CLI::IsMember({"text", "jsonl", "fortune", "litpkd"}));
+  cmd->add_option("--shard-tokens", o->shardTokens, "Tokens per shard")->capture_default_str();
+  cmd->add_flag("--force", o->force, "Replace prepared data already in --out");
+  cmd->add_flag("--quiet", [o](int64_t) { o->progress = false; }, "No progress on stderr");
+  cmd->callback([o] {
+    Manifest m = prepare(*o);
+    std::printf("prepared %s: train %llu tokens (%llu documents, %zu shards), val %llu tokens "
+                "(%llu documents), vocabulary %d (bos %d, eos %d, unk %d)\n",
+                o->out.c_str(), (unsigned long long)m.tokens("train"),
+                (unsigned long long)m.documents("train"), m.shardPaths(o->out, "train").size(),
+                (unsigned long long)m.tokens("val"), (unsigned long long)m.documents("val"),
+                m.vocabSize, m.bosId, m.eosId, m.unkId);
+  });
+}
+
+}  // namespace tlc::data
