@@ -365,6 +365,10 @@ int runTrain(const TrainOptions &o) {
     RunLock lock(o.runDir);
     removeStaleTemporaries(o.runDir);
     writeTextAtomic(o.runDir + "/config.json", c.toJson().dump(2) + "\n");
+    // The artifact and data this run used (tlrun generate finds the model and tokenizer here).
+    writeTextAtomic(o.runDir + "/run.json", nlohmann::json{{"model", fs::absolute(o.model).string()},
+                                                           {"data", fs::absolute(o.dataDir).string()}}
+                                                    .dump(2) + "\n");
 
     Engine engine(a, *device);
     Trainer t(o, c, a, layout, data, engine, device->describe());
