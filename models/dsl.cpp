@@ -177,6 +177,31 @@ Graph::Scope::Scope(Graph &graph, const std::string &name)
 }
 Graph::Scope::~Scope() { graph_.loc_ = saved_; }
 
+OwningOpRef<ModuleOp> Graph::finish(const std::vector<Tensor> &results,
+                                    const std::vector<std::string> &names) {
+  if (results.empty() || results.size() != names.size())
+    modelError(*this, "finish: one name per result, at least one result");
+  Operation *func = func_;
+  OwningOpRef<ModuleOp> module = finish(results[0]);
+  // Widen the single-result return finish() built.
+  Block &body = cast<func::FuncOp>(func).getBody().front();
+  Operation *ret = body.getTerminator();
+  SmallVector<Value> values;
+  SmallVector<Type> types;
+  for (const Tensor &t : results) {
+    values.push_back(t.value());
+    types.push_back(t.value().getType());
+  }
+  builder_.setInsertionPoint(ret);
+  builder_.create<func::ReturnOp>(ret->getLoc(), values);
+  ret->erase();
+  auto f = cast<func::FuncOp>(func);
+  f.setFunctionType(builder_.getFunctionType(body.getArgumentTypes(), types));
+  for (size_t i = 0; i < names.size(); ++i)
+    f.setResultAttr(i, mlir::tl::TLDialect::kOutputAttrName, builder_.getStringAttr(names[i]));
+  return module;
+}
+
 //===----------------------------------------------------------------------===//
 // Operations
 //===----------------------------------------------------------------------===//

@@ -72,6 +72,9 @@ public:
   void setConfig(const std::string &key, mlir::Attribute value);
   /// Returns `result` from the function and hands over the module.
   mlir::OwningOpRef<mlir::ModuleOp> finish(Tensor result);
+  /// Returns several results, each named by `tl.output`.
+  mlir::OwningOpRef<mlir::ModuleOp> finish(const std::vector<Tensor> &results,
+                                           const std::vector<std::string> &names);
 
   /// Names the location of ops emitted while it lives (e.g. a layer), so
   /// diagnostics and dumps say where in the model an op comes from.

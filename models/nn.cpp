@@ -21,19 +21,37 @@ Tensor softmax(Tensor x, int64_t axis) {
   return e / sum(e, axis, /*keepdim=*/true);
 }
 
-RopeTables ropeTables(Graph &g, int64_t seq, int64_t headDim, double theta,
-                      int64_t offset) {
-  int64_t half = headDim / 2;
-  // Angles need f32 at least (positions up to thousands), even for bf16 models.
-  mlir::Type type = g.floatType().isF64() ? g.floatType() : g.f32();
-  // inv_freq[j] = theta^(-2j / headDim) = exp(j * (-2 ln(theta) / headDim))
-  Tensor j = g.iota({half}, 0, type);
-  Tensor invFreq = exp(j * (-2.0 * std::log(theta) / static_cast<double>(headDim)));
-  Tensor pos = g.iota({seq, 1}, 0, type);
-  if (offset != 0) pos = pos + static_cast<double>(offset);
-  Tensor freqs = pos * invFreq;  // [seq, half]
+namespace {
+// Angles need f32 at least (positions up to thousands), even for bf16 models.
+mlir::Type angleType(Graph &g) { return g.floatType().isF64() ? g.floatType() : g.f32(); }
+
+// inv_freq[j] = theta^(-2j / headDim) = exp(j * (-2 ln(theta) / headDim))
+Tensor inverseFrequencies(Graph &g, int64_t headDim, double theta) {
+  Tensor j = g.iota({headDim / 2}, 0, angleType(g));
+  return exp(j * (-2.0 * std::log(theta) / static_cast<double>(headDim)));
+}
+
+// Tables from positions [P, 1] (angle type) times inverse frequencies.
+RopeTables tablesAt(Graph &g, Tensor pos, Tensor invFreq) {
+  Tensor freqs = pos * invFreq;  // [P, half]
   Tensor angles = concat({freqs, freqs}, 1);
   return {convert(cos(angles), g.floatType()), convert(sin(angles), g.floatType())};
+}
+} // namespace
+
+RopeTables ropeTables(Graph &g, int64_t seq, int64_t headDim, double theta,
+                      int64_t offset) {
+  Tensor invFreq = inverseFrequencies(g, headDim, theta);
+  Tensor pos = g.iota({seq, 1}, 0, angleType(g));
+  if (offset != 0) pos = pos + static_cast<double>(offset);
+  return tablesAt(g, pos, invFreq);
+}
+
+RopeTables ropeTablesAt(Tensor positions, int64_t headDim, double theta) {
+  Graph &g = positions.graph();
+  Tensor invFreq = inverseFrequencies(g, headDim, theta);
+  Tensor pos = convert(reshape(positions, {positions.dim(0), 1}), angleType(g));
+  return tablesAt(g, pos, invFreq);
 }
 
 Tensor rotary(Tensor x, const RopeTables &tables) {
@@ -64,6 +82,22 @@ Tensor attention(Tensor q, Tensor k, Tensor v, bool causal) {
     scores = where(greaterEqual(row, col), scores, negInf);
   }
   return matmul(softmax(scores, -1), v);
+}
+
+Tensor cachedAttention(Tensor q, Tensor kCache, Tensor vCache, Tensor position) {
+  Graph &g = q.graph();
+  int64_t heads = q.dim(0), hd = q.dim(2), kvHeads = kCache.dim(0), context = kCache.dim(1);
+  int64_t group = heads / kvHeads;
+  // Query head h = kv * group + g reads KV head kv: group the query heads by
+  // their KV head, so the cache is read as it is, never repeated.
+  Tensor qg = reshape(q, {kvHeads, group, hd});
+  Tensor scores = matmul(qg, kCache, false, true) * (1.0 / std::sqrt(static_cast<double>(hd)));
+  Tensor key = g.iota({kvHeads, group, context}, 2, g.i32());
+  Tensor visible = greaterEqual(broadcastTo(reshape(position, {1, 1, 1}), key.shape()), key);
+  Tensor negInf = g.full(scores.shape(), -std::numeric_limits<double>::infinity(),
+                         scores.elementType());
+  scores = where(visible, scores, negInf);
+  return reshape(matmul(softmax(scores, -1), vCache), {heads, 1, hd});
 }
 
 Tensor swiglu(Tensor x, Tensor gate, Tensor up, Tensor down) {

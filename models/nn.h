@@ -26,6 +26,9 @@ struct RopeTables {
 };
 RopeTables ropeTables(dsl::Graph &g, int64_t seq, int64_t headDim, double theta,
                       int64_t offset = 0);
+/// The tables at the positions of the i32 tensor `positions` [P] (known only
+/// when the function runs: a decode step's position).
+RopeTables ropeTablesAt(Tensor positions, int64_t headDim, double theta);
 /// x * cos + rotate_half(x) * sin for x in [..., seq, headDim].
 Tensor rotary(Tensor x, const RopeTables &tables);
 
@@ -33,6 +36,12 @@ Tensor rotary(Tensor x, const RopeTables &tables);
 /// KV dividing H (grouped-query attention: query head h reads KV head
 /// h / (H / KV)). Returns [B, H, T, hd].
 Tensor attention(Tensor q, Tensor k, Tensor v, bool causal);
+
+/// One query token's attention over a KV cache: q [H, 1, hd]; kCache, vCache
+/// [KV, C, hd] holding keys and values at positions 0..position (the rest is
+/// masked, whatever it holds); position: i32 [1]. Grouped-query heads as in
+/// `attention`. Returns [H, 1, hd]. Costs O(H * C * hd) whatever the position.
+Tensor cachedAttention(Tensor q, Tensor kCache, Tensor vCache, Tensor position);
 
 /// down(silu(gate(x)) * up(x)).
 Tensor swiglu(Tensor x, Tensor gate, Tensor up, Tensor down);

@@ -1,6 +1,7 @@
 //===- tinyllama.cpp - TinyLlama in the DSL ------------------------------===//
 #include "models/tinyllama.h"
 
+#include "models/llama_weights.h"
 #include "models/nn.h"
 
 #include "mlir/IR/BuiltinAttributes.h"
@@ -137,27 +138,9 @@ OwningOpRef<ModuleOp> buildTinyLlama(MLIRContext &context, const LlamaConfig &c,
                 KV = c.kvHeads, hd = c.headDim();
 
   // Parameters in Hugging Face state-dict order.
-  struct Layer {
-    Tensor q, k, v, o, gate, up, down, inputNorm, postNorm;
-  };
-  Tensor embed = g.param("model.embed_tokens.weight", {c.vocab, D});
-  std::vector<Layer> layers;
-  for (int64_t i = 0; i < c.layers; ++i) {
-    std::string p = "model.layers." + std::to_string(i) + ".";
-    Layer l;
-    l.q = g.param(p + "self_attn.q_proj.weight", {D, D});
-    l.k = g.param(p + "self_attn.k_proj.weight", {c.kvDim(), D});
-    l.v = g.param(p + "self_attn.v_proj.weight", {c.kvDim(), D});
-    l.o = g.param(p + "self_attn.o_proj.weight", {D, D});
-    l.gate = g.param(p + "mlp.gate_proj.weight", {c.ffn, D});
-    l.up = g.param(p + "mlp.up_proj.weight", {c.ffn, D});
-    l.down = g.param(p + "mlp.down_proj.weight", {D, c.ffn});
-    l.inputNorm = g.param(p + "input_layernorm.weight", {D});
-    l.postNorm = g.param(p + "post_attention_layernorm.weight", {D});
-    layers.push_back(l);
-  }
-  Tensor finalNorm = g.param("model.norm.weight", {D});
-  Tensor lmHead = g.param("lm_head.weight", {c.vocab, D});
+  LlamaWeights w = declareLlamaWeights(g, c);
+  Tensor embed = w.embed, finalNorm = w.finalNorm, lmHead = w.lmHead;
+  const std::vector<LlamaLayerWeights> &layers = w.layers;
   Tensor tokens = g.input("tokens", {B, T}, g.i32());
   Tensor targets = g.input("targets", {B, T}, g.i32());
 
@@ -167,7 +150,7 @@ OwningOpRef<ModuleOp> buildTinyLlama(MLIRContext &context, const LlamaConfig &c,
     return transpose(reshape(x, {B, T, n, hd}), {0, 2, 1, 3});
   };
   for (int64_t i = 0; i < c.layers; ++i) {
-    const Layer &l = layers[i];
+    const LlamaLayerWeights &l = layers[i];
     std::string name = "model.layers." + std::to_string(i);
     {
       Graph::Scope scope(g, name + ".self_attn");

@@ -26,6 +26,8 @@ constexpr int64_t kFlatAlignment = 64;  // elements: 256 bytes of f32
 // Entry point names the runtime knows.
 constexpr const char *kTrainStep = "train_step";  // tokens, targets -> loss; grads += dL/dparams
 constexpr const char *kEvalLoss = "eval_loss";    // tokens, targets -> loss; forward only
+// token, position, KV caches -> logits, KV caches with the token (generation)
+constexpr const char *kDecodeStep = "decode_step";
 // Optimizer kernels over a runtime range of the flat buffers (see Lowering).
 constexpr const char *kAdamWKernel = "opt_adamw";
 constexpr const char *kSumSqPartialKernel = "opt_sumsq_partial";

@@ -38,11 +38,19 @@ EntryIo entryIo(const Executor &ex, const std::string &name) {
   return io;
 }
 
+// Training needs the training step and the loss; not generation's KV caches.
+std::vector<std::string> trainingEntries(const artifact::Artifact &a) {
+  std::vector<std::string> names;
+  for (const auto &e : a.entries)
+    if (e.name == artifact::kTrainStep || e.name == artifact::kEvalLoss) names.push_back(e.name);
+  return names;
+}
+
 }  // namespace
 
 struct Engine::Impl {
   Impl(const artifact::Artifact &a, Device &d, int64_t allocated)
-      : ex(a, d, allocated), dev(d), allocated(std::max(allocated, a.flatElements)) {}
+      : ex(a, d, allocated, trainingEntries(a)), dev(d), allocated(std::max(allocated, a.flatElements)) {}
   Executor ex;
   Device &dev;
   int64_t allocated;

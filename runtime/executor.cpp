@@ -8,19 +8,34 @@
 
 namespace tlc {
 
-Executor::Executor(const artifact::Artifact &a, Device &device, int64_t flatElements) : a_(a), device_(device) {
+Executor::Executor(const artifact::Artifact &a, Device &device, int64_t flatElements,
+                   const std::vector<std::string> &only)
+    : a_(a), device_(device) {
+  for (const std::string &name : only) entryIndex(name);  // throws when absent
+  auto used = [&](const artifact::EntryPoint &e) {
+    return only.empty() || std::find(only.begin(), only.end(), e.name) != only.end();
+  };
+  int64_t arenaBytes = only.empty() ? a.arenaBytes : 0;
+  bool grads = only.empty();
+  for (const auto &e : a.entries) {
+    if (!used(e)) continue;
+    arenaBytes = std::max(arenaBytes, e.arenaBytes);
+    for (const auto &s : e.steps)
+      for (int b : s.buffers) grads |= a.buffers[b].kind == artifact::BufferKind::Grad;
+  }
   size_t flat = static_cast<size_t>(std::max(flatElements, a.flatElements));
   device_.loadKernels(a);
-  arena_ = device_.alloc(static_cast<size_t>(a.arenaBytes));
+  arena_ = device_.alloc(static_cast<size_t>(arenaBytes));
   error_ = static_cast<int *>(device_.alloc(sizeof(int)));
   params_ = device_.alloc(flat * artifact::dtypeSize(a.paramDType()));
-  grads_ = device_.alloc(flat * sizeof(float));
+  if (grads) grads_ = device_.alloc(flat * sizeof(float));
   for (const auto &e : a.entries) {
     inputs_.emplace_back();
     outputs_.emplace_back();
+    stepSeconds_.emplace_back(e.steps.size(), 0.0);
+    if (!used(e)) continue;
     for (const auto &t : e.inputs) inputs_.back().push_back(device_.alloc(a.buffers[t.buffer].bytes));
     for (const auto &t : e.outputs) outputs_.back().push_back(device_.alloc(a.buffers[t.buffer].bytes));
-    stepSeconds_.emplace_back(e.steps.size(), 0.0);
   }
   profile_ = std::getenv("TLC_PROFILE") != nullptr;
 }
@@ -30,7 +45,8 @@ Executor::~Executor() {
   for (auto *lists : {&inputs_, &outputs_})
     for (auto &list : *lists)
       for (void *p : list) device_.release(p);
-  for (void *p : {arena_, params_, grads_, static_cast<void *>(error_)}) device_.release(p);
+  for (void *p : {arena_, params_, grads_, static_cast<void *>(error_)})
+    if (p) device_.release(p);
 }
 
 size_t Executor::entryIndex(const std::string &name) const {
@@ -65,8 +81,18 @@ void Executor::getOutput(size_t entry, size_t o, void *host) {
   device_.download(host, outputs_[entry][o], a_.buffers[a_.entries[entry].outputs[o].buffer].bytes);
 }
 
+void Executor::swapInputOutput(size_t entry, size_t i, size_t o) {
+  const artifact::EntryPoint &e = a_.entries[entry];
+  if (a_.buffers[e.inputs[i].buffer].bytes != a_.buffers[e.outputs[o].buffer].bytes)
+    throw artifact::Error(e.name + ": input '" + e.inputs[i].name + "' and output '" + e.outputs[o].name +
+                          "' differ in size");
+  std::swap(inputs_[entry][i], outputs_[entry][o]);
+}
+
 void Executor::run(size_t entry) {
   const artifact::EntryPoint &e = a_.entries[entry];
+  if (inputs_[entry].size() != e.inputs.size() || outputs_[entry].size() != e.outputs.size())
+    throw artifact::Error(e.name + ": this executor was made for other entry points");
   device_.zero(error_, sizeof(int));
   std::vector<void *> args;
   for (size_t i = 0; i < e.steps.size(); ++i) {

@@ -17,7 +17,12 @@ class Executor {
   // Allocates every buffer and JIT-compiles (or loads cached) kernels.
   // The flat buffers hold `flatElements` elements (at least the artifact's;
   // 0: the artifact's): data parallelism pads them to equal shards.
-  Executor(const artifact::Artifact &a, Device &device, int64_t flatElements = 0);
+  // With `only` (entry point names), the arena, inputs and outputs are sized
+  // for those entry points alone (and no gradient buffer unless one of them
+  // writes gradients): generation needs neither the training step's arena
+  // nor gradients.
+  Executor(const artifact::Artifact &a, Device &device, int64_t flatElements = 0,
+           const std::vector<std::string> &only = {});
   ~Executor();  // prints the profile when TLC_PROFILE is set
   Executor(const Executor &) = delete;
   Executor &operator=(const Executor &) = delete;
@@ -32,6 +37,10 @@ class Executor {
   // whose kernel reported an out-of-range index.
   void run(size_t entry);
   void getOutput(size_t entry, size_t o, void *host);
+  // Exchanges the device buffers of input i and output o (of equal size):
+  // state an entry point carries from one run to the next (a KV cache)
+  // stays on the device, double-buffered.
+  void swapInputOutput(size_t entry, size_t i, size_t o);
 
   void *flatParams() const { return params_; }  // compute dtype
   void *flatGrads() const { return grads_; }    // f32, accumulated into by train_step

@@ -14,6 +14,7 @@
 #include "runtime/data/prepare.h"
 #include "runtime/device.h"
 #include "runtime/engine.h"
+#include "runtime/generate/generate.h"
 #include "runtime/half.h"
 #include "runtime/safetensors.h"
 #include "runtime/tokens.h"
@@ -32,6 +33,7 @@ commands:
                  [--dump-grads G.safetensors] [--json]
       Run the compiled training step on every full micro-batch of an llm.c
       token shard; print the mean loss, optionally write the mean gradients.
+  generate RUN_DIR|CHECKPOINT --prompt TEXT [...]  (tlrun generate --help)
   prepare --input FILES|DIRS... --out DIR [--tokenizer M | --train-tokenizer N] ...
       Tokenize text into llm.c token shards (see tlrun prepare --help).
 )";
@@ -130,6 +132,7 @@ int evalCommand(const std::vector<std::string> &args) {
 int runTlrun(int argc, char **argv) {
   if (argc >= 2 && (!std::strcmp(argv[1], "train") || !std::strcmp(argv[1], "plot") ||
                     !std::strcmp(argv[1], "export"))) return train::runCli(argc, argv);
+  if (argc >= 2 && !std::strcmp(argv[1], "generate")) return generate::runCli(argc, argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     std::fputs(kUsage, stdout);
     return argc < 2 ? 1 : 0;

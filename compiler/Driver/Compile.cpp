@@ -1,6 +1,7 @@
 //===- Compile.cpp - a model to a multi-entry-point artifact -------------===//
 #include "compiler/Driver/Compile.h"
 
+#include "compiler/Driver/DecodeStep.h"
 #include "compiler/Passes/Passes.h"
 #include "dialects/tl/IR/TlOps.h"
 
@@ -14,6 +15,9 @@ FailureOr<::tlc::artifact::Artifact> compileModel(ModuleOp module, func::FuncOp 
   if (!isLossFunction) return codegen::lowerToArtifact(func, stats);
   MLIRContext &context = *module.getContext();
   if (printIr) context.disableMultithreading();
+  // Built from the function's tl.model before autodiff changes the function.
+  FailureOr<OwningOpRef<ModuleOp>> decode = buildDecodeStep(func, printIr);
+  if (failed(decode)) return failure();
   // The forward-only copy is taken before autodiff changes the function.
   OwningOpRef<ModuleOp> forward = module.clone();
   auto forwardFunc = forward->lookupSymbol<func::FuncOp>(func.getSymName());
@@ -30,9 +34,11 @@ FailureOr<::tlc::artifact::Artifact> compileModel(ModuleOp module, func::FuncOp 
   if (!forwardFunc || failed(runPipeline(module, buildTrainPipeline)) ||
       failed(runPipeline(*forward, buildLossPipeline)))
     return failure();
-  return codegen::lowerToArtifact({codegen::EntryFunction{::tlc::artifact::kTrainStep, func},
-                                   codegen::EntryFunction{::tlc::artifact::kEvalLoss, forwardFunc}},
-                                  stats);
+  std::vector<codegen::EntryFunction> entries = {{::tlc::artifact::kTrainStep, func},
+                                                 {::tlc::artifact::kEvalLoss, forwardFunc}};
+  if (*decode)
+    entries.push_back({::tlc::artifact::kDecodeStep, *(*decode)->getOps<func::FuncOp>().begin()});
+  return codegen::lowerToArtifact(entries, stats);
 }
 
 } // namespace mlir::tl
