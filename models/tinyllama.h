@@ -24,6 +24,13 @@ struct LlamaConfig {
   int64_t parameterCount() const;
 };
 
+/// Size limits checked by validate(), before anything is built. Tensors are
+/// limited to 2^31-1 elements because GEMM sizes reach BLAS (cblas_sgemm)
+/// as int; with that and the layer limit, every byte count and the
+/// parameter total fit comfortably in 64 bits.
+constexpr int64_t kMaxTensorElements = 2147483647; // 2^31-1
+constexpr int64_t kMaxLayers = 1024;
+
 /// The preset names, in the order they are documented.
 std::vector<std::string> presetNames();
 /// `tiny` (~5M, the CPU default), `124m` (GPT-2 small sized), `1.1b`
@@ -32,7 +39,12 @@ llvm::Expected<LlamaConfig> preset(const std::string &name);
 /// Applies "key=value,key=value" overrides; keys: dim, layers, heads,
 /// kv_heads, ffn, vocab, seq, micro_batch, norm_eps, rope_theta.
 llvm::Error applyOverrides(LlamaConfig &config, const std::string &overrides);
-/// Checks sizes are positive and head counts divide.
+/// The keys applyOverrides accepts, in the order they are documented.
+std::vector<std::string> overrideKeys();
+/// Checks sizes are positive, head counts divide, layers <= kMaxLayers and
+/// every parameter and activation tensor (logits, attention scores, FFN
+/// activations...) has at most kMaxTensorElements elements, computed without
+/// overflow; the error names the tensor and the limit.
 llvm::Error validate(const LlamaConfig &config);
 
 /// Emits the function `@tinyllama(params..., tokens, targets) -> loss`: the

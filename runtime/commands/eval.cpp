@@ -1,5 +1,5 @@
 // tlrun eval: run a compiled training step on weights and token data.
-#include "runtime/tlrun.h"
+#include "runtime/commands/eval.h"
 
 #include <cstdio>
 #include <cstring>
@@ -12,24 +12,12 @@
 #include "runtime/device.h"
 #include "runtime/executor.h"
 #include "runtime/half.h"
+#include "runtime/inputs.h"
 #include "runtime/safetensors.h"
 #include "runtime/tokens.h"
 
 namespace tlc {
 namespace {
-
-constexpr const char *kUsage = R"(usage: tlrun <command> [options]
-
-commands:
-  eval MODEL.tlx --weights W.safetensors --tokens T.bin [--device cpu|cuda]
-                 [--dump-grads G.safetensors] [--json]
-      Run the compiled training step on every full micro-batch of an llm.c
-      token shard; print the mean loss, optionally write the mean gradients.
-)";
-
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 std::string shapeString(const std::vector<int64_t> &s) {
   std::string out = "[";
@@ -74,29 +62,22 @@ std::vector<double> toDoubles(const std::vector<char> &bytes, artifact::DType d)
   return out;
 }
 
-int evalCommand(const std::vector<std::string> &args) {
+struct EvalOptions {
   std::string model, weights, tokensPath, deviceName = "cpu", gradsPath;
   bool json = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    auto value = [&]() -> std::string {
-      if (i + 1 >= args.size()) throw UsageError(args[i] + " needs a value");
-      return args[++i];
-    };
-    if (args[i] == "--weights") weights = value();
-    else if (args[i] == "--tokens") tokensPath = value();
-    else if (args[i] == "--device") deviceName = value();
-    else if (args[i] == "--dump-grads") gradsPath = value();
-    else if (args[i] == "--json") json = true;
-    else if (args[i][0] == '-') throw UsageError("unknown option '" + args[i] + "'");
-    else if (model.empty()) model = args[i];
-    else throw UsageError("unexpected argument '" + args[i] + "'");
-  }
-  if (model.empty() || weights.empty() || tokensPath.empty())
-    throw UsageError("eval needs MODEL.tlx, --weights and --tokens");
-  if (deviceName != "cpu" && deviceName != "cuda")
-    throw UsageError("--device must be cpu or cuda, got '" + deviceName + "'");
+};
 
+int evalCommand(const EvalOptions &options) {
+  const std::string &model = options.model, &weights = options.weights,
+                    &tokensPath = options.tokensPath, &deviceName = options.deviceName,
+                    &gradsPath = options.gradsPath;
+  const bool json = options.json;
+  // Every input recognised and every output writable before any work.
+  inputs::expectKind(model, inputs::FileKind::Artifact, "MODEL");
   artifact::Artifact a = artifact::read(model);
+  inputs::expectKind(weights, inputs::FileKind::Safetensors, "--weights");
+  inputs::expectKind(tokensPath, inputs::FileKind::TokenShard, "--tokens");
+  if (!gradsPath.empty()) inputs::expectWritable(gradsPath, "--dump-grads");
   const artifact::Tensor *tokensIn = nullptr, *targetsIn = nullptr;
   for (const auto &in : a.inputs) {
     if (in.name == "tokens") tokensIn = &in;
@@ -109,11 +90,18 @@ int evalCommand(const std::vector<std::string> &args) {
     throw artifact::Error(model + ": the step's first output must be the loss");
   int64_t batch = tokensIn->shape[0], seq = tokensIn->shape[1];
 
+  if (!gradsPath.empty() && (a.outputs.size() < 2 || a.outputs[1].name.rfind("grad:", 0) != 0))
+    throw artifact::Error(model + ": --dump-grads needs a training step with gradients");
+
   safetensors::File w = safetensors::File::open(weights);
+  std::vector<inputs::ParamSpec> specs;
+  for (const auto &p : a.params) specs.push_back({p.name, p.shape, artifact::dtypeName(p.dtype)});
+  inputs::checkWeights(w, specs);
   std::vector<std::vector<char>> params;
   for (const auto &p : a.params) params.push_back(paramBytes(w, p));
   std::vector<uint16_t> tokens = tokens::readShard(tokensPath);
   size_t steps = tokens::requireMicroBatches(tokensPath, tokens.size(), batch, seq);
+  inputs::checkTokenIds(tokensPath, tokens, steps, batch, seq, a.config.value("vocab", int64_t{0}));
 
   std::unique_ptr<Device> device = deviceName == "cuda" ? makeCudaDevice() : makeCpuDevice();
   Executor ex(a, *device);
@@ -162,22 +150,27 @@ int evalCommand(const std::vector<std::string> &args) {
 
 }  // namespace
 
-int runTlrun(int argc, char **argv) {
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
-    std::fputs(kUsage, stdout);
-    return argc < 2 ? 1 : 0;
-  }
-  std::string command = argv[1];
-  std::vector<std::string> args(argv + 2, argv + argc);
-  try {
-    if (command == "eval") return evalCommand(args);
-    std::fprintf(stderr, "tlrun: unknown command '%s'\n%s", command.c_str(), kUsage);
-  } catch (const UsageError &e) {
-    std::fprintf(stderr, "tlrun: %s\n%s", e.what(), kUsage);
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "tlrun: %s\n", e.what());
-  }
-  return 1;
+void addEvalCommand(CLI::App &tlrun) {
+  auto options = std::make_shared<EvalOptions>();
+  CLI::App *eval = tlrun.add_subcommand(
+      "eval", "Run the compiled training step on every full micro-batch of an llm.c token shard;\n"
+              "print the mean loss, optionally write the mean gradients.");
+  eval->add_option("MODEL", options->model, "the .tlx artifact (from tlc compile)")
+      ->required()
+      ->type_name("FILE.tlx");
+  eval->add_option("--weights", options->weights, "parameters by their HF names (any float dtype)")
+      ->required()
+      ->type_name("W.safetensors");
+  eval->add_option("--tokens", options->tokensPath, "an llm.c token shard")
+      ->required()
+      ->type_name("T.bin");
+  eval->add_option("--device", options->deviceName, "where to run")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  eval->add_option("--dump-grads", options->gradsPath,
+                   "write the mean gradient of every parameter (f32)")
+      ->type_name("G.safetensors");
+  eval->add_flag("--json", options->json, "print {\"device\", \"loss\", \"micro_batches\"}");
+  cli::setAction(*eval, [options] { return evalCommand(*options); });
 }
 
 }  // namespace tlc
