@@ -5,6 +5,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 #include "llvm/Support/Error.h"
+#include "runtime/artifact.h"
 
 #include <string>
 #include <vector>
@@ -24,11 +25,9 @@ struct LlamaConfig {
   int64_t parameterCount() const;
 };
 
-/// Size limits checked by validate(), before anything is built. Tensors are
-/// limited to 2^31-1 elements because GEMM sizes reach BLAS (cblas_sgemm)
-/// as int; with that and the layer limit, every byte count and the
-/// parameter total fit comfortably in 64 bits.
-constexpr int64_t kMaxTensorElements = 2147483647; // 2^31-1
+/// Size limits checked by validate(), before anything is built: tensors of
+/// at most artifact::kMaxTensorElements (2^31-1) elements, and kMaxLayers.
+/// With both, every byte count and the parameter total fit in 64 bits.
 constexpr int64_t kMaxLayers = 1024;
 
 /// The preset names, in the order they are documented.
@@ -42,8 +41,8 @@ llvm::Error applyOverrides(LlamaConfig &config, const std::string &overrides);
 /// The keys applyOverrides accepts, in the order they are documented.
 std::vector<std::string> overrideKeys();
 /// Checks sizes are positive, head counts divide, layers <= kMaxLayers and
-/// every parameter and activation tensor (logits, attention scores, FFN
-/// activations...) has at most kMaxTensorElements elements, computed without
+/// every parameter and activation tensor (hidden states, FFN activations,
+/// logits) has at most kMaxTensorElements elements, computed without
 /// overflow; the error names the tensor and the limit.
 llvm::Error validate(const LlamaConfig &config);
 

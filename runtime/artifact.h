@@ -17,6 +17,11 @@ namespace tlc::artifact {
 
 constexpr uint32_t kVersion = 1;
 
+// The largest tensor, in elements, that tlc compiles and the runtime runs:
+// generated kernels index with int64, but GEMM sizes reach BLAS
+// (cblas_sgemm) as int and CUDA grids are 31-bit.
+constexpr int64_t kMaxTensorElements = 2147483647;  // 2^31-1
+
 struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };

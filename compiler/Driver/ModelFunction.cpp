@@ -1,6 +1,7 @@
 #include "compiler/Driver/ModelFunction.h"
 
 #include "dialects/tl/IR/TlOps.h"
+#include "runtime/artifact.h"
 
 #include "llvm/Support/raw_ostream.h"
 
@@ -60,7 +61,7 @@ LogicalResult checkTensorSizes(func::FuncOp func) {
     auto t = dyn_cast<RankedTensorType>(type);
     if (!t || !t.hasStaticShape()) return false;
     count = checkedCount(t.getShape());
-    return count < 0 || count > kMaxTensorElements;
+    return count < 0 || count > ::tlc::artifact::kMaxTensorElements;
   };
   int64_t count = 0;
   for (unsigned i = 0; i < func.getNumArguments(); ++i)

@@ -36,12 +36,8 @@ FailureOr<ModelSignature> readSignature(func::FuncOp func);
 
 std::string typeName(Type type);
 
-/// Largest tensor tlc compiles and evaluates, in elements (see
-/// checkTensorSizes).
-constexpr int64_t kMaxTensorElements = 2147483647; // 2^31-1
-
 /// Every tensor the function's arguments, results and ops hold must have at
-/// most kMaxTensorElements elements (computed without overflow); otherwise
+/// most ::tlc::artifact::kMaxTensorElements (2^31-1) elements (computed without overflow); otherwise
 /// an error is emitted at the first offender, naming its type and the limit.
 LogicalResult checkTensorSizes(func::FuncOp func);
 

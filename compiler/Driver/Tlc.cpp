@@ -383,6 +383,7 @@ int evalCommand(const EvalOptions &options) {
       tokensArg->shape != targetsArg->shape)
     throw std::string("eval: the function needs inputs 'tokens' and 'targets' of one shape [B, T]");
   int64_t batch = tokensArg->shape[0], seq = tokensArg->shape[1];
+  if (failed(checkTensorSizes(func))) return 1;  // the evaluator stores every tensor
 
   std::vector<::tlc::HostTensor> argsIn(func.getNumArguments());
   ::tlc::safetensors::File weights = ::tlc::safetensors::File::open(weightsPath);
