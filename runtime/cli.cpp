@@ -40,6 +40,8 @@ CLI::App *selected(CLI::App &tool) {
 }
 
 // CLI11 takes the last of a repeated single-valued option; we refuse it.
+// Options marked repeatable() (policy TakeAll) and options that take several
+// values at once (where count() can't tell occurrences apart) are left be.
 void refuseRepeats(const CLI::App &command) {
   for (const CLI::Option *o : command.get_options()) {
     if (o->get_multi_option_policy() != CLI::MultiOptionPolicy::TakeLast) continue;
@@ -199,6 +201,11 @@ void configureTool(CLI::App &tool) {
   tool.get_formatter()->column_width(34);
   tool.footer("Exit status: 0 success (and --help), 1 failure, 2 usage error.\n"
               "Run '" + tool.get_name() + " COMMAND --help' for a command's options.");
+}
+
+CLI::Option *repeatable(CLI::Option *option) {
+  return option->expected(1)->allow_extra_args(false)->multi_option_policy(
+      CLI::MultiOptionPolicy::TakeAll);
 }
 
 void setAction(CLI::App &command, std::function<int()> action) {

@@ -48,10 +48,15 @@ struct UsageError : std::runtime_error {
 };
 
 // Gives a tool's root app the conventions above: a subcommand is required,
-// options given twice are refused (options with a std::vector target, like
-// --set, may repeat), help shows every default. Call before adding
+// options given twice are refused (except those marked repeatable()), help
+// shows every default. Call before adding
 // subcommands: they inherit the option defaults.
 void configureTool(CLI::App &tool);
+
+// Makes a std::vector option repeatable, one value per occurrence
+// (`--set a=1 --set b=2`), so that it never swallows a following
+// positional argument. Returns `option`.
+CLI::Option *repeatable(CLI::Option *option);
 
 // The work of `command`: runs after the whole command line parsed and
 // validated; its return value is the exit code. Exceptions it throws become

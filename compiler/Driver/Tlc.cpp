@@ -461,9 +461,11 @@ void addEmitCommand(CLI::App &tlc) {
   emit->add_option("--preset", o->presetName, "the model's sizes")
       ->required()
       ->check(CLI::IsMember(::tlc::models::presetNames()));
-  emit->add_option("--set", o->sets,
-                   "override preset fields, key=value[,key=value...]; keys: " +
-                       llvm::join(::tlc::models::overrideKeys(), ", ") + "; repeatable")
+  ::tlc::cli::repeatable(emit->add_option(
+                             "--set", o->sets,
+                             "override preset fields, key=value[,key=value...]; keys: " +
+                                 llvm::join(::tlc::models::overrideKeys(), ", ") +
+                                 "; repeatable"))
       ->type_name("K=V,...");
   emit->add_option("--dtype", o->dtype, "parameter and activation type")
       ->check(CLI::IsMember({"f32", "f64", "bf16", "f16"}));

@@ -29,7 +29,7 @@ std::string writeFile(const std::string &name, const std::string &content) {
 // Runs a toy tool: `toy do [--name N] [--twice] [--list V...] [--a | --b]`.
 struct Toy {
   std::string name = "x";
-  std::vector<std::string> list;
+  std::vector<std::string> list, vec;
   bool a = false, b = false;
   std::function<int()> work = [] { return 0; };
 
@@ -38,7 +38,8 @@ struct Toy {
     cli::configureTool(toy);
     CLI::App *sub = toy.add_subcommand("do", "do it");
     sub->add_option("--name", name, "a name")->required();
-    sub->add_option("--list", list, "repeatable");
+    cli::repeatable(sub->add_option("--list", list, "repeatable"));
+    sub->add_option("--vec", vec, "a vector, not repeatable");
     CLI::Option *optA = sub->add_flag("--a", a, "a");
     sub->add_flag("--b", b, "b")->excludes(optA);
     cli::setAction(*sub, [this] { return work(); });
@@ -78,6 +79,13 @@ TEST(Cli, ExitCodesFollowTheConventions) {
   Toy repeat;
   EXPECT_EQ(repeat.run({"do", "--name", "a", "--list", "1", "--list", "2"}), 0);
   EXPECT_EQ(repeat.list, (std::vector<std::string>{"1", "2"}));
+  // ...one value each time, so it never swallows a positional.
+  EXPECT_EQ(Toy().run({"do", "--list", "1", "extra", "--name", "a"}, &err), 2);
+  EXPECT_NE(err.find("not expected: extra"), std::string::npos) << err;
+  // Other vector options take several values at once.
+  Toy vector;
+  EXPECT_EQ(vector.run({"do", "--name", "a", "--vec", "1", "2"}), 0);
+  EXPECT_EQ(vector.vec, (std::vector<std::string>{"1", "2"}));
 }
 
 TEST(Cli, ActionsGiveTheExitCode) {
