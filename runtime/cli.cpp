@@ -204,8 +204,10 @@ void configureTool(CLI::App &tool) {
 }
 
 CLI::Option *repeatable(CLI::Option *option) {
-  return option->expected(1)->allow_extra_args(false)->multi_option_policy(
-      CLI::MultiOptionPolicy::TakeAll);
+  return option->expected(1)
+      ->allow_extra_args(false)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->default_str("");  // not "=[]" in --help
 }
 
 void setAction(CLI::App &command, std::function<int()> action) {
