@@ -97,7 +97,9 @@ void expectWritable(const std::string &path, const std::string &option) {
       throw Error(label(option, path) + ": given a directory, expected a file path to write");
     if (::access(path.c_str(), W_OK) != 0)
       throw Error(label(option, path) + ": cannot write: " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) return;  // /dev/null, a pipe: written in place
   }
+  // Files are written beside their final path, then renamed over it.
   std::string dir = parentDirectory(path);
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     throw Error(label(option, path) + ": directory " + dir + " does not exist");

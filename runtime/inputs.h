@@ -41,9 +41,10 @@ std::string describe(FileKind kind);
 // A missing file is reported with the system's reason.
 void expectKind(const std::string &path, FileKind expected, const std::string &option);
 
-// Throws Error unless `path` can be created or replaced: its directory
-// exists and is writable, it is not a directory, and an existing file is
-// writable. "-" (stdout) always passes. Creates nothing.
+// Throws Error unless `path` can be created or replaced: it is not a
+// directory, an existing file is writable, and its directory exists and is
+// writable (outputs are written to a temporary file there, then renamed).
+// "-" (stdout) and writable devices or pipes pass. Creates nothing.
 void expectWritable(const std::string &path, const std::string &option);
 // The same for a directory that will be created (or filled) at `path`.
 void expectWritableDirectory(const std::string &path, const std::string &option);

@@ -250,6 +250,7 @@ TEST(Inputs, OutputPathsAreCheckedWithoutCreatingThem) {
   EXPECT_NO_THROW(inputs::expectWritable(fresh, "-o"));
   EXPECT_EQ(inputs::detect(fresh), inputs::FileKind::Missing);  // nothing created
   EXPECT_NO_THROW(inputs::expectWritable("-", "-o"));
+  EXPECT_NO_THROW(inputs::expectWritable("/dev/null", "-o"));
   EXPECT_THROW(inputs::expectWritable(tempPath("no/such/dir/x"), "-o"), inputs::Error);
   EXPECT_THROW(inputs::expectWritable(::testing::TempDir(), "-o"), inputs::Error);
   EXPECT_NO_THROW(inputs::expectWritableDirectory(tempPath("new/nested"), "--dump-kernels"));
