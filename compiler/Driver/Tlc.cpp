@@ -90,7 +90,9 @@ private:
   LogicalResult printWithoutLongLine(Diagnostic &diag) {
     auto loc = dyn_cast<FileLineColLoc>(diag.getLocation());
     if (!loc || sourceMgr.getNumBuffers() == 0) return failure();
-    llvm::StringRef text = sourceMgr.getMemoryBuffer(sourceMgr.getMainFileID())->getBuffer();
+    const llvm::MemoryBuffer *buffer = sourceMgr.getMemoryBuffer(sourceMgr.getMainFileID());
+    if (buffer->getBufferIdentifier() != loc.getFilename().getValue()) return failure();
+    llvm::StringRef text = buffer->getBuffer();
     for (unsigned line = 1; line < loc.getLine() && !text.empty(); ++line)
       text = text.split('\n').second;
     constexpr size_t kLongestEchoedLine = 240;
