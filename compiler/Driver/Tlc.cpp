@@ -457,9 +457,10 @@ void addEmitCommand(CLI::App &tlc) {
       "emit", "Emit the model's forward + loss function as tl MLIR (stdout by default);\n"
               "with --train-step, the training step (loss and every parameter's gradient);\n"
               "with --fused, the training step after the default pipeline.");
-  emit->add_option("MODEL", o->model, "the model to emit")
+  emit->add_option("MODEL", o->model, "the model to emit: tinyllama")
       ->required()
-      ->check(CLI::IsMember({"tinyllama"}));
+      ->type_name("")
+      ->check(CLI::IsMember({"tinyllama"}).description(""));
   emit->add_option("--preset", o->presetName, "the model's sizes")
       ->required()
       ->check(CLI::IsMember(::tlc::models::presetNames()));
@@ -484,7 +485,7 @@ void addInfoCommand(CLI::App &tlc) {
   auto o = std::make_shared<InfoOptions>();
   CLI::App *info = tlc.add_subcommand(
       "info", "Print the model config, parameters (names, shapes, dtypes) and the total count.");
-  info->add_option("FILE", o->file, "the model (.mlir; '-' is stdin)")->required();
+  info->add_option("FILE", o->file, "the model (.mlir; '-' is stdin)")->required()->type_name("");
   info->add_flag("--json", o->json, "print one JSON object");
   ::tlc::cli::setAction(*info, [o] { return infoCommand(*o); });
 }
@@ -494,7 +495,7 @@ void addCompileCommand(CLI::App &tlc) {
   CLI::App *compile = tlc.add_subcommand(
       "compile", "Compile a model (forward + loss, or a training step) into a .tlx artifact:\n"
                  "the default pipeline, kernel formation, memory planning, code generation.");
-  compile->add_option("FILE", o->file, "the model (.mlir; '-' is stdin)")->required();
+  compile->add_option("FILE", o->file, "the model (.mlir; '-' is stdin)")->required()->type_name("");
   compile->add_option("-o", o->output, "the artifact to write")->required()->type_name("FILE.tlx");
   compile->add_option("--target", o->target, "which kernel sources the artifact carries")
       ->check(CLI::IsMember({"cpu", "cuda", "all"}));
@@ -512,7 +513,7 @@ void addEvalCommand(CLI::App &tlc) {
       "eval", "Run the function with the reference evaluator on every full micro-batch of an\n"
               "llm.c token shard and print the mean loss; for a training step, optionally\n"
               "write the mean gradients.");
-  eval->add_option("FILE", o->file, "the model (.mlir; '-' is stdin)")->required();
+  eval->add_option("FILE", o->file, "the model (.mlir; '-' is stdin)")->required()->type_name("");
   eval->add_option("--weights", o->weightsPath, "parameters by name (any float dtype)")
       ->required()
       ->type_name("W.safetensors");

@@ -155,9 +155,9 @@ void addEvalCommand(CLI::App &tlrun) {
   CLI::App *eval = tlrun.add_subcommand(
       "eval", "Run the compiled training step on every full micro-batch of an llm.c token shard;\n"
               "print the mean loss, optionally write the mean gradients.");
-  eval->add_option("MODEL", options->model, "the .tlx artifact (from tlc compile)")
+  eval->add_option("MODEL", options->model, "the .tlx artifact to run (from tlc compile)")
       ->required()
-      ->type_name("FILE.tlx");
+      ->type_name("");
   eval->add_option("--weights", options->weights, "parameters by their HF names (any float dtype)")
       ->required()
       ->type_name("W.safetensors");
