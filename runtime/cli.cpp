@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <cstdio>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -68,8 +69,11 @@ bool typedScalar(const std::string &text, nlohmann::json &out) {
     if (c != '_') digits += c;
   const char *s = digits.c_str();
   char *end = nullptr;
-  bool looksNumeric = !digits.empty() && (std::isdigit(static_cast<unsigned char>(s[0])) ||
-                                          ((s[0] == '-' || s[0] == '+') && digits.size() > 1));
+  // Decimal only: no hex, inf or nan (strtod would take them).
+  bool looksNumeric = !digits.empty() &&
+                      digits.find_first_not_of("0123456789+-.eE") == std::string::npos &&
+                      (std::isdigit(static_cast<unsigned char>(s[0])) ||
+                       ((s[0] == '-' || s[0] == '+' || s[0] == '.') && digits.size() > 1));
   if (looksNumeric) {
     errno = 0;
     long long i = std::strtoll(s, &end, 10);
@@ -81,7 +85,7 @@ bool typedScalar(const std::string &text, nlohmann::json &out) {
     errno = 0;
     double d = std::strtod(s, &end);
     if (*end == '\0') {
-      if (errno == ERANGE) return false;
+      if (errno == ERANGE || !std::isfinite(d)) return false;
       out = d;
       return true;
     }

@@ -17,6 +17,7 @@
 //     CLI::App *eval = tlrun.add_subcommand("eval", "Run a compiled step");
 //     auto opts = std::make_shared<EvalOptions>();
 //     eval->add_option("--weights", opts->weights, "...")->required();
+//     cli::repeatable(eval->add_option("--set", opts->sets, "k=v,..."));
 //     cli::setAction(*eval, [opts] { return runEval(*opts); });
 //   }
 //   int main(int argc, char **argv) {
@@ -49,8 +50,8 @@ struct UsageError : std::runtime_error {
 
 // Gives a tool's root app the conventions above: a subcommand is required,
 // options given twice are refused (except those marked repeatable()), help
-// shows every default. Call before adding
-// subcommands: they inherit the option defaults.
+// shows every default. Call it before adding subcommands: they inherit the
+// option defaults.
 void configureTool(CLI::App &tool);
 
 // Makes a std::vector option repeatable, one value per occurrence
@@ -69,14 +70,16 @@ int run(CLI::App &tool, int argc, char **argv);
 
 // Parses --set style items ("key=value,key=value"; each std::string is one
 // occurrence of the option, split at commas) into {key: value}. Values are
-// typed: integers (64-bit), numbers, true/false, else strings. A malformed
+// typed: decimal integers (64-bit), finite decimal numbers, true/false,
+// else strings ("0x10", "inf" stay strings). A malformed
 // item, an empty key or value, or a key given twice (in one item or across
 // occurrences) is a UsageError naming `option` and the key.
 nlohmann::json parseSetList(const std::vector<std::string> &items,
                             const std::string &option = "--set");
 
 // Reads a config file into {key: value}, typed as parseSetList types them.
-// JSON when the first non-blank character is '{', else a TOML subset:
+// JSON when the name ends in .json or the first non-blank character is '{',
+// else a TOML subset:
 //   key = value            # comment
 //   [section]              # later keys become "section.key"
 // values: "basic strings" (\" \\ \n \t escapes), 'literal strings',

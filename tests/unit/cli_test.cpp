@@ -114,6 +114,12 @@ TEST(Cli, SetListsAreTypedAndRefuseRepeatedKeys) {
   EXPECT_EQ(kv["name"], "run1");
   EXPECT_EQ(kv["resume"], true);
   EXPECT_EQ(kv["neg"], -2);
+  nlohmann::json odd = cli::parseSetList({"h=0x10,i=inf,n=-nan,d=.5,v=1.2.3"});
+  EXPECT_EQ(odd["h"], "0x10");
+  EXPECT_EQ(odd["i"], "inf");
+  EXPECT_EQ(odd["n"], "-nan");
+  EXPECT_EQ(odd["d"], 0.5);
+  EXPECT_EQ(odd["v"], "1.2.3");
   auto message = [](std::vector<std::string> items) {
     try {
       cli::parseSetList(items, "--set");
