@@ -164,8 +164,11 @@ OwningOpRef<ModuleOp> Graph::finish(Tensor result) {
   builder_.create<func::ReturnOp>(loc_, result.value());
   func.setFunctionType(builder_.getFunctionType(body_->getArgumentTypes(),
                                                 {result.value().getType()}));
-  for (auto [i, attr] : llvm::enumerate(argAttrs_))
-    func.setArgAttr(i, attr.getName(), attr.getValue());
+  // All at once: setArgAttr per argument rebuilds the whole (uniqued,
+  // never freed) array each time, quadratic in the parameter count.
+  SmallVector<DictionaryAttr> argDicts;
+  for (NamedAttribute attr : argAttrs_) argDicts.push_back(builder_.getDictionaryAttr(attr));
+  func.setAllArgAttrs(argDicts);
   if (!config_.empty())
     func->setAttr(mlir::tl::TLDialect::kModelAttrName, builder_.getDictionaryAttr(config_));
   return std::move(module_);

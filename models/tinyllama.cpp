@@ -38,11 +38,14 @@ constexpr FloatField kFloatFields[] = {
     {"rope_theta", &LlamaConfig::ropeTheta},
 };
 
-std::string knownKeys() {
-  std::string keys;
-  for (const auto &f : kIntFields) keys += std::string(keys.empty() ? "" : ", ") + f.key;
-  for (const auto &f : kFloatFields) keys += std::string(", ") + f.key;
-  return keys;
+std::string knownKeys() { return llvm::join(overrideKeys(), ", "); }
+
+/// The product of `dims`, or -1 when it overflows int64.
+int64_t checkedProduct(std::initializer_list<int64_t> dims) {
+  int64_t n = 1;
+  for (int64_t d : dims)
+    if (__builtin_mul_overflow(n, d, &n)) return -1;
+  return n;
 }
 
 } // namespace
@@ -56,6 +59,13 @@ int64_t LlamaConfig::parameterCount() const {
 }
 
 std::vector<std::string> presetNames() { return {"tiny", "124m", "1.1b"}; }
+
+std::vector<std::string> overrideKeys() {
+  std::vector<std::string> keys;
+  for (const auto &f : kIntFields) keys.push_back(f.key);
+  for (const auto &f : kFloatFields) keys.push_back(f.key);
+  return keys;
+}
 
 llvm::Expected<LlamaConfig> preset(const std::string &name) {
   LlamaConfig c;
@@ -127,6 +137,31 @@ llvm::Error validate(const LlamaConfig &c) {
   if (c.headDim() % 2 != 0)
     return error("the head dimension dim/heads (" + llvm::Twine(c.headDim()) +
                  ") must be even for rotary embedding");
+  if (c.layers > kMaxLayers)
+    return error("layers (" + llvm::Twine(c.layers) + ") is above the limit of " +
+                 llvm::Twine(kMaxLayers));
+  // Every tensor the model holds or computes. Not the attention scores
+  // [micro_batch, heads, seq, seq]: fused attention never stores them, and
+  // tlc compile and eval check every remaining tensor (checkTensorSizes).
+  const int64_t B = c.microBatch, T = c.seq, D = c.dim;
+  struct Sized {
+    const char *what;
+    int64_t elements;
+  };
+  const Sized tensors[] = {
+      {"the embedding and lm_head [vocab, dim]", checkedProduct({c.vocab, D})},
+      {"q_proj and o_proj [dim, dim]", checkedProduct({D, D})},
+      {"k_proj and v_proj [kv_heads*head_dim, dim]", checkedProduct({c.kvDim(), D})},
+      {"the FFN weights [ffn, dim]", checkedProduct({c.ffn, D})},
+      {"the hidden states [micro_batch, seq, dim]", checkedProduct({B, T, D})},
+      {"the FFN activations [micro_batch, seq, ffn]", checkedProduct({B, T, c.ffn})},
+      {"the logits [micro_batch, seq, vocab]", checkedProduct({B, T, c.vocab})},
+  };
+  for (const Sized &t : tensors)
+    if (t.elements < 0 || t.elements > artifact::kMaxTensorElements)
+      return error(llvm::Twine(t.what) + " would have " +
+                   (t.elements < 0 ? llvm::Twine("more than 2^63") : llvm::Twine(t.elements)) +
+                   " elements, above the limit of 2^31-1 per tensor (GEMM sizes are int)");
   return llvm::Error::success();
 }
 

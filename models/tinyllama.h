@@ -5,6 +5,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 #include "llvm/Support/Error.h"
+#include "runtime/artifact.h"
 
 #include <string>
 #include <vector>
@@ -24,6 +25,11 @@ struct LlamaConfig {
   int64_t parameterCount() const;
 };
 
+/// Size limits checked by validate(), before anything is built: tensors of
+/// at most artifact::kMaxTensorElements (2^31-1) elements, and kMaxLayers.
+/// With both, every byte count and the parameter total fit in 64 bits.
+constexpr int64_t kMaxLayers = 1024;
+
 /// The preset names, in the order they are documented.
 std::vector<std::string> presetNames();
 /// `tiny` (~5M, the CPU default), `124m` (GPT-2 small sized), `1.1b`
@@ -32,7 +38,12 @@ llvm::Expected<LlamaConfig> preset(const std::string &name);
 /// Applies "key=value,key=value" overrides; keys: dim, layers, heads,
 /// kv_heads, ffn, vocab, seq, micro_batch, norm_eps, rope_theta.
 llvm::Error applyOverrides(LlamaConfig &config, const std::string &overrides);
-/// Checks sizes are positive and head counts divide.
+/// The keys applyOverrides accepts, in the order they are documented.
+std::vector<std::string> overrideKeys();
+/// Checks sizes are positive, head counts divide, layers <= kMaxLayers and
+/// every parameter and activation tensor (hidden states, FFN activations,
+/// logits) has at most kMaxTensorElements elements, computed without
+/// overflow; the error names the tensor and the limit.
 llvm::Error validate(const LlamaConfig &config);
 
 /// Emits the function `@tinyllama(params..., tokens, targets) -> loss`: the

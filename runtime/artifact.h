@@ -34,6 +34,11 @@ constexpr const char *kSumSqPartialKernel = "opt_sumsq_partial";
 constexpr const char *kSumSqFinalKernel = "opt_sumsq_final";
 constexpr int64_t kSumSqPartials = 128;  // fixed: the reduction order never depends on threads
 
+// The largest tensor, in elements, that tlc compiles and the runtime runs:
+// generated kernels index with int64, but GEMM sizes reach BLAS
+// (cblas_sgemm) as int and CUDA grids are 31-bit.
+constexpr int64_t kMaxTensorElements = 2147483647;  // 2^31-1
+
 struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };

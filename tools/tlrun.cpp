@@ -1,4 +1,25 @@
-// tlrun: run compiled .tlx training steps (see `tlrun --help`). No MLIR.
-#include "runtime/tlrun.h"
+// tlrun: run compiled .tlx models: train, evaluate, generate, prepare data,
+// export (see `tlrun --help`). No MLIR.
+//
+// Each subcommand lives in its own file and adds itself, its options and its
+// work with one function `void addXCommand(CLI::App &tlrun)` (see
+// runtime/cli.h for the conventions). Wiring a new subcommand is one
+// #include and one line below.
+#include "runtime/cli.h"
+#include "runtime/commands/eval.h"
+#include "runtime/data/prepare.h"
+#include "runtime/export/export.h"
+#include "runtime/generate/generate.h"
+#include "runtime/train/command.h"
 
-int main(int argc, char **argv) { return tlc::runTlrun(argc, argv); }
+int main(int argc, char **argv) {
+  CLI::App tlrun{"tlrun: train, evaluate and sample compiled .tlx models on a CPU or a CUDA GPU", "tlrun"};
+  tlc::cli::configureTool(tlrun);
+  tlc::data::addPrepareCommand(tlrun);
+  tlc::train::addTrainCommand(tlrun);
+  tlc::train::addPlotCommand(tlrun);
+  tlc::addEvalCommand(tlrun);
+  tlc::generate::addGenerateCommand(tlrun);
+  tlc::hf::addExportCommand(tlrun);
+  return tlc::cli::run(tlrun, argc, argv);
+}

@@ -2,6 +2,7 @@
 #include "compiler/Driver/Compile.h"
 
 #include "compiler/Driver/DecodeStep.h"
+#include "compiler/Driver/ModelFunction.h"
 #include "compiler/Passes/Passes.h"
 #include "dialects/tl/IR/TlOps.h"
 
@@ -12,7 +13,10 @@ namespace mlir::tl {
 FailureOr<::tlc::artifact::Artifact> compileModel(ModuleOp module, func::FuncOp func,
                                                   bool isLossFunction, bool printIr,
                                                   codegen::LoweringStats &stats) {
-  if (!isLossFunction) return codegen::lowerToArtifact(func, stats);
+  if (!isLossFunction) {
+    if (failed(checkTensorSizes(func))) return failure();
+    return codegen::lowerToArtifact(func, stats);
+  }
   MLIRContext &context = *module.getContext();
   if (printIr) context.disableMultithreading();
   // Built from the function's tl.model before autodiff changes the function.
@@ -38,6 +42,9 @@ FailureOr<::tlc::artifact::Artifact> compileModel(ModuleOp module, func::FuncOp 
                                                  {::tlc::artifact::kEvalLoss, forwardFunc}};
   if (*decode)
     entries.push_back({::tlc::artifact::kDecodeStep, *(*decode)->getOps<func::FuncOp>().begin()});
+  // Sizes are checked on what is lowered: fused attention never stores its scores.
+  for (const codegen::EntryFunction &e : entries)
+    if (failed(checkTensorSizes(e.func))) return failure();
   return codegen::lowerToArtifact(entries, stats);
 }
 

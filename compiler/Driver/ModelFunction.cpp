@@ -1,6 +1,7 @@
 #include "compiler/Driver/ModelFunction.h"
 
 #include "dialects/tl/IR/TlOps.h"
+#include "runtime/artifact.h"
 
 #include "llvm/Support/raw_ostream.h"
 
@@ -41,6 +42,45 @@ func::FuncOp findModelFunction(ModuleOp module) {
   return nullptr;
 }
 
+namespace {
+/// The element count of a static shape, or -1 when it overflows int64.
+int64_t checkedCount(ArrayRef<int64_t> shape) {
+  int64_t n = 1;
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n)) return -1;
+  return n;
+}
+
+std::string describeCount(int64_t n) {
+  return n < 0 ? "more than 2^63" : std::to_string(n);
+}
+} // namespace
+
+LogicalResult checkTensorSizes(func::FuncOp func) {
+  auto tooBig = [](Type type, int64_t &count) {
+    auto t = dyn_cast<RankedTensorType>(type);
+    if (!t || !t.hasStaticShape()) return false;
+    count = checkedCount(t.getShape());
+    return count < 0 || count > ::tlc::artifact::kMaxTensorElements;
+  };
+  int64_t count = 0;
+  for (unsigned i = 0; i < func.getNumArguments(); ++i)
+    if (tooBig(func.getArgument(i).getType(), count))
+      return func.emitError() << "argument #" << i << " (" << func.getArgument(i).getType()
+                              << ") has " << describeCount(count)
+                              << " elements, above the limit of 2^31-1 per tensor";
+  WalkResult walk = func.walk([&](Operation *op) {
+    for (Type t : op->getResultTypes())
+      if (tooBig(t, count)) {
+        op->emitError() << "result " << t << " has " << describeCount(count)
+                        << " elements, above the limit of 2^31-1 per tensor";
+        return WalkResult::interrupt();
+      }
+    return WalkResult::advance();
+  });
+  return failure(walk.wasInterrupted());
+}
+
 FailureOr<ModelSignature> readSignature(func::FuncOp func) {
   ModelSignature sig;
   for (unsigned i = 0; i < func.getNumArguments(); ++i) {
@@ -48,10 +88,15 @@ FailureOr<ModelSignature> readSignature(func::FuncOp func) {
     if (!type || !type.hasStaticShape())
       return func.emitError() << "argument #" << i
                               << " must be a statically shaped tensor";
+    if (checkedCount(type.getShape()) < 0)
+      return func.emitError() << "argument #" << i << " has more than 2^63 elements";
     NamedArgument arg{i, "", {type.getShape().begin(), type.getShape().end()},
                       typeName(type.getElementType())};
     if (auto p = func.getArgAttrOfType<StringAttr>(i, TLDialect::kParamAttrName)) {
       arg.name = p.str();
+      int64_t total = sig.parameterCount();
+      if (__builtin_add_overflow(total, arg.count(), &total))
+        return func.emitError() << "the parameters hold more than 2^63 elements in all";
       sig.params.push_back(arg);
     } else if (auto in = func.getArgAttrOfType<StringAttr>(i, TLDialect::kInputAttrName)) {
       arg.name = in.str();
@@ -65,6 +110,8 @@ FailureOr<ModelSignature> readSignature(func::FuncOp func) {
     auto type = dyn_cast<RankedTensorType>(func.getResultTypes()[i]);
     if (!type || !type.hasStaticShape())
       return func.emitError() << "result #" << i << " must be a statically shaped tensor";
+    if (checkedCount(type.getShape()) < 0)
+      return func.emitError() << "result #" << i << " has more than 2^63 elements";
     NamedArgument res{i, "result" + std::to_string(i),
                       {type.getShape().begin(), type.getShape().end()},
                       typeName(type.getElementType())};

@@ -36,6 +36,11 @@ FailureOr<ModelSignature> readSignature(func::FuncOp func);
 
 std::string typeName(Type type);
 
+/// Every tensor the function's arguments, results and ops hold must have at
+/// most ::tlc::artifact::kMaxTensorElements (2^31-1) elements (computed without overflow); otherwise
+/// an error is emitted at the first offender, naming its type and the limit.
+LogicalResult checkTensorSizes(func::FuncOp func);
+
 } // namespace mlir::tl
 
 #endif

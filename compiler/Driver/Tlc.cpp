@@ -7,7 +7,9 @@
 #include "compiler/Codegen/Lowering.h"
 #include "compiler/Passes/Passes.h"
 #include "runtime/artifact.h"
+#include "runtime/cli.h"
 #include "runtime/cuda_api.h"
+#include "runtime/inputs.h"
 #include "dialects/tl/IR/TlOps.h"
 #include "models/tinyllama.h"
 #include "runtime/safetensors.h"
@@ -18,6 +20,7 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Support/FileUtilities.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/JSON.h"
 #include "llvm/Support/SourceMgr.h"
@@ -35,75 +38,6 @@ using namespace mlir;
 
 namespace mlir::tl {
 namespace {
-
-constexpr const char *kUsage = R"(usage: tlc <command> [options]
-
-commands:
-  emit tinyllama --preset tiny|124m|1.1b [--set k=v,...] [--dtype f32|f64|bf16|f16]
-                 [--train-step | --fused] [-o FILE]
-      Emit the model's forward + loss function as tl MLIR (stdout by default);
-      with --train-step, the training step (loss and every parameter's gradient);
-      with --fused, the training step after the default pipeline (forward
-      fusion, autodiff, elementwise fusion).
-  compile FILE.mlir -o FILE.tlx [--target cpu|cuda|all] [--arch sm_90,...]
-                [--print-ir-after-all] [--dump-kernels DIR]
-      Compile a model (forward + loss, or a training step) into a .tlx artifact:
-      the default pipeline, kernel formation, memory planning, code generation.
-  info FILE.mlir [--json]
-      Print the model config, parameters (names, shapes, dtypes) and the total count.
-  eval FILE.mlir --weights W.safetensors --tokens T.bin [--precision f32|f64] [--json]
-                [--dump-grads G.safetensors]
-      Run the function with the reference evaluator on every full micro-batch
-      of an llm.c token shard and print the mean loss; for a training step,
-      optionally write the mean gradients with the parameters' names.
-)";
-
-/// Command-line words after the subcommand, consumed as options are read.
-class Args {
-public:
-  Args(int argc, char **argv, int first) {
-    for (int i = first; i < argc; ++i) words_.push_back(argv[i]);
-  }
-  /// Removes `--name VALUE` (or `--name=VALUE`); false when absent.
-  bool option(const std::string &name, std::string &value) {
-    for (size_t i = 0; i < words_.size(); ++i) {
-      if (words_[i] == name) {
-        if (i + 1 >= words_.size()) throw std::string(name + " needs a value");
-        value = words_[i + 1];
-        words_.erase(words_.begin() + i, words_.begin() + i + 2);
-        return true;
-      }
-      if (words_[i].rfind(name + "=", 0) == 0) {
-        value = words_[i].substr(name.size() + 1);
-        words_.erase(words_.begin() + i);
-        return true;
-      }
-    }
-    return false;
-  }
-  std::string required(const std::string &name) {
-    std::string v;
-    if (!option(name, v)) throw std::string("missing required option " + name);
-    return v;
-  }
-  bool flag(const std::string &name) {
-    for (size_t i = 0; i < words_.size(); ++i)
-      if (words_[i] == name) {
-        words_.erase(words_.begin() + i);
-        return true;
-      }
-    return false;
-  }
-  /// The remaining positional words; any leftover option is an error.
-  std::vector<std::string> positional() {
-    for (const auto &w : words_)
-      if (w.size() > 1 && w[0] == '-') throw std::string("unknown option '" + w + "'");
-    return words_;
-  }
-
-private:
-  std::vector<std::string> words_;
-};
 
 void loadDialects(MLIRContext &context) {
   DialectRegistry registry;
@@ -137,7 +71,14 @@ struct ModelFile {
 
   /// False, after reporting why, when the file can't be used.
   bool load(const std::string &path) {
+    ::tlc::inputs::expectKind(path, ::tlc::inputs::FileKind::Text, "");
     loadDialects(context);
+    context.printOpOnDiagnostic(false);  // a model's op dump is megabytes
+    // Registered last, so it sees diagnostics first: one whose source line
+    // is huge (a model function's signature) is printed without the line.
+    context.getDiagEngine().registerHandler([this](Diagnostic &diag) {
+      return printWithoutLongLine(diag);
+    });
     module = parseFile(path, context, sourceMgr);
     if (!module || !(func = findModelFunction(*module))) return false;
     FailureOr<ModelSignature> signature = readSignature(func);
@@ -145,7 +86,65 @@ struct ModelFile {
     sig = std::move(*signature);
     return true;
   }
+
+private:
+  LogicalResult printWithoutLongLine(Diagnostic &diag) {
+    auto loc = dyn_cast<FileLineColLoc>(diag.getLocation());
+    if (!loc || sourceMgr.getNumBuffers() == 0) return failure();
+    const llvm::MemoryBuffer *buffer = sourceMgr.getMemoryBuffer(sourceMgr.getMainFileID());
+    if (buffer->getBufferIdentifier() != loc.getFilename().getValue()) return failure();
+    llvm::StringRef text = buffer->getBuffer();
+    for (unsigned line = 1; line < loc.getLine() && !text.empty(); ++line)
+      text = text.split('\n').second;
+    constexpr size_t kLongestEchoedLine = 240;
+    if (text.split('\n').first.size() <= kLongestEchoedLine) return failure();
+    const char *kind = diag.getSeverity() == DiagnosticSeverity::Error     ? "error"
+                       : diag.getSeverity() == DiagnosticSeverity::Warning ? "warning"
+                                                                            : "remark";
+    llvm::errs() << loc.getFilename().getValue() << ":" << loc.getLine() << ":" << loc.getColumn() << ": "
+                 << kind << ": " << diag.str() << "\n";
+    for (Diagnostic &note : diag.getNotes()) llvm::errs() << "note: " << note.str() << "\n";
+    return success();
+  }
 };
+
+// What each subcommand was given; filled by the parser (see the end of the
+// file), read by the command's work function.
+struct EmitOptions {
+  std::string model, presetName, output = "-", dtype = "f32";
+  std::vector<std::string> sets;
+  bool trainStep = false, fused = false;
+};
+struct InfoOptions {
+  std::string file;
+  bool json = false;
+};
+struct CompileOptions {
+  std::string file, output, target = "all", dumpDir, archs;
+  bool printIr = false;
+};
+struct EvalOptions {
+  std::string file, weightsPath, tokensPath, precisionName = "f32", gradsPath;
+  bool json = false;
+};
+
+/// Code generation stores f32, bf16 and i32; say so before any work, naming
+/// the first tensor that is not one of them.
+void checkStorageTypes(const ModelSignature &sig, const std::string &path) {
+  for (const auto *list : {&sig.params, &sig.inputs})
+    for (const NamedArgument &a : *list)
+      if (a.dtype != "f32" && a.dtype != "bf16" && a.dtype != "i32")
+        throw path + ": " + (list == &sig.params ? "parameter '" : "input '") + a.name +
+            "' has dtype " + a.dtype +
+            "; tlc compile stores f32, bf16 and i32 (f64 and f16 models are for tlc eval)";
+}
+
+/// The tl.model vocabulary size, or 0 when the function has none.
+int64_t modelVocab(func::FuncOp func) {
+  auto config = func->getAttrOfType<DictionaryAttr>(TLDialect::kModelAttrName);
+  auto vocab = config ? config.getAs<IntegerAttr>("vocab") : IntegerAttr();
+  return vocab ? vocab.getInt() : 0;
+}
 
 Type parseFloatType(MLIRContext &context, const std::string &name) {
   Builder b(&context);
@@ -156,22 +155,21 @@ Type parseFloatType(MLIRContext &context, const std::string &name) {
   throw std::string("--dtype must be f32, f64, bf16 or f16, got '" + name + "'");
 }
 
-int emitCommand(Args &args) {
-  std::string presetName = args.required("--preset");
-  std::string overrides, output = "-", dtype = "f32";
-  args.option("--set", overrides);
-  args.option("-o", output);
-  args.option("--dtype", dtype);
-  bool trainStep = args.flag("--train-step");
-  bool fused = args.flag("--fused");
-  std::vector<std::string> words = args.positional();
-  if (words.size() != 1 || words[0] != "tinyllama")
-    throw std::string("emit: expected the model name 'tinyllama'");
+int emitCommand(const EmitOptions &options) {
+  const std::string &presetName = options.presetName, &output = options.output,
+                    &dtype = options.dtype;
+  const bool trainStep = options.trainStep, fused = options.fused;
+  ::tlc::inputs::expectWritable(output, "-o");
 
   auto config = ::tlc::models::preset(presetName);
   if (!config) throw "emit: " + llvm::toString(config.takeError());
-  if (llvm::Error e = ::tlc::models::applyOverrides(*config, overrides))
-    throw "emit: --set: " + llvm::toString(std::move(e));
+  nlohmann::json overrides = ::tlc::cli::parseSetList(options.sets, "--set");
+  ::tlc::cli::rejectUnknownKeys(overrides, ::tlc::models::overrideKeys(), "--set");
+  for (auto it = overrides.begin(); it != overrides.end(); ++it) {
+    std::string item = it.key() + "=" + (it->is_string() ? it->get<std::string>() : it->dump());
+    if (llvm::Error e = ::tlc::models::applyOverrides(*config, item))
+      throw "emit: --set: " + llvm::toString(std::move(e));
+  }
   if (llvm::Error e = ::tlc::models::validate(*config))
     throw "emit: invalid config: " + llvm::toString(std::move(e));
 
@@ -214,12 +212,10 @@ std::string withCommas(int64_t n) {
   return out;
 }
 
-int infoCommand(Args &args) {
-  bool json = args.flag("--json");
-  std::vector<std::string> files = args.positional();
-  if (files.size() != 1) throw std::string("info: expected one FILE.mlir");
+int infoCommand(const InfoOptions &options) {
+  const bool json = options.json;
   ModelFile model;
-  if (!model.load(files[0])) return 1;
+  if (!model.load(options.file)) return 1;
   func::FuncOp func = model.func;
   const ModelSignature &sig = model.sig;
   auto config = func->getAttrOfType<DictionaryAttr>(TLDialect::kModelAttrName);
@@ -293,19 +289,17 @@ std::string entryPointSummary(const ::tlc::artifact::Artifact &a) {
   return out;
 }
 
-int compileCommand(Args &args) {
+int compileCommand(const CompileOptions &options) {
   auto start = std::chrono::steady_clock::now();
-  std::string output = args.required("-o"), target = "all", dumpDir, archs;
-  args.option("--target", target);
-  args.option("--arch", archs);
-  args.option("--dump-kernels", dumpDir);
-  bool printIr = args.flag("--print-ir-after-all");
-  std::vector<std::string> files = args.positional();
-  if (files.size() != 1) throw std::string("compile: expected one FILE.mlir");
-  if (target != "cpu" && target != "cuda" && target != "all")
-    throw std::string("compile: --target must be cpu, cuda or all");
+  const std::string &output = options.output, &target = options.target,
+                    &dumpDir = options.dumpDir, &archs = options.archs;
+  const bool printIr = options.printIr;
+  const std::vector<std::string> files = {options.file};
+  ::tlc::inputs::expectWritable(output, "-o");
+  if (!dumpDir.empty()) ::tlc::inputs::expectWritableDirectory(dumpDir, "--dump-kernels");
   ModelFile model;
   if (!model.load(files[0])) return 1;
+  checkStorageTypes(model.sig, files[0]);
   codegen::LoweringStats stats;
   FailureOr<::tlc::artifact::Artifact> artifact =
       compileModel(*model.module, model.func, model.sig.grads.empty(), printIr, stats);
@@ -350,18 +344,11 @@ int compileCommand(Args &args) {
   return 0;
 }
 
-int evalCommand(Args &args) {
-  std::string weightsPath = args.required("--weights");
-  std::string tokensPath = args.required("--tokens");
-  std::string precisionName = "f32";
-  args.option("--precision", precisionName);
-  bool json = args.flag("--json");
-  std::string gradsPath;
-  args.option("--dump-grads", gradsPath);
-  std::vector<std::string> files = args.positional();
-  if (files.size() != 1) throw std::string("eval: expected one FILE.mlir");
-  if (precisionName != "f32" && precisionName != "f64")
-    throw std::string("eval: --precision must be f32 or f64");
+int evalCommand(const EvalOptions &options) {
+  const std::string &weightsPath = options.weightsPath, &tokensPath = options.tokensPath,
+                    &precisionName = options.precisionName, &gradsPath = options.gradsPath;
+  const bool json = options.json;
+  const std::vector<std::string> files = {options.file};
   Precision precision = precisionName == "f64" ? Precision::F64 : Precision::F32;
 
   ModelFile model;
@@ -386,6 +373,11 @@ int evalCommand(Args &args) {
     throw std::string("eval: --dump-grads needs a training step (emit with --train-step "
                       "or run tlc-opt --tl-autodiff)");
 
+  // Every input recognised and every output writable before any work.
+  ::tlc::inputs::expectKind(weightsPath, ::tlc::inputs::FileKind::Safetensors, "--weights");
+  ::tlc::inputs::expectKind(tokensPath, ::tlc::inputs::FileKind::TokenShard, "--tokens");
+  if (!gradsPath.empty()) ::tlc::inputs::expectWritable(gradsPath, "--dump-grads");
+
   // Token ids and targets come from the shard, both [B, T].
   const NamedArgument *tokensArg = nullptr, *targetsArg = nullptr;
   for (const auto &in : sig.inputs) {
@@ -397,19 +389,19 @@ int evalCommand(Args &args) {
       tokensArg->shape != targetsArg->shape)
     throw std::string("eval: the function needs inputs 'tokens' and 'targets' of one shape [B, T]");
   int64_t batch = tokensArg->shape[0], seq = tokensArg->shape[1];
+  if (failed(checkTensorSizes(func))) return 1;  // the evaluator stores every tensor
 
   std::vector<::tlc::HostTensor> argsIn(func.getNumArguments());
   ::tlc::safetensors::File weights = ::tlc::safetensors::File::open(weightsPath);
-  for (const auto &p : sig.params) {
-    const ::tlc::safetensors::TensorInfo &t = weights.get(p.name);
-    if (t.shape != p.shape)
-      throw weightsPath + ": tensor '" + p.name + "' has shape " + shapeString(t.shape) +
-          " but the model needs " + shapeString(p.shape);
-    argsIn[p.index] = ::tlc::HostTensor(p.shape, weights.toDoubles(t));
-  }
-
+  std::vector<::tlc::inputs::ParamSpec> specs;
+  for (const auto &p : sig.params) specs.push_back({p.name, p.shape, p.dtype});
+  ::tlc::inputs::checkWeights(weights, specs);
   std::vector<uint16_t> tokens = ::tlc::tokens::readShard(tokensPath);
   size_t steps = ::tlc::tokens::requireMicroBatches(tokensPath, tokens.size(), batch, seq);
+  ::tlc::inputs::checkTokenIds(tokensPath, tokens, steps, batch, seq, modelVocab(func));
+
+  for (const auto &p : sig.params)
+    argsIn[p.index] = ::tlc::HostTensor(p.shape, weights.toDoubles(weights.get(p.name)));
   double total = 0;
   std::vector<::tlc::HostTensor> gradSums;
   for (size_t s = 0; s < steps; ++s) {
@@ -461,26 +453,84 @@ int evalCommand(Args &args) {
 
 } // namespace
 
-int runTlc(int argc, char **argv) {
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    llvm::outs() << kUsage;
-    return argc < 2 ? 1 : 0;
-  }
-  std::string command = argv[1];
-  Args args(argc, argv, 2);
-  try {
-    if (command == "emit") return emitCommand(args);
-    if (command == "info") return infoCommand(args);
-    if (command == "compile") return compileCommand(args);
-    if (command == "eval") return evalCommand(args);
-    llvm::errs() << "tlc: unknown command '" << command << "'\n" << kUsage;
-    return 1;
-  } catch (const std::string &message) {
-    llvm::errs() << "tlc: " << message << "\n";
-  } catch (const std::exception &e) {
-    llvm::errs() << "tlc: " << e.what() << "\n";
-  }
-  return 1;
+// ---- Command line: each subcommand's options; the work is above. ----
+
+void addEmitCommand(CLI::App &tlc) {
+  auto o = std::make_shared<EmitOptions>();
+  CLI::App *emit = tlc.add_subcommand(
+      "emit", "Emit the model's forward + loss function as tl MLIR (stdout by default);\n"
+              "with --train-step, the training step (loss and every parameter's gradient);\n"
+              "with --fused, the training step after the default pipeline.");
+  emit->add_option("MODEL", o->model, "the model to emit: tinyllama")
+      ->required()
+      ->type_name("")
+      ->check(CLI::IsMember({"tinyllama"}).description(""));
+  emit->add_option("--preset", o->presetName, "the model's sizes")
+      ->required()
+      ->check(CLI::IsMember(::tlc::models::presetNames()));
+  ::tlc::cli::repeatable(emit->add_option(
+                             "--set", o->sets,
+                             "override preset fields, key=value[,key=value...]; keys: " +
+                                 llvm::join(::tlc::models::overrideKeys(), ", ") +
+                                 "; repeatable"))
+      ->type_name("K=V,...");
+  emit->add_option("--dtype", o->dtype, "parameter and activation type")
+      ->check(CLI::IsMember({"f32", "f64", "bf16", "f16"}));
+  CLI::Option *train =
+      emit->add_flag("--train-step", o->trainStep, "emit the training step (tl-autodiff)");
+  CLI::Option *fused = emit->add_flag(
+      "--fused", o->fused, "emit the training step after the default pipeline (tl-train-pipeline)");
+  train->excludes(fused);
+  emit->add_option("-o", o->output, "output file ('-' is stdout)")->type_name("FILE");
+  ::tlc::cli::setAction(*emit, [o] { return emitCommand(*o); });
+}
+
+void addInfoCommand(CLI::App &tlc) {
+  auto o = std::make_shared<InfoOptions>();
+  CLI::App *info = tlc.add_subcommand(
+      "info", "Print the model config, parameters (names, shapes, dtypes) and the total count.");
+  info->add_option("FILE", o->file, "the model (.mlir; '-' is stdin)")->required()->type_name("");
+  info->add_flag("--json", o->json, "print one JSON object");
+  ::tlc::cli::setAction(*info, [o] { return infoCommand(*o); });
+}
+
+void addCompileCommand(CLI::App &tlc) {
+  auto o = std::make_shared<CompileOptions>();
+  CLI::App *compile = tlc.add_subcommand(
+      "compile", "Compile a model (forward + loss, or a training step) into a .tlx artifact:\n"
+                 "the default pipeline, kernel formation, memory planning, code generation.");
+  compile->add_option("FILE", o->file, "the model (.mlir; '-' is stdin)")->required()->type_name("");
+  compile->add_option("-o", o->output, "the artifact to write")->required()->type_name("FILE.tlx");
+  compile->add_option("--target", o->target, "which kernel sources the artifact carries")
+      ->check(CLI::IsMember({"cpu", "cuda", "all"}));
+  compile->add_option("--arch", o->archs, "also embed cubins compiled with NVRTC, e.g. sm_80,sm_90")
+      ->type_name("SM,...");
+  compile->add_flag("--print-ir-after-all", o->printIr, "print the IR after every pass (stderr)");
+  compile->add_option("--dump-kernels", o->dumpDir, "write DIR/kernels.cpp and DIR/kernels.cu")
+      ->type_name("DIR");
+  ::tlc::cli::setAction(*compile, [o] { return compileCommand(*o); });
+}
+
+void addEvalCommand(CLI::App &tlc) {
+  auto o = std::make_shared<EvalOptions>();
+  CLI::App *eval = tlc.add_subcommand(
+      "eval", "Run the function with the reference evaluator on every full micro-batch of an\n"
+              "llm.c token shard and print the mean loss; for a training step, optionally\n"
+              "write the mean gradients.");
+  eval->add_option("FILE", o->file, "the model (.mlir; '-' is stdin)")->required()->type_name("");
+  eval->add_option("--weights", o->weightsPath, "parameters by name (any float dtype)")
+      ->required()
+      ->type_name("W.safetensors");
+  eval->add_option("--tokens", o->tokensPath, "an llm.c token shard")
+      ->required()
+      ->type_name("T.bin");
+  eval->add_option("--precision", o->precisionName, "the evaluator's arithmetic")
+      ->check(CLI::IsMember({"f32", "f64"}));
+  eval->add_flag("--json", o->json, "print {\"loss\", \"micro_batches\", \"precision\"}");
+  eval->add_option("--dump-grads", o->gradsPath,
+                   "write the mean gradients (training steps; f32 or f64 as --precision)")
+      ->type_name("G.safetensors");
+  ::tlc::cli::setAction(*eval, [o] { return evalCommand(*o); });
 }
 
 } // namespace mlir::tl

@@ -2,9 +2,17 @@
 #ifndef TL_COMPILER_DRIVER_TLC_H
 #define TL_COMPILER_DRIVER_TLC_H
 
+namespace CLI {
+class App;
+}
+
 namespace mlir::tl {
-/// Runs `tlc <command> ...`; returns the process exit code.
-int runTlc(int argc, char **argv);
+/// Each adds one subcommand, its options and its work to tlc (conventions:
+/// runtime/cli.h).
+void addEmitCommand(CLI::App &tlc);
+void addInfoCommand(CLI::App &tlc);
+void addCompileCommand(CLI::App &tlc);
+void addEvalCommand(CLI::App &tlc);
 } // namespace mlir::tl
 
 #endif

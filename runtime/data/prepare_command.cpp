@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include "runtime/cli.h"
 #include "runtime/data/prepare.h"
 
 namespace tlc::data {
@@ -29,7 +30,7 @@ void addPrepareCommand(CLI::App &tlrun) {
   cmd->add_option("--shard-tokens", o->shardTokens, "Tokens per shard")->capture_default_str();
   cmd->add_flag("--force", o->force, "Replace prepared data already in --out");
   cmd->add_flag("--quiet", [o](int64_t) { o->progress = false; }, "No progress on stderr");
-  cmd->callback([o] {
+  cli::setAction(*cmd, [o] {
     Manifest m = prepare(*o);
     std::printf("prepared %s: train %llu tokens (%llu documents, %zu shards), val %llu tokens "
                 "(%llu documents), vocabulary %d (bos %d, eos %d, unk %d)\n",
@@ -37,6 +38,7 @@ void addPrepareCommand(CLI::App &tlrun) {
                 (unsigned long long)m.documents("train"), m.shardPaths(o->out, "train").size(),
                 (unsigned long long)m.tokens("val"), (unsigned long long)m.documents("val"),
                 m.vocabSize, m.bosId, m.eosId, m.unkId);
+    return cli::kExitOk;
   });
 }
 

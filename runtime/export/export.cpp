@@ -1,5 +1,7 @@
 #include "runtime/export/export.h"
 
+#include "runtime/cli.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -305,10 +307,7 @@ void addExportCommand(CLI::App &tlrun) {
                   "data directory of tlrun prepare holding tokenizer.model and manifest.json (default: the run's)");
   cmd->add_flag("--force", o->force, "replace the files of an earlier export in the output directory");
   cmd->footer("Exit status: 0 done, 1 failure, 2 bad usage.\n");
-  cmd->callback([o] {
-    int rc = runExport(*o);
-    if (rc != 0) throw CLI::RuntimeError(rc);
-  });
+  cli::setAction(*cmd, [o] { return runExport(*o); });
 }
 
 }  // namespace tlc::hf

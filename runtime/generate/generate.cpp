@@ -1,5 +1,7 @@
 #include "runtime/generate/generate.h"
 
+#include "runtime/cli.h"
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -226,23 +228,8 @@ void addGenerateCommand(CLI::App &tlrun) {
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.model (default: the run's data directory's)");
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_flag("--json", o->json, "print one JSON object (ids, text, stop reason) instead of streaming text");
-  cmd->callback([o] {
-    int rc = runGenerate(*o);
-    if (rc != 0) throw CLI::RuntimeError(rc);
-  });
+  cli::setAction(*cmd, [o] { return runGenerate(*o); });
 }
 
-int runCli(int argc, char **argv) {
-  CLI::App app("tlrun: run compiled .tlx models", "tlrun");
-  app.require_subcommand(1);
-  addGenerateCommand(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError &e) {
-    int rc = app.exit(e);
-    return rc == 0 || e.get_name() == "RuntimeError" ? rc : 2;
-  }
-  return 0;
-}
 
 }  // namespace tlc::generate

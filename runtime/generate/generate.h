@@ -45,7 +45,5 @@ int runGenerate(const GenerateOptions &o);
 
 // Adds `generate` to tlrun (CLI11).
 void addGenerateCommand(CLI::App &tlrun);
-// `tlrun generate ...` on its own (argv[1] == "generate"): the exit status.
-int runCli(int argc, char **argv);
 
 }  // namespace tlc::generate

@@ -5,7 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "runtime/export/export.h"
+#include "runtime/cli.h"
 #include "runtime/train/config.h"
 #include "runtime/train/metrics.h"
 #include "runtime/train/trainer.h"
@@ -23,8 +23,7 @@ void addTrainCommand(CLI::App &tlrun) {
                   "run directory: config.json, metrics.jsonl, checkpoints/<step>/, checkpoints/latest")
       ->required();
   cmd->add_option("--config", o->configFile, "configuration file, JSON or TOML (keys below)");
-  cmd->add_option("--set", o->sets, "overrides key=value,... (repeatable; applied after --config)")
-      ->allow_extra_args(false);
+  cli::repeatable(cmd->add_option("--set", o->sets, "overrides key=value,... (repeatable; applied after --config)"));
   cmd->add_option("--steps", o->steps, "same as --set steps=N (applied last)")->check(CLI::PositiveNumber);
   CLI::Option *resume = cmd->add_option("--resume", o->resumeFrom,
                                         "continue from RUN_DIR's latest checkpoint, or from CHECKPOINT (a checkpoint "
@@ -39,10 +38,9 @@ void addTrainCommand(CLI::App &tlrun) {
               "\nDefaults are the TinyLlama recipe (batch_tokens = 1024 x 2048); on a small model or a CPU set\n"
               "batch_tokens, steps and warmup_steps to fit. Exit status: 0 done, 1 failure, 2 bad usage or\n"
               "configuration, 128+N when stopped by signal N (SIGINT/SIGTERM finish the step and write a checkpoint).\n");
-  cmd->callback([o, resume] {
+  cli::setAction(*cmd, [o, resume] {
     o->resume = resume->count() > 0;
-    int rc = runTrain(*o);
-    if (rc != 0) throw CLI::RuntimeError(rc);
+    return runTrain(*o);
   });
 }
 
@@ -53,31 +51,18 @@ void addPlotCommand(CLI::App &tlrun) {
       "plot", "Draw train and validation loss and the learning rate against steps as an SVG (RUN_DIR/plot.svg)");
   cmd->add_option("RUN_DIR", *runDir, "a run directory of tlrun train")->required();
   cmd->add_option("-o,--output", *out, "the SVG file (default RUN_DIR/plot.svg)");
-  cmd->callback([runDir, out] {
+  cli::setAction(*cmd, [runDir, out] {
     std::string svg = out->empty() ? *runDir + "/plot.svg" : *out;
     try {
       writePlot(*runDir + "/metrics.jsonl", svg, *runDir);
     } catch (const std::exception &e) {
       std::fprintf(stderr, "tlrun plot: %s\n", e.what());
-      throw CLI::RuntimeError(1);
+      return cli::kExitFailure;
     }
     std::printf("wrote %s\n", svg.c_str());
+    return cli::kExitOk;
   });
 }
 
-int runCli(int argc, char **argv) {
-  CLI::App app("tlrun: run compiled .tlx models", "tlrun");
-  app.require_subcommand(1);
-  addTrainCommand(app);
-  addPlotCommand(app);
-  hf::addExportCommand(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError &e) {
-    int rc = app.exit(e);
-    return rc == 0 || e.get_name() == "RuntimeError" ? rc : 2;
-  }
-  return 0;
-}
 
 }  // namespace tlc::train

@@ -4,6 +4,7 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinAttributes.h"
+#include "llvm/ADT/DenseMap.h"
 
 using namespace mlir;
 using namespace mlir::tl;
@@ -46,12 +47,23 @@ LogicalResult TLDialect::verifyRegionArgAttribute(Operation *op,
   auto func = dyn_cast<FunctionOpInterface>(op);
   if (!func)
     return op->emitError() << "'" << kind << "' is only valid on function arguments";
-  for (unsigned i = 0; i < argIndex; ++i) {
-    for (StringRef other : {kParamAttrName, kInputAttrName}) {
-      auto otherName = func.getArgAttrOfType<StringAttr>(i, other);
-      if (otherName && otherName == name)
-        return op->emitError() << "arguments #" << i << " and #" << argIndex
-                               << " share the name '" << name.getValue() << "'";
+  // Names are unique across the function: checked once, with a map, from
+  // the first named argument (a scan per argument was quadratic).
+  auto nameOf = [&](unsigned i) {
+    auto p = func.getArgAttrOfType<StringAttr>(i, kParamAttrName);
+    return p ? p : func.getArgAttrOfType<StringAttr>(i, kInputAttrName);
+  };
+  bool first = true;
+  for (unsigned i = 0; i < argIndex && first; ++i) first = !nameOf(i);
+  if (first) {
+    llvm::DenseMap<StringAttr, unsigned> seen;
+    for (unsigned i = argIndex, e = func.getNumArguments(); i < e; ++i) {
+      StringAttr other = nameOf(i);
+      if (!other) continue;
+      auto [it, fresh] = seen.try_emplace(other, i);
+      if (!fresh)
+        return op->emitError() << "arguments #" << it->second << " and #" << i
+                               << " share the name '" << other.getValue() << "'";
     }
   }
   if (func.getArgAttr(argIndex, kParamAttrName) &&

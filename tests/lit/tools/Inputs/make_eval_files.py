@@ -26,3 +26,9 @@ span = cfg["micro_batch"] * cfg["seq"]
 write_shard(out + ".short.bin", rng.integers(0, cfg["vocab"], size=span))  # one token short
 write_shard(out + ".ids.bin", np.full(span + 1, cfg["vocab"] + 5))         # ids beyond the vocab
 write_shard(out + ".ok.bin", rng.integers(0, cfg["vocab"], size=span + 1))
+ints = dict(weights)
+ints["model.norm.weight"] = np.ones(ints["model.norm.weight"].shape, dtype=np.int32)
+write_safetensors(out + ".i32.safetensors", ints)                      # an integer parameter
+last = rng.integers(0, cfg["vocab"], size=span + 1)
+last[-1] = cfg["vocab"]                                                # only the final target is out of range
+write_shard(out + ".last.bin", last)

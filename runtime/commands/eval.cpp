@@ -1,5 +1,5 @@
 // tlrun eval: run a compiled training step on weights and token data.
-#include "runtime/tlrun.h"
+#include "runtime/commands/eval.h"
 
 #include <cstdio>
 #include <cstring>
@@ -11,36 +11,14 @@
 #include <CLI/CLI.hpp>
 
 #include "runtime/artifact.h"
-#include "runtime/data/prepare.h"
 #include "runtime/device.h"
 #include "runtime/engine.h"
-#include "runtime/generate/generate.h"
-#include "runtime/half.h"
+#include "runtime/inputs.h"
 #include "runtime/safetensors.h"
 #include "runtime/tokens.h"
-#include "runtime/train/command.h"
 
 namespace tlc {
 namespace {
-
-constexpr const char *kUsage = R"(usage: tlrun <command> [options]
-
-commands:
-  train MODEL.tlx --data DIR --out RUN_DIR [...]   (tlrun train --help)
-  plot RUN_DIR [-o FILE.svg]                        (tlrun plot --help)
-  export RUN_DIR|CHECKPOINT --hf OUT_DIR [...]      (tlrun export --help)
-  eval MODEL.tlx --weights W.safetensors --tokens T.bin [--device cpu|cuda]
-                 [--dump-grads G.safetensors] [--json]
-      Run the compiled training step on every full micro-batch of an llm.c
-      token shard; print the mean loss, optionally write the mean gradients.
-  generate RUN_DIR|CHECKPOINT --prompt TEXT [...]  (tlrun generate --help)
-  prepare --input FILES|DIRS... --out DIR [--tokenizer M | --train-tokenizer N] ...
-      Tokenize text into llm.c token shards (see tlrun prepare --help).
-)";
-
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 std::string shapeString(const std::vector<int64_t> &s) {
   std::string out = "[";
@@ -59,38 +37,35 @@ std::vector<float> paramValues(const safetensors::File &f, const artifact::Tenso
   return std::vector<float>(values.begin(), values.end());
 }
 
-int evalCommand(const std::vector<std::string> &args) {
+struct EvalOptions {
   std::string model, weights, tokensPath, deviceName = "cpu", gradsPath;
   bool json = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    auto value = [&]() -> std::string {
-      if (i + 1 >= args.size()) throw UsageError(args[i] + " needs a value");
-      return args[++i];
-    };
-    if (args[i] == "--weights") weights = value();
-    else if (args[i] == "--tokens") tokensPath = value();
-    else if (args[i] == "--device") deviceName = value();
-    else if (args[i] == "--dump-grads") gradsPath = value();
-    else if (args[i] == "--json") json = true;
-    else if (args[i][0] == '-') throw UsageError("unknown option '" + args[i] + "'");
-    else if (model.empty()) model = args[i];
-    else throw UsageError("unexpected argument '" + args[i] + "'");
-  }
-  if (model.empty() || weights.empty() || tokensPath.empty())
-    throw UsageError("eval needs MODEL.tlx, --weights and --tokens");
-  if (deviceName != "cpu" && deviceName != "cuda")
-    throw UsageError("--device must be cpu or cuda, got '" + deviceName + "'");
+};
 
+int evalCommand(const EvalOptions &options) {
+  const std::string &model = options.model, &weights = options.weights,
+                    &tokensPath = options.tokensPath, &deviceName = options.deviceName,
+                    &gradsPath = options.gradsPath;
+  const bool json = options.json;
+  // Every input recognised and every output writable before any work.
+  inputs::expectKind(model, inputs::FileKind::Artifact, "MODEL");
   artifact::Artifact a = artifact::read(model);
+  inputs::expectKind(weights, inputs::FileKind::Safetensors, "--weights");
+  inputs::expectKind(tokensPath, inputs::FileKind::TokenShard, "--tokens");
+  if (!gradsPath.empty()) inputs::expectWritable(gradsPath, "--dump-grads");
   const artifact::EntryPoint *step = a.entry(artifact::kTrainStep);
   if (!step || step->inputs.empty() || step->inputs[0].shape.size() != 2)
     throw artifact::Error(model + ": no training step with inputs 'tokens' and 'targets' of shape [B, T]");
   int64_t batch = step->inputs[0].shape[0], seq = step->inputs[0].shape[1];
   safetensors::File w = safetensors::File::open(weights);
+  std::vector<inputs::ParamSpec> specs;
+  for (const auto &p : a.params) specs.push_back({p.name, p.shape, artifact::dtypeName(p.dtype)});
+  inputs::checkWeights(w, specs);
   std::vector<std::vector<float>> params;
   for (const auto &p : a.params) params.push_back(paramValues(w, p));
   std::vector<uint16_t> tokens = tokens::readShard(tokensPath);
   size_t steps = tokens::requireMicroBatches(tokensPath, tokens.size(), batch, seq);
+  inputs::checkTokenIds(tokensPath, tokens, steps, batch, seq, a.config.value("vocab", int64_t{0}));
 
   std::unique_ptr<Device> device = deviceName == "cuda" ? makeCudaDevice() : makeCpuDevice();
   Engine engine(a, *device);
@@ -129,35 +104,27 @@ int evalCommand(const std::vector<std::string> &args) {
 
 }  // namespace
 
-int runTlrun(int argc, char **argv) {
-  if (argc >= 2 && (!std::strcmp(argv[1], "train") || !std::strcmp(argv[1], "plot") ||
-                    !std::strcmp(argv[1], "export"))) return train::runCli(argc, argv);
-  if (argc >= 2 && !std::strcmp(argv[1], "generate")) return generate::runCli(argc, argv);
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
-    std::fputs(kUsage, stdout);
-    return argc < 2 ? 1 : 0;
-  }
-  std::string command = argv[1];
-  std::vector<std::string> args(argv + 2, argv + argc);
-  try {
-    if (command == "eval") return evalCommand(args);
-    if (command == "prepare") {
-      CLI::App app("tlrun");
-      data::addPrepareCommand(app);
-      try {
-        app.parse(argc, argv);
-      } catch (const CLI::ParseError &e) {
-        return app.exit(e) == 0 ? 0 : 1;  // --help, or a usage error
-      }
-      return 0;
-    }
-    std::fprintf(stderr, "tlrun: unknown command '%s'\n%s", command.c_str(), kUsage);
-  } catch (const UsageError &e) {
-    std::fprintf(stderr, "tlrun: %s\n%s", e.what(), kUsage);
-  } catch (const std::exception &e) {
-    std::fprintf(stderr, "tlrun: %s\n", e.what());
-  }
-  return 1;
+void addEvalCommand(CLI::App &tlrun) {
+  auto options = std::make_shared<EvalOptions>();
+  CLI::App *eval = tlrun.add_subcommand(
+      "eval", "Run the compiled training step on every full micro-batch of an llm.c token shard;\n"
+              "print the mean loss, optionally write the mean gradients.");
+  eval->add_option("MODEL", options->model, "the .tlx artifact to run (from tlc compile)")
+      ->required()
+      ->type_name("");
+  eval->add_option("--weights", options->weights, "parameters by their HF names (any float dtype)")
+      ->required()
+      ->type_name("W.safetensors");
+  eval->add_option("--tokens", options->tokensPath, "an llm.c token shard")
+      ->required()
+      ->type_name("T.bin");
+  eval->add_option("--device", options->deviceName, "where to run")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  eval->add_option("--dump-grads", options->gradsPath,
+                   "write the mean gradient of every parameter (f32)")
+      ->type_name("G.safetensors");
+  eval->add_flag("--json", options->json, "print {\"device\", \"loss\", \"micro_batches\"}");
+  cli::setAction(*eval, [options] { return evalCommand(*options); });
 }
 
 }  // namespace tlc
