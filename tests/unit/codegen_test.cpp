@@ -143,6 +143,22 @@ TEST_F(CodegenTest, AttentionForwardAndBackward) {
     return %o, %dq, %dk, %dv : tensor<1x3x5x4xf32>, tensor<1x3x5x4xf32>, tensor<1x1x7x4xf32>, tensor<1x1x7x4xf32> })");
 }
 
+TEST_F(CodegenTest, AttentionOverSeveralTiles) {
+  // The CPU kernels tile 32 queries by 64 keys: T = 100 gives ragged query
+  // and key tiles, a diagonal tile under the causal mask and skipped ones.
+  check(R"(func.func @f(%q: tensor<1x4x100x16xf32>, %k: tensor<1x2x100x16xf32>, %v: tensor<1x2x100x16xf32>, %g: tensor<1x4x100x16xf32>)
+        -> (tensor<1x4x100x16xf32>, tensor<1x4x100xf32>, tensor<1x4x100x16xf32>, tensor<1x2x100x16xf32>, tensor<1x2x100x16xf32>) {
+    %o, %l = tl.attention %q, %k, %v scale = 0.25 causal : tensor<1x4x100x16xf32>, tensor<1x2x100x16xf32> -> tensor<1x4x100xf32>
+    %dq, %dk, %dv = tl.attention_grad %g, %q, %k, %v, %o, %l scale = 0.25 causal : tensor<1x4x100x16xf32>, tensor<1x2x100x16xf32>, tensor<1x4x100xf32>
+    return %o, %l, %dq, %dk, %dv : tensor<1x4x100x16xf32>, tensor<1x4x100xf32>, tensor<1x4x100x16xf32>, tensor<1x2x100x16xf32>, tensor<1x2x100x16xf32> })");
+  // Not causal: 70 keys (two key tiles) for 40 queries.
+  check(R"(func.func @f(%q: tensor<2x2x40x8xf32>, %k: tensor<2x1x70x8xf32>, %v: tensor<2x1x70x8xf32>, %g: tensor<2x2x40x8xf32>)
+        -> (tensor<2x2x40x8xf32>, tensor<2x2x40x8xf32>, tensor<2x1x70x8xf32>, tensor<2x1x70x8xf32>) {
+    %o, %l = tl.attention %q, %k, %v scale = 0.4 : tensor<2x2x40x8xf32>, tensor<2x1x70x8xf32> -> tensor<2x2x40xf32>
+    %dq, %dk, %dv = tl.attention_grad %g, %q, %k, %v, %o, %l scale = 0.4 : tensor<2x2x40x8xf32>, tensor<2x1x70x8xf32>, tensor<2x2x40xf32>
+    return %o, %dq, %dk, %dv : tensor<2x2x40x8xf32>, tensor<2x2x40x8xf32>, tensor<2x1x70x8xf32>, tensor<2x1x70x8xf32> })");
+}
+
 TEST_F(CodegenTest, CrossEntropyWithAndWithoutIgnoredRows) {
   for (const char *ignore : {"", "ignore_index = 3"}) {
     std::string src = std::string(R"(func.func @f(%l: tensor<11x37xf32>, %t: tensor<11xi32>, %g: tensor<f32>) -> (tensor<f32>, tensor<11xf32>, tensor<11x37xf32>) {
