@@ -15,6 +15,7 @@ namespace {
 const char *kCpuPrelude = R"(// tlc generated kernels: CPU C++
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #define TL_INLINE static inline
 #define TL_CONST static const
