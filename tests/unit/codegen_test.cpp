@@ -208,6 +208,23 @@ TEST_F(CodegenTest, MatmulsWithTransposesAndSharedWeights) {
     %y = tl.matmul %x, %w {transpose_rhs} : tensor<2x3x5xf32>, tensor<7x5xf32> -> tensor<2x3x7xf32>
     %z = tl.matmul %a, %b {transpose_lhs, transpose_rhs} : tensor<2x5x3xf32>, tensor<2x4x5xf32> -> tensor<2x3x4xf32>
     return %y, %z : tensor<2x3x7xf32>, tensor<2x3x4xf32> })");
+  // Transposes of the last two dimensions fold into the GEMMs' flags (one
+  // also feeds a return, so its kernel stays).
+  const char *folded = R"(func.func @f(%a: tensor<2x5x3xf32>, %b: tensor<2x4x5xf32>, %w: tensor<5x7xf32>) -> (tensor<2x3x4xf32>, tensor<2x3x7xf32>, tensor<2x3x5xf32>) {
+    %at = tl.transpose %a, perm = [0, 2, 1] : tensor<2x5x3xf32> -> tensor<2x3x5xf32>
+    %bt = tl.transpose %b, perm = [0, 2, 1] : tensor<2x4x5xf32> -> tensor<2x5x4xf32>
+    %wt = tl.transpose %w, perm = [1, 0] : tensor<5x7xf32> -> tensor<7x5xf32>
+    %z = tl.matmul %at, %bt : tensor<2x3x5xf32>, tensor<2x5x4xf32> -> tensor<2x3x4xf32>
+    %y = tl.matmul %at, %wt {transpose_rhs} : tensor<2x3x5xf32>, tensor<7x5xf32> -> tensor<2x3x7xf32>
+    return %z, %y, %at : tensor<2x3x4xf32>, tensor<2x3x7xf32>, tensor<2x3x5xf32> })";
+  check(folded);
+  OwningOpRef<ModuleOp> m = parseSourceString<ModuleOp>(folded, &context);
+  ASSERT_TRUE(m) << diagnostics;
+  tl::codegen::LoweringStats stats;
+  auto artifact = tl::codegen::lowerToArtifact(*m->getOps<func::FuncOp>().begin(), stats);
+  ASSERT_TRUE(succeeded(artifact)) << diagnostics;
+  EXPECT_EQ(stats.kernels, 1);  // only the returned transpose
+  EXPECT_EQ(stats.gemms, 2);
 }
 
 // A whole fused TinyLlama step: the CUDA kernels (emulated) and the CPU
