@@ -43,6 +43,9 @@ TL_INLINE float tl_ld(const float *p, int64_t i) { return p[i]; }
 TL_INLINE float tl_ld(const uint16_t *p, int64_t i) { return bf2f(p[i]); }
 TL_INLINE void tl_st(float *p, int64_t i, float v) { p[i] = v; }
 TL_INLINE void tl_st(uint16_t *p, int64_t i, float v) { p[i] = f2bf(v); }
+// 16 floats: one AVX-512 register (two AVX ones). Accumulators of this type
+// stay in registers across a loop, where an array would go through memory.
+typedef float tl_vf __attribute__((vector_size(64)));
 template <class T> TL_INLINE T tl_min(T a, T b) { return a < b ? a : b; }
 template <class T> TL_INLINE T tl_max(T a, T b) { return a > b ? a : b; }
 
@@ -69,15 +72,39 @@ struct TlAttention {
       }
   }
 
-  // out[j] = sum_d a[d] * cols[d][j] for the BK columns.
+  // out[j] = sum_d a[d] * cols[d][j] for the BK columns (out 64-byte aligned).
   static inline void rowTimesCols(const float *__restrict__ a, const float (*__restrict__ cols)[BK],
                                   float *__restrict__ out) {
-#pragma omp simd
-    for (int64_t j = 0; j < BK; ++j) out[j] = 0.0f;
+    tl_vf acc[BK / 16] = {};
     for (int64_t d = 0; d < D; ++d) {
       const float x = a[d];
+#pragma GCC unroll 8
+      for (int64_t u = 0; u < BK / 16; ++u) acc[u] += x * *(const tl_vf *)&cols[d][16 * u];
+    }
+#pragma GCC unroll 8
+    for (int64_t u = 0; u < BK / 16; ++u) *(tl_vf *)&out[16 * u] = acc[u];
+  }
+
+  // acc[d] += sum_{j in [lo, hi)} w[j] * rows[j][d]; acc and rows 64-byte aligned.
+  static inline void addWeightedRows(float *__restrict__ acc, const float *__restrict__ w,
+                                     const float (*__restrict__ rows)[D], int64_t lo, int64_t hi) {
+    if constexpr (D % 16 == 0 && D <= 128) {
+      tl_vf v[D / 16];
+#pragma GCC unroll 8
+      for (int64_t u = 0; u < D / 16; ++u) v[u] = *(const tl_vf *)&acc[16 * u];
+      for (int64_t j = lo; j < hi; ++j) {
+        const float x = w[j];
+#pragma GCC unroll 8
+        for (int64_t u = 0; u < D / 16; ++u) v[u] += x * *(const tl_vf *)&rows[j][16 * u];
+      }
+#pragma GCC unroll 8
+      for (int64_t u = 0; u < D / 16; ++u) *(tl_vf *)&acc[16 * u] = v[u];
+    } else {
+      for (int64_t j = lo; j < hi; ++j) {
+        const float x = w[j];
 #pragma omp simd
-      for (int64_t j = 0; j < BK; ++j) out[j] += x * cols[d][j];
+        for (int64_t d = 0; d < D; ++d) acc[d] += x * rows[j][d];
+      }
     }
   }
 
@@ -127,11 +154,7 @@ struct TlAttention {
           float *__restrict__ a = acc[r];
 #pragma omp simd
           for (int64_t d = 0; d < D; ++d) a[d] *= corr;
-          for (int64_t j = 0; j < visible; ++j) {
-            const float p = s[j];
-#pragma omp simd
-            for (int64_t d = 0; d < D; ++d) a[d] += p * vr[j][d];
-          }
+          addWeightedRows(a, s, vr, 0, visible);
         }
       }
       for (int64_t r = 0; r < nq; ++r) {
@@ -180,12 +203,7 @@ struct TlAttention {
             const float p = expf(j < visible ? s[j] - lr : -TL_INF);  // no branch: vectorises
             s[j] = p * (dp[j] - dlr) * scale;
           }
-          float *__restrict__ a = acc[r];
-          for (int64_t j = 0; j < visible; ++j) {
-            const float ds = s[j];
-#pragma omp simd
-            for (int64_t d = 0; d < D; ++d) a[d] += ds * kr[j][d];
-          }
+          addWeightedRows(acc[r], s, kr, 0, visible);
         }
       }
       for (int64_t r = 0; r < nq; ++r)
@@ -237,15 +255,8 @@ struct TlAttention {
               s[r] = p;
               dp[r] = p * (dp[r] - dl[r]) * scale;
             }
-            float *__restrict__ a = dva[j], *__restrict__ b = dka[j];
-            for (int64_t r = first; r < nq; ++r) {
-              const float p = s[r], ds = dp[r];
-#pragma omp simd
-              for (int64_t d = 0; d < D; ++d) {
-                a[d] += p * dor[r][d];
-                b[d] += ds * qr[r][d];
-              }
-            }
+            addWeightedRows(dva[j], s, dor, first, nq);
+            addWeightedRows(dka[j], dp, qr, first, nq);
           }
         }
       }
