@@ -4,6 +4,8 @@
 // memory on CUDA, the T x T scores never stored; the backward recomputes
 // probabilities from the saved log-sum-exp, one kernel for dQ (query rows)
 // and one for dK/dV (key rows over their head group), without atomics.
+// The CUDA bodies are generated here; the CPU bodies call the tiled C++
+// templates of CpuLibrary.cpp with the op's shapes.
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/Codegen/GeneratorSupport.h"
@@ -112,7 +114,7 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name) {
                                                              o.ld("i * " + D + " + d")) +
                              "    delta[i] = acc;\n"));
   }
-  {  // dQ: a work item per query row, looping over its keys.
+  {  // dQ: query rows, looping over their keys.
     Builder k(name + "_dq");
     Tensor dq = k.param("dq", op.getQueryGrad(), true), dout = k.param("dout", op.getGrad(), false),
            q = k.param("q", op.getQuery(), false), kk = k.param("k", op.getKey(), false),
@@ -136,7 +138,7 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name) {
                                  cuda, a.b * a.h * qTiles, 64,
                                  2 * tile * a.d * 4));
   }
-  {  // dK, dV: a work item per key row, over the queries of its head group.
+  {  // dK, dV: key rows, over the queries of their head group.
     Builder k(name + "_dkdv");
     Tensor dk = k.param("dk", op.getKeyGrad(), true), dv = k.param("dv", op.getValueGrad(), true),
            dout = k.param("dout", op.getGrad(), false), q = k.param("q", op.getQuery(), false),
