@@ -36,14 +36,21 @@ std::string run(const std::string &cmd, int *status) {
 using CblasSgemm = void (*)(int, int, int, int, int, int, float, const float *, int, const float *,
                             int, float, float *, int);
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+constexpr const char *kOpenmpOpenblas = "/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0";
 
 class CpuDevice : public Device {
  public:
   CpuDevice() {
-    // OpenMP workers that spin between kernels starve OpenBLAS's own threads
-    // (measured: GEMMs 5x slower); let them sleep unless the user says otherwise.
-    setenv("OMP_WAIT_POLICY", "passive", /*overwrite=*/0);
-    for (const char *lib : {"libopenblas.so.0", "libopenblas.so", "libcblas.so.3", "libblas.so.3"}) {
+    // One thread pool: OpenBLAS built on OpenMP (Debian's openblas-openmp
+    // variant) runs its GEMMs on the same libgomp workers as the kernels, so
+    // kernels and GEMMs never compete for cores. With another BLAS (its own
+    // pthreads, which spin after each GEMM) OpenMP workers that spin between
+    // kernels starve it (measured: GEMMs 5x slower), so they sleep instead.
+    const char *blas = std::getenv("TLC_BLAS");
+    std::vector<const char *> candidates = {kOpenmpOpenblas, "libopenblas.so.0", "libopenblas.so",
+                                            "libcblas.so.3", "libblas.so.3"};
+    if (blas) candidates = {blas};
+    for (const char *lib : candidates) {
       if (void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL)) {
         if (auto f = reinterpret_cast<CblasSgemm>(dlsym(h, "cblas_sgemm"))) {
           sgemm_ = f;
@@ -52,6 +59,9 @@ class CpuDevice : public Device {
         }
       }
     }
+    if (blas && !sgemm_) throw DeviceError(std::string("TLC_BLAS: cannot load cblas_sgemm from ") + blas);
+    if (!sgemm_ || std::strcmp(blas_, kOpenmpOpenblas) != 0)
+      setenv("OMP_WAIT_POLICY", "passive", /*overwrite=*/0);
   }
   ~CpuDevice() override {
     if (module_) dlclose(module_);
@@ -75,7 +85,7 @@ class CpuDevice : public Device {
     if (a.cpuSource.empty())
       throw DeviceError("the artifact has no CPU kernels; compile it with --target cpu or all");
     const char *cxx = std::getenv("CXX") ? std::getenv("CXX") : "c++";
-    const std::string flags = "-O2 -fopenmp -shared -fPIC -march=native";
+    const std::string flags = "-O3 -fopenmp -shared -fPIC -march=native";
     int status = 0;
     std::string version = run(std::string(cxx) + " --version", &status);
     if (status != 0) throw DeviceError(std::string("no C++ compiler to JIT CPU kernels: ") + cxx);

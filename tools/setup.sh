@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
   llvm-19-dev llvm-19-tools libmlir-19-dev mlir-19-tools
   libsentencepiece-dev sentencepiece libfmt-dev libgtest-dev googletest
-  nlohmann-json3-dev libopenblas-dev libcli11-dev
+  nlohmann-json3-dev libopenblas-dev libopenblas0-openmp libcli11-dev
   openmpi-bin libopenmpi-dev
   python3 python3-torch python3-numpy
   fortunes

@@ -4,6 +4,8 @@
 // memory on CUDA, the T x T scores never stored; the backward recomputes
 // probabilities from the saved log-sum-exp, one kernel for dQ (query rows)
 // and one for dK/dV (key rows over their head group), without atomics.
+// The CUDA bodies are generated here; the CPU bodies call the tiled C++
+// templates of CpuLibrary.cpp with the op's shapes.
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/Codegen/GeneratorSupport.h"
@@ -24,16 +26,15 @@ struct AttentionShape {
       : b(shapeOf(q)[0]), h(shapeOf(q)[1]), t(shapeOf(q)[2]), d(shapeOf(q)[3]),
         kv(shapeOf(k)[1]), s(shapeOf(k)[2]), g(h / kv), scale(scale), causal(causal) {}
   std::string keys(const std::string &i) const { return causal ? "(" + i + " + 1)" : S(s); }
+  /// The CPU library's tiled kernels for this shape (CpuLibrary.cpp).
+  std::string cpuTemplate() const {
+    return "TlAttention<" + S(b) + ", " + S(h) + ", " + S(kv) + ", " + S(t) + ", " + S(s) + ", " + S(d) +
+           ", " + (causal ? "true" : "false") + ">";
+  }
 };
 
 std::string dotLoop(int64_t d, const std::string &acc, const std::string &a, const std::string &b) {
   return "      for (int64_t d = 0; d < " + S(d) + "; ++d) " + acc + " += " + a + " * " + b + ";\n";
-}
-
-/// A CPU loop running `body` (which reads `i`) for every i in [0, n).
-std::string perItem(int64_t n, const std::string &body) {
-  return "#pragma omp parallel for schedule(dynamic, 16)\n  for (int64_t i = 0; i < " + S(n) +
-         "; ++i) {\n" + body + "  }\n";
 }
 
 /// CUDA: loops over tiles of keys staged in shared memory (`kt`, `vt`) for
@@ -84,18 +85,7 @@ LoweredOp attention(AttentionOp op, const std::string &name) {
            "      l = l * corr + p;\n      for (int64_t d = 0; d < " + D +
            "; ++d) acc[d] = acc[d] * corr + p * " + vj + ";\n      m = mn;\n";
   };
-  std::string cpu = "#pragma omp parallel for schedule(dynamic, 16)\n  for (int64_t row = 0; row < " +
-                    S(a.b * a.h * a.t) + "; ++row) {\n    const int64_t i = row % " + S(a.t) +
-                    ", hh = (row / " + S(a.t) + ") % " + S(a.h) + ", bb = row / " + S(a.t * a.h) +
-                    ";\n    const int64_t kvBase = (bb * " + S(a.kv) + " + hh / " + S(a.g) + ") * " +
-                    S(a.s * a.d) + ";\n    float qv[" + D + "], acc[" + D +
-                    "], m = -TL_INF, l = 0.0f;\n    for (int64_t d = 0; d < " + D + "; ++d) { qv[d] = " +
-                    q.ld("row * " + D + " + d") + "; acc[d] = 0.0f; }\n    for (int64_t j = 0; j < " +
-                    a.keys("i") + "; ++j) {\n" +
-                    update(kk.ld("kvBase + j * " + D + " + d"), v.ld("kvBase + j * " + D + " + d")) +
-                    "    }\n    for (int64_t d = 0; d < " + D + "; ++d) " +
-                    o.st("row * " + D + " + d", "acc[d] / l") + "\n    " + lse.st("row", "m + logf(l)") +
-                    "\n  }\n";
+  const std::string cpu = "  " + a.cpuTemplate() + "::forward(o, lse, q, k, v, " + F(a.scale) + ");\n";
   // CUDA: a block of 64 query rows of one (batch, head); tiles of keys.
   const int64_t tile = attentionTile(a.d), qTiles = (a.t + 63) / 64;
   std::string cuda =
@@ -124,26 +114,12 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name) {
                                                              o.ld("i * " + D + " + d")) +
                              "    delta[i] = acc;\n"));
   }
-  {  // dQ: a work item per query row, looping over its keys.
+  {  // dQ: query rows, looping over their keys.
     Builder k(name + "_dq");
     Tensor dq = k.param("dq", op.getQueryGrad(), true), dout = k.param("dout", op.getGrad(), false),
            q = k.param("q", op.getQuery(), false), kk = k.param("k", op.getKey(), false),
            v = k.param("v", op.getValue(), false), lse = k.param("lse", op.getLse(), false),
            delta = k.scratch("delta", 0, false);
-    const std::string perRow =
-        "    const int64_t qi = i % " + S(a.t) + ", hh = (i / " + S(a.t) + ") % " + S(a.h) +
-            ", bb = i / " + S(a.t * a.h) + ";\n    const int64_t kvBase = (bb * " + S(a.kv) +
-            " + hh / " + S(a.g) + ") * " + S(a.s * a.d) + ";\n    float qv[" + D + "], dov[" + D +
-            "], acc[" + D + "];\n    for (int64_t d = 0; d < " + D + "; ++d) { qv[d] = " +
-            q.ld("i * " + D + " + d") + "; dov[d] = " + dout.ld("i * " + D + " + d") +
-            "; acc[d] = 0.0f; }\n    const float L = " + lse.ld("i") +
-            ", dl = delta[i];\n    for (int64_t j = 0; j < " + a.keys("qi") +
-            "; ++j) {\n      const int64_t kj = kvBase + j * " + D + ";\n      float sc = 0.0f, dp = 0.0f;\n" +
-            dotLoop(a.d, "sc", "qv[d]", kk.ld("kj + d")) + dotLoop(a.d, "dp", "dov[d]", v.ld("kj + d")) +
-            "      const float p = expf(sc * " + F(a.scale) + " - L), ds = p * (dp - dl);\n"
-            "      for (int64_t d = 0; d < " + D + "; ++d) acc[d] += " + F(a.scale) + " * ds * " +
-            kk.ld("kj + d") + ";\n    }\n    for (int64_t d = 0; d < " + D + "; ++d) " +
-            dq.st("i * " + D + " + d", "acc[d]") + "\n";
     // CUDA: 64 query rows of one (batch, head) a block; K/V tiles in shared memory.
     const int64_t qTiles = (a.t + 63) / 64;
     std::string cuda =
@@ -157,32 +133,17 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name) {
         "; ++d) acc[d] += " + F(a.scale) + " * ds * kt[jj * " + D + " + d];\n    }\n  }\n"
         "  if (!active) return;\n  for (int64_t d = 0; d < " + D + "; ++d) " +
         dq.st("row * " + D + " + d", "acc[d]") + "\n";
-    out.steps.push_back(k.custom(perItem(a.b * a.h * a.t, perRow), cuda, a.b * a.h * qTiles, 64,
+    out.steps.push_back(k.custom("  " + a.cpuTemplate() + "::gradQuery(dq, dout, q, k, v, lse, delta, " +
+                                     F(a.scale) + ");\n",
+                                 cuda, a.b * a.h * qTiles, 64,
                                  2 * tile * a.d * 4));
   }
-  {  // dK, dV: a work item per key row, over the queries of its head group.
+  {  // dK, dV: key rows, over the queries of their head group.
     Builder k(name + "_dkdv");
     Tensor dk = k.param("dk", op.getKeyGrad(), true), dv = k.param("dv", op.getValueGrad(), true),
            dout = k.param("dout", op.getGrad(), false), q = k.param("q", op.getQuery(), false),
            kk = k.param("k", op.getKey(), false), v = k.param("v", op.getValue(), false),
            lse = k.param("lse", op.getLse(), false), delta = k.scratch("delta", 0, false);
-    const std::string perRow =
-        "    const int64_t j = i % " + S(a.s) + ", kvh = (i / " + S(a.s) + ") % " + S(a.kv) +
-            ", bb = i / " + S(a.s * a.kv) + ";\n    float kv[" + D + "], vv[" + D + "], dka[" + D +
-            "], dva[" + D + "];\n    for (int64_t d = 0; d < " + D + "; ++d) { kv[d] = " +
-            kk.ld("i * " + D + " + d") + "; vv[d] = " + v.ld("i * " + D + " + d") +
-            "; dka[d] = 0.0f; dva[d] = 0.0f; }\n    for (int64_t g = 0; g < " + S(a.g) +
-            "; ++g) {\n      const int64_t qBase = (bb * " + S(a.h) + " + kvh * " + S(a.g) + " + g) * " +
-            S(a.t) + ";\n      for (int64_t qi = " + (a.causal ? "j" : "0") + "; qi < " + S(a.t) +
-            "; ++qi) {\n        const int64_t qo = (qBase + qi) * " + D +
-            ";\n        float sc = 0.0f, dp = 0.0f;\n  " + dotLoop(a.d, "sc", q.ld("qo + d"), "kv[d]") +
-            "  " + dotLoop(a.d, "dp", dout.ld("qo + d"), "vv[d]") +
-            "        const float p = expf(sc * " + F(a.scale) + " - " + lse.ld("qBase + qi") +
-            "), ds = p * (dp - delta[qBase + qi]);\n        for (int64_t d = 0; d < " + D +
-            "; ++d) {\n          dva[d] += p * " + dout.ld("qo + d") + ";\n          dka[d] += " +
-            F(a.scale) + " * ds * " + q.ld("qo + d") + ";\n        }\n      }\n    }\n"
-            "    for (int64_t d = 0; d < " + D + "; ++d) { " + dk.st("i * " + D + " + d", "dka[d]") +
-            " " + dv.st("i * " + D + " + d", "dva[d]") + " }\n";
     // CUDA: 64 key rows of one (batch, KV head) a block; per query head of
     // its group, tiles of Q, dO, lse and delta in shared memory.
     const int64_t kTiles = (a.s + 63) / 64;
@@ -215,7 +176,9 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name) {
         " * ds * qs[ii * " + D + " + d];\n        }\n      }\n    }\n  }\n  if (!active) return;\n"
         "  for (int64_t d = 0; d < " + D + "; ++d) { " + dk.st("row * " + D + " + d", "dka[d]") + " " +
         dv.st("row * " + D + " + d", "dva[d]") + " }\n";
-    out.steps.push_back(k.custom(perItem(a.b * a.kv * a.s, perRow), cuda, a.b * a.kv * kTiles, 64,
+    out.steps.push_back(k.custom("  " + a.cpuTemplate() + "::gradKeyValue(dk, dv, dout, q, k, v, lse, delta, " +
+                                     F(a.scale) + ");\n",
+                                 cuda, a.b * a.kv * kTiles, 64,
                                  (2 * tile * a.d + 2 * tile) * 4));
   }
   return out;

@@ -256,6 +256,29 @@ std::string Emitter::compute(Operation *op, Value v, const Index &idx) {
       });
 }
 
+/// The CPU form of an elementwise body: rows (the leading dimensions, their
+/// indices derived once per row) in parallel, and a contiguous innermost
+/// loop the C++ compiler vectorises: no index division per element. Empty
+/// when there are too few rows to share out (the flat loop serves).
+std::string cpuRowLoop(ArrayRef<int64_t> shape, const Index &idx, const std::string &body) {
+  if (shape.size() < 2) return "";
+  int64_t inner = shape.back(), rows = 1;
+  for (int64_t d : shape.drop_back()) rows *= d;
+  if (rows < 64) return "";
+  std::string decls;
+  int64_t stride = 1;
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 2; d >= 0; --d) {
+    if (body.find(idx[d]) != std::string::npos)
+      decls = "    const int64_t " + idx[d] + " = (r_ / " + std::to_string(stride) + ") % " +
+              std::to_string(shape[d]) + ";\n" + decls;
+    stride *= shape[d];
+  }
+  std::string n = std::to_string(inner), last = idx.back();
+  return cpuParallelFor(rows * inner) + "  for (int64_t r_ = 0; r_ < " + std::to_string(rows) +
+         "; ++r_) {\n" + decls + "  for (int64_t " + last + " = 0; " + last + " < " + n + "; ++" + last +
+         ") {\n    const int64_t i = r_ * " + n + " + " + last + ";\n" + body + "  }\n  }\n";
+}
+
 } // namespace
 
 FailureOr<std::string> storageType(Type t) {
@@ -285,6 +308,10 @@ FailureOr<KernelSpec> generateExpressionKernel(const std::string &name, ArrayRef
   Index idx(shape.size());
   for (size_t d = 0; d < shape.size(); ++d) idx[d] = "o" + std::to_string(d) + "_";
   std::string v = e.at(output, idx);
+  if (!e.error.empty()) return emitError(loc) << "code generation: " << e.error;
+  Type t = elementOf(output);
+  std::string store = t.isBF16() ? "f2bf(" + v + ")" : t.isInteger(1) ? "(uint8_t)(" + v + ")" : v;
+  store = "    out[i] = " + store + ";\n";
   // The output's index, for the dimensions the body reads.
   std::string decls;
   int64_t stride = 1;
@@ -294,12 +321,8 @@ FailureOr<KernelSpec> generateExpressionKernel(const std::string &name, ArrayRef
               std::to_string(shape[d]) + ";\n" + decls;
     stride *= shape[d];
   }
-  e.body = decls + e.body;
-  if (!e.error.empty()) return emitError(loc) << "code generation: " << e.error;
-  Type t = elementOf(output);
-  std::string store = t.isBF16() ? "f2bf(" + v + ")" : t.isInteger(1) ? "(uint8_t)(" + v + ")" : v;
-  e.body += "    out[i] = " + store + ";\n";
-  k.body = e.body;
+  k.body = decls + e.body + store;
+  k.cpuLoop = cpuRowLoop(shape, idx, e.body + store);
   k.fileScope = e.fileScope;
   k.workItems = cast<RankedTensorType>(output.getType()).getNumElements();
   k.finalizeLaunch();

@@ -34,7 +34,7 @@ LoweredOp rmsnorm(const std::string &name, Value sumOut, Value y, Value rstd,
   out.steps.push_back(k.rows(r, [&](bool cuda) {
     return "    const int64_t base = row * " + S(d) + ";\n    float ss = 0.0f;\n" +
            rowLoop(cuda, d, v + (sumOut ? "      " + ts.st("base + j", "v") + "\n" : "") +
-                                "      ss += v * v;\n") +
+                                "      ss += v * v;\n", "+ : ss") +
            sum(cuda, "ss") + "    const float s = 1.0f / sqrtf(ss / " + S(d) + ".0f + " + F(eps) +
            ");\n" + once(cuda, tr.st("row", "s")) +
            rowLoop(cuda, d, v + "      " + ty.st("base + j", "v * s * " + tw.ld("j")) + "\n");
@@ -53,7 +53,7 @@ LoweredOp rmsnormGrad(RmsNormGradOp op, const std::string &name) {
     return "    const int64_t base = row * " + S(d) + ";\n    const float s = " + rs.ld("row") +
            ";\n    float dot = 0.0f;\n" +
            rowLoop(cuda, d, "      dot += " + g.ld("base + j") + " * " + w.ld("j") + " * " +
-                                x.ld("base + j") + ";\n") +
+                                x.ld("base + j") + ";\n", "+ : dot") +
            sum(cuda, "dot") + "    dot /= " + S(d) + ".0f;\n" +
            rowLoop(cuda, d, "      " + dx.st("base + j", "s * (" + g.ld("base + j") + " * " + w.ld("j") +
                                                     " - " + x.ld("base + j") + " * s * s * dot)") + "\n");
@@ -61,10 +61,24 @@ LoweredOp rmsnormGrad(RmsNormGradOp op, const std::string &name) {
   Builder c(name + "_dw");
   Tensor dw = c.param("dw", op.getWeightGrad(), true), g2 = c.param("g", op.getGrad(), false),
          x2 = c.param("x", op.getInput(), false), rs2 = c.param("rstd", op.getRstd(), false);
-  out.steps.push_back(c.elementwise(
+  LoweredStep dwStep = c.elementwise(
       d, "    float acc = 0.0f;\n    for (int64_t r = 0; r < " + S(r) + "; ++r)\n      acc += " +
              g2.ld("r * " + S(d) + " + i") + " * " + x2.ld("r * " + S(d) + " + i") + " * " +
-             rs2.ld("r") + ";\n    " + dw.st("i", "acc") + "\n"));
+             rs2.ld("r") + ";\n    " + dw.st("i", "acc") + "\n");
+  // CPU: a column sum walked row by row (contiguous, vectorised) in a fixed
+  // number of row chunks, summed in order: deterministic for any thread count.
+  const int64_t chunks = std::min<int64_t>(16, r);
+  const std::string D = S(d), at = "r * " + D + " + j";
+  dwStep.kernel.cpuLoop =
+      "  float *part = (float *)malloc(sizeof(float) * " + S(chunks * d) + ");\n" +
+      cpuParallelFor(r * d) + "  for (int64_t c = 0; c < " + S(chunks) + "; ++c) {\n    float *p = part + c * " +
+      D + ";\n    for (int64_t j = 0; j < " + D + "; ++j) p[j] = 0.0f;\n    for (int64_t r = c * " + S(r) +
+      " / " + S(chunks) + "; r < (c + 1) * " + S(r) + " / " + S(chunks) + "; ++r) {\n      const float s = " +
+      rs2.ld("r") + ";\n      for (int64_t j = 0; j < " + D + "; ++j) p[j] += " + g2.ld(at) + " * " + x2.ld(at) +
+      " * s;\n    }\n  }\n  for (int64_t j = 0; j < " + D + "; ++j) {\n    float acc = 0.0f;\n"
+      "    for (int64_t c = 0; c < " + S(chunks) + "; ++c) acc += part[c * " + D + " + j];\n    " +
+      dw.st("j", "acc") + "\n  }\n  free(part);\n";
+  out.steps.push_back(dwStep);
   return out;
 }
 
@@ -140,10 +154,17 @@ LoweredOp rope(Value y, Value x, Value cos, Value sin, int64_t offset, bool tran
                              : ty.st("i", tx.ld("i") + " * " + tc.ld("c + j") + " + " +
                                               tx.ld("i - " + S(h)) + " * " + tsn.ld("c + j"));
   LoweredOp out;
-  out.steps.push_back(k.elementwise(
+  LoweredStep step = k.elementwise(
       numel(x), "    const int64_t j = i % " + S(d) + ";\n    const int64_t c = (" + S(offset) +
                     " + (i / " + S(d) + ") % " + S(t) + ") * " + S(d) + ";\n    if (j < " + S(h) +
-                    ") " + lo + "\n    else " + hi + "\n"));
+                    ") " + lo + "\n    else " + hi + "\n");
+  // CPU: a row at a time, each half in its own branch-free loop.
+  step.kernel.cpuLoop = cpuParallelFor(numel(x)) + "  for (int64_t row = 0; row < " + S(numel(x) / d) +
+                        "; ++row) {\n    const int64_t c = (" + S(offset) + " + row % " + S(t) + ") * " +
+                        S(d) + ";\n    for (int64_t j = 0; j < " + S(h) + "; ++j) {\n      const int64_t i = row * " +
+                        S(d) + " + j;\n      " + lo + "\n    }\n    for (int64_t j = " + S(h) + "; j < " + S(d) +
+                        "; ++j) {\n      const int64_t i = row * " + S(d) + " + j;\n      " + hi + "\n    }\n  }\n";
+  out.steps.push_back(step);
   return out;
 }
 
@@ -167,9 +188,11 @@ LoweredOp crossEntropy(CrossEntropyOp op, const std::string &name, int errorCode
     out.steps.push_back(k.rows(n, [&](bool cuda) {
       std::string ignored = ignore ? "t == " + S(*ignore) : "false";
       return "    const int64_t base = row * " + V + ";\n    float m = -TL_INF, z = 0.0f;\n" +
-             rowLoop(cuda, vocab, "      m = fmaxf(m, " + logits.ld("base + j") + ");\n") +
-             (cuda ? "    m = warpMax(m);\n" : "") +
-             rowLoop(cuda, vocab, "      z += expf(" + logits.ld("base + j") + " - m);\n") + sum(cuda, "z") +
+             (cuda ? rowLoop(cuda, vocab, "      m = fmaxf(m, " + logits.ld("base + j") + ");\n") +
+                         "    m = warpMax(m);\n"
+                   : rowLoop(cuda, vocab, "      const float x = " + logits.ld("base + j") + ";\n      m = x > m ? x : m;\n",
+                             "max : m")) +
+             rowLoop(cuda, vocab, "      z += expf(" + logits.ld("base + j") + " - m);\n", "+ : z") + sum(cuda, "z") +
              "    const float l = m + logf(z);\n    const int64_t t = targets[row];\n" +
              (cuda ? "    if (lane != 0) return;\n" : "") + "    " + lse.st("row", "l") +
              "\n    if (" + ignored + ") { rowloss[row] = 0.0f; counted[row] = 0.0f; }\n"
@@ -213,13 +236,23 @@ LoweredOp crossEntropyGrad(CrossEntropyGradOp op, const std::string &name) {
   Tensor lse = k.param("lse", op.getLse(), false);
   if (ignore) k.scratch("count", 0, false);
   std::string V = S(vocab);
-  out.steps.push_back(k.elementwise(
+  LoweredStep step = k.elementwise(
       n * vocab, "    const int64_t row = i / " + V + ", col = i % " + V +
                      ";\n    const int64_t t = targets[row];\n    if (" +
                      (ignore ? "t == " + S(*ignore) : std::string("false")) + ") { " + d.st("i", "0.0f") +
                      " }\n    else " +
                      d.st("i", g.ld("0") + " / " + count + " * (expf(" + logits.ld("i") + " - " +
-                                   lse.ld("row") + ") - (col == t ? 1.0f : 0.0f))") + "\n"));
+                                   lse.ld("row") + ") - (col == t ? 1.0f : 0.0f))") + "\n");
+  // CPU: per row, the target, scale and log-sum-exp once, then a
+  // vectorised pass over the vocabulary.
+  step.kernel.cpuLoop =
+      cpuParallelFor(n * vocab) + "  for (int64_t row = 0; row < " + S(n) +
+      "; ++row) {\n    const int64_t t = targets[row], base = row * " + V + ";\n    const float scale = " +
+      (ignore ? "t == " + S(*ignore) + " ? 0.0f : " : std::string()) + g.ld("0") + " / " + count +
+      ", l = " + lse.ld("row") + ";\n    for (int64_t col = 0; col < " + V + "; ++col) " +
+      d.st("base + col", "scale * (expf(" + logits.ld("base + col") + " - l) - (col == t ? 1.0f : 0.0f))") +
+      "\n  }\n";
+  out.steps.push_back(step);
   return out;
 }
 

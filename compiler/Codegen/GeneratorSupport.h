@@ -83,9 +83,11 @@ struct Builder {
   }
 };
 
-/// `for (j over the row)`: the lane-strided loop on CUDA, a plain loop on CPU.
-inline std::string rowLoop(bool cuda, int64_t d, const std::string &body) {
-  return std::string(cuda ? "    for (int64_t j = lane; j < " : "    for (int64_t j = 0; j < ") + S(d) +
+/// `for (j over the row)`: the lane-strided loop on CUDA, a plain loop on CPU,
+/// vectorised there as a reduction into `reduction` ("+ : v", "max : m").
+inline std::string rowLoop(bool cuda, int64_t d, const std::string &body, const std::string &reduction = "") {
+  std::string simd = cuda || reduction.empty() ? "" : "#pragma omp simd reduction(" + reduction + ")\n";
+  return simd + std::string(cuda ? "    for (int64_t j = lane; j < " : "    for (int64_t j = 0; j < ") + S(d) +
          (cuda ? "; j += 32) {\n" : "; ++j) {\n") + body + "    }\n";
 }
 inline std::string sum(bool cuda, const std::string &var) {

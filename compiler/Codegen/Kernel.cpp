@@ -15,6 +15,7 @@ namespace {
 const char *kCpuPrelude = R"(// tlc generated kernels: CPU C++
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #define TL_INLINE static inline
 #define TL_CONST static const
@@ -71,12 +72,13 @@ TL_INLINE float warpMax(float v) {
 }
 )";
 
-std::string paramList(const KernelSpec &k, bool cuda) {
+/// Parameters never alias (the planner keeps a step's buffers apart), so
+/// both targets mark them __restrict__.
+std::string paramList(const KernelSpec &k) {
   std::ostringstream os;
   for (size_t i = 0; i < k.params.size(); ++i) {
     const KernelParam &p = k.params[i];
-    os << (i ? ", " : "") << (p.isConst ? "const " : "") << p.storage << " *"
-       << (cuda ? "__restrict__ " : "") << p.name;
+    os << (i ? ", " : "") << (p.isConst ? "const " : "") << p.storage << " *__restrict__ " << p.name;
   }
   if (k.checksErrors) os << (k.params.empty() ? "" : ", ") << "int *err";
   return os.str();
@@ -92,13 +94,15 @@ void KernelSpec::finalizeLaunch() {
 
 std::string emitCpu(const std::vector<KernelSpec> &kernels) {
   std::ostringstream os;
-  os << kCpuPrelude;
+  os << kCpuPrelude << cpuLibrary();
   for (const KernelSpec &k : kernels) {
     os << "\n// ---- " << k.name << "\n" << k.fileScope;
-    os << "static void " << k.name << "_impl(" << paramList(k, false) << ") {\n";
-    if (k.isElementwise()) {
-      os << "#pragma omp parallel for schedule(static)\n"
-         << "  for (int64_t i = 0; i < " << k.workItems << "; ++i) {\n" << k.body << "  }\n";
+    os << "static void " << k.name << "_impl(" << paramList(k) << ") {\n";
+    if (k.isElementwise() && !k.cpuLoop.empty()) {
+      os << k.cpuLoop;
+    } else if (k.isElementwise()) {
+      os << cpuParallelFor(k.workItems) << "  for (int64_t i = 0; i < " << k.workItems << "; ++i) {\n"
+         << k.body << "  }\n";
     } else {
       os << k.cpuBody;
     }
@@ -119,7 +123,7 @@ std::string emitCuda(const std::vector<KernelSpec> &kernels) {
   os << kCudaPrelude;
   for (const KernelSpec &k : kernels) {
     os << "\n// ---- " << k.name << "\n" << k.fileScope;
-    os << "extern \"C\" __global__ void " << k.name << "(" << paramList(k, true) << ") {\n";
+    os << "extern \"C\" __global__ void " << k.name << "(" << paramList(k) << ") {\n";
     if (k.isElementwise()) {
       os << "  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;\n"
          << "  if (i >= " << k.workItems << ") return;\n" << k.body;
@@ -129,6 +133,12 @@ std::string emitCuda(const std::vector<KernelSpec> &kernels) {
     os << "}\n";
   }
   return os.str();
+}
+
+std::string cpuParallelFor(int64_t work) {
+  // Below this, waking the workers costs more than the loop (tens of µs).
+  constexpr int64_t kMinParallelWork = 32768;
+  return work < kMinParallelWork ? "" : "#pragma omp parallel for schedule(static)\n";
 }
 
 std::string floatLiteral(double v) {

@@ -37,6 +37,10 @@ struct KernelSpec {
 
   std::string fileScope; // constant tables, both targets (TL_CONST arrays)
 
+  // Optional CPU form of an elementwise kernel: a full body (row loops with
+  // a contiguous inner loop) used instead of the flat loop over `body`.
+  std::string cpuLoop;
+
   bool isElementwise() const { return cpuBody.empty(); }
   /// CUDA launch of an elementwise kernel: 256 threads a block.
   void finalizeLaunch();
@@ -45,6 +49,14 @@ struct KernelSpec {
 /// The translation unit for each target: prelude, then every kernel.
 std::string emitCpu(const std::vector<KernelSpec> &kernels);
 std::string emitCuda(const std::vector<KernelSpec> &kernels);
+
+/// C++ emitted after the CPU prelude: a vectorisable expf and the tiled
+/// attention templates the CPU kernels instantiate (CpuLibrary.cpp).
+const char *cpuLibrary();
+
+/// `#pragma omp parallel for` for a CPU loop doing about `work` element
+/// operations, or nothing when that is too little to be worth waking threads.
+std::string cpuParallelFor(int64_t work);
 
 /// A float literal that parses identically in C++ and CUDA ("1.5f", TL_INF).
 std::string floatLiteral(double v);

@@ -41,6 +41,25 @@ std::string locationOf(Operation *op) {
   return os.str();
 }
 
+/// A transpose of the last two dimensions folds into a GEMM that reads it:
+/// the GEMM flips its transpose flag and reads the transpose's input.
+/// Returns that input, or null when `operand` is no such transpose.
+Value foldedTranspose(Value operand) {
+  auto t = operand.getDefiningOp<TransposeOp>();
+  if (!t) return {};
+  ArrayRef<int64_t> perm = t.getPerm();
+  int64_t n = static_cast<int64_t>(perm.size());
+  for (int64_t i = 0; i < n; ++i)
+    if (perm[i] != (i < n - 2 ? i : i == n - 2 ? n - 1 : n - 2)) return {};
+  return n >= 2 ? t.getInput() : Value();
+}
+
+/// Whether every user of `t` is a GEMM it folds into (no kernel needed).
+bool foldsIntoGemms(TransposeOp t) {
+  return foldedTranspose(t.getResult()) && !t.getResult().use_empty() &&
+         llvm::all_of(t.getResult().getUsers(), [](Operation *u) { return isa<MatmulOp>(u); });
+}
+
 class Lowering {
 public:
   FailureOr<art::Artifact> run(ArrayRef<EntryFunction> entries, LoweringStats &stats);
@@ -104,25 +123,27 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     buffer[reshape.getResult()] = bufferFor(reshape.getInput());
     return success();
   }
+  if (auto t = dyn_cast<TransposeOp>(op); t && foldsIntoGemms(t)) return success();
   if (auto matmul = dyn_cast<MatmulOp>(op)) {
     auto lhs = matmul.getLhs().getType(), rhs = matmul.getRhs().getType();
     auto dtype = dtypeOf(matmul.getResult(), op->getLoc());
     if (failed(dtype)) return failure();
+    Value lhsIn = foldedTranspose(matmul.getLhs()), rhsIn = foldedTranspose(matmul.getRhs());
     art::Gemm g;
-    g.transA = matmul.getTransposeLhs();
-    g.transB = matmul.getTransposeRhs();
+    g.transA = matmul.getTransposeLhs() != static_cast<bool>(lhsIn);
+    g.transB = matmul.getTransposeRhs() != static_cast<bool>(rhsIn);
     auto res = matmul.getResult().getType();
     g.m = res.getDimSize(res.getRank() - 2);
     g.n = res.getDimSize(res.getRank() - 1);
-    g.k = lhs.getDimSize(lhs.getRank() - (g.transA ? 2 : 1));
+    g.k = lhs.getDimSize(lhs.getRank() - (matmul.getTransposeLhs() ? 2 : 1));
     g.batch = res.getNumElements() / (g.m * g.n);
     g.strideA = g.m * g.k;
     g.strideB = rhs.getRank() == 2 && lhs.getRank() > 2 ? 0 : g.k * g.n;
     g.strideC = g.m * g.n;
     g.dtype = *dtype;
     g.accumulate = accumulatingGemms.contains(matmul.getResult());
-    std::vector<int> bufs = {bufferFor(matmul.getLhs()), bufferFor(matmul.getRhs()),
-                             bufferFor(matmul.getResult())};
+    std::vector<int> bufs = {bufferFor(lhsIn ? lhsIn : matmul.getLhs()),
+                             bufferFor(rhsIn ? rhsIn : matmul.getRhs()), bufferFor(matmul.getResult())};
     for (int b : bufs) use(b);
     art::Step s;
     s.kind = art::Step::Gemm;

@@ -144,6 +144,22 @@ TEST_F(CodegenTest, AttentionForwardAndBackward) {
     return %o, %dq, %dk, %dv : tensor<1x3x5x4xf32>, tensor<1x3x5x4xf32>, tensor<1x1x7x4xf32>, tensor<1x1x7x4xf32> })");
 }
 
+TEST_F(CodegenTest, AttentionOverSeveralTiles) {
+  // The CPU kernels tile 32 queries by 64 keys: T = 100 gives ragged query
+  // and key tiles, a diagonal tile under the causal mask and skipped ones.
+  check(R"(func.func @f(%q: tensor<1x4x100x16xf32>, %k: tensor<1x2x100x16xf32>, %v: tensor<1x2x100x16xf32>, %g: tensor<1x4x100x16xf32>)
+        -> (tensor<1x4x100x16xf32>, tensor<1x4x100xf32>, tensor<1x4x100x16xf32>, tensor<1x2x100x16xf32>, tensor<1x2x100x16xf32>) {
+    %o, %l = tl.attention %q, %k, %v scale = 0.25 causal : tensor<1x4x100x16xf32>, tensor<1x2x100x16xf32> -> tensor<1x4x100xf32>
+    %dq, %dk, %dv = tl.attention_grad %g, %q, %k, %v, %o, %l scale = 0.25 causal : tensor<1x4x100x16xf32>, tensor<1x2x100x16xf32>, tensor<1x4x100xf32>
+    return %o, %l, %dq, %dk, %dv : tensor<1x4x100x16xf32>, tensor<1x4x100xf32>, tensor<1x4x100x16xf32>, tensor<1x2x100x16xf32>, tensor<1x2x100x16xf32> })");
+  // Not causal: 70 keys (two key tiles) for 40 queries.
+  check(R"(func.func @f(%q: tensor<2x2x40x8xf32>, %k: tensor<2x1x70x8xf32>, %v: tensor<2x1x70x8xf32>, %g: tensor<2x2x40x8xf32>)
+        -> (tensor<2x2x40x8xf32>, tensor<2x2x40x8xf32>, tensor<2x1x70x8xf32>, tensor<2x1x70x8xf32>) {
+    %o, %l = tl.attention %q, %k, %v scale = 0.4 : tensor<2x2x40x8xf32>, tensor<2x1x70x8xf32> -> tensor<2x2x40xf32>
+    %dq, %dk, %dv = tl.attention_grad %g, %q, %k, %v, %o, %l scale = 0.4 : tensor<2x2x40x8xf32>, tensor<2x1x70x8xf32>, tensor<2x2x40xf32>
+    return %o, %dq, %dk, %dv : tensor<2x2x40x8xf32>, tensor<2x2x40x8xf32>, tensor<2x1x70x8xf32>, tensor<2x1x70x8xf32> })");
+}
+
 TEST_F(CodegenTest, CrossEntropyWithAndWithoutIgnoredRows) {
   for (const char *ignore : {"", "ignore_index = 3"}) {
     std::string src = std::string(R"(func.func @f(%l: tensor<11x37xf32>, %t: tensor<11xi32>, %g: tensor<f32>) -> (tensor<f32>, tensor<11xf32>, tensor<11x37xf32>) {
@@ -193,6 +209,23 @@ TEST_F(CodegenTest, MatmulsWithTransposesAndSharedWeights) {
     %y = tl.matmul %x, %w {transpose_rhs} : tensor<2x3x5xf32>, tensor<7x5xf32> -> tensor<2x3x7xf32>
     %z = tl.matmul %a, %b {transpose_lhs, transpose_rhs} : tensor<2x5x3xf32>, tensor<2x4x5xf32> -> tensor<2x3x4xf32>
     return %y, %z : tensor<2x3x7xf32>, tensor<2x3x4xf32> })");
+  // Transposes of the last two dimensions fold into the GEMMs' flags (one
+  // also feeds a return, so its kernel stays).
+  const char *folded = R"(func.func @f(%a: tensor<2x5x3xf32>, %b: tensor<2x4x5xf32>, %w: tensor<5x7xf32>) -> (tensor<2x3x4xf32>, tensor<2x3x7xf32>, tensor<2x3x5xf32>) {
+    %at = tl.transpose %a, perm = [0, 2, 1] : tensor<2x5x3xf32> -> tensor<2x3x5xf32>
+    %bt = tl.transpose %b, perm = [0, 2, 1] : tensor<2x4x5xf32> -> tensor<2x5x4xf32>
+    %wt = tl.transpose %w, perm = [1, 0] : tensor<5x7xf32> -> tensor<7x5xf32>
+    %z = tl.matmul %at, %bt : tensor<2x3x5xf32>, tensor<2x5x4xf32> -> tensor<2x3x4xf32>
+    %y = tl.matmul %at, %wt {transpose_rhs} : tensor<2x3x5xf32>, tensor<7x5xf32> -> tensor<2x3x7xf32>
+    return %z, %y, %at : tensor<2x3x4xf32>, tensor<2x3x7xf32>, tensor<2x3x5xf32> })";
+  check(folded);
+  OwningOpRef<ModuleOp> m = parseSourceString<ModuleOp>(folded, &context);
+  ASSERT_TRUE(m) << diagnostics;
+  tl::codegen::LoweringStats stats;
+  auto artifact = tl::codegen::lowerToArtifact(*m->getOps<func::FuncOp>().begin(), stats);
+  ASSERT_TRUE(succeeded(artifact)) << diagnostics;
+  EXPECT_EQ(stats.kernels, 1);  // only the returned transpose
+  EXPECT_EQ(stats.gemms, 2);
 }
 
 // A whole fused TinyLlama step: the CUDA kernels (emulated) and the CPU
