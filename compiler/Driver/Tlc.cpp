@@ -5,6 +5,7 @@
 #include "compiler/Evaluator/ReferenceEvaluator.h"
 #include "compiler/Codegen/Lowering.h"
 #include "compiler/Passes/Passes.h"
+#include "compiler/Verify/FusionCheck.h"
 #include "runtime/artifact.h"
 #include "runtime/cuda_api.h"
 #include "dialects/tl/IR/TlOps.h"
@@ -45,7 +46,7 @@ commands:
       with --fused, the training step after the default pipeline (forward
       fusion, autodiff, elementwise fusion).
   compile FILE.mlir -o FILE.tlx [--target cpu|cuda|all] [--arch sm_90,...]
-                [--print-ir-after-all] [--dump-kernels DIR]
+                [--print-ir-after-all] [--dump-kernels DIR] [--verify-fusion]
       Compile a model (forward + loss, or a training step) into a .tlx artifact:
       the default pipeline, kernel formation, memory planning, code generation.
   info FILE.mlir [--json]
@@ -287,6 +288,7 @@ int compileCommand(Args &args) {
   args.option("--arch", archs);
   args.option("--dump-kernels", dumpDir);
   bool printIr = args.flag("--print-ir-after-all");
+  bool verifyFusion = args.flag("--verify-fusion");
   std::vector<std::string> files = args.positional();
   if (files.size() != 1) throw std::string("compile: expected one FILE.mlir");
   if (target != "cpu" && target != "cuda" && target != "all")
@@ -300,7 +302,7 @@ int compileCommand(Args &args) {
       pm.enableIRPrinting();
     }
     buildTrainPipeline(pm);
-    if (failed(pm.run(*model.module))) return 1;
+    if (failed(validation::runWithFusionChecking(pm, *model.module, verifyFusion))) return 1;
   }
   codegen::LoweringStats stats;
   FailureOr<::tlc::artifact::Artifact> artifact = codegen::lowerToArtifact(model.func, stats);

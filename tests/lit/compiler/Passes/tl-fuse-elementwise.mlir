@@ -114,3 +114,24 @@ func.func @mean_through_scale(%x: tensor<4x8xf32>) -> tensor<4x8xf32> {
   %c = tl.sub %x, %mb : tensor<4x8xf32>
   return %c : tensor<4x8xf32>
 }
+
+// -----
+
+// A square softmax scaled by a per-row factor: the differential fusion tester
+// (compiler/Verify) mutates its axes and broadcasts.
+// CHECK-LABEL: func.func @square_rows
+// CHECK: tl.reduce_max %arg0
+// CHECK: tl.fusion
+// CHECK: tl.reduce_sum
+// CHECK: tl.fusion
+func.func @square_rows(%x: tensor<4x4xf32>, %g: tensor<4xf32>) -> tensor<4x4xf32> {
+  %m = tl.reduce_max %x, axis = 1 : tensor<4x4xf32> -> tensor<4xf32>
+  %mb = tl.broadcast %m, dims = [0] : tensor<4xf32> -> tensor<4x4xf32>
+  %s = tl.sub %x, %mb : tensor<4x4xf32>
+  %e = tl.exp %s : tensor<4x4xf32>
+  %z = tl.reduce_sum %e, axis = 1 : tensor<4x4xf32> -> tensor<4xf32>
+  %zg = tl.div %g, %z : tensor<4xf32>
+  %zb = tl.broadcast %zg, dims = [0] : tensor<4xf32> -> tensor<4x4xf32>
+  %p = tl.mul %e, %zb : tensor<4x4xf32>
+  return %p : tensor<4x4xf32>
+}
