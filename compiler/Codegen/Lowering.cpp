@@ -3,6 +3,7 @@
 
 #include "compiler/Codegen/ExprGen.h"
 #include "compiler/Codegen/FusedKernels.h"
+#include "compiler/Passes/Passes.h"
 #include "dialects/tl/IR/TlOps.h"
 
 #include "llvm/Support/raw_ostream.h"
@@ -269,6 +270,7 @@ FailureOr<art::Artifact> Lowering::run(LoweringStats &stats) {
 } // namespace
 
 FailureOr<art::Artifact> lowerToArtifact(func::FuncOp func, LoweringStats &stats) {
+  regroupRepeatedReductions(func); // no kernel redoes a reduction per element
   return Lowering(func).run(stats);
 }
 

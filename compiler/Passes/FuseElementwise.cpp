@@ -132,6 +132,34 @@ void materialize(Group &g) {
   for (Operation *op : llvm::reverse(g.ops)) op->erase();
 }
 
+void fuseBlock(Block &block, const match::FusionReport &r) {
+  DenseMap<Operation *, int> owner;
+  SmallVector<Group> groups;
+  for (Operation &op : llvm::reverse(block.without_terminator())) {
+    if (!isFusible(&op) || owner.count(&op) || isCheap(&op)) continue;
+    groups.push_back(grow(&op, groups.size(), owner, r));
+  }
+  for (Group &g : groups) {
+    if (llvm::count_if(g.ops, isCompute) < 1 || g.ops.size() < 2) continue;
+    r.fused(g.root, Twine(g.ops.size()) + " ops into a tl.fusion group rooted at '" +
+                        g.root->getName().getStringRef() + "'");
+    materialize(g);
+  }
+}
+
+/// Whether a reduction in `fusion`'s body is under an expanding broadcast.
+bool repeatsAReduction(FusionOp fusion) {
+  DenseSet<Operation *> repeated;
+  for (Operation &op : llvm::reverse(fusion.getBody().front().without_terminator())) {
+    bool isRepeated = llvm::any_of(op.getUsers(), [&](Operation *user) {
+      return repeated.contains(user) || expands(user);
+    });
+    if (isRepeated && isReduction(&op)) return true;
+    if (isRepeated) repeated.insert(&op);
+  }
+  return false;
+}
+
 struct TlFuseElementwisePass : tl::impl::TlFuseElementwiseBase<TlFuseElementwisePass> {
   using TlFuseElementwiseBase::TlFuseElementwiseBase;
 
@@ -141,21 +169,28 @@ struct TlFuseElementwisePass : tl::impl::TlFuseElementwiseBase<TlFuseElementwise
       for (Block &block : func.getBody()) fuseBlock(block, r);
     });
   }
-
-  void fuseBlock(Block &block, const match::FusionReport &r) {
-    DenseMap<Operation *, int> owner;
-    SmallVector<Group> groups;
-    for (Operation &op : llvm::reverse(block.without_terminator())) {
-      if (!isFusible(&op) || owner.count(&op) || isCheap(&op)) continue;
-      groups.push_back(grow(&op, groups.size(), owner, r));
-    }
-    for (Group &g : groups) {
-      if (llvm::count_if(g.ops, isCompute) < 1 || g.ops.size() < 2) continue;
-      r.fused(g.root, Twine(g.ops.size()) + " ops into a tl.fusion group rooted at '" +
-                          g.root->getName().getStringRef() + "'");
-      materialize(g);
-    }
-  }
 };
 
 } // namespace
+
+void mlir::tl::regroupRepeatedReductions(func::FuncOp func) {
+  SmallVector<FusionOp> bad;
+  func.walk([&](FusionOp f) {
+    if (repeatsAReduction(f)) bad.push_back(f);
+  });
+  if (bad.empty()) return;
+  DenseSet<Block *> blocks;
+  for (FusionOp f : bad) {
+    OpBuilder b(f);
+    IRMapping map;
+    Block &body = f.getBody().front();
+    map.map(body.getArguments(), f.getInputs());
+    for (Operation &op : body.without_terminator()) b.clone(op, map);
+    for (auto [r, v] : llvm::zip(f.getResults(), body.getTerminator()->getOperands()))
+      r.replaceAllUsesWith(map.lookupOrDefault(v));
+    blocks.insert(f->getBlock());
+    f.erase();
+  }
+  match::FusionReport quiet(false, "tl-fuse-elementwise");
+  for (Block *block : blocks) fuseBlock(*block, quiet);
+}

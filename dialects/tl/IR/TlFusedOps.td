@@ -4,6 +4,9 @@
 // their derivative rules emit. Each has a reference implementation in
 // compiler/Evaluator/FusedOps.cpp. Forward ops also return the statistics
 // their backward op needs (rstd, log-sum-exp), so nothing is recomputed.
+// Those statistics are f32 when the activations are bf16 or f16 (the
+// verifiers require it): rounded to bf16 they would put ~3% error into the
+// backward pass of every row.
 //
 //===----------------------------------------------------------------------===//
 #ifndef TL_FUSED_OPS_TD
@@ -19,6 +22,7 @@ def TL_RmsNormOp : TL_Op<"rmsnorm", [Pure, TL_Vjp, AllTypesMatch<["input", "resu
 
     ```mlir
     %y, %rstd = tl.rmsnorm %x, %w eps = 1.0e-05 : tensor<2x16x64xf32>, tensor<64xf32> -> tensor<2x16xf32>
+    %y2, %rstd2 = tl.rmsnorm %h, %w2 eps = 1.0e-05 : tensor<2x16x64xbf16>, tensor<64xbf16> -> tensor<2x16xf32>
     ```
   }];
   let arguments = (ins TL_FloatTensor:$input, TL_FloatTensor:$weight, F64Attr:$eps);
