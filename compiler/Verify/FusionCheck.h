@@ -27,7 +27,7 @@ class RegionChecker : public match::FusionChecker {
 public:
   /// Regions whose evaluation holds more than `budget` tensor elements are
   /// skipped.
-  explicit RegionChecker(int64_t budget = int64_t(1) << 25) : budget(budget) {}
+  explicit RegionChecker(int64_t budget = int64_t(1) << 26) : budget(budget) {}
 
   bool check(Operation *root, StringRef pass, RewriteCopy rewrite) override;
 
