@@ -18,6 +18,7 @@
 
 #include "mlir/Pass/PassManager.h"
 #include "llvm/ADT/StringMap.h"
+#include "llvm/ADT/StringSet.h"
 
 #include <string>
 
@@ -25,9 +26,10 @@ namespace mlir::tl::validation {
 
 class RegionChecker : public match::FusionChecker {
 public:
-  /// Regions whose evaluation holds more than `budget` tensor elements are
-  /// skipped.
-  explicit RegionChecker(int64_t budget = int64_t(1) << 26) : budget(budget) {}
+  /// Regions whose evaluation holds more than 64M tensor elements (about
+  /// 512 MB of doubles; TLC_VERIFY_FUSION_ELEMENTS overrides) are skipped
+  /// with a warning.
+  RegionChecker();
 
   bool check(Operation *root, StringRef pass, RewriteCopy rewrite) override;
 
@@ -43,6 +45,7 @@ public:
 private:
   int64_t budget;
   llvm::StringMap<bool> verdicts; // region text -> equal
+  llvm::StringSet<> tooLarge;
 };
 
 /// Runs `pm` on `module`; with `verify`, every fusion is checked by a
