@@ -261,6 +261,11 @@ std::string Emitter::compute(Operation *op, Value v, const Index &idx) {
       .Case([&](ReduceSumOp r) { return reduce(op, r.getAxis(), "0.0f", "", false, idx); })
       .Case([&](ReduceMeanOp r) { return reduce(op, r.getAxis(), "0.0f", "", true, idx); })
       .Case([&](ReduceMaxOp r) { return reduce(op, r.getAxis(), "(-TL_INF)", "fmaxf", false, idx); })
+      .Case([&](KernelExpressionOpInterface k) {
+        SmallVector<std::string> operands;
+        for (unsigned i = 0; i < op->getNumOperands(); ++i) operands.push_back(arg(i));
+        return k.kernelExpression(cast<OpResult>(v).getResultNumber(), operands);
+      })
       .Default([&](Operation *) {
         error = "no elementwise code generation for '" + op->getName().getStringRef().str() + "'";
         return std::string("0");

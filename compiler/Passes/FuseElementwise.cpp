@@ -33,6 +33,7 @@ using namespace mlir::tl;
 namespace {
 
 bool isFusible(Operation *op) {
+  if (op->getNumResults() != 1) return false; // a group yields one value
   return op->hasTrait<OpTrait::Elementwise>() ||
          isa<BroadcastOp, ReshapeOp, ReduceSumOp, ReduceMaxOp, ReduceMeanOp, ConstantOp,
              IotaOp>(op);

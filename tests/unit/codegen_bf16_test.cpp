@@ -158,3 +158,23 @@ TEST_F(Bf16CodegenTest, MatmulsGatherScatterAndElementwiseGroups) {
 }
 
 } // namespace
+
+namespace {
+
+// tl.swiglu and tl.swiglu_grad have no entry in the code generators: their
+// kernels come from KernelExpressionOpInterface, alone and inside a group.
+TEST_F(Bf16CodegenTest, OpsBringTheirOwnKernelExpressions) {
+  check(R"(func.func @f(%g: tensor<6x10xbf16>, %a: tensor<6x10xbf16>, %b: tensor<6x10xbf16>)
+        -> (tensor<6x10xbf16>, tensor<6x10xbf16>, tensor<6x10xbf16>, tensor<6x10xbf16>) {
+    %h = tl.swiglu %a, %b : tensor<6x10xbf16>
+    %dg, %du = tl.swiglu_grad %g, %a, %b : tensor<6x10xbf16>
+    %r = tl.fusion(%a, %b) : (tensor<6x10xbf16>, tensor<6x10xbf16>) -> tensor<6x10xbf16> {
+    ^bb0(%x: tensor<6x10xbf16>, %y: tensor<6x10xbf16>):
+      %s = tl.swiglu %x, %y : tensor<6x10xbf16>
+      %e = tl.add %s, %x : tensor<6x10xbf16>
+      tl.yield %e : tensor<6x10xbf16>
+    }
+    return %h, %dg, %du, %r : tensor<6x10xbf16>, tensor<6x10xbf16>, tensor<6x10xbf16>, tensor<6x10xbf16> })");
+}
+
+} // namespace
