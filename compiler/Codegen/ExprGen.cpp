@@ -68,6 +68,7 @@ private:
   std::vector<llvm::StringMap<std::string>> scopes;
   DenseMap<Operation *, std::string> tables;
   int counter = 0, depth = 2;
+  int expanded = 0; // > 0 while generating what an expanding broadcast repeats
 };
 
 std::string Emitter::linear(const Index &idx, ArrayRef<int64_t> shape) {
@@ -116,6 +117,12 @@ std::string Emitter::reduce(Operation *op, int64_t axis, const char *init, const
                             bool mean, const Index &idx) {
   Value in = op->getOperand(0);
   int64_t n = shapeOf(in)[axis];
+  // Each work item would redo the whole loop for every element the
+  // broadcast repeats: kernel formation (tl-fuse-elementwise) materialises
+  // such reductions, so one reaching here is a bug upstream.
+  if (expanded > 0)
+    error = "a reduction under a broadcast would be recomputed for every output element; "
+            "kernel formation must materialise it";
   std::string acc = fresh("acc"), r = fresh("r");
   line("float " + acc + " = " + init + ";");
   line("for (int64_t " + r + " = 0; " + r + " < " + std::to_string(n) + "; ++" + r + ") {");
@@ -230,7 +237,11 @@ std::string Emitter::compute(Operation *op, Value v, const Index &idx) {
         Index inner;
         for (auto [i, d] : llvm::enumerate(b.getDims()))
           inner.push_back(in[i] == 1 ? std::string("0") : idx[d]);
-        return at(b.getInput(), inner);
+        bool expands = b.getResult().getType().getNumElements() > b.getInput().getType().getNumElements();
+        expanded += expands;
+        std::string x = at(b.getInput(), inner);
+        expanded -= expands;
+        return x;
       })
       .Case([&](ReshapeOp r) {
         std::string lin = linear(idx, shapeOf(r.getResult()));
@@ -250,6 +261,11 @@ std::string Emitter::compute(Operation *op, Value v, const Index &idx) {
       .Case([&](ReduceSumOp r) { return reduce(op, r.getAxis(), "0.0f", "", false, idx); })
       .Case([&](ReduceMeanOp r) { return reduce(op, r.getAxis(), "0.0f", "", true, idx); })
       .Case([&](ReduceMaxOp r) { return reduce(op, r.getAxis(), "(-TL_INF)", "fmaxf", false, idx); })
+      .Case([&](KernelExpressionOpInterface k) {
+        SmallVector<std::string> operands;
+        for (unsigned i = 0; i < op->getNumOperands(); ++i) operands.push_back(arg(i));
+        return k.kernelExpression(cast<OpResult>(v).getResultNumber(), operands);
+      })
       .Default([&](Operation *) {
         error = "no elementwise code generation for '" + op->getName().getStringRef().str() + "'";
         return std::string("0");

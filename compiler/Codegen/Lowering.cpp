@@ -4,6 +4,7 @@
 #include "compiler/Codegen/ExprGen.h"
 #include "compiler/Codegen/FusedKernels.h"
 #include "compiler/Codegen/OptimizerKernels.h"
+#include "compiler/Passes/Passes.h"
 #include "dialects/tl/IR/TlOps.h"
 
 #include "llvm/ADT/DenseSet.h"
@@ -175,7 +176,22 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     }
     return success();
   }
-  // Everything else computes one tensor elementwise from its operands.
+  // Everything else computes one tensor elementwise from its operands; an op
+  // that brings its own kernel expressions may compute several, one kernel each.
+  if (op->getNumResults() > 1 && isa<KernelExpressionOpInterface>(op)) {
+    SmallVector<Value> inputs;
+    for (Value v : op->getOperands())
+      if (!llvm::is_contained(inputs, v)) inputs.push_back(v);
+    for (Value r : op->getResults()) {
+      auto k = generateExpressionKernel(name + "_" + std::to_string(cast<OpResult>(r).getResultNumber()),
+                                        inputs, r, op->getLoc());
+      if (failed(k)) return failure();
+      std::vector<int> bufs = {bufferFor(r)};
+      for (Value v : inputs) bufs.push_back(bufferFor(v));
+      addKernelStep(*k, bufs, op);
+    }
+    return success();
+  }
   if (op->getNumResults() != 1)
     return op->emitError("code generation: expected a single-result op");
   SmallVector<Value> inputs;
@@ -397,6 +413,8 @@ FailureOr<art::Artifact> Lowering::run(ArrayRef<EntryFunction> entries, Lowering
 } // namespace
 
 FailureOr<art::Artifact> lowerToArtifact(ArrayRef<EntryFunction> entries, LoweringStats &stats) {
+  for (const EntryFunction &e : entries)
+    regroupRepeatedReductions(e.func); // no kernel redoes a reduction per element
   return Lowering().run(entries, stats);
 }
 

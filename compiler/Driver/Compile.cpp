@@ -4,6 +4,7 @@
 #include "compiler/Driver/DecodeStep.h"
 #include "compiler/Driver/ModelFunction.h"
 #include "compiler/Passes/Passes.h"
+#include "compiler/Verify/FusionCheck.h"
 #include "dialects/tl/IR/TlOps.h"
 
 #include "mlir/Pass/PassManager.h"
@@ -11,7 +12,7 @@
 namespace mlir::tl {
 
 FailureOr<::tlc::artifact::Artifact> compileModel(ModuleOp module, func::FuncOp func,
-                                                  bool isLossFunction, bool printIr,
+                                                  bool isLossFunction, bool printIr, bool verifyFusion,
                                                   codegen::LoweringStats &stats) {
   if (!isLossFunction) {
     if (failed(checkTensorSizes(func))) return failure();
@@ -33,7 +34,7 @@ FailureOr<::tlc::artifact::Artifact> compileModel(ModuleOp module, func::FuncOp 
     PassManager pm(&context);
     if (printIr) pm.enableIRPrinting();
     build(pm);
-    return pm.run(m);
+    return validation::runWithFusionChecking(pm, m, verifyFusion);
   };
   if (!forwardFunc || failed(runPipeline(module, buildTrainPipeline)) ||
       failed(runPipeline(*forward, buildLossPipeline)))

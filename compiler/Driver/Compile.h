@@ -15,7 +15,7 @@ namespace mlir::tl {
 /// function that is already a training step gives "train_step" only.
 /// `printIr` prints the IR after every pass. Diagnostics go to the context.
 FailureOr<::tlc::artifact::Artifact> compileModel(ModuleOp module, func::FuncOp func,
-                                                  bool isLossFunction, bool printIr,
+                                                  bool isLossFunction, bool printIr, bool verifyFusion,
                                                   codegen::LoweringStats &stats);
 
 } // namespace mlir::tl

@@ -6,6 +6,7 @@
 #include "compiler/Evaluator/ReferenceEvaluator.h"
 #include "compiler/Codegen/Lowering.h"
 #include "compiler/Passes/Passes.h"
+#include "compiler/Verify/FusionCheck.h"
 #include "runtime/artifact.h"
 #include "runtime/cli.h"
 #include "runtime/cuda_api.h"
@@ -121,7 +122,7 @@ struct InfoOptions {
 };
 struct CompileOptions {
   std::string file, output, target = "all", dumpDir, archs;
-  bool printIr = false;
+  bool printIr = false, verifyFusion = false;
 };
 struct EvalOptions {
   std::string file, weightsPath, tokensPath, precisionName = "f32", gradsPath;
@@ -302,7 +303,7 @@ int compileCommand(const CompileOptions &options) {
   checkStorageTypes(model.sig, files[0]);
   codegen::LoweringStats stats;
   FailureOr<::tlc::artifact::Artifact> artifact =
-      compileModel(*model.module, model.func, model.sig.grads.empty(), printIr, stats);
+      compileModel(*model.module, model.func, model.sig.grads.empty(), printIr, options.verifyFusion, stats);
   if (failed(artifact)) return 1;
   if (target == "cpu") artifact->cudaSource.clear();
   if (target == "cuda") artifact->cpuSource.clear();
@@ -506,6 +507,9 @@ void addCompileCommand(CLI::App &tlc) {
   compile->add_option("--arch", o->archs, "also embed cubins compiled with NVRTC, e.g. sm_80,sm_90")
       ->type_name("SM,...");
   compile->add_flag("--print-ir-after-all", o->printIr, "print the IR after every pass (stderr)");
+  compile->add_flag("--verify-fusion", o->verifyFusion,
+                    "check every fusion on random inputs of its real shapes with the reference evaluator;\n"
+                    "a fusion that changes the numbers is an error (docs/writing-a-fusion-pass.md)");
   compile->add_option("--dump-kernels", o->dumpDir, "write DIR/kernels.cpp and DIR/kernels.cu")
       ->type_name("DIR");
   ::tlc::cli::setAction(*compile, [o] { return compileCommand(*o); });

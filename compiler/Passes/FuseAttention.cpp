@@ -35,8 +35,11 @@ Value unrepeatKv(Value v, std::string &why) {
   int64_t batch = x.getDimSize(0), kv = x.getDimSize(1), s = x.getDimSize(2),
           d = x.getDimSize(3), group = mid.getDimSize(2);
   SmallVector<int64_t> grouped{batch, kv, 1, s, d}, repeated{batch, kv, group, s, d};
+  SmallVector<int64_t> merged{batch, kv * group, s, d};
   if (inner.getResult().getType().getShape() != ArrayRef<int64_t>(grouped) ||
-      mid.getShape() != ArrayRef<int64_t>(repeated)) {
+      mid.getShape() != ArrayRef<int64_t>(repeated) ||
+      b.getDims() != ArrayRef<int64_t>{0, 1, 2, 3, 4} ||
+      outer.getResult().getType().getShape() != ArrayRef<int64_t>(merged)) {
     why = "the key/value heads are repeated in another order than query head "
           "h -> KV head h / G";
     return {};
@@ -47,7 +50,10 @@ Value unrepeatKv(Value v, std::string &why) {
 /// The causal mask `row >= col` built from two iotas over `[T, T]`.
 bool isCausalCompare(CmpOp cmp, std::string &why) {
   auto lhs = def<IotaOp>(cmp.getLhs()), rhs = def<IotaOp>(cmp.getRhs());
-  if (!lhs || !rhs) return false;
+  if (!lhs || !rhs) {
+    why = "the mask does not compare row and column indices";
+    return false;
+  }
   int64_t la = lhs.getAxis(), ra = rhs.getAxis();
   bool causal = (cmp.getPredicate() == CmpPredicate::ge && la == 0 && ra == 1) ||
                 (cmp.getPredicate() == CmpPredicate::le && la == 1 && ra == 0);
@@ -56,8 +62,9 @@ bool isCausalCompare(CmpOp cmp, std::string &why) {
 }
 
 /// An additive mask: 0 where col <= row, -inf above the diagonal.
-bool isCausalAdditiveMask(Value v) {
-  auto c = def<ConstantOp>(skipBroadcasts(v));
+bool isCausalAdditiveMask(Value v, std::string &why) {
+  Value plane = trailingPlane(v, why);
+  auto c = plane ? def<ConstantOp>(plane) : ConstantOp();
   auto dense = c ? dyn_cast<DenseFPElementsAttr>(c.getValue()) : DenseFPElementsAttr();
   if (!dense || dense.getType().getRank() != 2) return false;
   int64_t t = dense.getType().getDimSize(1), i = 0;
@@ -65,7 +72,10 @@ bool isCausalAdditiveMask(Value v) {
     int64_t row = i / t, col = i % t;
     ++i;
     bool hidden = x.isInfinity() && x.isNegative();
-    if ((col > row) != hidden || (!hidden && !x.isZero())) return false;
+    if ((col > row) != hidden || (!hidden && !x.isZero())) {
+      why = "the added mask is not the causal mask (-inf exactly above the diagonal)";
+      return false;
+    }
   }
   return true;
 }
@@ -82,10 +92,16 @@ bool matchScores(Value v, AttentionMatch &m, std::string &why) {
       product = a;
       return true;
     });
-    if (!scaled) return false;
+    if (!scaled) {
+      why = "the scores are scaled by something other than a constant";
+      return false;
+    }
   }
   auto qk = def<MatmulOp>(product);
-  if (!qk || qk.getTransposeLhs() || !qk.getTransposeRhs()) return false;
+  if (!qk || qk.getTransposeLhs() || !qk.getTransposeRhs()) {
+    why = "the scores are not q k^T (a matmul with only the keys transposed)";
+    return false;
+  }
   Value q = qk.getLhs();
   if (auto mul = def<MulOp>(q))  // scale folded into q
     eitherOrder(mul, [&](Value a, Value b) {
@@ -96,7 +112,11 @@ bool matchScores(Value v, AttentionMatch &m, std::string &why) {
       return true;
     });
   Value k = unrepeatKv(qk.getRhs(), why);
-  if (!k || cast<RankedTensorType>(q.getType()).getRank() != 4) return false;
+  if (!k) return false;
+  if (cast<RankedTensorType>(q.getType()).getRank() != 4) {
+    why = "the queries are not a [batch, heads, seq, head_dim] tensor";
+    return false;
+  }
   m.q = q;
   m.k = k;
   m.scale = scale;
@@ -106,16 +126,20 @@ bool matchScores(Value v, AttentionMatch &m, std::string &why) {
 /// Scores, optionally causally masked by select(-inf) or an added -inf mask.
 bool matchMaskedScores(Value v, AttentionMatch &m, std::string &why) {
   if (auto sel = def<SelectOp>(v)) {
-    auto cmp = def<CmpOp>(skipBroadcasts(sel.getCondition()));
+    Value plane = trailingPlane(sel.getCondition(), why);
+    auto cmp = plane ? def<CmpOp>(plane) : CmpOp();
     std::optional<double> fill = splatValue(sel.getFalseValue());
-    if (!cmp || !fill || !std::isinf(*fill) || *fill > 0) return false;
+    if (!cmp || !fill || !std::isinf(*fill) || *fill > 0) {
+      if (why.empty()) why = "the scores are masked by something other than a causal select of -inf";
+      return false;
+    }
     if (!isCausalCompare(cmp, why)) return false;
     m.causal = true;
     return matchScores(sel.getTrueValue(), m, why);
   }
   if (auto add = def<AddOp>(v)) {
     return eitherOrder(add, [&](Value s, Value mask) {
-      if (!isCausalAdditiveMask(mask)) return false;
+      if (!isCausalAdditiveMask(mask, why)) return false;
       m.causal = true;
       return matchScores(s, m, why);
     });
@@ -123,21 +147,40 @@ bool matchMaskedScores(Value v, AttentionMatch &m, std::string &why) {
   return matchScores(v, m, why);
 }
 
+/// Whether `r` reduces `of` over its last axis.
+template <typename ReduceOp> bool overLastAxis(ReduceOp r, Value of) {
+  return r && r.getInput() == of &&
+         static_cast<int64_t>(r.getAxis()) == r.getInput().getType().getRank() - 1;
+}
+
 /// softmax(S) over the last axis: exp(S - max) / sum(exp(S - max)).
+/// The candidate: a division of an exp.
 bool matchSoftmax(Value v, Value &scores, std::string &why) {
   auto div = def<DivOp>(v);
-  if (!div) return false;
-  auto e = def<ExpOp>(div.getLhs());
-  auto sum = def<ReduceSumOp>(perRowFactor(div.getRhs()));
-  if (!e || !sum || sum.getInput() != div.getLhs()) return false;
-  if (static_cast<int64_t>(sum.getAxis()) != sum.getInput().getType().getRank() - 1) {
+  auto e = div ? def<ExpOp>(div.getLhs()) : ExpOp();
+  if (!e) return false;
+  Value rowSum = perRowFactor(div.getRhs(), why);
+  if (!rowSum) {
+    if (why.empty()) why = "the exp is not divided by a per-row value";
+    return false;
+  }
+  auto sum = def<ReduceSumOp>(rowSum);
+  if (!sum || sum.getInput() != div.getLhs()) {
+    why = "the exp is not divided by its own sum";
+    return false;
+  }
+  if (!overLastAxis(sum, div.getLhs())) {
     why = "the softmax is not over the key axis";
     return false;
   }
   auto sub = def<SubOp>(e.getInput());
-  if (!sub) return false;
-  auto max = def<ReduceMaxOp>(perRowFactor(sub.getRhs()));
-  if (!max || max.getInput() != sub.getLhs()) return false;
+  Value rowMax = sub ? perRowFactor(sub.getRhs(), why) : Value();
+  auto max = rowMax ? def<ReduceMaxOp>(rowMax) : ReduceMaxOp();
+  if (!max || !overLastAxis(max, sub.getLhs())) {
+    if (why.empty())
+      why = "the exp is not of the scores minus their maximum over the key axis";
+    return false;
+  }
   scores = sub.getLhs();
   return true;
 }
@@ -145,9 +188,12 @@ bool matchSoftmax(Value v, Value &scores, std::string &why) {
 FailureOr<AttentionMatch> matchAttention(MatmulOp root, std::string &why) {
   AttentionMatch m;
   Value scores;
-  if (root.getTransposeLhs() || root.getTransposeRhs() ||
-      !matchSoftmax(root.getLhs(), scores, why) || !matchMaskedScores(scores, m, why))
+  if (!matchSoftmax(root.getLhs(), scores, why)) return failure();
+  if (root.getTransposeLhs() || root.getTransposeRhs()) {
+    why = "the probabilities or the values are transposed";
     return failure();
+  }
+  if (!matchMaskedScores(scores, m, why)) return failure();
   std::string vWhy;
   m.v = unrepeatKv(root.getRhs(), vWhy);
   if (!m.v) {
@@ -180,7 +226,7 @@ struct TlFuseAttentionPass : tl::impl::TlFuseAttentionBase<TlFuseAttentionPass> 
     RewritePatternSet patterns(&getContext());
     patterns.add<FusionPattern<MatmulOp, AttentionMatch>>(&getContext(), r, "attention",
                                                           matchAttention, rewriteAttention);
-    if (failed(applyFusionPatterns(getOperation(), std::move(patterns)))) signalPassFailure();
+    if (failed(applyFusionPatterns(getOperation(), std::move(patterns), r))) signalPassFailure();
   }
 };
 

@@ -8,6 +8,13 @@
 // roots a group of its own: the cost rule that never duplicates exp, log,
 // divisions or reductions.
 //
+// Each work item of a group's kernel computes one element of the root, so
+// anything upstream of an expanding broadcast is evaluated once per element
+// of the broadcast's result. A reduction there would redo its whole loop for
+// every such element (softmax's row sum once per logit: O(V^2) per row), so
+// a reduction joins a group only where each of its elements is needed once;
+// otherwise it roots a group of its own and is materialised.
+//
 //===----------------------------------------------------------------------===//
 #include "compiler/Passes/Matchers.h"
 #include "compiler/Passes/Passes.h"
@@ -26,6 +33,7 @@ using namespace mlir::tl;
 namespace {
 
 bool isFusible(Operation *op) {
+  if (op->getNumResults() != 1) return false; // a group yields one value
   return op->hasTrait<OpTrait::Elementwise>() ||
          isa<BroadcastOp, ReshapeOp, ReduceSumOp, ReduceMaxOp, ReduceMeanOp, ConstantOp,
              IotaOp>(op);
@@ -44,10 +52,23 @@ struct Group {
   Operation *root;
 };
 
+bool isReduction(Operation *op) { return isa<ReduceSumOp, ReduceMaxOp, ReduceMeanOp>(op); }
+
+/// A broadcast whose result has more elements than its operand.
+bool expands(Operation *op) {
+  auto b = dyn_cast<BroadcastOp>(op);
+  return b && b.getResult().getType().getNumElements() > b.getInput().getType().getNumElements();
+}
+
 /// Grows the group rooted at `root`; `owner` maps ops to their group index.
-Group grow(Operation *root, int index, DenseMap<Operation *, int> &owner) {
+Group grow(Operation *root, int index, DenseMap<Operation *, int> &owner,
+           const match::FusionReport &report) {
   Group g{{root}, root};
   owner[root] = index;
+  // Ops of the group evaluated more than once per element of their result
+  // (downstream of an expanding broadcast). Final when an op joins: all its
+  // users are in the group by then.
+  DenseSet<Operation *> repeated;
   SmallVector<Operation *> worklist{root};
   while (!worklist.empty()) {
     Operation *op = worklist.pop_back_val();
@@ -61,6 +82,17 @@ Group grow(Operation *root, int index, DenseMap<Operation *, int> &owner) {
         return it != owner.end() && it->second == index;
       });
       if (!allUsersInside) continue; // revisited when its last user joins
+      bool isRepeated = llvm::any_of(producer->getUsers(), [&](Operation *user) {
+        return repeated.contains(user) || expands(user);
+      });
+      if (isRepeated && isReduction(producer)) {
+        report.refused(producer, "part of the group rooted at '" +
+                                     root->getName().getStringRef() + "'",
+                       "its result is broadcast, so every element would redo the reduction; "
+                       "it is computed once by a group of its own");
+        continue;
+      }
+      if (isRepeated) repeated.insert(producer);
       owner[producer] = index;
       g.ops.push_back(producer);
       worklist.push_back(producer);
@@ -101,6 +133,34 @@ void materialize(Group &g) {
   for (Operation *op : llvm::reverse(g.ops)) op->erase();
 }
 
+void fuseBlock(Block &block, const match::FusionReport &r) {
+  DenseMap<Operation *, int> owner;
+  SmallVector<Group> groups;
+  for (Operation &op : llvm::reverse(block.without_terminator())) {
+    if (!isFusible(&op) || owner.count(&op) || isCheap(&op)) continue;
+    groups.push_back(grow(&op, groups.size(), owner, r));
+  }
+  for (Group &g : groups) {
+    if (llvm::count_if(g.ops, isCompute) < 1 || g.ops.size() < 2) continue;
+    r.fused(g.root, Twine(g.ops.size()) + " ops into a tl.fusion group rooted at '" +
+                        g.root->getName().getStringRef() + "'");
+    materialize(g);
+  }
+}
+
+/// Whether a reduction in `fusion`'s body is under an expanding broadcast.
+bool repeatsAReduction(FusionOp fusion) {
+  DenseSet<Operation *> repeated;
+  for (Operation &op : llvm::reverse(fusion.getBody().front().without_terminator())) {
+    bool isRepeated = llvm::any_of(op.getUsers(), [&](Operation *user) {
+      return repeated.contains(user) || expands(user);
+    });
+    if (isRepeated && isReduction(&op)) return true;
+    if (isRepeated) repeated.insert(&op);
+  }
+  return false;
+}
+
 struct TlFuseElementwisePass : tl::impl::TlFuseElementwiseBase<TlFuseElementwisePass> {
   using TlFuseElementwiseBase::TlFuseElementwiseBase;
 
@@ -110,21 +170,28 @@ struct TlFuseElementwisePass : tl::impl::TlFuseElementwiseBase<TlFuseElementwise
       for (Block &block : func.getBody()) fuseBlock(block, r);
     });
   }
-
-  void fuseBlock(Block &block, const match::FusionReport &r) {
-    DenseMap<Operation *, int> owner;
-    SmallVector<Group> groups;
-    for (Operation &op : llvm::reverse(block.without_terminator())) {
-      if (!isFusible(&op) || owner.count(&op) || isCheap(&op)) continue;
-      groups.push_back(grow(&op, groups.size(), owner));
-    }
-    for (Group &g : groups) {
-      if (llvm::count_if(g.ops, isCompute) < 1 || g.ops.size() < 2) continue;
-      r.fused(g.root, Twine(g.ops.size()) + " ops into a tl.fusion group rooted at '" +
-                          g.root->getName().getStringRef() + "'");
-      materialize(g);
-    }
-  }
 };
 
 } // namespace
+
+void mlir::tl::regroupRepeatedReductions(func::FuncOp func) {
+  SmallVector<FusionOp> bad;
+  func.walk([&](FusionOp f) {
+    if (repeatsAReduction(f)) bad.push_back(f);
+  });
+  if (bad.empty()) return;
+  DenseSet<Block *> blocks;
+  for (FusionOp f : bad) {
+    OpBuilder b(f);
+    IRMapping map;
+    Block &body = f.getBody().front();
+    map.map(body.getArguments(), f.getInputs());
+    for (Operation &op : body.without_terminator()) b.clone(op, map);
+    for (auto [r, v] : llvm::zip(f.getResults(), body.getTerminator()->getOperands()))
+      r.replaceAllUsesWith(map.lookupOrDefault(v));
+    blocks.insert(f->getBlock());
+    f.erase();
+  }
+  match::FusionReport quiet(false, "tl-fuse-elementwise");
+  for (Block *block : blocks) fuseBlock(*block, quiet);
+}

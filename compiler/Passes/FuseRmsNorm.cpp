@@ -23,7 +23,7 @@ struct NormMatch {
 /// factor of both norms; sets the squared tensor and eps.
 bool matchInvRms(Value factor, bool inverse, Value &squared, double &eps,
                  std::string &why) {
-  Value r = perRowFactor(factor);
+  Value r = perRowFactor(factor, why);
   if (!r) return false;
   Value inner;
   if (auto root = def<RsqrtOp>(r); root && !inverse) inner = root.getInput();
@@ -42,13 +42,18 @@ bool matchInvRms(Value factor, bool inverse, Value &squared, double &eps,
   if (!add) {
     Value of;
     std::string ignored;
-    if (matchLastAxisMean(inner, of, ignored)) why = "there is no eps inside the square root";
+    why = matchLastAxisMean(inner, of, ignored) ? "there is no eps inside the square root"
+                                                : "the square root is not of a mean plus eps";
     return false;
   }
-  return eitherOrder(add, [&](Value mean, Value e) {
+  bool ok = eitherOrder(add, [&](Value mean, Value e) {
     std::optional<double> c = splatValue(e);
     Value sq;
-    if (!c || !matchLastAxisMean(mean, sq, why)) return false;
+    if (!c) return false;
+    if (!matchLastAxisMean(mean, sq, why)) {
+      if (why.empty()) why = "the square root is not of a mean over the last axis plus eps";
+      return false;
+    }
     if (!matchSquare(sq, squared)) {
       why = "the mean is not of a square";
       return false;
@@ -56,6 +61,8 @@ bool matchInvRms(Value factor, bool inverse, Value &squared, double &eps,
     eps = *c;
     return true;
   });
+  if (!ok && why.empty()) why = "the square root is not of a mean plus a constant eps";
+  return ok;
 }
 
 /// `x * factor` (either order) or `x / sqrt-factor`: the normalised tensor.
@@ -102,10 +109,13 @@ FailureOr<NormMatch> matchLayerNorm(AddOp root, std::string &why) {
       if (!w || !matchNormalised(normalised, centred, squared, m.eps, why)) return false;
       auto sub = def<SubOp>(centred);
       Value meanOf;
-      if (!sub || !perRowFactor(sub.getRhs()) ||
-          !matchLastAxisMean(perRowFactor(sub.getRhs()), meanOf, why) ||
-          meanOf != sub.getLhs()) {
-        why = "the normalised tensor is not centred on its own mean";
+      Value mean = sub ? perRowFactor(sub.getRhs(), why) : Value();
+      if (!mean) {
+        if (why.empty()) why = "the normalised tensor is not centred by a per-row mean";
+        return false;
+      }
+      if (!matchLastAxisMean(mean, meanOf, why) || meanOf != sub.getLhs()) {
+        if (why.empty()) why = "the normalised tensor is not centred on its own mean";
         return false;
       }
       if (squared != centred) {
@@ -160,8 +170,8 @@ struct TlFuseRmsNormPass : tl::impl::TlFuseRmsNormBase<TlFuseRmsNormPass> {
     layerNorm.add<FusionPattern<AddOp, NormMatch>>(ctx, r, "layernorm", matchLayerNorm,
                                                    rewriteLayerNorm);
     rmsNorm.add<FusionPattern<MulOp, NormMatch>>(ctx, r, "rmsnorm", matchRmsNorm, rewriteRmsNorm);
-    if (failed(applyFusionPatterns(getOperation(), std::move(layerNorm))) ||
-        failed(applyFusionPatterns(getOperation(), std::move(rmsNorm))))
+    if (failed(applyFusionPatterns(getOperation(), std::move(layerNorm), r)) ||
+        failed(applyFusionPatterns(getOperation(), std::move(rmsNorm), r)))
       signalPassFailure();
   }
 };

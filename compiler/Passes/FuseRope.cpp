@@ -33,16 +33,19 @@ Value table(Value v, RankedTensorType x) {
 /// `concat(-x[D/2:], x[:D/2])` along the last axis; sets `x`.
 bool matchRotateHalf(Value v, Value &x, std::string &why) {
   auto cat = def<ConcatOp>(v);
-  if (!cat || cat.getInputs().size() != 2) return false;
+  if (!cat) return false;
   RankedTensorType out = cat.getResult().getType();
-  if (static_cast<int64_t>(cat.getAxis()) != out.getRank() - 1) return false;
+  if (cat.getInputs().size() != 2 || static_cast<int64_t>(cat.getAxis()) != out.getRank() - 1) {
+    why = "the rotation is not a concatenation of two halves along the last axis";
+    return false;
+  }
   int64_t half = out.getShape().back() / 2;
   auto neg = def<NegOp>(cat.getInputs()[0]);
   auto hi = neg ? def<SliceOp>(neg.getInput()) : SliceOp();
   auto lo = def<SliceOp>(cat.getInputs()[1]);
   if (!hi || !lo) {
-    if (def<NegOp>(cat.getInputs()[1]))
-      why = "the halves are rotated the other way: concat(x2, -x1)";
+    why = def<NegOp>(cat.getInputs()[1]) ? "the halves are rotated the other way: concat(x2, -x1)"
+                                          : "the rotation is not concat(-x[D/2:], x[:D/2])";
     return false;
   }
   if (hi.getInput() != lo.getInput() || hi.getAxis() != cat.getAxis() ||
@@ -77,7 +80,16 @@ FailureOr<RopeMatch> matchRope(AddOp root, std::string &why) {
       });
     });
   });
-  if (!ok) return failure();
+  if (!ok) {
+    // A candidate: one of the products is of a concatenation (the rotation).
+    bool rotates = llvm::any_of(root->getOperands(), [](Value v) {
+      auto mul = def<MulOp>(v);
+      return mul && (def<ConcatOp>(mul.getLhs()) || def<ConcatOp>(mul.getRhs()));
+    });
+    if (rotates && why.empty())
+      why = "the tables are not [T, D] cos/sin tables broadcast over the leading axes of x";
+    return failure();
+  }
   return m;
 }
 
@@ -94,7 +106,7 @@ struct TlFuseRopePass : tl::impl::TlFuseRopeBase<TlFuseRopePass> {
     FusionReport r(report, getArgument());
     RewritePatternSet patterns(&getContext());
     patterns.add<FusionPattern<AddOp, RopeMatch>>(&getContext(), r, "rope", matchRope, rewriteRope);
-    if (failed(applyFusionPatterns(getOperation(), std::move(patterns)))) signalPassFailure();
+    if (failed(applyFusionPatterns(getOperation(), std::move(patterns), r))) signalPassFailure();
   }
 };
 

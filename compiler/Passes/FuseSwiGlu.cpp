@@ -67,7 +67,7 @@ struct TlFuseSwiGluPass : tl::impl::TlFuseSwiGluBase<TlFuseSwiGluPass> {
     RewritePatternSet patterns(&getContext());
     patterns.add<FusionPattern<MulOp, SwiGluMatch>>(&getContext(), r, "swiglu", matchSwiGlu,
                                                     rewriteSwiGlu);
-    if (failed(applyFusionPatterns(getOperation(), std::move(patterns)))) signalPassFailure();
+    if (failed(applyFusionPatterns(getOperation(), std::move(patterns), r))) signalPassFailure();
   }
 };
 

@@ -103,15 +103,66 @@ bool matchLastAxisMean(Value v, Value &of, std::string &why) {
   });
 }
 
-Value perRowFactor(Value v) {
+static bool elementCountRowCheck = false;
+
+void setElementCountRowCheckForTesting(bool enabled) { elementCountRowCheck = enabled; }
+
+Value perRowFactor(Value v, std::string &why) {
   auto b = def<BroadcastOp>(skipUnitReshapes(v));
   if (!b) return {};
-  RankedTensorType out = b.getResult().getType();
-  Value in = skipUnitReshapes(b.getInput());
-  auto inType = cast<RankedTensorType>(in.getType());
-  // The factor varies over every axis but the last.
-  if (inType.getNumElements() * out.getShape().back() != out.getNumElements()) return {};
-  return in;
+  auto final = cast<RankedTensorType>(v.getType());
+  RankedTensorType in = b.getInput().getType(), out = b.getResult().getType();
+  Value row = skipUnitReshapes(b.getInput());
+  if (elementCountRowCheck) // the old, wrong test: counts only
+    return cast<RankedTensorType>(row.getType()).getNumElements() * out.getShape().back() ==
+                   out.getNumElements()
+               ? row
+               : Value();
+  int64_t n = out.getRank();
+  if (n == 0 || final.getRank() == 0 || final.getShape().back() != out.getShape().back())
+    return {};
+  // Which output axes carry an operand axis (rather than repeat it).
+  SmallVector<bool> carried(n, false);
+  for (auto [i, d] : llvm::enumerate(b.getDims()))
+    if (in.getDimSize(i) == out.getDimSize(d)) carried[d] = true;
+  for (int64_t a = 0; a + 1 < n; ++a)
+    if (!carried[a] && out.getDimSize(a) != 1) {
+      why = "the factor is repeated along axis " + std::to_string(a) +
+            ", not only along the last axis: it is not one value per row";
+      return {};
+    }
+  if (carried[n - 1] && out.getDimSize(n - 1) != 1) {
+    why = "the factor varies along the last axis: it is not one value per row";
+    return {};
+  }
+  return row;
+}
+
+Value perRowFactor(Value v) {
+  std::string ignored;
+  return perRowFactor(v, ignored);
+}
+
+Value trailingPlane(Value v, std::string &why) {
+  auto b = def<BroadcastOp>(skipUnitReshapes(v));
+  if (!b) return skipUnitReshapes(v);
+  RankedTensorType in = b.getInput().getType(), out = b.getResult().getType();
+  int64_t r = out.getRank();
+  if (in.getRank() != 2 || b.getDims() != ArrayRef<int64_t>{r - 2, r - 1}) {
+    why = "the mask is not broadcast onto the query and key axes in order";
+    return {};
+  }
+  return b.getInput();
+}
+
+Value withRank(Value v, int64_t rank) {
+  while (v) {
+    if (cast<RankedTensorType>(v.getType()).getRank() == rank) return v;
+    auto r = def<ReshapeOp>(v);
+    if (!r || skipUnitReshapes(v) == v) return {};
+    v = r.getInput();
+  }
+  return {};
 }
 
 Value perChannelVector(Value v) {
@@ -124,9 +175,16 @@ Value perChannelVector(Value v) {
   return b.getInput();
 }
 
-LogicalResult applyFusionPatterns(Operation *root, RewritePatternSet &&patterns) {
-  return applyPatternsAndFoldGreedily(root, std::move(patterns));
+LogicalResult applyFusionPatterns(Operation *root, RewritePatternSet &&patterns,
+                                  const FusionReport &report) {
+  if (failed(applyPatternsAndFoldGreedily(root, std::move(patterns)))) return failure();
+  return failure(report.failedCheck());
 }
+
+static FusionChecker *installedChecker = nullptr;
+
+void setFusionChecker(FusionChecker *checker) { installedChecker = checker; }
+FusionChecker *fusionChecker() { return installedChecker; }
 
 void FusionReport::fused(Operation *at, const Twine &what) const {
   if (enabled) at->emitRemark() << pass << ": fused " << what;

@@ -51,9 +51,26 @@ bool matchSquare(Value v, Value &x);
 /// `why` explains a reduction over another axis.
 bool matchLastAxisMean(Value v, Value &of, std::string &why);
 
-/// Whether `v` is a per-row factor broadcast back over the last axis of a
-/// tensor of rank `rank`; returns the unbroadcast, unit-reshaped row value.
+/// Whether `v` is a per-row factor: a value broadcast along the last axis
+/// only, each leading axis carried over from the operand in order. Returns
+/// the unbroadcast, unit-reshaped row value. Extents alone do not decide it:
+/// on a square `[n, n]`, `broadcast [n] dims = [1]` is a per-*column*
+/// factor; `why` then says so.
+Value perRowFactor(Value v, std::string &why);
 Value perRowFactor(Value v);
+
+/// Whether `v` is a rank-2 `[T, T']` value broadcast onto the last two axes
+/// of a tensor (a mask over query rows and key columns); returns it.
+Value trailingPlane(Value v, std::string &why);
+
+/// A value equal to `v` up to unit reshapes with rank `rank`, if one is on
+/// the chain of unit reshapes that produced `v`.
+Value withRank(Value v, int64_t rank);
+
+/// Restores the element-count test `perRowFactor` once used (the
+/// wrong-axis miscompile of issue 8), so that the differential fusion
+/// tester can show it catches it. For tests only.
+void setElementCountRowCheckForTesting(bool enabled);
 
 /// Whether `v` is a rank-1 tensor broadcast along the last axis; returns it.
 Value perChannelVector(Value v);
@@ -66,13 +83,38 @@ class FusionReport {
 public:
   FusionReport(bool enabled, StringRef pass) : enabled(enabled), pass(pass) {}
   void fused(Operation *at, const Twine &what) const;
+  StringRef passName() const { return pass; }
   void refused(Operation *at, const Twine &what, const Twine &why) const;
+
+  /// Called by FusionPattern before each rewrite when fusion checking is on
+  /// (see setFusionChecker); false when the check found a mismatch, which
+  /// fails the pass.
+  bool failedCheck() const { return checkFailed; }
+  void markCheckFailed() const { checkFailed = true; }
 
 private:
   bool enabled;
   StringRef pass;
   mutable llvm::DenseSet<Operation *> refusedAt;
+  mutable bool checkFailed = false;
 };
+
+/// Translation validation of single fusions (compiler/Verify implements it;
+/// `tlc compile --verify-fusion` and `tlc-opt --verify-fusion` install one).
+/// Before a rewrite, `check` gets the root and a function that performs the
+/// same match and rewrite on a copy of the root (returning the fused op, or
+/// null when the copy does not match); it returns false on a mismatch, after
+/// emitting an error at the root.
+class FusionChecker {
+public:
+  virtual ~FusionChecker() = default;
+  using RewriteCopy = function_ref<Operation *(Operation *rootCopy, PatternRewriter &)>;
+  virtual bool check(Operation *root, StringRef pass, RewriteCopy rewrite) = 0;
+};
+
+/// Installs the process-wide checker (null: none). Not owned.
+void setFusionChecker(FusionChecker *checker);
+FusionChecker *fusionChecker();
 
 /// The rewrite pattern every fusion pass uses: rooted at an OpT, it calls
 /// `match(root, why)` (a FailureOr of what the fused op needs, setting `why`
@@ -96,6 +138,17 @@ struct FusionPattern : OpRewritePattern<OpT> {
       if (!why.empty()) report.refused(root, what, why);
       return failure();
     }
+    if (FusionChecker *checker = fusionChecker()) {
+      bool ok = checker->check(root, report.passName(), [&](Operation *copy, PatternRewriter &rw) {
+        std::string ignored;
+        FailureOr<Match> mc = match(cast<OpT>(copy), ignored);
+        return succeeded(mc) ? rewrite(cast<OpT>(copy), *mc, rw) : nullptr;
+      });
+      if (!ok) {
+        report.markCheckFailed();
+        return failure();
+      }
+    }
     Operation *fused = rewrite(root, *m, rewriter);
     report.fused(fused, fused->getName().getStringRef().drop_front(3));
     return success();
@@ -107,8 +160,10 @@ struct FusionPattern : OpRewritePattern<OpT> {
   RewriteFn rewrite;
 };
 
-/// Applies `patterns` greedily to `root` (constants fold, dead ops go).
-LogicalResult applyFusionPatterns(Operation *root, RewritePatternSet &&patterns);
+/// Applies `patterns` greedily to `root` (constants fold, dead ops go);
+/// fails when a fusion check of `report` failed.
+LogicalResult applyFusionPatterns(Operation *root, RewritePatternSet &&patterns,
+                                  const FusionReport &report);
 
 } // namespace mlir::tl::match
 

@@ -4,6 +4,7 @@
 
 #include "dialects/tl/IR/TlOps.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Pass/Pass.h"
 
@@ -18,6 +19,12 @@ namespace mlir::tl {
 /// that tlc-opt and tlc share one list.
 #define GEN_PASS_REGISTRATION
 #include "compiler/Passes/Passes.h.inc"
+
+/// Kernel formation's guarantee for any input, fused or not: a `tl.fusion`
+/// whose body would recompute a reduction for every element of a broadcast
+/// (hand-written, or from elsewhere) is inlined and regrouped the way
+/// tl-fuse-elementwise groups, which computes such a reduction once.
+void regroupRepeatedReductions(func::FuncOp func);
 
 /// The default pipeline: CSE, forward fusion (rmsnorm, rope, attention,
 /// cross-entropy), tl-autodiff, CSE, elementwise fusion.

@@ -11,9 +11,13 @@ namespace {
 
 RankedTensorType typeOf(Value v) { return cast<RankedTensorType>(v.getType()); }
 
-/// The shape of `t` without its last dimension, with t's element type.
-RankedTensorType rowsOf(RankedTensorType t) {
-  return RankedTensorType::get(t.getShape().drop_back(), t.getElementType());
+/// Per-row statistics saved for a backward pass (rstd, mean, log-sum-exp):
+/// the shape of `t` without its last dimension, in f32 when `t` is bf16 or
+/// f16. Stored in bf16 they would put ~3% error into every row's gradient.
+RankedTensorType statsOf(RankedTensorType t) {
+  Type e = t.getElementType();
+  if (e.getIntOrFloatBitWidth() < 32) e = Float32Type::get(t.getContext());
+  return RankedTensorType::get(t.getShape().drop_back(), e);
 }
 
 /// Checks the operands of a norm over the last axis: a `[D]` weight (and
@@ -29,8 +33,8 @@ LogicalResult verifyNorm(Operation *op, RankedTensorType input,
       return op->emitOpError() << "weight and bias must be " << channel << ", got "
                                << v.getType();
   for (Value v : perRow)
-    if (typeOf(v) != rowsOf(input))
-      return op->emitOpError() << "per-row statistics must be " << rowsOf(input)
+    if (typeOf(v) != statsOf(input))
+      return op->emitOpError() << "per-row statistics must be " << statsOf(input)
                                << ", got " << v.getType();
   return success();
 }
@@ -43,19 +47,19 @@ LogicalResult verifyNorm(Operation *op, RankedTensorType input,
 
 void RmsNormOp::build(OpBuilder &b, OperationState &state, Value input,
                       Value weight, double eps) {
-  build(b, state, input.getType(), rowsOf(typeOf(input)), input, weight,
+  build(b, state, input.getType(), statsOf(typeOf(input)), input, weight,
         b.getF64FloatAttr(eps));
 }
 
 void AddRmsNormOp::build(OpBuilder &b, OperationState &state, Value lhs,
                          Value rhs, Value weight, double eps) {
-  build(b, state, lhs.getType(), lhs.getType(), rowsOf(typeOf(lhs)), lhs, rhs,
+  build(b, state, lhs.getType(), lhs.getType(), statsOf(typeOf(lhs)), lhs, rhs,
         weight, b.getF64FloatAttr(eps));
 }
 
 void LayerNormOp::build(OpBuilder &b, OperationState &state, Value input,
                         Value weight, Value bias, double eps) {
-  RankedTensorType rows = rowsOf(typeOf(input));
+  RankedTensorType rows = statsOf(typeOf(input));
   build(b, state, input.getType(), rows, rows, input, weight, bias,
         b.getF64FloatAttr(eps));
 }
@@ -63,14 +67,14 @@ void LayerNormOp::build(OpBuilder &b, OperationState &state, Value input,
 void AttentionOp::build(OpBuilder &b, OperationState &state, Value query,
                         Value key, Value value, double scale, bool causal) {
   RankedTensorType q = typeOf(query);
-  build(b, state, q, rowsOf(q), query, key, value, b.getF64FloatAttr(scale),
+  build(b, state, q, statsOf(q), query, key, value, b.getF64FloatAttr(scale),
         causal ? b.getUnitAttr() : UnitAttr());
 }
 
 void CrossEntropyOp::build(OpBuilder &b, OperationState &state, Value logits,
                            Value targets, IntegerAttr ignoreIndex) {
   RankedTensorType l = typeOf(logits);
-  build(b, state, RankedTensorType::get({}, l.getElementType()), rowsOf(l),
+  build(b, state, RankedTensorType::get({}, l.getElementType()), statsOf(l),
         logits, targets, ignoreIndex);
 }
 
@@ -134,8 +138,8 @@ LogicalResult AttentionOp::verify() {
                          << ") must divide query heads (" << heads << ")";
   if (getCausal() && q.getDimSize(2) != k.getDimSize(2))
     return emitOpError("causal attention needs as many keys as queries");
-  if (getResult().getType() != q || getLse().getType() != rowsOf(q))
-    return emitOpError() << "results must be " << q << " and " << rowsOf(q);
+  if (getResult().getType() != q || getLse().getType() != statsOf(q))
+    return emitOpError() << "results must be " << q << " and " << statsOf(q);
   return success();
 }
 
@@ -145,8 +149,8 @@ LogicalResult CrossEntropyOp::verify() {
     return emitOpError() << "logits must be [N, V] and targets [N], got " << l
                          << " and " << t;
   if (getLoss().getType() != RankedTensorType::get({}, l.getElementType()) ||
-      getLse().getType() != rowsOf(l))
-    return emitOpError("loss must be a scalar and lse [N], of the logits' type");
+      getLse().getType() != statsOf(l))
+    return emitOpError() << "loss must be a scalar of the logits' type and lse " << statsOf(l);
   return success();
 }
 
@@ -237,4 +241,21 @@ LogicalResult SwiGluOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
                                      cot[0], getGate(), getUp());
   out.append({grad.getGateGrad(), grad.getUpGrad()});
   return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Kernel expressions (code generation beside the op)
+//===----------------------------------------------------------------------===//
+
+std::string SwiGluOp::kernelExpression(unsigned, ArrayRef<std::string> x) {
+  // gate * sigmoid(gate) * up
+  return "(" + x[0] + " / (1.0f + expf(-" + x[0] + ")) * " + x[1] + ")";
+}
+
+std::string SwiGluGradOp::kernelExpression(unsigned result, ArrayRef<std::string> x) {
+  const std::string &g = x[0], &gate = x[1], &up = x[2];
+  std::string s = "(1.0f / (1.0f + expf(-" + gate + ")))";
+  if (result == 0) // dgate = g * up * s * (1 + gate * (1 - s))
+    return "(" + g + " * " + up + " * " + s + " * (1.0f + " + gate + " * (1.0f - " + s + ")))";
+  return "(" + g + " * " + gate + " * " + s + ")"; // dup = g * gate * s
 }

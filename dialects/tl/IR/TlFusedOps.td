@@ -4,6 +4,9 @@
 // their derivative rules emit. Each has a reference implementation in
 // compiler/Evaluator/FusedOps.cpp. Forward ops also return the statistics
 // their backward op needs (rstd, log-sum-exp), so nothing is recomputed.
+// Those statistics are f32 when the activations are bf16 or f16 (the
+// verifiers require it): rounded to bf16 they would put ~3% error into the
+// backward pass of every row.
 //
 //===----------------------------------------------------------------------===//
 #ifndef TL_FUSED_OPS_TD
@@ -19,6 +22,7 @@ def TL_RmsNormOp : TL_Op<"rmsnorm", [Pure, TL_Vjp, AllTypesMatch<["input", "resu
 
     ```mlir
     %y, %rstd = tl.rmsnorm %x, %w eps = 1.0e-05 : tensor<2x16x64xf32>, tensor<64xf32> -> tensor<2x16xf32>
+    %y2, %rstd2 = tl.rmsnorm %h, %w2 eps = 1.0e-05 : tensor<2x16x64xbf16>, tensor<64xbf16> -> tensor<2x16xf32>
     ```
   }];
   let arguments = (ins TL_FloatTensor:$input, TL_FloatTensor:$weight, F64Attr:$eps);
@@ -279,7 +283,8 @@ def TL_CrossEntropyGradOp : TL_Op<"cross_entropy_grad", [Pure,
 //===----------------------------------------------------------------------===//
 
 def TL_SwiGluOp : TL_Op<"swiglu", [Pure, Elementwise, SameOperandsAndResultType,
-                                   InferTypeOpInterface, TL_Vjp]> {
+                                   InferTypeOpInterface, TL_Vjp,
+                                   DeclareOpInterfaceMethods<TL_KernelExpressionOpInterface>]> {
   let summary = "SwiGLU gate: silu(gate) * up";
   let description = [{
     `result = gate * sigmoid(gate) * up`, elementwise. Created by
@@ -297,7 +302,8 @@ def TL_SwiGluOp : TL_Op<"swiglu", [Pure, Elementwise, SameOperandsAndResultType,
 }
 
 def TL_SwiGluGradOp : TL_Op<"swiglu_grad", [Pure, Elementwise,
-    AllTypesMatch<["grad", "gate", "up", "gate_grad", "up_grad"]>]> {
+    AllTypesMatch<["grad", "gate", "up", "gate_grad", "up_grad"]>,
+    DeclareOpInterfaceMethods<TL_KernelExpressionOpInterface>]> {
   let summary = "backward of the SwiGLU gate";
   let description = [{
     With `s = sigmoid(gate)`: `dgate = grad * up * s * (1 + gate * (1 - s))`

@@ -172,7 +172,115 @@ func.func @wrong_softmax_axis(%q: tensor<1x2x4x8xf32>, %k: tensor<1x1x4x8xf32>, 
   %sm = tl.reduce_sum %e, axis = 2 : tensor<1x2x4x4xf32> -> tensor<1x2x4xf32>
   %smb = tl.broadcast %sm, dims = [0, 1, 3] : tensor<1x2x4xf32> -> tensor<1x2x4x4xf32>
   %p = tl.div %e, %smb : tensor<1x2x4x4xf32>
-  // expected-remark @+1 {{not fused as attention: the softmax is not over the key axis}}
+  // expected-remark @+1 {{not fused as attention: the factor is repeated along axis 2, not only along the last axis: it is not one value per row}}
   %o = tl.matmul %p, %vr : tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32> -> tensor<1x2x4x8xf32>
   return %o : tensor<1x2x4x8xf32>
+}
+
+// -----
+
+// Square scores [4, 4]: the row sum broadcast along the query axis (dims =
+// [0, 1, 3]) divides each *column*: the element count matches, the axis does not.
+// CHECK-LABEL: func.func @sum_per_column
+// CHECK-NOT: tl.attention
+func.func @sum_per_column(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32> {
+  %qk = tl.matmul %q, %k {transpose_rhs} : tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32> -> tensor<1x2x4x4xf32>
+  %mx = tl.reduce_max %qk, axis = 3 : tensor<1x2x4x4xf32> -> tensor<1x2x4xf32>
+  %mx4 = tl.reshape %mx : tensor<1x2x4xf32> -> tensor<1x2x4x1xf32>
+  %mxb = tl.broadcast %mx4, dims = [0, 1, 2, 3] : tensor<1x2x4x1xf32> -> tensor<1x2x4x4xf32>
+  %sh = tl.sub %qk, %mxb : tensor<1x2x4x4xf32>
+  %e = tl.exp %sh : tensor<1x2x4x4xf32>
+  %sm = tl.reduce_sum %e, axis = 3 : tensor<1x2x4x4xf32> -> tensor<1x2x4xf32>
+  %smb = tl.broadcast %sm, dims = [0, 1, 3] : tensor<1x2x4xf32> -> tensor<1x2x4x4xf32>
+  %p = tl.div %e, %smb : tensor<1x2x4x4xf32>
+  // expected-remark @+1 {{not fused as attention: the factor is repeated along axis 2, not only along the last axis: it is not one value per row}}
+  %o = tl.matmul %p, %v : tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32> -> tensor<1x2x4x8xf32>
+  return %o : tensor<1x2x4x8xf32>
+}
+// -----
+
+// The maximum subtracted per column.
+// CHECK-LABEL: func.func @max_per_column
+// CHECK-NOT: tl.attention
+func.func @max_per_column(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32> {
+  %qk = tl.matmul %q, %k {transpose_rhs} : tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32> -> tensor<1x2x4x4xf32>
+  %mx = tl.reduce_max %qk, axis = 3 : tensor<1x2x4x4xf32> -> tensor<1x2x4xf32>
+  %mxb = tl.broadcast %mx, dims = [0, 1, 3] : tensor<1x2x4xf32> -> tensor<1x2x4x4xf32>
+  %sh = tl.sub %qk, %mxb : tensor<1x2x4x4xf32>
+  %e = tl.exp %sh : tensor<1x2x4x4xf32>
+  %sm = tl.reduce_sum %e, axis = 3 : tensor<1x2x4x4xf32> -> tensor<1x2x4xf32>
+  %sm4 = tl.reshape %sm : tensor<1x2x4xf32> -> tensor<1x2x4x1xf32>
+  %smb = tl.broadcast %sm4, dims = [0, 1, 2, 3] : tensor<1x2x4x1xf32> -> tensor<1x2x4x4xf32>
+  %p = tl.div %e, %smb : tensor<1x2x4x4xf32>
+  // expected-remark @+1 {{not fused as attention: the factor is repeated along axis 2, not only along the last axis: it is not one value per row}}
+  %o = tl.matmul %p, %v : tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32> -> tensor<1x2x4x8xf32>
+  return %o : tensor<1x2x4x8xf32>
+}
+// -----
+
+// The sum over the query axis, broadcast back per row (square scores).
+// CHECK-LABEL: func.func @sum_over_queries
+// CHECK-NOT: tl.attention
+func.func @sum_over_queries(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32> {
+  %qk = tl.matmul %q, %k {transpose_rhs} : tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32> -> tensor<1x2x4x4xf32>
+  %mx = tl.reduce_max %qk, axis = 3 : tensor<1x2x4x4xf32> -> tensor<1x2x4xf32>
+  %mx4 = tl.reshape %mx : tensor<1x2x4xf32> -> tensor<1x2x4x1xf32>
+  %mxb = tl.broadcast %mx4, dims = [0, 1, 2, 3] : tensor<1x2x4x1xf32> -> tensor<1x2x4x4xf32>
+  %sh = tl.sub %qk, %mxb : tensor<1x2x4x4xf32>
+  %e = tl.exp %sh : tensor<1x2x4x4xf32>
+  %sm = tl.reduce_sum %e, axis = 2 : tensor<1x2x4x4xf32> -> tensor<1x2x4xf32>
+  %sm4 = tl.reshape %sm : tensor<1x2x4xf32> -> tensor<1x2x4x1xf32>
+  %smb = tl.broadcast %sm4, dims = [0, 1, 2, 3] : tensor<1x2x4x1xf32> -> tensor<1x2x4x4xf32>
+  %p = tl.div %e, %smb : tensor<1x2x4x4xf32>
+  // expected-remark @+1 {{not fused as attention: the softmax is not over the key axis}}
+  %o = tl.matmul %p, %v : tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32> -> tensor<1x2x4x8xf32>
+  return %o : tensor<1x2x4x8xf32>
+}
+// -----
+
+// The maximum over the query axis: exact in real arithmetic (softmax is
+// shift-invariant per row), but not the stabilised form tl.attention computes.
+// CHECK-LABEL: func.func @max_over_queries
+// CHECK-NOT: tl.attention
+func.func @max_over_queries(%q: tensor<1x2x4x8xf32>, %k: tensor<1x2x4x8xf32>, %v: tensor<1x2x4x8xf32>) -> tensor<1x2x4x8xf32> {
+  %qk = tl.matmul %q, %k {transpose_rhs} : tensor<1x2x4x8xf32>, tensor<1x2x4x8xf32> -> tensor<1x2x4x4xf32>
+  %mx = tl.reduce_max %qk, axis = 2 : tensor<1x2x4x4xf32> -> tensor<1x2x4xf32>
+  %mx4 = tl.reshape %mx : tensor<1x2x4xf32> -> tensor<1x2x4x1xf32>
+  %mxb = tl.broadcast %mx4, dims = [0, 1, 2, 3] : tensor<1x2x4x1xf32> -> tensor<1x2x4x4xf32>
+  %sh = tl.sub %qk, %mxb : tensor<1x2x4x4xf32>
+  %e = tl.exp %sh : tensor<1x2x4x4xf32>
+  %sm = tl.reduce_sum %e, axis = 3 : tensor<1x2x4x4xf32> -> tensor<1x2x4xf32>
+  %sm4 = tl.reshape %sm : tensor<1x2x4xf32> -> tensor<1x2x4x1xf32>
+  %smb = tl.broadcast %sm4, dims = [0, 1, 2, 3] : tensor<1x2x4x1xf32> -> tensor<1x2x4x4xf32>
+  %p = tl.div %e, %smb : tensor<1x2x4x4xf32>
+  // expected-remark @+1 {{not fused as attention: the exp is not of the scores minus their maximum over the key axis}}
+  %o = tl.matmul %p, %v : tensor<1x2x4x4xf32>, tensor<1x2x4x8xf32> -> tensor<1x2x4x8xf32>
+  return %o : tensor<1x2x4x8xf32>
+}
+// -----
+
+// heads == seq: the causal mask broadcast onto (head, query) instead of
+// (query, key).
+// CHECK-LABEL: func.func @mask_on_heads
+// CHECK-NOT: tl.attention
+func.func @mask_on_heads(%q: tensor<1x4x4x8xf32>, %k: tensor<1x4x4x8xf32>, %v: tensor<1x4x4x8xf32>) -> tensor<1x4x4x8xf32> {
+  %qk = tl.matmul %q, %k {transpose_rhs} : tensor<1x4x4x8xf32>, tensor<1x4x4x8xf32> -> tensor<1x4x4x4xf32>
+  %row = tl.iota axis = 0 : tensor<4x4xi32>
+  %col = tl.iota axis = 1 : tensor<4x4xi32>
+  %m = tl.cmp ge, %row, %col : tensor<4x4xi32>
+  %mb = tl.broadcast %m, dims = [1, 2] : tensor<4x4xi1> -> tensor<1x4x4x4xi1>
+  %ninf = tl.constant dense<0xFF800000> : tensor<1x4x4x4xf32>
+  %masked = tl.select %mb, %qk, %ninf : tensor<1x4x4x4xi1>, tensor<1x4x4x4xf32>
+  %mx = tl.reduce_max %masked, axis = 3 : tensor<1x4x4x4xf32> -> tensor<1x4x4xf32>
+  %mx4 = tl.reshape %mx : tensor<1x4x4xf32> -> tensor<1x4x4x1xf32>
+  %mxb = tl.broadcast %mx4, dims = [0, 1, 2, 3] : tensor<1x4x4x1xf32> -> tensor<1x4x4x4xf32>
+  %sh = tl.sub %masked, %mxb : tensor<1x4x4x4xf32>
+  %e = tl.exp %sh : tensor<1x4x4x4xf32>
+  %sm = tl.reduce_sum %e, axis = 3 : tensor<1x4x4x4xf32> -> tensor<1x4x4xf32>
+  %sm4 = tl.reshape %sm : tensor<1x4x4xf32> -> tensor<1x4x4x1xf32>
+  %smb = tl.broadcast %sm4, dims = [0, 1, 2, 3] : tensor<1x4x4x1xf32> -> tensor<1x4x4x4xf32>
+  %p = tl.div %e, %smb : tensor<1x4x4x4xf32>
+  // expected-remark @+1 {{not fused as attention: the mask is not broadcast onto the query and key axes in order}}
+  %o = tl.matmul %p, %v : tensor<1x4x4x4xf32>, tensor<1x4x4x8xf32> -> tensor<1x4x4x8xf32>
+  return %o : tensor<1x4x4x8xf32>
 }

@@ -76,3 +76,43 @@ func.func @uneven(%x: tensor<3x4x8xf32>, %cos: tensor<4x8xf32>, %sin: tensor<4x8
   %r = tl.add %a, %b : tensor<3x4x8xf32>
   return %r : tensor<3x4x8xf32>
 }
+
+// -----
+
+// batch == seq: the tables broadcast onto (batch, dim) instead of (seq, dim)
+// rotate every position of batch b by angle b.
+// CHECK-LABEL: func.func @tables_on_batch_axis
+// CHECK-NOT: tl.rope
+func.func @tables_on_batch_axis(%x: tensor<4x4x8xf32>, %cos: tensor<4x8xf32>, %sin: tensor<4x8xf32>) -> tensor<4x4x8xf32> {
+  %x1 = tl.slice %x, axis = 2, start = 0, size = 4 : tensor<4x4x8xf32> -> tensor<4x4x4xf32>
+  %x2 = tl.slice %x, axis = 2, start = 4, size = 4 : tensor<4x4x8xf32> -> tensor<4x4x4xf32>
+  %n = tl.neg %x2 : tensor<4x4x4xf32>
+  %rot = tl.concat %n, %x1 axis = 2 : tensor<4x4x4xf32>, tensor<4x4x4xf32> -> tensor<4x4x8xf32>
+  %c = tl.broadcast %cos, dims = [0, 2] : tensor<4x8xf32> -> tensor<4x4x8xf32>
+  %s = tl.broadcast %sin, dims = [0, 2] : tensor<4x8xf32> -> tensor<4x4x8xf32>
+  %a = tl.mul %x, %c : tensor<4x4x8xf32>
+  %b = tl.mul %rot, %s : tensor<4x4x8xf32>
+  // expected-remark @+1 {{not fused as rope: the tables are not [T, D] cos/sin tables broadcast over the leading axes of x}}
+  %r = tl.add %a, %b : tensor<4x4x8xf32>
+  return %r : tensor<4x4x8xf32>
+}
+
+// -----
+
+// seq == head_dim (8): square tables, so that the differential fusion tester
+// (compiler/Verify) also tries transposed tables and inputs on this seed.
+// CHECK-LABEL: func.func @square
+// CHECK: tl.rope %arg0, %arg1, %arg2
+func.func @square(%x: tensor<2x8x8xf32>, %cos: tensor<8x8xf32>, %sin: tensor<8x8xf32>) -> tensor<2x8x8xf32> {
+  %x1 = tl.slice %x, axis = 2, start = 0, size = 4 : tensor<2x8x8xf32> -> tensor<2x8x4xf32>
+  %x2 = tl.slice %x, axis = 2, start = 4, size = 4 : tensor<2x8x8xf32> -> tensor<2x8x4xf32>
+  %n = tl.neg %x2 : tensor<2x8x4xf32>
+  %rot = tl.concat %n, %x1 axis = 2 : tensor<2x8x4xf32>, tensor<2x8x4xf32> -> tensor<2x8x8xf32>
+  %c = tl.broadcast %cos, dims = [1, 2] : tensor<8x8xf32> -> tensor<2x8x8xf32>
+  %s = tl.broadcast %sin, dims = [1, 2] : tensor<8x8xf32> -> tensor<2x8x8xf32>
+  %a = tl.mul %x, %c : tensor<2x8x8xf32>
+  %b = tl.mul %rot, %s : tensor<2x8x8xf32>
+  // expected-remark @+1 {{fused rope}}
+  %r = tl.add %a, %b : tensor<2x8x8xf32>
+  return %r : tensor<2x8x8xf32>
+}

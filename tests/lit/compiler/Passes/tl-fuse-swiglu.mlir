@@ -37,3 +37,17 @@ func.func @gated_unit(%x: tensor<4x8xf32>, %y: tensor<4x8xf32>, %up: tensor<4x8x
   %h = tl.mul %s, %up : tensor<4x8xf32>
   return %h : tensor<4x8xf32>
 }
+
+// -----
+
+// Square operands, so that the differential fusion tester (compiler/Verify)
+// also tries transposed gates and ups on this seed.
+// CHECK-LABEL: func.func @square
+// CHECK: tl.swiglu %arg0, %arg1
+func.func @square(%gate: tensor<4x4xf32>, %up: tensor<4x4xf32>) -> tensor<4x4xf32> {
+  %sig = tl.sigmoid %gate : tensor<4x4xf32>
+  %s = tl.mul %gate, %sig : tensor<4x4xf32>
+  // expected-remark @+1 {{fused swiglu}}
+  %h = tl.mul %s, %up : tensor<4x4xf32>
+  return %h : tensor<4x4xf32>
+}

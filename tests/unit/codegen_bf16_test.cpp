@@ -1,0 +1,180 @@
+// Generated kernels with bf16 storage, on the CPU device and under the CPU
+// emulation of CUDA, held to an f64 reference: the same function with every
+// float type made f64, run by the reference evaluator on the same
+// (bf16-representable) inputs. Bounds fit bf16 (8-bit mantissa, unit
+// roundoff 2^-9): outputs stored as bf16 within 1.5e-2 relative L2;
+// statistics (kept in f32, issue 8) within 1e-4.
+#include "compiler/Codegen/Lowering.h"
+#include "compiler/Evaluator/ReferenceEvaluator.h"
+#include "runtime/artifact.h"
+#include "runtime/device.h"
+#include "runtime/executor.h"
+#include "runtime/half.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/Parser/Parser.h"
+
+#include "CudaEmulator.h"
+#include "TestSupport.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <random>
+#include <regex>
+
+using namespace mlir;
+using tlc::HostTensor;
+namespace art = tlc::artifact;
+
+namespace {
+
+class Bf16CodegenTest : public TlContextTest {
+protected:
+  static void SetUpTestSuite() {
+    std::string dir = ::testing::TempDir() + "tlc-kernel-cache";
+    setenv("TLC_CACHE_DIR", dir.c_str(), 1);
+  }
+
+  /// `src` uses bf16 for activations; i32 arguments get ids in [0, idRange).
+  void check(const std::string &src, int64_t idRange = 5) {
+    OwningOpRef<ModuleOp> m = parseSourceString<ModuleOp>(src, &context);
+    ASSERT_TRUE(m) << diagnostics;
+    std::string wide = std::regex_replace(src, std::regex("bf16|f32"), "f64");
+    OwningOpRef<ModuleOp> ref = parseSourceString<ModuleOp>(wide, &context);
+    ASSERT_TRUE(ref) << diagnostics;
+    auto func = *m->getOps<func::FuncOp>().begin();
+    tl::codegen::LoweringStats stats;
+    auto artifact = tl::codegen::lowerToArtifact(func, stats);
+    ASSERT_TRUE(succeeded(artifact)) << diagnostics;
+
+    std::vector<HostTensor> args;
+    for (BlockArgument a : func.getArguments()) {
+      auto t = cast<RankedTensorType>(a.getType());
+      HostTensor h({t.getShape().begin(), t.getShape().end()});
+      for (double &x : h.data) {
+        if (t.getElementType().isInteger(32)) x = static_cast<double>(rng() % idRange);
+        else if (t.getElementType().isBF16()) x = tlc::roundToBf16(static_cast<float>(uniform(rng)));
+        else x = static_cast<float>(uniform(rng));
+      }
+      args.push_back(h);
+    }
+    auto expect = tl::evaluate(*ref->getOps<func::FuncOp>().begin(), args, tl::Precision::F64);
+    ASSERT_TRUE(succeeded(expect)) << diagnostics;
+
+    for (bool cuda : {false, true}) {
+      auto device = cuda ? tlc::testing::makeEmulatedCudaDevice() : tlc::makeCpuDevice();
+      tlc::Executor ex(*artifact, *device);
+      for (size_t i = 0; i < artifact->inputs.size(); ++i) {
+        const HostTensor &h = args[i];
+        std::vector<int32_t> ids(h.data.begin(), h.data.end());
+        std::vector<float> f32(h.data.begin(), h.data.end());
+        std::vector<uint16_t> bf16;
+        for (double x : h.data) bf16.push_back(tlc::floatToBf16(static_cast<float>(x)));
+        switch (artifact->inputs[i].dtype) {
+        case art::DType::I32: ex.setInput(i, ids.data()); break;
+        case art::DType::BF16: ex.setInput(i, bf16.data()); break;
+        case art::DType::F32: ex.setInput(i, f32.data()); break;
+        }
+      }
+      ex.run();
+      for (size_t o = 0; o < artifact->outputs.size(); ++o) {
+        const HostTensor &want = (*expect)[o];
+        std::vector<double> got(want.numel());
+        bool narrow = artifact->outputs[o].dtype == art::DType::BF16;
+        if (narrow) {
+          std::vector<uint16_t> raw(got.size());
+          ex.getOutput(o, raw.data());
+          for (size_t k = 0; k < got.size(); ++k) got[k] = tlc::bf16ToFloat(raw[k]);
+        } else {
+          std::vector<float> raw(got.size());
+          ex.getOutput(o, raw.data());
+          for (size_t k = 0; k < got.size(); ++k) got[k] = raw[k];
+        }
+        double diff = 0, norm = 0;
+        for (size_t k = 0; k < got.size(); ++k) {
+          diff += std::pow(got[k] - want.data[k], 2);
+          norm += std::pow(want.data[k], 2);
+        }
+        double bound = narrow ? 1.5e-2 : 1e-4;
+        EXPECT_LE(std::sqrt(diff), bound * std::sqrt(norm) + 1e-6)
+            << (cuda ? "emulated CUDA" : "CPU") << " output #" << o << " ("
+            << (narrow ? "bf16" : "f32") << ")\n" << src;
+      }
+    }
+  }
+
+  std::mt19937 rng{7};
+  std::uniform_real_distribution<double> uniform{-2.0, 2.0};
+};
+
+TEST_F(Bf16CodegenTest, NormsAndTheirGradients) {
+  check(R"(func.func @f(%a: tensor<11x45xbf16>, %b: tensor<11x45xbf16>, %w: tensor<45xbf16>, %g: tensor<11x45xbf16>)
+        -> (tensor<11x45xbf16>, tensor<11x45xbf16>, tensor<11xf32>, tensor<11x45xbf16>, tensor<45xbf16>) {
+    %s, %y, %r = tl.add_rmsnorm %a, %b, %w eps = 1.0e-5 : tensor<11x45xbf16>, tensor<45xbf16> -> tensor<11xf32>
+    %dx, %dw = tl.rmsnorm_grad %g, %s, %w, %r : tensor<11x45xbf16>, tensor<45xbf16>, tensor<11xf32>
+    return %s, %y, %r, %dx, %dw : tensor<11x45xbf16>, tensor<11x45xbf16>, tensor<11xf32>, tensor<11x45xbf16>, tensor<45xbf16> })");
+  check(R"(func.func @f(%g: tensor<7x29xbf16>, %x: tensor<7x29xbf16>, %w: tensor<29xbf16>, %b: tensor<29xbf16>)
+        -> (tensor<7x29xbf16>, tensor<7xf32>, tensor<7x29xbf16>, tensor<29xbf16>, tensor<29xbf16>) {
+    %y, %m, %r = tl.layernorm %x, %w, %b eps = 1.0e-5 : tensor<7x29xbf16>, tensor<29xbf16> -> tensor<7xf32>, tensor<7xf32>
+    %dx, %dw, %db = tl.layernorm_grad %g, %x, %w, %m, %r : tensor<7x29xbf16>, tensor<29xbf16>, tensor<7xf32>
+    return %y, %r, %dx, %dw, %db : tensor<7x29xbf16>, tensor<7xf32>, tensor<7x29xbf16>, tensor<29xbf16>, tensor<29xbf16> })");
+}
+
+TEST_F(Bf16CodegenTest, RopeAndItsTranspose) {
+  check(R"(func.func @f(%x: tensor<3x2x9x10xbf16>, %c: tensor<12x10xbf16>, %s: tensor<12x10xbf16>) -> (tensor<3x2x9x10xbf16>, tensor<3x2x9x10xbf16>) {
+    %y = tl.rope %x, %c, %s offset = 2 : tensor<3x2x9x10xbf16>, tensor<12x10xbf16>
+    %d = tl.rope_grad %x, %c, %s offset = 3 : tensor<3x2x9x10xbf16>, tensor<12x10xbf16>
+    return %y, %d : tensor<3x2x9x10xbf16>, tensor<3x2x9x10xbf16> })");
+}
+
+TEST_F(Bf16CodegenTest, AttentionForwardAndBackward) {
+  check(R"(func.func @f(%q: tensor<1x6x11x16xbf16>, %k: tensor<1x2x11x16xbf16>, %v: tensor<1x2x11x16xbf16>, %g: tensor<1x6x11x16xbf16>)
+        -> (tensor<1x6x11x16xbf16>, tensor<1x6x11xf32>, tensor<1x6x11x16xbf16>, tensor<1x2x11x16xbf16>, tensor<1x2x11x16xbf16>) {
+    %o, %l = tl.attention %q, %k, %v scale = 0.25 causal : tensor<1x6x11x16xbf16>, tensor<1x2x11x16xbf16> -> tensor<1x6x11xf32>
+    %dq, %dk, %dv = tl.attention_grad %g, %q, %k, %v, %o, %l scale = 0.25 causal : tensor<1x6x11x16xbf16>, tensor<1x2x11x16xbf16>, tensor<1x6x11xf32>
+    return %o, %l, %dq, %dk, %dv : tensor<1x6x11x16xbf16>, tensor<1x6x11xf32>, tensor<1x6x11x16xbf16>, tensor<1x2x11x16xbf16>, tensor<1x2x11x16xbf16> })");
+}
+
+TEST_F(Bf16CodegenTest, CrossEntropyKeepsItsLogSumExpInF32) {
+  check(R"(func.func @f(%l: tensor<9x41xbf16>, %t: tensor<9xi32>, %g: tensor<bf16>) -> (tensor<bf16>, tensor<9xf32>, tensor<9x41xbf16>) {
+    %loss, %lse = tl.cross_entropy %l, %t : tensor<9x41xbf16>, tensor<9xi32> -> tensor<bf16>, tensor<9xf32>
+    %d = tl.cross_entropy_grad %g, %l, %t, %lse : tensor<bf16>, tensor<9x41xbf16>, tensor<9xi32>, tensor<9xf32>
+    return %loss, %lse, %d : tensor<bf16>, tensor<9xf32>, tensor<9x41xbf16> })", /*idRange=*/41);
+}
+
+TEST_F(Bf16CodegenTest, MatmulsGatherScatterAndElementwiseGroups) {
+  check(R"(func.func @f(%x: tensor<2x3x5xbf16>, %w: tensor<7x5xbf16>, %t: tensor<7x5xbf16>, %ids: tensor<3x4xi32>, %u: tensor<3x4x5xbf16>)
+        -> (tensor<2x3x7xbf16>, tensor<3x4x5xbf16>, tensor<7x5xbf16>, tensor<2x3x5xbf16>) {
+    %y = tl.matmul %x, %w {transpose_rhs} : tensor<2x3x5xbf16>, tensor<7x5xbf16> -> tensor<2x3x7xbf16>
+    %g = tl.gather %t[%ids] : tensor<7x5xbf16>, tensor<3x4xi32> -> tensor<3x4x5xbf16>
+    %s = tl.scatter_add %u[%ids] : tensor<3x4x5xbf16>, tensor<3x4xi32> -> tensor<7x5xbf16>
+    %r = tl.fusion(%x) : (tensor<2x3x5xbf16>) -> tensor<2x3x5xbf16> {
+    ^bb0(%a: tensor<2x3x5xbf16>):
+      %e = tl.exp %a : tensor<2x3x5xbf16>
+      %q = tl.mul %e, %a : tensor<2x3x5xbf16>
+      tl.yield %q : tensor<2x3x5xbf16>
+    }
+    return %y, %g, %s, %r : tensor<2x3x7xbf16>, tensor<3x4x5xbf16>, tensor<7x5xbf16>, tensor<2x3x5xbf16> })", 7);
+}
+
+} // namespace
+
+namespace {
+
+// tl.swiglu and tl.swiglu_grad have no entry in the code generators: their
+// kernels come from KernelExpressionOpInterface, alone and inside a group.
+TEST_F(Bf16CodegenTest, OpsBringTheirOwnKernelExpressions) {
+  check(R"(func.func @f(%g: tensor<6x10xbf16>, %a: tensor<6x10xbf16>, %b: tensor<6x10xbf16>)
+        -> (tensor<6x10xbf16>, tensor<6x10xbf16>, tensor<6x10xbf16>, tensor<6x10xbf16>) {
+    %h = tl.swiglu %a, %b : tensor<6x10xbf16>
+    %dg, %du = tl.swiglu_grad %g, %a, %b : tensor<6x10xbf16>
+    %r = tl.fusion(%a, %b) : (tensor<6x10xbf16>, tensor<6x10xbf16>) -> tensor<6x10xbf16> {
+    ^bb0(%x: tensor<6x10xbf16>, %y: tensor<6x10xbf16>):
+      %s = tl.swiglu %x, %y : tensor<6x10xbf16>
+      %e = tl.add %s, %x : tensor<6x10xbf16>
+      tl.yield %e : tensor<6x10xbf16>
+    }
+    return %h, %dg, %du, %r : tensor<6x10xbf16>, tensor<6x10xbf16>, tensor<6x10xbf16>, tensor<6x10xbf16> })");
+}
+
+} // namespace
