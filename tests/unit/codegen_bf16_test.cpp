@@ -64,30 +64,31 @@ protected:
     for (bool cuda : {false, true}) {
       auto device = cuda ? tlc::testing::makeEmulatedCudaDevice() : tlc::makeCpuDevice();
       tlc::Executor ex(*artifact, *device);
-      for (size_t i = 0; i < artifact->inputs.size(); ++i) {
+      const art::EntryPoint &entry = artifact->entries[0];
+      for (size_t i = 0; i < entry.inputs.size(); ++i) {
         const HostTensor &h = args[i];
         std::vector<int32_t> ids(h.data.begin(), h.data.end());
         std::vector<float> f32(h.data.begin(), h.data.end());
         std::vector<uint16_t> bf16;
         for (double x : h.data) bf16.push_back(tlc::floatToBf16(static_cast<float>(x)));
-        switch (artifact->inputs[i].dtype) {
-        case art::DType::I32: ex.setInput(i, ids.data()); break;
-        case art::DType::BF16: ex.setInput(i, bf16.data()); break;
-        case art::DType::F32: ex.setInput(i, f32.data()); break;
+        switch (entry.inputs[i].dtype) {
+        case art::DType::I32: ex.setInput(0, i, ids.data()); break;
+        case art::DType::BF16: ex.setInput(0, i, bf16.data()); break;
+        case art::DType::F32: ex.setInput(0, i, f32.data()); break;
         }
       }
-      ex.run();
-      for (size_t o = 0; o < artifact->outputs.size(); ++o) {
+      ex.run(0);
+      for (size_t o = 0; o < entry.outputs.size(); ++o) {
         const HostTensor &want = (*expect)[o];
         std::vector<double> got(want.numel());
-        bool narrow = artifact->outputs[o].dtype == art::DType::BF16;
+        bool narrow = entry.outputs[o].dtype == art::DType::BF16;
         if (narrow) {
           std::vector<uint16_t> raw(got.size());
-          ex.getOutput(o, raw.data());
+          ex.getOutput(0, o, raw.data());
           for (size_t k = 0; k < got.size(); ++k) got[k] = tlc::bf16ToFloat(raw[k]);
         } else {
           std::vector<float> raw(got.size());
-          ex.getOutput(o, raw.data());
+          ex.getOutput(0, o, raw.data());
           for (size_t k = 0; k < got.size(); ++k) got[k] = raw[k];
         }
         double diff = 0, norm = 0;

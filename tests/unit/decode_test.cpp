@@ -44,7 +44,7 @@ protected:
     OwningOpRef<ModuleOp> m =
         tlc::models::buildTinyLlama(context, *config, bf16 ? Type(b.getBF16Type()) : Type(b.getF32Type()));
     tl::codegen::LoweringStats stats;
-    auto a = tl::compileModel(*m, *m->getOps<func::FuncOp>().begin(), /*isLossFunction=*/true, false, stats);
+    auto a = tl::compileModel(*m, *m->getOps<func::FuncOp>().begin(), /*isLossFunction=*/true, false, /*verifyFusion=*/false, stats);
     EXPECT_TRUE(succeeded(a)) << diagnostics;
     return *a;
   }
@@ -137,7 +137,7 @@ TEST_F(DecodeTest, ArtifactsWithoutADecodeStepAskForARecompile) {
   auto func = *m->getOps<func::FuncOp>().begin();
   func->removeAttr(tl::TLDialect::kModelAttrName);  // not known as a DSL model: no decode step
   tl::codegen::LoweringStats stats;
-  auto a = tl::compileModel(*m, func, true, false, stats);
+  auto a = tl::compileModel(*m, func, true, false, /*verifyFusion=*/false, stats);
   ASSERT_TRUE(succeeded(a)) << diagnostics;
   EXPECT_EQ(a->entry(tlc::artifact::kDecodeStep), nullptr);
   auto device = tlc::makeCpuDevice();

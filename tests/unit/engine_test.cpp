@@ -46,7 +46,7 @@ protected:
     OwningOpRef<ModuleOp> m =
         tlc::models::buildTinyLlama(context, *config, bf16 ? Type(b.getBF16Type()) : Type(b.getF32Type()));
     tl::codegen::LoweringStats stats;
-    auto a = tl::compileModel(*m, *m->getOps<func::FuncOp>().begin(), /*isLossFunction=*/true, false, stats);
+    auto a = tl::compileModel(*m, *m->getOps<func::FuncOp>().begin(), /*isLossFunction=*/true, false, /*verifyFusion=*/false, stats);
     EXPECT_TRUE(succeeded(a)) << diagnostics;
     return *a;
   }
@@ -459,7 +459,7 @@ TEST_F(EngineTest, ArtifactsWithoutALossFunctionHaveNoEvalLoss) {
   tl::codegen::LoweringStats stats;
   // Compiled from an already-differentiated step: one entry point.
   auto func = *m->getOps<func::FuncOp>().begin();
-  auto full = tl::compileModel(*m, func, true, false, stats);
+  auto full = tl::compileModel(*m, func, true, false, /*verifyFusion=*/false, stats);
   ASSERT_TRUE(succeeded(full));
   auto step = tl::codegen::lowerToArtifact(func, stats);  // func is now the training step
   ASSERT_TRUE(succeeded(step)) << diagnostics;
