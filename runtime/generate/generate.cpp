@@ -193,6 +193,9 @@ int runGenerate(const GenerateOptions &o) {
                           {"device", device->describe()}, {"weights", files.weights}, {"model", files.model}};
       std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else {
+      // The streamed text ends wherever the model stopped: end its line first.
+      if (g.text.empty() || g.text.back() != '\n') std::printf("\n");
+      std::fflush(stdout);
       std::fprintf(stderr, "%zu tokens generated (%s), %zu decode steps in %.2f s (%.1f tokens/s) on %s\n",
                    g.ids.size(), why, processed > 0 ? processed - 1 : 0, g.seconds,
                    g.seconds > 0 ? static_cast<double>(processed) / g.seconds : 0.0, device->describe().c_str());
