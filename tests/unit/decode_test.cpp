@@ -13,7 +13,7 @@
 #include "mlir/IR/BuiltinOps.h"
 
 #include "CudaEmulator.h"
-#include "TestSupport.h"
+#include "CompiledModelTest.h"
 
 #include <cmath>
 #include <cstdlib>
@@ -30,23 +30,11 @@ namespace {
 // GQA (2 query heads per KV head), a context not a multiple of any tile.
 constexpr const char *kSmall = "layers=2,dim=32,heads=4,kv_heads=2,ffn=48,vocab=61,seq=9,micro_batch=2";
 
-class DecodeTest : public TlContextTest {
+class DecodeTest : public CompiledModelTest {
 protected:
-  static void SetUpTestSuite() {
-    std::string dir = ::testing::TempDir() + "tlc-kernel-cache";
-    setenv("TLC_CACHE_DIR", dir.c_str(), 1);
-  }
 
   tlc::artifact::Artifact compile(const std::string &preset, const std::string &overrides, bool bf16 = false) {
-    auto config = tlc::models::preset(preset);
-    EXPECT_TRUE(config && !tlc::models::applyOverrides(*config, overrides));
-    Builder b(&context);
-    OwningOpRef<ModuleOp> m =
-        tlc::models::buildTinyLlama(context, *config, bf16 ? Type(b.getBF16Type()) : Type(b.getF32Type()));
-    tl::codegen::LoweringStats stats;
-    auto a = tl::compileModel(*m, *m->getOps<func::FuncOp>().begin(), /*isLossFunction=*/true, false, /*verifyFusion=*/false, stats);
-    EXPECT_TRUE(succeeded(a)) << diagnostics;
-    return *a;
+    return compileTinyLlama(preset, overrides, bf16);
   }
 
   std::vector<std::vector<float>> randomParams(const tlc::artifact::Artifact &a) {

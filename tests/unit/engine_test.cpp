@@ -13,7 +13,7 @@
 #include "mlir/IR/BuiltinOps.h"
 
 #include "CudaEmulator.h"
-#include "TestSupport.h"
+#include "CompiledModelTest.h"
 
 #include <cmath>
 #include <cstdio>
@@ -31,24 +31,12 @@ namespace {
 // Dimensions not multiples of the alignment, so padding is exercised.
 constexpr const char *kSmall = "layers=2,dim=24,heads=2,kv_heads=1,ffn=40,vocab=61,seq=8,micro_batch=2";
 
-class EngineTest : public TlContextTest {
+class EngineTest : public CompiledModelTest {
 protected:
-  static void SetUpTestSuite() {
-    std::string dir = ::testing::TempDir() + "tlc-kernel-cache";
-    setenv("TLC_CACHE_DIR", dir.c_str(), 1);
-  }
 
   /// The tiny preset with `overrides`, compiled to both entry points.
   tlc::artifact::Artifact compile(const std::string &overrides = kSmall, bool bf16 = false) {
-    auto config = tlc::models::preset("tiny");
-    EXPECT_TRUE(config && !tlc::models::applyOverrides(*config, overrides));
-    Builder b(&context);
-    OwningOpRef<ModuleOp> m =
-        tlc::models::buildTinyLlama(context, *config, bf16 ? Type(b.getBF16Type()) : Type(b.getF32Type()));
-    tl::codegen::LoweringStats stats;
-    auto a = tl::compileModel(*m, *m->getOps<func::FuncOp>().begin(), /*isLossFunction=*/true, false, /*verifyFusion=*/false, stats);
-    EXPECT_TRUE(succeeded(a)) << diagnostics;
-    return *a;
+    return compileTinyLlama("tiny", overrides, bf16);
   }
 
   std::vector<float> random(size_t n, double scale = 1.0) {
