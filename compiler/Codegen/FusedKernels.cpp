@@ -12,10 +12,13 @@
 
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <fmt/format.h>
+
 namespace mlir::tl::codegen {
 namespace {
 
 using namespace detail;
+using fmt::arg;
 
 //===----------------------------------------------------------------------===//
 // RMSNorm, add + RMSNorm, LayerNorm and their backward ops.
@@ -68,16 +71,24 @@ LoweredOp rmsnormGrad(RmsNormGradOp op, const std::string &name) {
   // CPU: a column sum walked row by row (contiguous, vectorised) in a fixed
   // number of row chunks, summed in order: deterministic for any thread count.
   const int64_t chunks = std::min<int64_t>(16, r);
-  const std::string D = S(d), at = "r * " + D + " + j";
-  dwStep.kernel.cpuLoop =
-      "  float *part = (float *)malloc(sizeof(float) * " + S(chunks * d) + ");\n" +
-      cpuParallelFor(r * d) + "  for (int64_t c = 0; c < " + S(chunks) + "; ++c) {\n    float *p = part + c * " +
-      D + ";\n    for (int64_t j = 0; j < " + D + "; ++j) p[j] = 0.0f;\n    for (int64_t r = c * " + S(r) +
-      " / " + S(chunks) + "; r < (c + 1) * " + S(r) + " / " + S(chunks) + "; ++r) {\n      const float s = " +
-      rs2.ld("r") + ";\n      for (int64_t j = 0; j < " + D + "; ++j) p[j] += " + g2.ld(at) + " * " + x2.ld(at) +
-      " * s;\n    }\n  }\n  for (int64_t j = 0; j < " + D + "; ++j) {\n    float acc = 0.0f;\n"
-      "    for (int64_t c = 0; c < " + S(chunks) + "; ++c) acc += part[c * " + D + " + j];\n    " +
-      dw.st("j", "acc") + "\n  }\n  free(part);\n";
+  const std::string at = "r * " + S(d) + " + j";
+  dwStep.kernel.cpuLoop = fmt::format(R"(  float *part = (float *)malloc(sizeof(float) * {partSize});
+{parallel}  for (int64_t c = 0; c < {chunks}; ++c) {{
+    float *p = part + c * {d};
+    for (int64_t j = 0; j < {d}; ++j) p[j] = 0.0f;
+    for (int64_t r = c * {rows} / {chunks}; r < (c + 1) * {rows} / {chunks}; ++r) {{
+      const float s = {rstd};
+      for (int64_t j = 0; j < {d}; ++j) p[j] += {g} * {x} * s;
+    }}
+  }}
+  for (int64_t j = 0; j < {d}; ++j) {{
+    float acc = 0.0f;
+    for (int64_t c = 0; c < {chunks}; ++c) acc += part[c * {d} + j];
+    {store}
+  }}
+  free(part);
+)", arg("partSize", chunks * d), arg("parallel", cpuParallelFor(r * d)), arg("chunks", chunks), arg("d", d),
+      arg("rows", r), arg("rstd", rs2.ld("r")), arg("g", g2.ld(at)), arg("x", x2.ld(at)), arg("store", dw.st("j", "acc")));
   out.steps.push_back(dwStep);
   return out;
 }
@@ -154,16 +165,25 @@ LoweredOp rope(Value y, Value x, Value cos, Value sin, int64_t offset, bool tran
                              : ty.st("i", tx.ld("i") + " * " + tc.ld("c + j") + " + " +
                                               tx.ld("i - " + S(h)) + " * " + tsn.ld("c + j"));
   LoweredOp out;
-  LoweredStep step = k.elementwise(
-      numel(x), "    const int64_t j = i % " + S(d) + ";\n    const int64_t c = (" + S(offset) +
-                    " + (i / " + S(d) + ") % " + S(t) + ") * " + S(d) + ";\n    if (j < " + S(h) +
-                    ") " + lo + "\n    else " + hi + "\n");
+  LoweredStep step = k.elementwise(numel(x), fmt::format(R"(    const int64_t j = i % {d};
+    const int64_t c = ({offset} + (i / {d}) % {t}) * {d};
+    if (j < {h}) {lo}
+    else {hi}
+)", arg("d", d), arg("offset", offset), arg("t", t), arg("h", h), arg("lo", lo), arg("hi", hi)));
   // CPU: a row at a time, each half in its own branch-free loop.
-  step.kernel.cpuLoop = cpuParallelFor(numel(x)) + "  for (int64_t row = 0; row < " + S(numel(x) / d) +
-                        "; ++row) {\n    const int64_t c = (" + S(offset) + " + row % " + S(t) + ") * " +
-                        S(d) + ";\n    for (int64_t j = 0; j < " + S(h) + "; ++j) {\n      const int64_t i = row * " +
-                        S(d) + " + j;\n      " + lo + "\n    }\n    for (int64_t j = " + S(h) + "; j < " + S(d) +
-                        "; ++j) {\n      const int64_t i = row * " + S(d) + " + j;\n      " + hi + "\n    }\n  }\n";
+  step.kernel.cpuLoop = fmt::format(R"({parallel}  for (int64_t row = 0; row < {rows}; ++row) {{
+    const int64_t c = ({offset} + row % {t}) * {d};
+    for (int64_t j = 0; j < {h}; ++j) {{
+      const int64_t i = row * {d} + j;
+      {lo}
+    }}
+    for (int64_t j = {h}; j < {d}; ++j) {{
+      const int64_t i = row * {d} + j;
+      {hi}
+    }}
+  }}
+)", arg("parallel", cpuParallelFor(numel(x))), arg("rows", numel(x) / d), arg("offset", offset), arg("t", t),
+                                    arg("d", d), arg("h", h), arg("lo", lo), arg("hi", hi));
   out.steps.push_back(step);
   return out;
 }
@@ -193,12 +213,15 @@ LoweredOp crossEntropy(CrossEntropyOp op, const std::string &name, int errorCode
                    : rowLoop(cuda, vocab, "      const float x = " + logits.ld("base + j") + ";\n      m = x > m ? x : m;\n",
                              "max : m")) +
              rowLoop(cuda, vocab, "      z += expf(" + logits.ld("base + j") + " - m);\n", "+ : z") + sum(cuda, "z") +
-             "    const float l = m + logf(z);\n    const int64_t t = targets[row];\n" +
-             (cuda ? "    if (lane != 0) return;\n" : "") + "    " + lse.st("row", "l") +
-             "\n    if (" + ignored + ") { rowloss[row] = 0.0f; counted[row] = 0.0f; }\n"
-             "    else if (t < 0 || t >= " + V + ") { TL_FAIL(" + S(errorCode) +
-             "); rowloss[row] = 0.0f; counted[row] = 0.0f; }\n    else { rowloss[row] = l - " +
-             logits.ld("base + t") + "; counted[row] = 1.0f; }\n";
+             fmt::format(R"(    const float l = m + logf(z);
+    const int64_t t = targets[row];
+{laneZero}    {storeLse}
+    if ({ignored}) {{ rowloss[row] = 0.0f; counted[row] = 0.0f; }}
+    else if (t < 0 || t >= {vocab}) {{ TL_FAIL({errorCode}); rowloss[row] = 0.0f; counted[row] = 0.0f; }}
+    else {{ rowloss[row] = l - {logit}; counted[row] = 1.0f; }}
+)", arg("laneZero", cuda ? "    if (lane != 0) return;\n" : ""), arg("storeLse", lse.st("row", "l")),
+                         arg("ignored", ignored), arg("vocab", vocab), arg("errorCode", errorCode),
+                         arg("logit", logits.ld("base + t")));
     }));
   }
   {
@@ -245,13 +268,15 @@ LoweredOp crossEntropyGrad(CrossEntropyGradOp op, const std::string &name) {
                                    lse.ld("row") + ") - (col == t ? 1.0f : 0.0f))") + "\n");
   // CPU: per row, the target, scale and log-sum-exp once, then a
   // vectorised pass over the vocabulary.
-  step.kernel.cpuLoop =
-      cpuParallelFor(n * vocab) + "  for (int64_t row = 0; row < " + S(n) +
-      "; ++row) {\n    const int64_t t = targets[row], base = row * " + V + ";\n    const float scale = " +
-      (ignore ? "t == " + S(*ignore) + " ? 0.0f : " : std::string()) + g.ld("0") + " / " + count +
-      ", l = " + lse.ld("row") + ";\n    for (int64_t col = 0; col < " + V + "; ++col) " +
-      d.st("base + col", "scale * (expf(" + logits.ld("base + col") + " - l) - (col == t ? 1.0f : 0.0f))") +
-      "\n  }\n";
+  step.kernel.cpuLoop = fmt::format(R"({parallel}  for (int64_t row = 0; row < {rows}; ++row) {{
+    const int64_t t = targets[row], base = row * {vocab};
+    const float scale = {ignored}{g} / {count}, l = {lse};
+    for (int64_t col = 0; col < {vocab}; ++col) {store}
+  }}
+)", arg("parallel", cpuParallelFor(n * vocab)), arg("rows", n), arg("vocab", vocab),
+      arg("ignored", ignore ? "t == " + S(*ignore) + " ? 0.0f : " : std::string()), arg("g", g.ld("0")),
+      arg("count", count), arg("lse", lse.ld("row")),
+      arg("store", d.st("base + col", "scale * (expf(" + logits.ld("base + col") + " - l) - (col == t ? 1.0f : 0.0f))")));
   out.steps.push_back(step);
   return out;
 }
@@ -268,11 +293,10 @@ LoweredOp gather(GatherOp op, const std::string &name, int errorCode) {
   k.param("table", op.getTable(), false);
   k.ids("ids", op.getIds());
   LoweredOp out;
-  out.steps.push_back(k.elementwise(
-      numel(op.getResult()), "    const int64_t r = ids[i / " + S(width) + "];\n    if (r < 0 || r >= " +
-                                 S(rows) + ") { TL_FAIL(" + S(errorCode) +
-                                 "); out[i] = 0; }\n    else out[i] = table[r * " + S(width) + " + i % " +
-                                 S(width) + "];\n"));
+  out.steps.push_back(k.elementwise(numel(op.getResult()), fmt::format(R"(    const int64_t r = ids[i / {width}];
+    if (r < 0 || r >= {rows}) {{ TL_FAIL({errorCode}); out[i] = 0; }}
+    else out[i] = table[r * {width} + i % {width}];
+)", arg("width", width), arg("rows", rows), arg("errorCode", errorCode))));
   return out;
 }
 
@@ -288,18 +312,24 @@ LoweredOp scatterAdd(ScatterAddOp op, const std::string &name, int errorCode) {
   k.k.checksErrors = true;
   Tensor o = k.param("out", op.getResult(), true), u = k.param("upd", op.getUpdates(), false);
   k.ids("ids", op.getIds());
-  std::string W = S(width), check = "if (r < 0 || r >= " + S(rows) + ") { TL_FAIL(" + S(errorCode) + ");";
+  std::string W = S(width);
   // CPU: columns in parallel, rows in order: deterministic, no atomics.
-  std::string cpu = "#pragma omp parallel for schedule(static)\n  for (int64_t c = 0; c < " + W +
-                    "; ++c)\n    for (int64_t n = 0; n < " + S(n) +
-                    "; ++n) {\n      const int64_t r = ids[n];\n      " + check + " continue; }\n      " +
-                    o.st("r * " + W + " + c", o.ld("r * " + W + " + c") + " + " + u.ld("n * " + W + " + c")) +
-                    "\n    }\n";
-  std::string add = o.bf16 ? "atomicAddBf16(&out[r * " + W + " + i % " + W + "], " + u.ld("i") + ");"
-                           : "atomicAdd(&out[r * " + W + " + i % " + W + "], " + u.ld("i") + ");";
-  std::string cuda = "  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;\n  if (i >= " +
-                     S(n * width) + ") return;\n  const int64_t r = ids[i / " + W + "];\n  " + check +
-                     " return; }\n  " + add + "\n";
+  std::string cpu = fmt::format(R"(#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < {width}; ++c)
+    for (int64_t n = 0; n < {n}; ++n) {{
+      const int64_t r = ids[n];
+      if (r < 0 || r >= {rows}) {{ TL_FAIL({errorCode}); continue; }}
+      {store}
+    }}
+)", arg("width", width), arg("n", n), arg("rows", rows), arg("errorCode", errorCode),
+      arg("store", o.st("r * " + W + " + c", o.ld("r * " + W + " + c") + " + " + u.ld("n * " + W + " + c"))));
+  std::string cuda = fmt::format(R"(  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= {count}) return;
+  const int64_t r = ids[i / {width}];
+  if (r < 0 || r >= {rows}) {{ TL_FAIL({errorCode}); return; }}
+  {atomicAdd}(&out[r * {width} + i % {width}], {update});
+)", arg("count", n * width), arg("width", width), arg("rows", rows), arg("errorCode", errorCode),
+      arg("atomicAdd", o.bf16 ? "atomicAddBf16" : "atomicAdd"), arg("update", u.ld("i")));
   out.steps.push_back(k.custom(cpu, cuda, (n * width + 255) / 256, 256));
   return out;
 }

@@ -1,6 +1,9 @@
 //===- Kernel.cpp - target wrappers and preludes -------------------------===//
 #include "compiler/Codegen/Kernel.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -8,6 +11,8 @@
 namespace mlir::tl::codegen {
 
 namespace {
+
+using fmt::arg;
 
 // Helpers both targets define with the same names, so kernel bodies are
 // target-neutral: bf16 <-> float with round-to-nearest-even, TL_FAIL,
@@ -92,47 +97,67 @@ void KernelSpec::finalizeLaunch() {
   grid = std::max<int64_t>(1, (workItems + block - 1) / block);
 }
 
-std::string emitCpu(const std::vector<KernelSpec> &kernels) {
+std::string kernelKey(const KernelSpec &k) {
+  // Bodies may name file-scope tables after their kernel: blank the name out.
+  auto nameless = [&](std::string text) {
+    for (size_t at = text.find(k.name); !k.name.empty() && at != std::string::npos; at = text.find(k.name, at + 1))
+      text.replace(at, k.name.size(), "\x01");
+    return text;
+  };
   std::ostringstream os;
-  os << kCpuPrelude << cpuLibrary();
-  for (const KernelSpec &k : kernels) {
-    os << "\n// ---- " << k.name << "\n" << k.fileScope;
-    os << "static void " << k.name << "_impl(" << paramList(k) << ") {\n";
-    if (k.isElementwise() && !k.cpuLoop.empty()) {
-      os << k.cpuLoop;
-    } else if (k.isElementwise()) {
-      os << cpuParallelFor(k.workItems) << "  for (int64_t i = 0; i < " << k.workItems << "; ++i) {\n"
-         << k.body << "  }\n";
-    } else {
-      os << k.cpuBody;
-    }
-    os << "}\n";
-    os << "extern \"C\" void " << k.name << "(void *const *args, int *err) {\n  (void)err;\n  "
-       << k.name << "_impl(";
-    for (size_t i = 0; i < k.params.size(); ++i)
-      os << (i ? ", " : "") << "(" << (k.params[i].isConst ? "const " : "") << k.params[i].storage
-         << " *)args[" << i << "]";
-    if (k.checksErrors) os << (k.params.empty() ? "" : ", ") << "err";
-    os << ");\n}\n";
+  for (const KernelParam &p : k.params) os << p.name << ' ' << p.storage << ' ' << p.isConst << ';';
+  os << '\n' << k.checksErrors << ' ' << k.workItems << ' ' << k.grid << ' ' << k.block << ' ' << k.sharedBytes;
+  for (const std::string *text : {&k.body, &k.cpuBody, &k.cudaBody, &k.fileScope, &k.cpuLoop}) {
+    std::string t = nameless(*text);
+    os << '\n' << t.size() << '\n' << t;
   }
   return os.str();
 }
 
-std::string emitCuda(const std::vector<KernelSpec> &kernels) {
-  std::ostringstream os;
-  os << kCudaPrelude;
+std::string emitCpu(const std::vector<KernelSpec> &kernels) {
+  std::string out = std::string(kCpuPrelude) + cpuLibrary();
   for (const KernelSpec &k : kernels) {
-    os << "\n// ---- " << k.name << "\n" << k.fileScope;
-    os << "extern \"C\" __global__ void " << k.name << "(" << paramList(k) << ") {\n";
-    if (k.isElementwise()) {
-      os << "  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;\n"
-         << "  if (i >= " << k.workItems << ") return;\n" << k.body;
-    } else {
-      os << k.cudaBody;
-    }
-    os << "}\n";
+    std::string body = k.cpuBody;
+    if (k.isElementwise() && !k.cpuLoop.empty())
+      body = k.cpuLoop;
+    else if (k.isElementwise())
+      body = fmt::format(R"({parallel}  for (int64_t i = 0; i < {n}; ++i) {{
+{body}  }}
+)", arg("parallel", cpuParallelFor(k.workItems)), arg("n", k.workItems), arg("body", k.body));
+    // The runtime calls every kernel as name(args, err): unpack the arguments.
+    std::vector<std::string> args;
+    for (size_t i = 0; i < k.params.size(); ++i)
+      args.push_back(fmt::format("({const}{storage} *)args[{i}]", arg("const", k.params[i].isConst ? "const " : ""),
+                                 arg("storage", k.params[i].storage), arg("i", i)));
+    if (k.checksErrors) args.push_back("err");
+    fmt::format_to(std::back_inserter(out), R"(
+// ---- {name}
+{fileScope}static void {name}_impl({params}) {{
+{body}}}
+extern "C" void {name}(void *const *args, int *err) {{
+  (void)err;
+  {name}_impl({args});
+}}
+)", arg("name", k.name), arg("fileScope", k.fileScope), arg("params", paramList(k)), arg("body", body),
+                   arg("args", fmt::join(args, ", ")));
   }
-  return os.str();
+  return out;
+}
+
+std::string emitCuda(const std::vector<KernelSpec> &kernels) {
+  std::string out = kCudaPrelude;
+  for (const KernelSpec &k : kernels) {
+    std::string body = k.isElementwise() ? fmt::format(R"(  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= {n}) return;
+{body})", arg("n", k.workItems), arg("body", k.body))
+                                         : k.cudaBody;
+    fmt::format_to(std::back_inserter(out), R"(
+// ---- {name}
+{fileScope}extern "C" __global__ void {name}({params}) {{
+{body}}}
+)", arg("name", k.name), arg("fileScope", k.fileScope), arg("params", paramList(k)), arg("body", body));
+  }
+  return out;
 }
 
 std::string cpuParallelFor(int64_t work) {

@@ -46,6 +46,10 @@ struct KernelSpec {
   void finalizeLaunch();
 };
 
+/// Everything both targets emit for `k` with its name left out: kernels
+/// with equal keys are interchangeable, so a step may call either.
+std::string kernelKey(const KernelSpec &k);
+
 /// The translation unit for each target: prelude, then every kernel.
 std::string emitCpu(const std::vector<KernelSpec> &kernels);
 std::string emitCuda(const std::vector<KernelSpec> &kernels);

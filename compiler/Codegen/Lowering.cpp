@@ -91,6 +91,7 @@ private:
   art::Artifact a;
   art::EntryPoint *e = nullptr;  // the entry point being lowered
   std::vector<KernelSpec> kernels;
+  std::map<std::string, std::string> kernelByKey;  // kernelKey -> the kernel's name
   std::map<std::string, int> paramIndex;  // by name, across entry points
   std::map<int, int> gradBuffer;          // parameter index -> its Grad buffer
   // Per entry point: values' buffers, gradient roots still to be added into
@@ -107,10 +108,15 @@ void Lowering::addKernelStep(const KernelSpec &k, std::vector<int> buffers, Oper
   for (int b : buffers) use(b);
   art::Step s;
   s.kind = art::Step::Kernel;
-  s.kernel = k.name;
   s.buffers = std::move(buffers);
   s.location = locationOf(op);
+  // Identical layers (and eval_loss's forward) produce identical kernels: the
+  // first one generated serves every step. A kernel reporting errors bakes
+  // in its step's index, so it only matches itself and still names its op.
+  auto [known, isNew] = kernelByKey.try_emplace(kernelKey(k), k.name);
+  s.kernel = known->second;
   e->steps.push_back(s);
+  if (!isNew) return;
   a.kernels.push_back({k.name, k.grid, k.block, k.sharedBytes, k.checksErrors});
   kernels.push_back(k);
 }
