@@ -10,8 +10,12 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/Codegen/GeneratorSupport.h"
 
+#include <fmt/format.h>
+
 namespace mlir::tl::codegen::detail {
 namespace {
+
+using fmt::arg;
 
 //===----------------------------------------------------------------------===//
 // Attention: FlashAttention-style forward (online softmax, K/V tiles in
@@ -42,15 +46,22 @@ std::string dotLoop(int64_t d, const std::string &acc, const std::string &a, con
 /// query `i` may see. Leaves two braces open.
 std::string tileLoop(const AttentionShape &a, int64_t tile, const Tensor &k, const Tensor &v,
                      const std::string &i) {
-  const std::string D = S(a.d), T = S(tile);
   std::string lastKey = a.causal ? "(qt * 64 + 64 < " + S(a.s) + " ? qt * 64 + 64 : " + S(a.s) + ")" : S(a.s);
-  return "  const int64_t lastKey = " + lastKey + ";\n  for (int64_t j0 = 0; j0 < lastKey; j0 += " + T +
-         ") {\n    __syncthreads();\n    for (int64_t e = threadIdx.x; e < " + S(tile * a.d) +
-         "; e += blockDim.x) {\n      const int64_t j = j0 + e / " + D + ", d = e % " + D +
-         ";\n      kt[e] = j < " + S(a.s) + " ? " + k.ld("kvBase + j * " + D + " + d") +
-         " : 0.0f;\n      vt[e] = j < " + S(a.s) + " ? " + v.ld("kvBase + j * " + D + " + d") +
-         " : 0.0f;\n    }\n    __syncthreads();\n    if (!active) continue;\n    const int64_t keys = " +
-         a.keys(i) + " - j0;\n    for (int64_t jj = 0; jj < (keys < " + T + " ? keys : " + T + "); ++jj) {\n";
+  const std::string kvAt = "kvBase + j * " + S(a.d) + " + d";
+  return fmt::format(R"(  const int64_t lastKey = {lastKey};
+  for (int64_t j0 = 0; j0 < lastKey; j0 += {tile}) {{
+    __syncthreads();
+    for (int64_t e = threadIdx.x; e < {tileElements}; e += blockDim.x) {{
+      const int64_t j = j0 + e / {d}, d = e % {d};
+      kt[e] = j < {s} ? {k} : 0.0f;
+      vt[e] = j < {s} ? {v} : 0.0f;
+    }}
+    __syncthreads();
+    if (!active) continue;
+    const int64_t keys = {keys} - j0;
+    for (int64_t jj = 0; jj < (keys < {tile} ? keys : {tile}); ++jj) {{
+)", arg("lastKey", lastKey), arg("tile", tile), arg("tileElements", tile * a.d), arg("d", a.d), arg("s", a.s),
+                     arg("k", k.ld(kvAt)), arg("v", v.ld(kvAt)), arg("keys", a.keys(i)));
 }
 
 /// Keys (or queries) per shared-memory tile: two tiles of D floats fit 32 KB.
@@ -61,12 +72,16 @@ int64_t attentionTile(int64_t d) { return std::max<int64_t>(8, std::min<int64_t>
 /// (named `i`), `active`, its `row` and the `kvBase` of its KV head.
 std::string queryBlock(const AttentionShape &a, int64_t tile, const std::string &i) {
   const int64_t qTiles = (a.t + 63) / 64;
-  return "  extern __shared__ float tiles[];\n  float *kt = tiles, *vt = tiles + " + S(tile * a.d) +
-         ";\n  const int64_t bh = blockIdx.x / " + S(qTiles) + ", qt = blockIdx.x % " + S(qTiles) +
-         ";\n  const int64_t hh = bh % " + S(a.h) + ", bb = bh / " + S(a.h) + ";\n  const int64_t " + i +
-         " = qt * 64 + threadIdx.x;\n  const bool active = " + i + " < " + S(a.t) +
-         ";\n  const int64_t row = bh * " + S(a.t) + " + (active ? " + i + " : 0);\n"
-         "  const int64_t kvBase = (bb * " + S(a.kv) + " + hh / " + S(a.g) + ") * " + S(a.s * a.d) + ";\n";
+  return fmt::format(R"(  extern __shared__ float tiles[];
+  float *kt = tiles, *vt = tiles + {tileElements};
+  const int64_t bh = blockIdx.x / {qTiles}, qt = blockIdx.x % {qTiles};
+  const int64_t hh = bh % {h}, bb = bh / {h};
+  const int64_t {i} = qt * 64 + threadIdx.x;
+  const bool active = {i} < {t};
+  const int64_t row = bh * {t} + (active ? {i} : 0);
+  const int64_t kvBase = (bb * {kv} + hh / {g}) * {headElements};
+)", arg("tileElements", tile * a.d), arg("qTiles", qTiles), arg("h", a.h), arg("i", i), arg("t", a.t),
+                     arg("kv", a.kv), arg("g", a.g), arg("headElements", a.s * a.d));
 }
 
 } // namespace
@@ -80,20 +95,27 @@ LoweredOp attention(AttentionOp op, const std::string &name) {
   const std::string D = S(a.d);
   // The online-softmax update for one key whose K and V rows `kj`, `vj`.
   auto update = [&](const std::string &kj, const std::string &vj) {
-    return "      float sc = 0.0f;\n" + dotLoop(a.d, "sc", "qv[d]", kj) + "      sc *= " + F(a.scale) +
-           ";\n      const float mn = fmaxf(m, sc), corr = expf(m - mn), p = expf(sc - mn);\n"
-           "      l = l * corr + p;\n      for (int64_t d = 0; d < " + D +
-           "; ++d) acc[d] = acc[d] * corr + p * " + vj + ";\n      m = mn;\n";
+    return fmt::format(R"(      float sc = 0.0f;
+{dot}      sc *= {scale};
+      const float mn = fmaxf(m, sc), corr = expf(m - mn), p = expf(sc - mn);
+      l = l * corr + p;
+      for (int64_t d = 0; d < {d}; ++d) acc[d] = acc[d] * corr + p * {vj};
+      m = mn;
+)", arg("dot", dotLoop(a.d, "sc", "qv[d]", kj)), arg("scale", F(a.scale)), arg("d", a.d), arg("vj", vj));
   };
   const std::string cpu = "  " + a.cpuTemplate() + "::forward(o, lse, q, k, v, " + F(a.scale) + ");\n";
   // CUDA: a block of 64 query rows of one (batch, head); tiles of keys.
   const int64_t tile = attentionTile(a.d), qTiles = (a.t + 63) / 64;
-  std::string cuda =
-      queryBlock(a, tile, "i") + "  float qv[" + D + "], acc[" + D + "], m = -TL_INF, l = 0.0f;\n  for (int64_t d = 0; d < " + D +
-      "; ++d) { qv[d] = active ? " + q.ld("row * " + D + " + d") + " : 0.0f; acc[d] = 0.0f; }\n" +
-      tileLoop(a, tile, kk, v, "i") + update("kt[jj * " + D + " + d]", "vt[jj * " + D + " + d]") +
-      "    }\n  }\n  if (!active) return;\n  for (int64_t d = 0; d < " + D + "; ++d) " +
-      o.st("row * " + D + " + d", "acc[d] / l") + "\n  " + lse.st("row", "m + logf(l)") + "\n";
+  std::string cuda = queryBlock(a, tile, "i") + fmt::format(R"(  float qv[{d}], acc[{d}], m = -TL_INF, l = 0.0f;
+  for (int64_t d = 0; d < {d}; ++d) {{ qv[d] = active ? {q} : 0.0f; acc[d] = 0.0f; }}
+{tileLoop}{update}    }}
+  }}
+  if (!active) return;
+  for (int64_t d = 0; d < {d}; ++d) {storeO}
+  {storeLse}
+)", arg("d", a.d), arg("q", q.ld("row * " + D + " + d")), arg("tileLoop", tileLoop(a, tile, kk, v, "i")),
+      arg("update", update("kt[jj * " + D + " + d]", "vt[jj * " + D + " + d]")),
+      arg("storeO", o.st("row * " + D + " + d", "acc[d] / l")), arg("storeLse", lse.st("row", "m + logf(l)")));
   LoweredOp out;
   out.steps.push_back(k.custom(cpu, cuda, a.b * a.h * qTiles, 64, 2 * tile * a.d * 4));
   return out;
@@ -122,17 +144,21 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name) {
            delta = k.scratch("delta", 0, false);
     // CUDA: 64 query rows of one (batch, head) a block; K/V tiles in shared memory.
     const int64_t qTiles = (a.t + 63) / 64;
-    std::string cuda =
-        queryBlock(a, tile, "qi") + "  float qv[" + D + "], dov[" + D + "], acc[" + D + "];\n  for (int64_t d = 0; d < " + D +
-        "; ++d) { qv[d] = active ? " + q.ld("row * " + D + " + d") + " : 0.0f; dov[d] = active ? " +
-        dout.ld("row * " + D + " + d") + " : 0.0f; acc[d] = 0.0f; }\n  const float L = active ? " +
-        lse.ld("row") + " : 0.0f, dl = active ? delta[row] : 0.0f;\n" + tileLoop(a, tile, kk, v, "qi") +
-        "      float sc = 0.0f, dp = 0.0f;\n" + dotLoop(a.d, "sc", "qv[d]", "kt[jj * " + D + " + d]") +
-        dotLoop(a.d, "dp", "dov[d]", "vt[jj * " + D + " + d]") + "      const float p = expf(sc * " +
-        F(a.scale) + " - L), ds = p * (dp - dl);\n      for (int64_t d = 0; d < " + D +
-        "; ++d) acc[d] += " + F(a.scale) + " * ds * kt[jj * " + D + " + d];\n    }\n  }\n"
-        "  if (!active) return;\n  for (int64_t d = 0; d < " + D + "; ++d) " +
-        dq.st("row * " + D + " + d", "acc[d]") + "\n";
+    std::string cuda = queryBlock(a, tile, "qi") + fmt::format(R"(  float qv[{d}], dov[{d}], acc[{d}];
+  for (int64_t d = 0; d < {d}; ++d) {{ qv[d] = active ? {q} : 0.0f; dov[d] = active ? {dout} : 0.0f; acc[d] = 0.0f; }}
+  const float L = active ? {lse} : 0.0f, dl = active ? delta[row] : 0.0f;
+{tileLoop}      float sc = 0.0f, dp = 0.0f;
+{dotScore}{dotDp}      const float p = expf(sc * {scale} - L), ds = p * (dp - dl);
+      for (int64_t d = 0; d < {d}; ++d) acc[d] += {scale} * ds * kt[jj * {d} + d];
+    }}
+  }}
+  if (!active) return;
+  for (int64_t d = 0; d < {d}; ++d) {storeDq}
+)", arg("d", a.d), arg("q", q.ld("row * " + D + " + d")), arg("dout", dout.ld("row * " + D + " + d")),
+        arg("lse", lse.ld("row")), arg("tileLoop", tileLoop(a, tile, kk, v, "qi")),
+        arg("dotScore", dotLoop(a.d, "sc", "qv[d]", "kt[jj * " + D + " + d]")),
+        arg("dotDp", dotLoop(a.d, "dp", "dov[d]", "vt[jj * " + D + " + d]")), arg("scale", F(a.scale)),
+        arg("storeDq", dq.st("row * " + D + " + d", "acc[d]")));
     out.steps.push_back(k.custom("  " + a.cpuTemplate() + "::gradQuery(dq, dout, q, k, v, lse, delta, " +
                                      F(a.scale) + ");\n",
                                  cuda, a.b * a.h * qTiles, 64,
@@ -147,35 +173,51 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name) {
     // CUDA: 64 key rows of one (batch, KV head) a block; per query head of
     // its group, tiles of Q, dO, lse and delta in shared memory.
     const int64_t kTiles = (a.s + 63) / 64;
-    const std::string T = S(tile);
-    std::string cuda =
-        "  extern __shared__ float tiles[];\n  float *qs = tiles, *dos = tiles + " + S(tile * a.d) +
-        ", *ls = tiles + " + S(2 * tile * a.d) + ", *dls = tiles + " + S(2 * tile * a.d + tile) +
-        ";\n  const int64_t bk = blockIdx.x / " + S(kTiles) + ", kt = blockIdx.x % " + S(kTiles) +
-        ";\n  const int64_t kvh = bk % " + S(a.kv) + ", bb = bk / " + S(a.kv) +
-        ";\n  const int64_t j = kt * 64 + threadIdx.x;\n  const bool active = j < " + S(a.s) +
-        ";\n  const int64_t row = bk * " + S(a.s) + " + (active ? j : 0);\n  float kv[" + D + "], vv[" + D +
-        "], dka[" + D + "], dva[" + D + "];\n  for (int64_t d = 0; d < " + D + "; ++d) { kv[d] = active ? " +
-        kk.ld("row * " + D + " + d") + " : 0.0f; vv[d] = active ? " + v.ld("row * " + D + " + d") +
-        " : 0.0f; dka[d] = 0.0f; dva[d] = 0.0f; }\n  for (int64_t g = 0; g < " + S(a.g) +
-        "; ++g) {\n    const int64_t qBase = (bb * " + S(a.h) + " + kvh * " + S(a.g) + " + g) * " + S(a.t) +
-        ";\n    for (int64_t i0 = " + (a.causal ? "kt * 64" : "0") + "; i0 < " + S(a.t) + "; i0 += " + T +
-        ") {\n      __syncthreads();\n      for (int64_t e = threadIdx.x; e < " + S(tile * a.d) +
-        "; e += blockDim.x) {\n        const int64_t qi = i0 + e / " + D + ", d = e % " + D +
-        ";\n        qs[e] = qi < " + S(a.t) + " ? " + q.ld("(qBase + qi) * " + D + " + d") +
-        " : 0.0f;\n        dos[e] = qi < " + S(a.t) + " ? " + dout.ld("(qBase + qi) * " + D + " + d") +
-        " : 0.0f;\n      }\n      for (int64_t e = threadIdx.x; e < " + T +
-        "; e += blockDim.x) {\n        ls[e] = i0 + e < " + S(a.t) + " ? " + lse.ld("qBase + i0 + e") +
-        " : 0.0f;\n        dls[e] = i0 + e < " + S(a.t) + " ? delta[qBase + i0 + e] : 0.0f;\n      }\n"
-        "      __syncthreads();\n      if (!active) continue;\n      for (int64_t ii = 0; ii < " + T +
-        " && i0 + ii < " + S(a.t) + "; ++ii) {\n" + (a.causal ? "        if (i0 + ii < j) continue;\n" : "") +
-        "        float sc = 0.0f, dp = 0.0f;\n  " + dotLoop(a.d, "sc", "qs[ii * " + D + " + d]", "kv[d]") +
-        "  " + dotLoop(a.d, "dp", "dos[ii * " + D + " + d]", "vv[d]") + "        const float p = expf(sc * " +
-        F(a.scale) + " - ls[ii]), ds = p * (dp - dls[ii]);\n        for (int64_t d = 0; d < " + D +
-        "; ++d) {\n          dva[d] += p * dos[ii * " + D + " + d];\n          dka[d] += " + F(a.scale) +
-        " * ds * qs[ii * " + D + " + d];\n        }\n      }\n    }\n  }\n  if (!active) return;\n"
-        "  for (int64_t d = 0; d < " + D + "; ++d) { " + dk.st("row * " + D + " + d", "dka[d]") + " " +
-        dv.st("row * " + D + " + d", "dva[d]") + " }\n";
+    const std::string at = "row * " + D + " + d", qAt = "(qBase + qi) * " + D + " + d";
+    std::string cuda = fmt::format(R"(  extern __shared__ float tiles[];
+  float *qs = tiles, *dos = tiles + {tileElements}, *ls = tiles + {twoTiles}, *dls = tiles + {twoTilesAndRow};
+  const int64_t bk = blockIdx.x / {kTiles}, kt = blockIdx.x % {kTiles};
+  const int64_t kvh = bk % {kv}, bb = bk / {kv};
+  const int64_t j = kt * 64 + threadIdx.x;
+  const bool active = j < {s};
+  const int64_t row = bk * {s} + (active ? j : 0);
+  float kv[{d}], vv[{d}], dka[{d}], dva[{d}];
+  for (int64_t d = 0; d < {d}; ++d) {{ kv[d] = active ? {k} : 0.0f; vv[d] = active ? {v} : 0.0f; dka[d] = 0.0f; dva[d] = 0.0f; }}
+  for (int64_t g = 0; g < {groups}; ++g) {{
+    const int64_t qBase = (bb * {h} + kvh * {groups} + g) * {t};
+    for (int64_t i0 = {firstQuery}; i0 < {t}; i0 += {tile}) {{
+      __syncthreads();
+      for (int64_t e = threadIdx.x; e < {tileElements}; e += blockDim.x) {{
+        const int64_t qi = i0 + e / {d}, d = e % {d};
+        qs[e] = qi < {t} ? {q} : 0.0f;
+        dos[e] = qi < {t} ? {dout} : 0.0f;
+      }}
+      for (int64_t e = threadIdx.x; e < {tile}; e += blockDim.x) {{
+        ls[e] = i0 + e < {t} ? {lse} : 0.0f;
+        dls[e] = i0 + e < {t} ? delta[qBase + i0 + e] : 0.0f;
+      }}
+      __syncthreads();
+      if (!active) continue;
+      for (int64_t ii = 0; ii < {tile} && i0 + ii < {t}; ++ii) {{
+{causalSkip}        float sc = 0.0f, dp = 0.0f;
+  {dotScore}  {dotDp}        const float p = expf(sc * {scale} - ls[ii]), ds = p * (dp - dls[ii]);
+        for (int64_t d = 0; d < {d}; ++d) {{
+          dva[d] += p * dos[ii * {d} + d];
+          dka[d] += {scale} * ds * qs[ii * {d} + d];
+        }}
+      }}
+    }}
+  }}
+  if (!active) return;
+  for (int64_t d = 0; d < {d}; ++d) {{ {storeDk} {storeDv} }}
+)", arg("tileElements", tile * a.d), arg("twoTiles", 2 * tile * a.d), arg("twoTilesAndRow", 2 * tile * a.d + tile),
+        arg("kTiles", kTiles), arg("kv", a.kv), arg("s", a.s), arg("d", a.d), arg("k", kk.ld(at)), arg("v", v.ld(at)),
+        arg("groups", a.g), arg("h", a.h), arg("t", a.t), arg("firstQuery", a.causal ? "kt * 64" : "0"),
+        arg("tile", tile), arg("q", q.ld(qAt)), arg("dout", dout.ld(qAt)), arg("lse", lse.ld("qBase + i0 + e")),
+        arg("causalSkip", a.causal ? "        if (i0 + ii < j) continue;\n" : ""),
+        arg("dotScore", dotLoop(a.d, "sc", "qs[ii * " + D + " + d]", "kv[d]")),
+        arg("dotDp", dotLoop(a.d, "dp", "dos[ii * " + D + " + d]", "vv[d]")), arg("scale", F(a.scale)),
+        arg("storeDk", dk.st(at, "dka[d]")), arg("storeDv", dv.st(at, "dva[d]")));
     out.steps.push_back(k.custom("  " + a.cpuTemplate() + "::gradKeyValue(dk, dv, dout, q, k, v, lse, delta, " +
                                      F(a.scale) + ");\n",
                                  cuda, a.b * a.kv * kTiles, 64,

@@ -34,13 +34,14 @@ LoweredOp rmsnorm(const std::string &name, Value sumOut, Value y, Value rstd,
   Tensor tw = k.param("w", w, false);
   std::string v = "      const float v = " + ta.ld("base + j") + (b ? " + " + tb.ld("base + j") : "") + ";\n";
   LoweredOp out;
+  std::string storeSum = sumOut ? "      " + ts.st("base + j", "v") + "\n" : "";
   out.steps.push_back(k.rows(r, [&](bool cuda) {
-    return "    const int64_t base = row * " + S(d) + ";\n    float ss = 0.0f;\n" +
-           rowLoop(cuda, d, v + (sumOut ? "      " + ts.st("base + j", "v") + "\n" : "") +
-                                "      ss += v * v;\n", "+ : ss") +
-           sum(cuda, "ss") + "    const float s = 1.0f / sqrtf(ss / " + S(d) + ".0f + " + F(eps) +
-           ");\n" + once(cuda, tr.st("row", "s")) +
-           rowLoop(cuda, d, v + "      " + ty.st("base + j", "v * s * " + tw.ld("j")) + "\n");
+    return fmt::format(R"(    const int64_t base = row * {d};
+    float ss = 0.0f;
+{squares}{sum}    const float s = 1.0f / sqrtf(ss / {d}.0f + {eps});
+{storeRstd}{scale})", arg("d", d), arg("squares", rowLoop(cuda, d, v + storeSum + "      ss += v * v;\n", "+ : ss")),
+                       arg("sum", sum(cuda, "ss")), arg("eps", F(eps)), arg("storeRstd", once(cuda, tr.st("row", "s"))),
+                       arg("scale", rowLoop(cuda, d, v + "      " + ty.st("base + j", "v * s * " + tw.ld("j")) + "\n")));
   }));
   return out;
 }
@@ -53,21 +54,28 @@ LoweredOp rmsnormGrad(RmsNormGradOp op, const std::string &name) {
          x = k.param("x", op.getInput(), false), w = k.param("w", op.getWeight(), false),
          rs = k.param("rstd", op.getRstd(), false);
   out.steps.push_back(k.rows(r, [&](bool cuda) {
-    return "    const int64_t base = row * " + S(d) + ";\n    const float s = " + rs.ld("row") +
-           ";\n    float dot = 0.0f;\n" +
-           rowLoop(cuda, d, "      dot += " + g.ld("base + j") + " * " + w.ld("j") + " * " +
-                                x.ld("base + j") + ";\n", "+ : dot") +
-           sum(cuda, "dot") + "    dot /= " + S(d) + ".0f;\n" +
-           rowLoop(cuda, d, "      " + dx.st("base + j", "s * (" + g.ld("base + j") + " * " + w.ld("j") +
-                                                    " - " + x.ld("base + j") + " * s * s * dot)") + "\n");
+    return fmt::format(R"(    const int64_t base = row * {d};
+    const float s = {rstd};
+    float dot = 0.0f;
+{dots}{sum}    dot /= {d}.0f;
+{storeDx})", arg("d", d), arg("rstd", rs.ld("row")),
+                       arg("dots", rowLoop(cuda, d, "      dot += " + g.ld("base + j") + " * " + w.ld("j") + " * " +
+                                                        x.ld("base + j") + ";\n", "+ : dot")),
+                       arg("sum", sum(cuda, "dot")),
+                       arg("storeDx", rowLoop(cuda, d, "      " + dx.st("base + j", "s * (" + g.ld("base + j") + " * " +
+                                                                          w.ld("j") + " - " + x.ld("base + j") +
+                                                                          " * s * s * dot)") + "\n")));
   }));
   Builder c(name + "_dw");
   Tensor dw = c.param("dw", op.getWeightGrad(), true), g2 = c.param("g", op.getGrad(), false),
          x2 = c.param("x", op.getInput(), false), rs2 = c.param("rstd", op.getRstd(), false);
-  LoweredStep dwStep = c.elementwise(
-      d, "    float acc = 0.0f;\n    for (int64_t r = 0; r < " + S(r) + "; ++r)\n      acc += " +
-             g2.ld("r * " + S(d) + " + i") + " * " + x2.ld("r * " + S(d) + " + i") + " * " +
-             rs2.ld("r") + ";\n    " + dw.st("i", "acc") + "\n");
+  const std::string column = "r * " + S(d) + " + i";
+  LoweredStep dwStep = c.elementwise(d, fmt::format(R"(    float acc = 0.0f;
+    for (int64_t r = 0; r < {rows}; ++r)
+      acc += {g} * {x} * {rstd};
+    {store}
+)", arg("rows", r), arg("g", g2.ld(column)), arg("x", x2.ld(column)), arg("rstd", rs2.ld("r")),
+                                                    arg("store", dw.st("i", "acc"))));
   // CPU: a column sum walked row by row (contiguous, vectorised) in a fixed
   // number of row chunks, summed in order: deterministic for any thread count.
   const int64_t chunks = std::min<int64_t>(16, r);
