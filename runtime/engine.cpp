@@ -1,7 +1,10 @@
 #include "runtime/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "runtime/executor.h"
@@ -61,6 +64,30 @@ struct Engine::Impl {
   void *scalars = nullptr;  // count + hyperparameters
   double *sums = nullptr;   // kSumSqPartials partial sums, then the total
   const artifact::Kernel *adamw = nullptr, *sumsqPartial = nullptr, *sumsqFinal = nullptr;
+  // TLC_PROFILE: the optimizer's calls, timed like the executor's steps
+  // (synchronised); the table goes to stderr with the executor's.
+  bool profile = std::getenv("TLC_PROFILE") != nullptr;
+  struct Timing {
+    const char *kind;
+    double seconds = 0;
+    int calls = 0;
+  } timings[3] = {{"zero_grads"}, {"opt_sumsq"}, {"opt_adamw"}};
+  using Clock = std::chrono::steady_clock;
+  void record(int which, Clock::time_point start) {
+    if (!profile) return;
+    dev.synchronize();
+    timings[which].seconds += std::chrono::duration<double>(Clock::now() - start).count();
+    ++timings[which].calls;
+  }
+  void printProfile() const {
+    double total = 0;
+    for (const Timing &t : timings) total += t.seconds;
+    if (!profile || total == 0) return;
+    std::fprintf(stderr, "profile of the optimizer (%s): %.3f s\n", dev.describe().c_str(), total);
+    for (const Timing &t : timings)
+      std::fprintf(stderr, "  %-28s %9.3f s %5.1f%%  (%d calls)\n", t.kind, t.seconds, 100 * t.seconds / total,
+                   t.calls);
+  }
 
   size_t paramSize() const { return artifact::dtypeSize(ex.artifact().paramDType()); }
   float run(const EntryIo &io, const int32_t *tokens, const int32_t *targets) {
@@ -114,6 +141,7 @@ Engine::Engine(const artifact::Artifact &a, Device &device, Range optimizerRange
 }
 
 Engine::~Engine() {
+  impl_->printProfile();
   for (void *p : {impl_->master, impl_->m, impl_->v, impl_->decay, impl_->scalars,
                   static_cast<void *>(impl_->sums)})
     impl_->dev.release(p);
@@ -139,7 +167,11 @@ std::string Engine::layoutHash() const { return artifact().layoutHash(); }
 float Engine::trainMicroBatch(const int32_t *tokens, const int32_t *targets) {
   return impl_->run(impl_->train, tokens, targets);
 }
-void Engine::zeroGrads() { impl_->dev.zero(impl_->ex.flatGrads(), impl_->allocated * sizeof(float)); }
+void Engine::zeroGrads() {
+  auto start = Impl::Clock::now();
+  impl_->dev.zero(impl_->ex.flatGrads(), impl_->allocated * sizeof(float));
+  impl_->record(0, start);
+}
 float Engine::evalLoss(const int32_t *tokens, const int32_t *targets) {
   if (!impl_->hasEval)
     throw artifact::Error("the artifact has no eval_loss entry point (it was compiled from a training "
@@ -151,6 +183,7 @@ double Engine::gradSquaredNorm(Range r) {
   Impl &s = *impl_;
   s.check(r, {0, flatElements()}, "gradSquaredNorm");
   if (r.size() == 0) return 0.0;
+  auto start = Impl::Clock::now();
   s.setCount(r.size());
   float *g = static_cast<float *>(s.ex.flatGrads()) + r.begin;
   double *total = s.sums + artifact::kSumSqPartials;
@@ -158,6 +191,7 @@ double Engine::gradSquaredNorm(Range r) {
   s.dev.launch(*s.sumsqFinal, {s.sums, total}, nullptr);
   double out = 0;
   s.dev.download(&out, total, sizeof out);
+  s.record(1, start);
   return out;
 }
 
@@ -176,6 +210,7 @@ void Engine::adamw(Range r, const AdamWHyper &h) {
   int64_t n = r.size();
   std::memcpy(scalars, &n, sizeof n);
   std::memcpy(scalars + kHyperOffset, hyper, sizeof hyper);
+  auto start = Impl::Clock::now();
   s.dev.upload(s.scalars, scalars, kScalarBytes);
   int64_t local = r.begin - s.opt.begin;
   std::vector<void *> args = {
@@ -189,6 +224,7 @@ void Engine::adamw(Range r, const AdamWHyper &h) {
       s.scalars};
   s.dev.launch(*s.adamw, args, nullptr);
   s.dev.synchronize();
+  s.record(2, start);
 }
 
 void Engine::setWeightDecayMask(std::vector<bool> decayPerParam) {

@@ -14,7 +14,8 @@
              vocabulary, tokenizer larger than the model), checkpoints (corrupt, partial,
              incompatible), configuration (unknown keys, out-of-range values), an
              unwritable run directory, a full disk while saving
-  plot       tlrun plot draws train/validation loss and the learning rate as SVG
+  plot       tlrun plot draws train/validation loss and the learning rate as SVG; TLC_PROFILE=1
+             lists the optimizer's kernels
 
 Fresh random data every run (the seed is printed). Run with /usr/bin/python3.
 """
@@ -329,8 +330,15 @@ def test_plot(work, rng):
     tlx, _ = MODEL
     data = make_data(os.path.join(work, "plot-data"), rng)
     run_dir = os.path.join(work, "plot-run")
-    out = tlrun(["train", tlx, "--data", data, "--out", run_dir, "--set", BASE + ",steps=12"])
+    out = tlrun(["train", tlx, "--data", data, "--out", run_dir, "--set", BASE + ",steps=12"],
+                env=dict(os.environ, TLC_PROFILE="1"))
     check(out.returncode == 0, "a run to plot")
+    # TLC_PROFILE=1 times the optimizer's kernels too: one call of each per step.
+    for kind in ["zero_grads", "opt_sumsq", "opt_adamw"]:
+        check(re.search(rf"^  {kind} +[0-9.]+ s +[0-9.]+%  \(12 calls\)$", out.stderr, re.M) is not None,
+              f"TLC_PROFILE=1 lists {kind} with 12 calls")
+    check("profile of train_step" in out.stderr and "profile of the optimizer" in out.stderr,
+          "TLC_PROFILE=1 prints the training step's and the optimizer's tables")
     out = tlrun(["plot", run_dir])
     svg_path = os.path.join(run_dir, "plot.svg")
     check(out.returncode == 0 and os.path.exists(svg_path), "tlrun plot writes RUN_DIR/plot.svg")
