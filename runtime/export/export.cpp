@@ -81,14 +81,9 @@ void verifyWeights(const std::string &checkpoint) {
   const nlohmann::json *entry = nullptr;
   if (state.contains("files") && state["files"].contains("model.safetensors")) entry = &state["files"]["model.safetensors"];
   if (!entry) throw Error(statePath + ": lists no model.safetensors under 'files'");
-  std::ifstream in(weights, std::ios::binary);
-  if (!in) throw Error(weights + ": cannot read (the checkpoint is incomplete)");
-  std::vector<char> buf(1 << 20);
-  uint64_t h = 0xcbf29ce484222325ull, bytes = 0;
-  while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0) {
-    h = train::fnv1a64(buf.data(), static_cast<size_t>(in.gcount()), h);
-    bytes += static_cast<uint64_t>(in.gcount());
-  }
+  if (!std::ifstream(weights, std::ios::binary)) throw Error(weights + ": cannot read (the checkpoint is incomplete)");
+  uint64_t bytes = 0;
+  uint64_t h = train::fileFnv1a64(weights, &bytes);
   char hex[17];
   std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
   if (bytes != entry->value("bytes", uint64_t{0}) || hex != entry->value("fnv1a64", std::string()))

@@ -41,15 +41,8 @@ std::string hex(uint64_t h) {
 
 // Size and checksum of a file as it is on disk.
 std::pair<uint64_t, std::string> fileChecksum(const std::string &path) {
-  std::unique_ptr<FILE, int (*)(FILE *)> f(std::fopen(path.c_str(), "rb"), std::fclose);
-  if (!f) fail(path, std::string("cannot read: ") + std::strerror(errno));
-  std::vector<char> buf(1 << 20);
-  uint64_t h = 0xcbf29ce484222325ull, bytes = 0;
-  while (size_t n = std::fread(buf.data(), 1, buf.size(), f.get())) {
-    h = fnv1a64(buf.data(), n, h);
-    bytes += n;
-  }
-  if (std::ferror(f.get())) fail(path, "read error");
+  uint64_t bytes = 0;
+  uint64_t h = fileFnv1a64(path, &bytes);
   return {bytes, hex(h)};
 }
 
@@ -103,6 +96,20 @@ void prune(const std::string &checkpoints, int64_t current, int64_t keep) {
 }
 
 }  // namespace
+
+uint64_t fileFnv1a64(const std::string &path, uint64_t *bytes) {
+  std::unique_ptr<FILE, int (*)(FILE *)> f(std::fopen(path.c_str(), "rb"), std::fclose);
+  if (!f) fail(path, std::string("cannot read: ") + std::strerror(errno));
+  std::vector<char> buf(1 << 20);
+  uint64_t h = 0xcbf29ce484222325ull, total = 0;
+  while (size_t n = std::fread(buf.data(), 1, buf.size(), f.get())) {
+    h = fnv1a64(buf.data(), n, h);
+    total += n;
+  }
+  if (std::ferror(f.get())) fail(path, "read error");
+  if (bytes) *bytes = total;
+  return h;
+}
 
 uint64_t fnv1a64(const void *data, size_t bytes, uint64_t h) {
   const unsigned char *p = static_cast<const unsigned char *>(data);

@@ -72,6 +72,10 @@ struct OptimizerPart {
 };
 
 uint64_t fnv1a64(const void *data, size_t bytes, uint64_t h = 0xcbf29ce484222325ull);
+// FNV-1a 64 of a whole file (and its size in `bytes`); throws CheckpointError
+// naming the file when it cannot be read. Checksums in state.json, export's
+// verification and the ranks' artifact check all use it.
+uint64_t fileFnv1a64(const std::string &path, uint64_t *bytes = nullptr);
 
 // Writes and publishes the checkpoint of snap.state.step, then keeps the
 // newest `keep` (0: all) of those at or before this step. Returns its

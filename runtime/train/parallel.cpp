@@ -1,7 +1,6 @@
 #include "runtime/train/parallel.h"
 
 #include <cstring>
-#include <fstream>
 #include <memory>
 
 #include "runtime/train/checkpoint.h"
@@ -96,15 +95,6 @@ double DataParallel::takeCommSeconds() {
   double s = commSeconds_;
   commSeconds_ = 0;
   return s;
-}
-
-uint64_t fileDigest(const std::string &path) {
-  std::ifstream f(path, std::ios::binary);
-  std::vector<char> buf(1 << 20);
-  uint64_t h = 0xcbf29ce484222325ull;
-  while (f.read(buf.data(), static_cast<std::streamsize>(buf.size())) || f.gcount() > 0)
-    h = fnv1a64(buf.data(), static_cast<size_t>(f.gcount()), h);
-  return h;
 }
 
 uint64_t textDigest(const std::string &text) { return fnv1a64(text.data(), text.size()); }

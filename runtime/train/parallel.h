@@ -80,8 +80,8 @@ class DataParallel {
   double commSeconds_ = 0;
 };
 
-// A digest of a file's bytes (the artifact) for requireSameOnAllRanks.
-uint64_t fileDigest(const std::string &path);
+// A digest of a text (the data files, the configuration) for
+// requireSameOnAllRanks; files use fileFnv1a64 (checkpoint.h).
 uint64_t textDigest(const std::string &text);
 
 }  // namespace tlc::train

@@ -484,7 +484,7 @@ int runTrain(const TrainOptions &o) {
       std::fflush(stdout);
     }
     // Every rank must train the same model on the same data the same way.
-    comm::requireSameOnAllRanks(*comm, "the artifact (" + o.model + ")", fileDigest(o.model));
+    comm::requireSameOnAllRanks(*comm, "the artifact (" + o.model + ")", fileFnv1a64(o.model));
     std::string dataList;
     for (const std::string &f : data.trainFiles()) dataList += f + ":" + std::to_string(fs::file_size(f)) + "\n";
     comm::requireSameOnAllRanks(*comm, "the training data (" + o.dataDir + ")", textDigest(dataList));
