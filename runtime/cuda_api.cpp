@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "runtime/device.h"
+#include "runtime/dynlib.h"
 
 namespace tlc::cuda {
 namespace {
@@ -22,23 +23,15 @@ struct Nvrtc {
   std::string error;
 };
 
-void *openFirst(std::initializer_list<const char *> names, std::string *tried) {
-  for (const char *n : names) {
-    if (void *h = dlopen(n, RTLD_NOW | RTLD_LOCAL)) return h;
-    *tried += std::string(" ") + n;
-  }
-  return nullptr;
-}
-
 const Nvrtc &nvrtc() {
   static Nvrtc api = [] {
     Nvrtc a;
     std::string tried;
-    void *h = openFirst({"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so",
+    void *h = openFirstLibrary({"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so",
                          "/usr/local/cuda/lib64/libnvrtc.so"},
                         &tried);
     if (!h) {
-      a.error = "NVRTC not found (tried" + tried + ")";
+      a.error = "NVRTC not found:" + tried;
       return a;
     }
     a.create = reinterpret_cast<decltype(a.create)>(dlsym(h, "nvrtcCreateProgram"));

@@ -15,6 +15,7 @@
 
 #include "runtime/cuda_api.h"
 #include "runtime/device.h"
+#include "runtime/dynlib.h"
 
 namespace tlc {
 namespace {
@@ -61,9 +62,9 @@ template <typename F> void load(void *lib, F &fn, const char *symbol) {
 }
 
 void *open(std::initializer_list<const char *> names, const char *what) {
-  for (const char *n : names)
-    if (void *h = dlopen(n, RTLD_NOW | RTLD_LOCAL)) return h;
-  throw DeviceError(std::string("cannot load ") + what);
+  std::string tried;
+  if (void *h = openFirstLibrary(names, &tried)) return h;
+  throw DeviceError(std::string("cannot load ") + what + ":" + tried);
 }
 
 uint64_t fnv1a(const std::string &s) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "runtime/comm/comm_common.h"
+#include "runtime/dynlib.h"
 
 namespace tlc::comm {
 namespace {
@@ -64,19 +65,11 @@ template <typename F> bool sym(void *lib, F &fn, const char *name, std::string &
   return fn != nullptr;
 }
 
-void *openFirst(std::initializer_list<const char *> names, std::string *tried) {
-  for (const char *n : names) {
-    if (void *h = dlopen(n, RTLD_NOW | RTLD_LOCAL)) return h;
-    *tried += std::string("\n  ") + n + ": " + dlerror();
-  }
-  return nullptr;
-}
-
 const NcclApi &nccl() {
   static NcclApi api = [] {
     NcclApi a;
     std::string tried;
-    void *h = openFirst({"libnccl.so.2", "/usr/local/cuda/lib64/libnccl.so.2", "/usr/local/cuda/lib/libnccl.so.2"},
+    void *h = openFirstLibrary({"libnccl.so.2", "/usr/local/cuda/lib64/libnccl.so.2", "/usr/local/cuda/lib/libnccl.so.2"},
                         &tried);
     if (!h) {
       a.error = "cannot load NCCL (libnccl.so.2):" + tried;
@@ -106,7 +99,7 @@ const CudaApi &cuda() {
   static CudaApi api = [] {
     CudaApi a;
     std::string tried;
-    void *h = openFirst({"libcuda.so.1", "libcuda.so"}, &tried);
+    void *h = openFirstLibrary({"libcuda.so.1", "libcuda.so"}, &tried);
     if (!h) {
       a.error = "NCCL needs a CUDA GPU, and the CUDA driver cannot be loaded:" + tried;
       return a;
