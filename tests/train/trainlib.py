@@ -32,7 +32,19 @@ def compile_model(tlc, workdir, overrides=TINY, name="model"):
 
 
 def markov_table(rng, vocab, successors=2):
-    return rng.integers(0, vocab, size=(vocab, successors))
+    """Each token's `successors` distinct next tokens. The first successors form one
+    random cycle through the whole vocabulary, so the chain is irreducible: a row with
+    a repeated successor would be an absorbing state (a corpus of one token repeated,
+    learnt to loss 0 while the validation split is not), and a closed subset of tokens
+    would let the train and validation splits see different tokens."""
+    cycle = rng.permutation(vocab)
+    table = np.empty((vocab, successors), dtype=np.int64)
+    for i in range(vocab):
+        table[cycle[i], 0] = cycle[(i + 1) % vocab]
+    for token in range(vocab):
+        others = np.setdiff1d(np.arange(vocab), [table[token, 0]])
+        table[token, 1:] = rng.choice(others, size=successors - 1, replace=False)
+    return table
 
 
 def markov_tokens(rng, table, count):
