@@ -149,9 +149,8 @@ nlohmann::json tomlValue(const std::string &path, int line, const std::string &t
   return value;
 }
 
-nlohmann::json parseToml(const std::string &path, const std::string &content) {
+nlohmann::json parseToml(const std::string &path, const std::string &content, std::map<std::string, int> &definedAt) {
   nlohmann::json out = nlohmann::json::object();
-  std::map<std::string, int> definedAt;
   std::istringstream in(content);
   std::string raw, section;
   for (int line = 1; std::getline(in, raw); ++line) {
@@ -299,7 +298,7 @@ nlohmann::json parseSetList(const std::vector<std::string> &items, const std::st
   return out;
 }
 
-nlohmann::json loadConfigFile(const std::string &path) {
+nlohmann::json loadConfigFile(const std::string &path, std::map<std::string, int> *lines) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError(path + ": cannot open config file: " + std::strerror(errno));
   std::stringstream ss;
@@ -322,7 +321,10 @@ nlohmann::json loadConfigFile(const std::string &path) {
     flattenJson(j, "", out);
     return out;
   }
-  return parseToml(path, content);
+  std::map<std::string, int> definedAt;
+  nlohmann::json out = parseToml(path, content, definedAt);
+  if (lines) *lines = std::move(definedAt);
+  return out;
 }
 
 void rejectUnknownKeys(const nlohmann::json &keyValues, const std::vector<std::string> &allowed,

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -79,7 +80,7 @@ nlohmann::json parseSetList(const std::vector<std::string> &items,
 
 // Reads a config file into {key: value}, typed as parseSetList types them.
 // JSON when the name ends in .json or the first non-blank character is '{',
-// else a TOML subset:
+// else a TOML subset (with `lines`, the line each key was set on):
 //   key = value            # comment
 //   [section]              # later keys become "section.key"
 // values: "basic strings" (\" \\ \n \t escapes), 'literal strings',
@@ -87,7 +88,7 @@ nlohmann::json parseSetList(const std::vector<std::string> &items,
 // those. Nested JSON objects are flattened the same way ("a.b"). Anything
 // else (inline tables, multi-line strings, dates, a key given twice) is a
 // UsageError naming the file, the line and the key.
-nlohmann::json loadConfigFile(const std::string &path);
+nlohmann::json loadConfigFile(const std::string &path, std::map<std::string, int> *lines = nullptr);
 
 // Throws a UsageError naming `where` (a file or option), the first unknown
 // key and the allowed ones, when `keyValues` holds a key not in `allowed`.

@@ -1,7 +1,9 @@
 #include "runtime/train/config.h"
 
+#include "runtime/cli.h"
+
 #include <cmath>
-#include <fstream>
+#include <map>
 #include <sstream>
 #include <variant>
 
@@ -65,23 +67,8 @@ std::string knownKeys() {
   return s;
 }
 
-std::string trim(const std::string &s) {
-  size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
-  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
-}
-
 [[noreturn]] void fail(const std::string &where, const std::string &what) {
   throw ConfigError(where + ": " + what);
-}
-
-// TOML: strips a trailing comment outside of a string.
-std::string stripComment(const std::string &line) {
-  bool inString = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    if (line[i] == '"') inString = !inString;
-    if (line[i] == '#' && !inString) return line.substr(0, i);
-  }
-  return line;
 }
 
 std::string formatDefault(const Config &c, const Key &k) {
@@ -115,6 +102,7 @@ void setKey(Config &c, const std::string &key, const nlohmann::json &value, cons
   const Key *k = findKey(key);
   if (!k) fail(where, "unknown key '" + key + "' (known keys: " + knownKeys() + ")");
   std::string named = "key '" + key + "'";
+  if (value.is_string()) fail(where, named + " has an invalid value '" + value.get<std::string>() + "'");
   std::visit([&](auto m) {
     using T = std::decay_t<decltype(c.*m)>;
     if constexpr (std::is_same_v<T, bool>) {
@@ -137,41 +125,14 @@ void setKey(Config &c, const std::string &key, const nlohmann::json &value, cons
   }, k->member);
 }
 
-nlohmann::json parseScalar(const std::string &raw, const std::string &key, const std::string &where) {
-  std::string text = trim(raw);
-  if (text.empty()) fail(where, "key '" + key + "' has no value");
-  if (text == "true") return true;
-  if (text == "false") return false;
-  if (text.size() >= 2 && text.front() == '"' && text.back() == '"') return text.substr(1, text.size() - 2);
-  std::string digits;  // TOML allows 2_097_152
-  for (char ch : text)
-    if (ch != '_') digits += ch;
+void applySet(Config &c, const std::vector<std::string> &items) {
+  nlohmann::json keyValues;
   try {
-    size_t used = 0;
-    if (digits.find_first_of(".eEnN") == std::string::npos) {
-      long long v = std::stoll(digits, &used);
-      if (used == digits.size()) return static_cast<int64_t>(v);
-    } else {
-      double v = std::stod(digits, &used);
-      if (used == digits.size() && std::isfinite(v)) return v;
-    }
-  } catch (const std::exception &) {
+    keyValues = cli::parseSetList(items, "--set");
+  } catch (const cli::UsageError &e) {
+    throw ConfigError(e.what());
   }
-  fail(where, "key '" + key + "' has an invalid value '" + text + "'");
-}
-
-void applySet(Config &c, const std::string &list) {
-  std::stringstream in(list);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    item = trim(item);
-    if (item.empty()) continue;
-    size_t eq = item.find('=');
-    if (eq == std::string::npos) fail("--set", "'" + item + "' is not key=value");
-    std::string key = trim(item.substr(0, eq));
-    if (!findKey(key)) setKey(c, key, nullptr, "--set");  // unknown key: the usual message
-    setKey(c, key, parseScalar(item.substr(eq + 1), key, "--set"), "--set");
-  }
+  for (auto it = keyValues.begin(); it != keyValues.end(); ++it) setKey(c, it.key(), it.value(), "--set");
 }
 
 Config fromJson(const nlohmann::json &j, const std::string &where) {
@@ -182,38 +143,19 @@ Config fromJson(const nlohmann::json &j, const std::string &where) {
 }
 
 void applyFile(Config &c, const std::string &path) {
-  std::ifstream f(path);
-  if (!f) fail(path, "cannot read the configuration file");
-  std::stringstream buffer;
-  buffer << f.rdbuf();
-  std::string text = buffer.str();
-  bool json = path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
-  bool toml = path.size() >= 5 && path.compare(path.size() - 5, 5, ".toml") == 0;
-  if (!json && !toml) json = trim(text).rfind('{', 0) == 0;
-  if (json) {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error &e) {
-      fail(path, std::string("not valid JSON: ") + e.what());
-    }
-    if (!j.is_object()) fail(path, "the configuration must be a JSON object of key: value");
-    for (auto it = j.begin(); it != j.end(); ++it) setKey(c, it.key(), it.value(), path);
-    return;
+  nlohmann::json keyValues;
+  std::map<std::string, int> lines;
+  try {
+    keyValues = cli::loadConfigFile(path, &lines);
+  } catch (const cli::UsageError &e) {
+    throw ConfigError(e.what());
   }
-  // Flat TOML: key = value lines; a [train] table header is accepted.
-  std::stringstream in(text);
-  std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    std::string where = path + ":" + std::to_string(number);
-    line = trim(stripComment(line));
-    if (line.empty() || line == "[train]") continue;
-    if (line.front() == '[') fail(where, "unexpected table " + line + " (keys are top-level or under [train])");
-    size_t eq = line.find('=');
-    if (eq == std::string::npos) fail(where, "expected key = value");
-    std::string key = trim(line.substr(0, eq));
-    if (!findKey(key)) setKey(c, key, nullptr, where);
-    setKey(c, key, parseScalar(line.substr(eq + 1), key, where), where);
+  for (auto it = keyValues.begin(); it != keyValues.end(); ++it) {
+    auto line = lines.find(it.key());
+    std::string where = line == lines.end() ? path : path + ":" + std::to_string(line->second);
+    // Keys may sit at the top level or in a [train] table ({"train": {...}} in JSON).
+    std::string key = it.key().rfind("train.", 0) == 0 ? it.key().substr(6) : it.key();
+    setKey(c, key, it.value(), where);
   }
 }
 

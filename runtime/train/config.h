@@ -1,6 +1,7 @@
 // The trainer's configuration: one table of keys (name, type, default, range,
-// help) drives defaults, --config files (JSON or flat TOML), --set overrides,
-// validation, config.json and `tlrun train --help`.
+// help) drives defaults, --config files and --set overrides (both read by the
+// shared command-line layer, runtime/cli.h), validation, config.json and
+// `tlrun train --help`.
 #pragma once
 
 #include <cstdint>
@@ -51,11 +52,11 @@ const std::vector<KeyInfo> &configKeys();
 // Sets one key from a JSON value (from a file or a parsed --set value);
 // `where` prefixes errors ("config.toml" or "--set").
 void setKey(Config &c, const std::string &key, const nlohmann::json &value, const std::string &where);
-// A scalar as TOML writes it: integer, float, true/false, "string".
-nlohmann::json parseScalar(const std::string &text, const std::string &key, const std::string &where);
-// --set "a=1,b=2" (repeatable).
-void applySet(Config &c, const std::string &list);
-// A JSON object or a flat TOML file (by extension; otherwise by content).
+// The --set occurrences ("a=1,b=2" each), parsed by cli::parseSetList: a key
+// given twice, in one occurrence or across them, is an error.
+void applySet(Config &c, const std::vector<std::string> &items);
+// A config file read by cli::loadConfigFile (JSON, or TOML with line numbers
+// in messages); keys at the top level or under [train].
 void applyFile(Config &c, const std::string &path);
 // Ranges of every key and their relations (min_lr <= lr, ...).
 void validate(const Config &c);

@@ -333,7 +333,9 @@ class Trainer {
         h.lr = lr, h.beta1 = c_.beta1, h.beta2 = c_.beta2, h.eps = c_.eps, h.weightDecay = c_.weight_decay;
         h.step = ++state_.adamStep;
         h.gradScale = 1.0 / static_cast<double>(accum_);
-        if (c_.grad_clip > 0 && norm > c_.grad_clip) h.gradScale *= c_.grad_clip / norm;
+        // torch.nn.utils.clip_grad_norm_: the coefficient max/(norm + 1e-6), clamped to 1.
+        double clip = c_.grad_clip / (norm + 1e-6);
+        if (c_.grad_clip > 0 && clip < 1) h.gradScale *= clip;
         engine_.adamw(opt, h);
         dp_.gatherParams();
         state_.nonfiniteInARow = 0;
@@ -424,7 +426,7 @@ class Trainer {
 Config resolveConfig(const TrainOptions &o, const nlohmann::json *checkpointConfig) {
   Config c = checkpointConfig ? fromJson(*checkpointConfig, "the checkpoint's config") : Config();
   if (!o.configFile.empty()) applyFile(c, o.configFile);
-  for (const std::string &s : o.sets) applySet(c, s);
+  applySet(c, o.sets);
   if (o.steps > 0) c.steps = o.steps;
   validate(c);
   if (checkpointConfig) {

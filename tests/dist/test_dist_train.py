@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
-from trainlib import TINY, compile_model, latest, markov_table, markov_tokens, metrics, read_safetensors, write_shard  # noqa: E402
+from trainlib import TINY, compile_model, latest, markov_table, markov_tokens, merge_sets, metrics, read_safetensors, write_shard  # noqa: E402
 
 FAILURES = []
 # 4 micro-batches of 2x16 per step: 1, 2 or 4 ranks share them equally.
@@ -91,7 +91,7 @@ def compare(name, ref, got, steps, tol=1e-6):
 
 def test_trajectory(work, rng, data, model):
     ref_dir = os.path.join(work, "ref")
-    out = train(1, [model, "--data", data, "--out", ref_dir, "--set", BASE + ",steps=6"])
+    out = train(1, [model, "--data", data, "--out", ref_dir, "--set", merge_sets(BASE, "steps=6")])
     check(out.returncode == 0, f"1 rank trains 6 steps ({out.stderr.strip()[-300:]})")
     ref = metrics(ref_dir)
     flat = json.load(open(os.path.join(latest(ref_dir), "state.json")))["layout"]["flat_elements"]
@@ -99,7 +99,7 @@ def test_trajectory(work, rng, data, model):
     for ranks, zero in [(2, 2), (4, 2), (2, 0), (2, 1)]:
         name = f"{ranks} ranks zero={zero}"
         run_dir = os.path.join(work, f"r{ranks}z{zero}")
-        out = train(ranks, [model, "--data", data, "--out", run_dir, "--set", BASE + f",steps=6,zero={zero}"])
+        out = train(ranks, [model, "--data", data, "--out", run_dir, "--set", merge_sets(BASE, f"steps=6,zero={zero}")])
         check(out.returncode == 0, f"{name} trains ({out.stderr.strip()[-400:]})")
         if out.returncode != 0:
             continue
@@ -137,7 +137,7 @@ def test_bf16(work, rng, data, model):
     runs = {}
     for ranks, zero in [(1, 2), (2, 2), (4, 1)]:
         run_dir = os.path.join(work, f"bf16-r{ranks}z{zero}")
-        out = train(ranks, [tlx, "--data", data, "--out", run_dir, "--set", BASE + f",steps=6,zero={zero}"])
+        out = train(ranks, [tlx, "--data", data, "--out", run_dir, "--set", merge_sets(BASE, f"steps=6,zero={zero}")])
         check(out.returncode == 0, f"bf16, {ranks} ranks zero={zero} trains ({out.stderr.strip()[-300:]})")
         if out.returncode == 0:
             runs[ranks] = run_dir
@@ -152,13 +152,13 @@ def test_bf16(work, rng, data, model):
 
 def test_reshard(work, rng, data, model):
     ref_dir = os.path.join(work, "rs-ref")
-    out = train(1, [model, "--data", data, "--out", ref_dir, "--set", BASE + ",steps=6"])
+    out = train(1, [model, "--data", data, "--out", ref_dir, "--set", merge_sets(BASE, "steps=6")])
     check(out.returncode == 0, "1 rank trains 6 steps")
     ref = metrics(ref_dir)
     for first, second in [(4, 2), (2, 4), (4, 1)]:
         a = os.path.join(work, f"rs-{first}")
         if not os.path.exists(a):  # the whole 6-step schedule, a checkpoint at step 3
-            out = train(first, [model, "--data", data, "--out", a, "--set", BASE + ",steps=6,checkpoint_every=3"])
+            out = train(first, [model, "--data", data, "--out", a, "--set", merge_sets(BASE, "steps=6,checkpoint_every=3")])
             check(out.returncode == 0, f"{first} ranks train 6 steps ({out.stderr.strip()[-300:]})")
         b = os.path.join(work, f"rs-{first}-to-{second}")
         out = train(second, [model, "--data", data, "--out", b, "--resume=" + os.path.join(a, "checkpoints", "3")])
@@ -190,7 +190,7 @@ def wait_for(lines, pattern, timeout=60):
 def fault(work, data, model, name, sig, timeout_s, expect):
     run_dir = os.path.join(work, name)
     proc, lines = start_job([model, "--data", data, "--out", run_dir, "--set",
-                             BASE + f",steps=100000,checkpoint_every=2,comm_timeout_s={timeout_s}"])
+                             merge_sets(BASE, f"steps=100000,checkpoint_every=2,comm_timeout_s={timeout_s}")])
     pid = wait_for(lines, r"^rank 1 of 2 \(pid (\d+)")
     step = wait_for(lines, r"^step 3/")
     check(pid is not None and step is not None, f"{name}: the job starts and trains")
@@ -235,7 +235,7 @@ def test_hang(work, rng, data, model):
 def test_signal(work, rng, data, model):
     """SIGTERM to one rank: every rank stops after the same step, a checkpoint is written, 143."""
     run_dir = os.path.join(work, "signal")
-    proc, lines = start_job([model, "--data", data, "--out", run_dir, "--set", BASE + ",steps=100000,checkpoint_every=0"])
+    proc, lines = start_job([model, "--data", data, "--out", run_dir, "--set", merge_sets(BASE, "steps=100000,checkpoint_every=0")])
     pid = wait_for(lines, r"^rank 1 of 2 \(pid (\d+)")
     step = wait_for(lines, r"^step 3/")
     check(pid is not None and step is not None, "signal: the job starts and trains")
@@ -264,9 +264,9 @@ def test_signal(work, rng, data, model):
 
 def test_mismatch(work, rng, data, model):
     run_dir = os.path.join(work, "mismatch")
-    args = [ARGS.tlrun, "train", model, "--data", data, "--out", run_dir, "--set", BASE + ",steps=4"]
+    args = [ARGS.tlrun, "train", model, "--data", data, "--out", run_dir, "--set", merge_sets(BASE, "steps=4")]
     cmd = [ARGS.mpiexec, "--allow-run-as-root", "--oversubscribe", "-np", "1"] + args + [":", "-np", "1"] + args + \
-          ["--set", "lr=2e-2"]
+          ["--set", "weight_decay=0.05"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     text = out.stdout + out.stderr
     print("  " + "\n  ".join(line for line in text.splitlines() if "disagree" in line))
@@ -275,7 +275,7 @@ def test_mismatch(work, rng, data, model):
           "the message names the configuration and rank 1")
     check(not os.path.exists(os.path.join(run_dir, "metrics.jsonl")), "nothing was trained")
     # A global batch the ranks cannot share equally (4 micro-batches, 3 ranks).
-    out = train(3, [model, "--data", data, "--out", os.path.join(work, "uneven"), "--set", BASE + ",steps=2"])
+    out = train(3, [model, "--data", data, "--out", os.path.join(work, "uneven"), "--set", merge_sets(BASE, "steps=2")])
     check(out.returncode != 0 and "which the 3 ranks cannot share equally" in out.stderr
           and not os.path.exists(os.path.join(work, "uneven")),
           f"4 micro-batches on 3 ranks: refused naming batch_tokens, nothing written ({out.returncode})")

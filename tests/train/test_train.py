@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trainlib import (TINY, compile_model, latest, markov_table, markov_tokens, metrics, read_safetensors,  # noqa: E402
+from trainlib import (TINY, compile_model, latest, markov_table, markov_tokens, merge_sets, metrics, read_safetensors,  # noqa: E402
                       tree_state, write_shard)
 
 FAILURES = []
@@ -96,11 +96,11 @@ def test_resume(work, rng):
     tlx, _ = MODEL
     data = make_data(os.path.join(work, "resume-data"), rng)
     straight, part = os.path.join(work, "straight"), os.path.join(work, "part")
-    sets = BASE + ",steps=16,checkpoint_every=8,shuffle=true"
+    sets = merge_sets(BASE, "steps=16,checkpoint_every=8,shuffle=true")
     out = tlrun(["train", tlx, "--data", data, "--out", straight, "--set", sets])
     check(out.returncode == 0, f"16 steps straight ({out.stderr.strip()[-300:]})")
     # The first half alone (as an interrupted run would have left it), then resumed.
-    out = tlrun(["train", tlx, "--data", data, "--out", part, "--set", sets + ",checkpoint_every=0", "--steps", "16",
+    out = tlrun(["train", tlx, "--data", data, "--out", part, "--set", merge_sets(sets, "checkpoint_every=0"), "--steps", "16",
                  "--resume=" + os.path.join(straight, "checkpoints", "8")])
     check(out.returncode == 0 and "resuming from" in out.stdout, f"resume from step 8 ({out.stderr.strip()[-300:]})")
     a, b = metrics(straight), metrics(part)
@@ -124,7 +124,7 @@ def test_nonfinite(work, rng):
     run_dir = os.path.join(work, "nonfinite")
     # An absurd learning rate blows the weights up after the first update.
     out = tlrun(["train", tlx, "--data", data, "--out", run_dir, "--set",
-                 BASE + ",steps=50,warmup_steps=0,lr=1e30,min_lr=0,grad_clip=0,nonfinite_limit=3,checkpoint_every=0"])
+                 merge_sets(BASE, "steps=50,warmup_steps=0,lr=1e30,min_lr=0,grad_clip=0,nonfinite_limit=3,checkpoint_every=0")])
     m = metrics(run_dir)
     skipped = [e["step"] for e in m if e.get("skipped")]
     print(f"  {out.stderr.strip()}")
@@ -154,7 +154,7 @@ def wait_for_step(run_dir, step, proc, timeout=60):
 def test_signals(work, rng):
     tlx, _ = MODEL
     data = make_data(os.path.join(work, "signal-data"), rng)
-    sets = BASE + ",steps=400,checkpoint_every=0,val_every=50"
+    sets = merge_sets(BASE, "steps=400,checkpoint_every=0,val_every=50")
     straight, stopped = os.path.join(work, "sig-straight"), os.path.join(work, "sig-stopped")
     out = tlrun(["train", tlx, "--data", data, "--out", straight, "--set", sets])
     check(out.returncode == 0, "400 steps straight")
@@ -189,7 +189,7 @@ def test_signals(work, rng):
 
     # SIGKILL at random moments of a run that checkpoints every step.
     killed = os.path.join(work, "killed")
-    sets = BASE + ",steps=100000,checkpoint_every=1,keep_checkpoints=2,val_every=0"
+    sets = merge_sets(BASE, "steps=100000,checkpoint_every=1,keep_checkpoints=2,val_every=0")
     survived = 0
     for attempt in range(6):
         args = ["train", tlx, "--data", data, "--out", killed, "--set", sets]
@@ -225,7 +225,7 @@ def test_bad_input(work, rng):
     tlx, info = MODEL
     data = make_data(os.path.join(work, "bad-data"), rng)
     run_dir = os.path.join(work, "bad-run")
-    sets = BASE + ",steps=6,checkpoint_every=3"
+    sets = merge_sets(BASE, "steps=6,checkpoint_every=3")
     out = tlrun(["train", tlx, "--data", data, "--out", run_dir, "--set", sets])
     check(out.returncode == 0, "a good run to damage")
     fresh = os.path.join(work, "fresh")
@@ -330,7 +330,7 @@ def test_plot(work, rng):
     tlx, _ = MODEL
     data = make_data(os.path.join(work, "plot-data"), rng)
     run_dir = os.path.join(work, "plot-run")
-    out = tlrun(["train", tlx, "--data", data, "--out", run_dir, "--set", BASE + ",steps=12"],
+    out = tlrun(["train", tlx, "--data", data, "--out", run_dir, "--set", merge_sets(BASE, "steps=12")],
                 env=dict(os.environ, TLC_PROFILE="1"))
     check(out.returncode == 0, "a run to plot")
     # TLC_PROFILE=1 times the optimizer's kernels too: one call of each per step.

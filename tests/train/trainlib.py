@@ -21,6 +21,17 @@ def run(cmd, **kw):
     return result.stdout
 
 
+def merge_sets(*lists):
+    """One --set list from several, later keys replacing earlier ones (tlrun refuses a
+    key given twice)."""
+    merged = {}
+    for items in lists:
+        for item in filter(None, items.split(",")):
+            key, value = item.split("=", 1)
+            merged[key] = value
+    return ",".join(f"{k}={v}" for k, v in merged.items())
+
+
 def compile_model(tlc, workdir, overrides=TINY, name="model"):
     """Emits and compiles a tiny TinyLlama; returns (artifact path, info json)."""
     mlir = os.path.join(workdir, name + ".mlir")

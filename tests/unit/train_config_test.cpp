@@ -46,8 +46,7 @@ TEST(TrainConfig, DefaultsAreTheTinyLlamaRecipe) {
 
 TEST(TrainConfig, SetParsesEveryType) {
   Config c;
-  applySet(c, "steps=20, lr=1e-3,shuffle=false,batch_tokens=2_048");
-  applySet(c, "grad_clip=0");
+  applySet(c, {"steps=20, lr=1e-3,shuffle=false", "batch_tokens=2048", "grad_clip=0"});
   EXPECT_EQ(c.steps, 20);
   EXPECT_DOUBLE_EQ(c.lr, 1e-3);
   EXPECT_FALSE(c.shuffle);
@@ -57,13 +56,15 @@ TEST(TrainConfig, SetParsesEveryType) {
 
 TEST(TrainConfig, RejectsNamingTheKey) {
   Config c;
-  EXPECT_NE(errorOf([&] { applySet(c, "stepz=3"); }).find("unknown key 'stepz'"), std::string::npos);
-  EXPECT_NE(errorOf([&] { applySet(c, "steps=0"); }).find("key 'steps' must be >= 1"), std::string::npos);
-  EXPECT_NE(errorOf([&] { applySet(c, "steps=2.5"); }).find("key 'steps' must be an integer"), std::string::npos);
-  EXPECT_NE(errorOf([&] { applySet(c, "shuffle=1"); }).find("key 'shuffle' must be true or false"), std::string::npos);
-  EXPECT_NE(errorOf([&] { applySet(c, "lr=fast"); }).find("key 'lr' has an invalid value 'fast'"), std::string::npos);
-  EXPECT_NE(errorOf([&] { applySet(c, "beta2=-0.1"); }).find("key 'beta2'"), std::string::npos);
-  EXPECT_NE(errorOf([&] { applySet(c, "lr"); }).find("'lr' is not key=value"), std::string::npos);
+  EXPECT_NE(errorOf([&] { applySet(c, {"stepz=3"}); }).find("unknown key 'stepz'"), std::string::npos);
+  EXPECT_NE(errorOf([&] { applySet(c, {"steps=0"}); }).find("key 'steps' must be >= 1"), std::string::npos);
+  EXPECT_NE(errorOf([&] { applySet(c, {"steps=2.5"}); }).find("key 'steps' must be an integer"), std::string::npos);
+  EXPECT_NE(errorOf([&] { applySet(c, {"shuffle=1"}); }).find("key 'shuffle' must be true or false"), std::string::npos);
+  EXPECT_NE(errorOf([&] { applySet(c, {"lr=fast"}); }).find("key 'lr' has an invalid value 'fast'"), std::string::npos);
+  EXPECT_NE(errorOf([&] { applySet(c, {"beta2=-0.1"}); }).find("key 'beta2'"), std::string::npos);
+  EXPECT_NE(errorOf([&] { applySet(c, {"steps=3", "steps=4"}); }).find("--set: key 'steps' given twice"),
+            std::string::npos);
+  EXPECT_NE(errorOf([&] { applySet(c, {"lr"}); }).find("--set: 'lr' is not of the form key=value"), std::string::npos);
   Config bad;
   bad.min_lr = 1, bad.lr = 0.5;
   EXPECT_NE(errorOf([&] { validate(bad); }).find("key 'min_lr'"), std::string::npos);
@@ -87,19 +88,31 @@ TEST(TrainConfig, JsonAndTomlFiles) {
   std::string path = writeTemp("bad.toml", "steps = 3\nlearning_rate = 2\n");
   std::string e = errorOf([&] { Config x; applyFile(x, path); });
   EXPECT_NE(e.find(path + ":2: unknown key 'learning_rate'"), std::string::npos) << e;
+  path = writeTemp("range.toml", "[train]\nsteps = 3\n\nlr = -1 # negative\n");
+  e = errorOf([&] { Config x; applyFile(x, path); });
+  EXPECT_NE(e.find(path + ":4: key 'lr' must be >= 0"), std::string::npos) << e;
+  path = writeTemp("other.toml", "[model]\nsteps = 3\n");
+  e = errorOf([&] { Config x; applyFile(x, path); });
+  EXPECT_NE(e.find(path + ":2: unknown key 'model.steps'"), std::string::npos) << e;
+  path = writeTemp("twice.toml", "steps = 3\nsteps = 4\n");
+  e = errorOf([&] { Config x; applyFile(x, path); });
+  EXPECT_NE(e.find(path + ":2: key 'steps' given twice (first on line 1)"), std::string::npos) << e;
+  Config nested;
+  applyFile(nested, writeTemp("nested.json", R"({"train": {"steps": 5}})"));
+  EXPECT_EQ(nested.steps, 5);
   path = writeTemp("bad.json", R"({"steps": -1})");
   e = errorOf([&] { Config x; applyFile(x, path); });
   EXPECT_NE(e.find(path + ": key 'steps' must be >= 1"), std::string::npos) << e;
   path = writeTemp("broken.json", "{\"steps\": ");
   e = errorOf([&] { Config x; applyFile(x, path); });
-  EXPECT_NE(e.find("not valid JSON"), std::string::npos) << e;
+  EXPECT_NE(e.find(path + ":1: invalid JSON"), std::string::npos) << e;
   e = errorOf([&] { Config x; applyFile(x, ::testing::TempDir() + "absent.toml"); });
-  EXPECT_NE(e.find("absent.toml: cannot read"), std::string::npos) << e;
+  EXPECT_NE(e.find("absent.toml: cannot open config file"), std::string::npos) << e;
 }
 
 TEST(TrainConfig, JsonRoundTrip) {
   Config c;
-  applySet(c, "steps=11,lr=0.003,decay_norms=true,seed=5");
+  applySet(c, {"steps=11,lr=0.003,decay_norms=true,seed=5"});
   Config back = fromJson(c.toJson(), "config.json");
   EXPECT_EQ(back.toJson(), c.toJson());
 }
