@@ -194,4 +194,23 @@ void writePlot(const std::string &metricsPath, const std::string &svgPath, const
   }
 }
 
+double flopsPerToken(int64_t parameters, int64_t embeddingParameters, int64_t layers, int64_t dim, int64_t seq) {
+  return 6.0 * static_cast<double>(parameters - embeddingParameters) +
+         12.0 * static_cast<double>(layers) * static_cast<double>(dim) * static_cast<double>(seq);
+}
+
+double peakFlops(const std::string &device, bool bf16) {
+  struct Gpu {
+    const char *name;
+    double bf16, tf32;
+  };
+  for (Gpu g : {Gpu{"H200", 989e12, 494e12}, Gpu{"H100", 989e12, 494e12}, Gpu{"A100", 312e12, 156e12}})
+    if (device.find(g.name) != std::string::npos) return bf16 ? g.bf16 : g.tf32;
+  return 0;
+}
+
+double modelFlopsUtilisation(double tokensPerSecond, double flopsPerToken, double peakPerDevice, int world) {
+  return peakPerDevice > 0 && world > 0 ? tokensPerSecond * flopsPerToken / (peakPerDevice * world) : 0;
+}
+
 }  // namespace tlc::train

@@ -118,17 +118,6 @@ std::vector<float> initialWeights(const artifact::Tensor &p, size_t index, uint6
   return w;
 }
 
-// Peak dense FLOP/s of known GPUs (bf16, else TF32), for MFU; 0 when unknown.
-double peakFlops(const std::string &device, bool bf16) {
-  struct Gpu {
-    const char *name;
-    double bf16, tf32;
-  };
-  for (Gpu g : {Gpu{"H200", 989e12, 494e12}, Gpu{"H100", 989e12, 494e12}, Gpu{"A100", 312e12, 156e12}})
-    if (device.find(g.name) != std::string::npos) return bf16 ? g.bf16 : g.tf32;
-  return 0;
-}
-
 void writeTextAtomic(const std::string &path, const std::string &text) {
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   FILE *f = std::fopen(tmp.c_str(), "wb");
@@ -274,12 +263,13 @@ class Trainer {
     } else if (!data_.hasValidation()) std::printf("note: %s has no validation shards ('val' in the name): no validation loss\n", o_.dataDir.c_str());
     else if (!engine_.hasEvalLoss()) std::printf("note: %s has no forward-only loss: no validation loss\n", o_.model.c_str());
     double peak = peakFlops(device_, a_.paramDType() == artifact::DType::BF16);
-    double flopsPerToken = 0;
-    if (peak > 0) {
-      int64_t n = 0;
-      for (const TensorSlot &t : layout_.tensors) n += t.numel;
-      flopsPerToken = 6.0 * n + 12.0 * a_.config.value("layers", 0) * a_.config.value("dim", 0) * layout_.seq;
+    int64_t parameters = 0, embedding = 0;
+    for (const TensorSlot &t : layout_.tensors) {
+      parameters += t.numel;
+      if (t.name == "model.embed_tokens.weight") embedding = t.numel;
     }
+    double modelFlops = flopsPerToken(parameters, embedding, a_.config.value("layers", 0), a_.config.value("dim", 0),
+                                      layout_.seq);
     if (root)
       std::printf("training %s: %lld steps from step %lld, %lld micro-batches of %lldx%lld per step (%lld tokens), %s\n",
                 o_.model.c_str(), static_cast<long long>(c_.steps), static_cast<long long>(state_.step),
@@ -358,7 +348,8 @@ class Trainer {
         double elapsed = std::chrono::duration<double>(now - start).count();
         double tps = interval > 0 ? static_cast<double>(intervalSteps * c_.batch_tokens) / interval : 0;
         entry["tokens_per_s"] = tps;
-        if (peak > 0) entry["mfu"] = tps * flopsPerToken / peak;
+        // tps counts every rank's tokens: utilisation of all the devices.
+        if (peak > 0) entry["mfu"] = modelFlopsUtilisation(tps, modelFlops, peak, dp_.world());
         entry["elapsed_s"] = elapsed;
         if (dp_.world() > 1) {
           entry["comm_s"] = commSum / static_cast<double>(intervalSteps);

@@ -68,3 +68,23 @@ TEST(TrainMetrics, PlotDrawsEverySeries) {
     EXPECT_NE(std::string(e.what()).find("bad.jsonl:2"), std::string::npos) << e.what();
   }
 }
+
+TEST(TrainMetrics, ModelFlopsUtilisationMatchesTheTinyLlamaPaper) {
+  // TinyLlama 1.1B (DESIGN.md): 24,000 tokens/s per A100-40G in bf16 is
+  // "56% MFU" in the paper's code; the estimate must land near it.
+  int64_t d = 2048, ffn = 5632, vocab = 32000, layers = 22, kvDim = 256;
+  int64_t perLayer = d * d * 2 + d * kvDim * 2 + 3 * d * ffn + 2 * d;
+  int64_t parameters = layers * perLayer + 2 * vocab * d + d;
+  EXPECT_EQ(parameters, 1100048384);  // the paper's 1.1B
+  double f = flopsPerToken(parameters, vocab * d, layers, d, 2048);
+  EXPECT_NEAR(f, 6.0 * (1100048384 - 32000 * 2048) + 12.0 * 22 * 2048 * 2048, 1.0);
+  double a100 = peakFlops("NVIDIA A100-SXM4-40GB", /*bf16=*/true);
+  EXPECT_EQ(a100, 312e12);
+  double mfu = modelFlopsUtilisation(24000.0, f, a100, 1);
+  EXPECT_NEAR(mfu, 0.56, 0.01);
+  // 16 GPUs at 16x the tokens/s: the same utilisation.
+  EXPECT_DOUBLE_EQ(modelFlopsUtilisation(16 * 24000.0, f, a100, 16), mfu);
+  EXPECT_EQ(peakFlops("NVIDIA H100 80GB HBM3", false), 494e12);
+  EXPECT_EQ(peakFlops("cpu (2 threads)", true), 0.0);
+  EXPECT_EQ(modelFlopsUtilisation(1000.0, f, 0.0, 1), 0.0);
+}
