@@ -46,6 +46,8 @@ const std::vector<Key> &table() {
       {{"nonfinite_limit", "int", ">= 1", "consecutive steps with a non-finite loss or gradient norm that stop the run"},
        &Config::nonfinite_limit, 1, kBig},
       {{"decay_norms", "bool", "true/false", "apply weight decay to 1-D tensors (norms) as well"}, &Config::decay_norms, 0, 1},
+      {{"final_checkpoint", "bool", "true/false", "write a checkpoint when the run ends (false: benchmarks; a signal "
+        "still writes one)"}, &Config::final_checkpoint, 0, 1},
       {{"zero", "int", "0 .. 2", "data parallelism: 0 replicated (all-reduce), 1 optimizer state sharded, 2 gradients "
         "reduced to their owners every micro-batch too (3, parameters sharded, is not built)"}, &Config::zero, 0, 2},
       {{"comm_timeout_s", "float", "> 0", "seconds a rank waits in a collective before the job is ended naming the "

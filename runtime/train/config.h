@@ -32,6 +32,7 @@ struct Config {
   // Beyond the fixed interface keys.
   int64_t nonfinite_limit = 5;  // consecutive non-finite steps that stop the run
   bool decay_norms = false;     // weight decay on 1-D tensors (norms) too
+  bool final_checkpoint = true; // false: benchmarks skip writing the last state
   // Data parallelism (docs/distributed.md): ZeRO stage, collective timeout,
   // gradient bucket size.
   int64_t zero = 2;

@@ -388,13 +388,18 @@ class Trainer {
                      dir.c_str());
         return 128 + sig;
       }
-      if (last || (c_.checkpoint_every > 0 && state_.step % c_.checkpoint_every == 0)) checkpoint();
+      if ((last && c_.final_checkpoint) || (c_.checkpoint_every > 0 && state_.step % c_.checkpoint_every == 0))
+        checkpoint();
     }
-    if (lastCheckpointStep_ != state_.step) checkpoint();
-    if (root)
-      std::printf("done: %lld steps (%lld skipped as non-finite); checkpoint %s/checkpoints/%lld\n",
-                static_cast<long long>(state_.step), static_cast<long long>(state_.skippedSteps), o_.runDir.c_str(),
-                static_cast<long long>(state_.step));
+    if (c_.final_checkpoint && lastCheckpointStep_ != state_.step) checkpoint();
+    if (root) {
+      std::printf("done: %lld steps (%lld skipped as non-finite); ", static_cast<long long>(state_.step),
+                  static_cast<long long>(state_.skippedSteps));
+      if (lastCheckpointStep_ == state_.step)
+        std::printf("checkpoint %s/checkpoints/%lld\n", o_.runDir.c_str(), static_cast<long long>(state_.step));
+      else
+        std::printf("no final checkpoint (final_checkpoint=false)\n");
+    }
     return 0;
   }
 

@@ -15,7 +15,7 @@
              incompatible), configuration (unknown keys, out-of-range values), an
              unwritable run directory, a full disk while saving
   plot       tlrun plot draws train/validation loss and the learning rate as SVG; TLC_PROFILE=1
-             lists the optimizer's kernels
+             lists the optimizer's kernels; final_checkpoint=false writes no final checkpoint
 
 Fresh random data every run (the seed is printed). Run with /usr/bin/python3.
 """
@@ -330,9 +330,13 @@ def test_plot(work, rng):
     tlx, _ = MODEL
     data = make_data(os.path.join(work, "plot-data"), rng)
     run_dir = os.path.join(work, "plot-run")
-    out = tlrun(["train", tlx, "--data", data, "--out", run_dir, "--set", merge_sets(BASE, "steps=12")],
+    out = tlrun(["train", tlx, "--data", data, "--out", run_dir, "--set",
+                 merge_sets(BASE, "steps=12,checkpoint_every=5,final_checkpoint=false")],
                 env=dict(os.environ, TLC_PROFILE="1"))
     check(out.returncode == 0, "a run to plot")
+    check(sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == ["10", "5", "latest"]
+          and "no final checkpoint (final_checkpoint=false)" in out.stdout,
+          "final_checkpoint=false: the periodic checkpoints only, and the run says so")
     # TLC_PROFILE=1 times the optimizer's kernels too: one call of each per step.
     for kind in ["zero_grads", "opt_sumsq", "opt_adamw"]:
         check(re.search(rf"^  {kind} +[0-9.]+ s +[0-9.]+%  \(12 calls\)$", out.stderr, re.M) is not None,
