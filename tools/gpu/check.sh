@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU check, run on the GPU machine (one command, well under 5 minutes):
+# The GPU check, run on the GPU machine (one command, about 6 minutes with
+# the benchmark, under 2 without):
 # the tiny TinyLlama step on the CUDA device (NVRTC-compiled kernels,
 # cuBLASLt GEMMs) against the CPU runtime's results recorded by prepare.sh,
 # in f32 (TF32 GEMMs) and bf16, printed as a table. Needs build/tools/tlrun
@@ -20,4 +21,6 @@ done
 python3 "$out/compare.py" "$out" "$results" | tee "$results/table.txt" || status=1
 tools/gpu/nccl-check.sh || status=1
 tools/gpu/dist-train-check.sh || status=1
+# The benchmark only when the CUDA path is right (TLC_GPU_BENCH=0 skips it).
+if [ "$status" = 0 ] && [ "${TLC_GPU_BENCH:-1}" != 0 ]; then tools/gpu/bench.sh; fi
 exit $status

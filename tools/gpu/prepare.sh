@@ -58,6 +58,32 @@ PY
 mpirun --allow-run-as-root --oversubscribe -np 2 build/tools/tlrun train "$out/tiny-f32.tlx" --data "$out/dist-data" \
   --out "$out/dist-ref" --set "$(cat "$out/dist-sets.txt")" > "$out/dist-ref.txt"
 rm -rf "$out/dist-ref/checkpoints"
+# The benchmark (bench.sh): the anchor's two models in bf16 for CUDA, random
+# tokens for 20 steps of each, and the anchor script with its recorded figures.
+for preset in 124m 1.1b; do
+  build/tools/tlc emit tinyllama --preset "$preset" --dtype bf16 -o "$out/bench-$preset.mlir"
+  build/tools/tlc compile "$out/bench-$preset.mlir" -o "$out/bench-$preset.tlx" --target cuda > "$out/compile-bench-$preset.txt"
+  build/tools/tlc info "$out/bench-$preset.mlir" --json > "$out/bench-$preset.json"
+done
+/usr/bin/python3 - "$out" <<'PY'
+import json, os, sys
+import numpy as np
+sys.path.insert(0, "tests/parity")
+from tlio import write_shard
+out = sys.argv[1]
+rng = np.random.default_rng(1)
+for preset in ["124m", "1.1b"]:
+    c = json.load(open(os.path.join(out, f"bench-{preset}.json")))["config"]
+    tokens = c["micro_batch"] * c["seq"]
+    open(os.path.join(out, f"bench-{preset}.tokens"), "w").write(str(tokens))
+    os.makedirs(os.path.join(out, f"bench-data-{preset}"), exist_ok=True)
+    write_shard(os.path.join(out, f"bench-data-{preset}", "rand_train_000.bin"),
+                rng.integers(0, c["vocab"], size=21 * tokens + 1))
+PY
+anchors=${TLC_ANCHORS:-../shared/anchors}
+cp "$anchors/torch_baseline.py" "$out/"
+cat "$anchors"/torch_baseline_*.jsonl > "$out/torch_baseline_recorded.jsonl"
+cp tools/gpu/anchor_eager.py "$out/"
 cp tools/gpu/compare.py "$out/"
 cp build/bin/tl-comm-check "$out/"  # the NCCL communicator check (nccl-check.sh)
 echo "prepared $out/: $(ls "$out" | wc -l) files"
