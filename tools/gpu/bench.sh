@@ -11,6 +11,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 results=${OUT:-/tmp}
+[ -n "${GPU_ENV_DONE:-}" ] || source tools/gpu/env.sh
 run=$(mktemp -d)
 steps=${TLC_BENCH_STEPS:-10}
 for model in 124m 1.1b; do

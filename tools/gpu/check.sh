@@ -9,6 +9,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 out=gpu-check
 results=${OUT:-/tmp}
+source tools/gpu/env.sh
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | tee "$results/gpu.txt"
 status=0
 for dtype in f32 bf16; do

@@ -84,6 +84,9 @@ anchors=${TLC_ANCHORS:-../shared/anchors}
 cp "$anchors/torch_baseline.py" "$out/"
 cat "$anchors"/torch_baseline_*.jsonl > "$out/torch_baseline_recorded.jsonl"
 cp tools/gpu/anchor_eager.py "$out/"
+# tlrun's Debian libraries the GPU machine may lack (env.sh puts them on its path).
+mkdir -p "$out/lib"
+ldd build/tools/tlrun | awk '/libsentencepiece/ {print $3}' | xargs -I{} cp -L {} "$out/lib/"
 cp tools/gpu/compare.py "$out/"
 cp build/bin/tl-comm-check "$out/"  # the NCCL communicator check (nccl-check.sh)
 echo "prepared $out/: $(ls "$out" | wc -l) files"
