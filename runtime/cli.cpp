@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -153,6 +154,7 @@ nlohmann::json parseToml(const std::string &path, const std::string &content, st
   nlohmann::json out = nlohmann::json::object();
   std::istringstream in(content);
   std::string raw, section;
+  std::map<std::string, int> sectionAt;
   for (int line = 1; std::getline(in, raw); ++line) {
     std::string text = trim(raw);
     if (text.empty() || text[0] == '#') continue;
@@ -163,6 +165,9 @@ nlohmann::json parseToml(const std::string &path, const std::string &content, st
       section = close == std::string::npos ? "" : trim(text.substr(1, close - 1));
       if (section.empty() || (!rest.empty() && rest[0] != '#'))
         configError(path, line, "malformed section header '" + text + "'");
+      auto [it, fresh] = sectionAt.emplace(section, line);
+      if (!fresh)
+        configError(path, line, "table [" + section + "] given twice (first on line " + std::to_string(it->second) + ")");
       continue;
     }
     size_t eq = text.find('=');
@@ -299,17 +304,55 @@ nlohmann::json parseSetList(const std::vector<std::string> &items, const std::st
 }
 
 nlohmann::json loadConfigFile(const std::string &path, std::map<std::string, int> *lines) {
+  // Only a plain, small text file: a directory reads as empty, /dev/zero
+  // never ends, and a binary file's bytes do not belong in a message.
+  constexpr std::uintmax_t kMaxBytes = 16u << 20;
+  std::error_code ec;
+  std::filesystem::file_status status = std::filesystem::status(path, ec);
+  if (ec) throw UsageError(path + ": cannot open config file: " + ec.message());
+  if (std::filesystem::is_directory(status))
+    throw UsageError(path + ": given a directory, expected a config file (JSON or TOML)");
+  if (!std::filesystem::is_regular_file(status))
+    throw UsageError(path + ": not a regular file, expected a config file (JSON or TOML)");
+  if (std::filesystem::file_size(path, ec) > kMaxBytes)
+    throw UsageError(path + ": larger than 16 MiB: not a config file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError(path + ": cannot open config file: " + std::strerror(errno));
   std::stringstream ss;
   ss << in.rdbuf();
   std::string content = ss.str();
+  if (content.compare(0, 3, "\xEF\xBB\xBF") == 0) content.erase(0, 3);  // a UTF-8 byte order mark
+  for (size_t i = 0; i < content.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(content[i]);
+    if (c < 0x20 && c != '\n' && c != '\r' && c != '\t') {
+      size_t line = 1 + std::count(content.begin(), content.begin() + static_cast<std::ptrdiff_t>(i), '\n');
+      char byte[8];
+      std::snprintf(byte, sizeof byte, "0x%02x", c);
+      throw UsageError(path + ":" + std::to_string(line) + ": control byte " + byte +
+                       ": given binary data, expected a config file (JSON or TOML)");
+    }
+  }
   size_t first = content.find_first_not_of(" \t\r\n");
   bool jsonName = path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
   if (jsonName || (first != std::string::npos && content[first] == '{')) {
     nlohmann::json j;
+    // nlohmann keeps the last of duplicate keys: refuse them instead.
+    std::vector<std::vector<std::string>> keysPerObject;
+    auto refuseDuplicates = [&](int, nlohmann::json::parse_event_t event, nlohmann::json &parsed) {
+      using Event = nlohmann::json::parse_event_t;
+      if (event == Event::object_start) keysPerObject.emplace_back();
+      if (event == Event::object_end && !keysPerObject.empty()) keysPerObject.pop_back();
+      if (event == Event::key && !keysPerObject.empty()) {
+        std::vector<std::string> &seen = keysPerObject.back();
+        std::string key = parsed.get<std::string>();
+        if (std::find(seen.begin(), seen.end(), key) != seen.end())
+          throw UsageError(path + ": key '" + key + "' given twice");
+        seen.push_back(key);
+      }
+      return true;
+    };
     try {
-      j = nlohmann::json::parse(content);
+      j = nlohmann::json::parse(content, refuseDuplicates);
     } catch (const nlohmann::json::parse_error &e) {
       // byte offset -> line number
       size_t line = 1 + std::count(content.begin(),

@@ -36,7 +36,9 @@ fi
 echo "== 3/6 training on the CPU ($STEPS steps of 8192 tokens)"
 SETTINGS="steps=$STEPS,batch_tokens=8192,lr=3e-3,min_lr=3e-4,warmup_steps=10,log_every=5"
 SETTINGS="$SETTINGS,val_every=20,val_batches=2,checkpoint_every=40,keep_checkpoints=2"
-if [ -e "$OUT/run/checkpoints/latest" ]; then
+if [ -e "$OUT/run/checkpoints/latest" ] && [ "$(cat "$OUT/run/checkpoints/latest")" -ge "$STEPS" ] 2>/dev/null; then
+  echo "reusing the finished run $OUT/run ($(cat "$OUT/run/checkpoints/latest") steps)"
+elif [ -e "$OUT/run/checkpoints/latest" ]; then
   $TLRUN train "$OUT/tinyllama.tlx" --data "$OUT/data" --out "$OUT/run" --set "$SETTINGS" --resume
 else
   $TLRUN train "$OUT/tinyllama.tlx" --data "$OUT/data" --out "$OUT/run" --set "$SETTINGS"

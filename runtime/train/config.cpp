@@ -115,7 +115,10 @@ void setKey(Config &c, const std::string &key, const nlohmann::json &value, cons
       if (!value.is_number_integer() && !(value.is_number_float() && d == std::floor(d) && std::fabs(d) < 9e15))
         fail(where, named + " must be an integer, got " + value.dump());
       int64_t v = value.is_number_integer() ? value.get<int64_t>() : static_cast<int64_t>(d);
-      if (v < k->min || static_cast<double>(v) > k->max)
+      if (static_cast<double>(v) > k->max)
+        fail(where, named + " is too large (at most " + std::to_string(static_cast<int64_t>(k->max)) + "), got " +
+                        std::to_string(v));
+      if (v < k->min)
         fail(where, named + " must be " + k->info.range + ", got " + std::to_string(v));
       c.*m = v;
     } else {
@@ -152,11 +155,14 @@ void applyFile(Config &c, const std::string &path) {
   } catch (const cli::UsageError &e) {
     throw ConfigError(e.what());
   }
+  std::map<std::string, std::string> spelledAs;  // key -> as the file wrote it
   for (auto it = keyValues.begin(); it != keyValues.end(); ++it) {
     auto line = lines.find(it.key());
     std::string where = line == lines.end() ? path : path + ":" + std::to_string(line->second);
     // Keys may sit at the top level or in a [train] table ({"train": {...}} in JSON).
     std::string key = it.key().rfind("train.", 0) == 0 ? it.key().substr(6) : it.key();
+    auto [first, fresh] = spelledAs.emplace(key, it.key());
+    if (!fresh) fail(where, "key '" + key + "' given twice (as '" + first->second + "' and '" + it.key() + "')");
     setKey(c, key, it.value(), where);
   }
 }

@@ -115,6 +115,11 @@ Dataset::Dataset(const std::string &dir, int64_t vocab, int64_t batch, int64_t s
   }
   trainFiles_ = listShards(dir, "train");
   if (trainFiles_.empty()) fail(dir, "holds no training shards (*.bin files with 'train' in the name)");
+  // Names are classed by substring (llm.c's convention): one that says both
+  // would validate on training data.
+  for (const std::string &p : trainFiles_)
+    if (p.substr(dir.size() + 1).find("val") != std::string::npos)
+      fail(p, "the name contains both 'train' and 'val': is it training or validation data? Rename it");
   for (const std::string &p : trainFiles_) {
     train_.push_back(std::make_unique<Shard>(p));
     train_.back()->checkVocabulary(vocab);
@@ -131,6 +136,10 @@ Dataset::Dataset(const std::string &dir, int64_t vocab, int64_t batch, int64_t s
   valPrefix_.push_back(0);
   for (auto &s : val_)
     valPrefix_.push_back(valPrefix_.back() + static_cast<int64_t>(tokens::countMicroBatches(s->size(), batch_, seq_)));
+  if (!val_.empty() && valPrefix_.back() == 0)
+    fail(dir, "the validation shards hold no full micro-batch of B*T+1 = " + std::to_string(batch_ * seq_ + 1) +
+                  " tokens in one shard (" + std::to_string(val_.front()->size()) + " tokens in " + val_.front()->path() +
+                  "): add validation tokens or move the shards away");
   if (epochSize() == 0)
     fail(dir, "the training shards hold no full micro-batch of " +
                   std::string(shuffle_ ? std::to_string(batch_) + " windows of T+1 = " + std::to_string(seq_ + 1) + " tokens"

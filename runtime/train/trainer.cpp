@@ -39,17 +39,26 @@ struct Failure : std::runtime_error {
 // exits. A second signal gets the default action (the checkpoint on disk is
 // still the last complete one).
 volatile sig_atomic_t gStopSignal = 0;
+bool gAnnounceStop = false;  // rank 0 says at once that it will stop
 
 void onStopSignal(int sig) {
   gStopSignal = sig;
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
+  if (gAnnounceStop) {  // write(2): async-signal-safe, unlike printf
+    static const char message[] =
+        "\ntlrun train: stopping after the current step, then writing a checkpoint (signal again to stop at once, "
+        "losing the current step)\n";
+    ssize_t ignored = write(STDERR_FILENO, message, sizeof message - 1);
+    (void)ignored;
+  }
 }
 
 class StopSignals {
  public:
-  StopSignals() {
+  explicit StopSignals(bool announce) {
     gStopSignal = 0;
+    gAnnounceStop = announce;
     struct sigaction sa = {};
     sa.sa_handler = onStopSignal;
     sigemptyset(&sa.sa_mask);
@@ -277,7 +286,7 @@ class Trainer {
                 static_cast<long long>(c_.batch_tokens), device_.c_str());
     std::fflush(stdout);
 
-    StopSignals signals;
+    StopSignals signals(root);
     Clock::time_point start = Clock::now(), intervalStart = start;
     int64_t intervalSteps = 0, firstStep = state_.step;
     // Where this rank's reduced gradients are: everything (one rank, zero=0)
@@ -498,6 +507,10 @@ int runTrain(const TrainOptions &o) {
     Snapshot snap;
     if (o.resume) {  // this rank's range of the moments, whatever ranks wrote them
       snap = readCheckpoint(checkpointDir, layout, opt.begin, opt.end, rank == 0);
+      if (c.steps <= snap.state.step)
+        throw ConfigError("nothing to train: " + checkpointDir + " is at step " + std::to_string(snap.state.step) +
+                          " and the run ends at step " + std::to_string(c.steps) + " (give --steps N with N > " +
+                          std::to_string(snap.state.step) + " to continue it)");
       data.seek(snap.state.data);
     }
 

@@ -167,6 +167,8 @@ def test_signals(work, rng):
     print(f"  SIGTERM after step {step}: {err.strip()}")
     check(proc.returncode == 128 + signal.SIGTERM, f"SIGTERM exits {128 + signal.SIGTERM} (got {proc.returncode})")
     check("terminated (SIGTERM)" in err and "--resume" in err, "SIGTERM prints what happened and how to continue")
+    check(0 <= err.find("stopping after the current step") < err.find("terminated (SIGTERM)"),
+          "SIGTERM is acknowledged at once, before the step ends")
     check(20 <= step < 400 and len(metrics(stopped)) == step, "the checkpoint is of the last finished step")
     out = tlrun(["train", tlx, "--data", data, "--out", stopped, "--resume"])
     check(out.returncode == 0, f"resume after SIGTERM ({out.stderr.strip()[-300:]})")
@@ -260,6 +262,17 @@ def test_bad_input(work, rng):
     d = "tokenizer larger than the model"
     shard_case(d, good, None, r"manifest.json: the tokenizer's vocab_size 32000 exceeds the model's vocabulary of 64",
                manifest='{"vocab_size": 32000}')
+    both = os.path.join(work, "both-data")
+    os.makedirs(both)
+    write_shard(os.path.join(both, "x_train_and_val.bin"), good)
+    expect_failure("a shard named both train and val", ["train", tlx, "--data", both, "--out", fresh, "--set", sets],
+                   r"x_train_and_val.bin: the name contains both 'train' and 'val'", watched + [both])
+    short_val = os.path.join(work, "short-val-data")
+    os.makedirs(short_val)
+    write_shard(os.path.join(short_val, "x_train_000.bin"), good)
+    write_shard(os.path.join(short_val, "x_val_000.bin"), good[:5])
+    expect_failure("validation shorter than a micro-batch", ["train", tlx, "--data", short_val, "--out", fresh, "--set", sets],
+                   r"short-val-data: the validation shards hold no full micro-batch of B\*T\+1 = 33 tokens", watched + [short_val])
 
     # Checkpoints.
     ckpt = os.path.join(run_dir, "checkpoints", "6")
@@ -279,6 +292,9 @@ def test_bad_input(work, rng):
     expect_failure("incompatible checkpoint", ["train", other_tlx, "--data", data, "--out", run_dir, "--resume"],
                    r"state.json: incompatible with this artifact: the checkpoint was written for 'model.layers.0.mlp.gate_proj.weight' of shape \[96, 64\], the model's is \[80, 64\]", watched)
     expect_failure("resume with another seed", resume + ["--set", "seed=5"], r"key 'seed' cannot change on resume", watched, 2)
+    expect_failure("resume with nothing to train", ["train", tlx, "--data", data, "--out", run_dir, "--resume=" + ckpt, "--steps", "5"],
+                   r"nothing to train: .*checkpoints/6 is at step 6 and the run ends at step 5 \(give --steps N with N > 6",
+                   watched, 2)
     expect_failure("resume without a checkpoint", ["train", tlx, "--data", data, "--out", fresh, "--resume"],
                    r"fresh: has no checkpoint to resume", watched)
     expect_failure("a fresh run over an existing one", ["train", tlx, "--data", data, "--out", run_dir, "--set", sets],
@@ -301,6 +317,27 @@ def test_bad_input(work, rng):
         f.write('{"steps": 10, "lr": -1}')
     expect_failure("out-of-range value in a JSON file", ["train", tlx, "--data", data, "--out", fresh, "--config", js],
                    re.escape(js) + r": key 'lr' must be >= 0", watched, 2)
+    def config_case(what, name, content, pattern):
+        path = os.path.join(work, name)
+        with open(path, "wb") as f:
+            f.write(content)
+        expect_failure(what, ["train", tlx, "--data", data, "--out", fresh, "--config", path, "--set", "steps=3"],
+                       re.escape(path) + pattern, watched, 2)
+    config_case("duplicate JSON key", "dup.json", b'{"lr": 0.5, "lr": 0.001}', r": key 'lr' given twice")
+    config_case("a key at the top and under train", "both.json", b'{"train": {"lr": 0.5}, "lr": 0.001}',
+                r": key 'lr' given twice \(as '(train\.)?lr' and '(train\.)?lr'\)")
+    config_case("a TOML key at the top and under [train]", "both.toml", b"lr = 0.5\n[train]\nlr = 0.001\n",
+                r":3: key 'lr' given twice \(as 'lr' and 'train.lr'\)")
+    config_case("a TOML table twice", "twice.toml", b"[train]\nlr = 0.5\n[train]\nwarmup_steps = 1\n",
+                r":3: table \[train\] given twice \(first on line 1\)")
+    config_case("a binary config file", "binary.toml", b"TLX\x01\x02 = 3\n", r":1: control byte 0x01: given binary data")
+    config_case("a UTF-8 byte order mark", "bom.toml", b"\xef\xbb\xbfwarmup = 3\n", r":1: unknown key 'warmup'")
+    expect_failure("a directory as config", ["train", tlx, "--data", data, "--out", fresh, "--config", data, "--set", "steps=3"],
+                   re.escape(data) + r": given a directory, expected a config file", watched, 2)
+    expect_failure("/dev/zero as config", ["train", tlx, "--data", data, "--out", fresh, "--config", "/dev/zero"],
+                   r"/dev/zero: not a regular file", watched, 2)
+    expect_failure("--steps 0", ["train", tlx, "--data", data, "--out", fresh, "--steps", "0"],
+                   r"--steps: must be a positive integer, got 0", watched, 2)
     expect_failure("batch_tokens not a multiple of B*T", ["train", tlx, "--data", data, "--out", fresh, "--set", "batch_tokens=100"],
                    r"key 'batch_tokens' \(100\) must be a multiple of the micro-batch's 2x16 = 32 tokens", watched, 2)
 
