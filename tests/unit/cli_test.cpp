@@ -205,6 +205,20 @@ TEST(Cli, ConfigErrorsNameFileLineAndKey) {
   EXPECT_EQ(message("bad.json", "{\n  \"a\": 1,\n  \"b\": \n}\n").substr(0, 22),
             "FILE:4: invalid JSON: ");
   EXPECT_EQ(message("list.json", "[1, 2]"), "FILE: expected a JSON object of keys and values");
+  EXPECT_EQ(message("dup.json", R"({"a": {"b": 1, "b": 2}})"), "FILE: key 'b' given twice");
+  EXPECT_EQ(message("sibling.json", R"({"a": {"b": 1}, "c": {"b": 2}})"), "no error");  // different objects
+  EXPECT_EQ(message("tables.toml", "[x]\na = 1\n[y]\n[x]\nb = 2\n"), "FILE:4: table [x] given twice (first on line 1)");
+  EXPECT_EQ(message("binary.toml", std::string("a = 1\n\0\x01", 8)),
+            "FILE:2: control byte 0x00: given binary data, expected a config file (JSON or TOML)");
+  EXPECT_EQ(message("bom.toml", "\xEF\xBB\xBF" "a = 1\n"), "no error");
+  for (const std::string &special : {::testing::TempDir(), std::string("/dev/null")}) {
+    try {
+      cli::loadConfigFile(special);
+      ADD_FAILURE() << special << ": no error";
+    } catch (const cli::UsageError &e) {
+      EXPECT_NE(std::string(e.what()).find("expected a config file (JSON or TOML)"), std::string::npos) << e.what();
+    }
+  }
   std::string missing = tempPath("missing.toml");
   try {
     cli::loadConfigFile(missing);
