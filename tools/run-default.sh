@@ -5,8 +5,9 @@
 # plot, a Hugging Face export and a generated sample.
 #
 # Everything goes to out/ (OUT=dir to change it). A second run reuses what is
-# there: the prepared data, the artifact, and the run (resumed; it is already
-# complete, so it only re-exports and samples). STEPS=N trains longer.
+# there: the prepared data, the artifact, and the run (a finished run is kept
+# and only re-exported and sampled; with a larger STEPS=N it is resumed and
+# trained on to step N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
