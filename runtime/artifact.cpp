@@ -9,19 +9,12 @@
 #include <set>
 #include <sstream>
 
+#include "runtime/hash.h"
+
 namespace tlc::artifact {
 namespace {
 
 constexpr char kMagic[4] = {'T', 'L', 'X', '\x01'};
-
-uint64_t fnv1a(const std::string &bytes) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : bytes) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 template <typename T> void put(std::string &out, T v) {
   out.append(reinterpret_cast<const char *>(&v), sizeof v);
@@ -262,7 +255,7 @@ std::string Artifact::layoutHash() const {
   nlohmann::json j = nlohmann::json::array();
   for (const auto &p : params) j.push_back({p.name, p.shape, dtypeName(p.dtype), p.offset});
   char text[17];
-  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(fnv1a(j.dump())));
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(fnv1a64(j.dump())));
   return text;
 }
 
@@ -292,7 +285,7 @@ void write(const std::string &path, const Artifact &a) {
     putString(bytes, arch);
     putString(bytes, cubin);
   }
-  put<uint64_t>(bytes, fnv1a(bytes));
+  put<uint64_t>(bytes, fnv1a64(bytes));
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   {
     std::ofstream out(tmp, std::ios::binary);
@@ -325,7 +318,7 @@ Artifact read(const std::string &path) {
                std::to_string(kVersion) + ": recompile with tlc compile");
   uint64_t stored;
   std::memcpy(&stored, bytes.data() + bytes.size() - 8, 8);
-  if (fnv1a(bytes.substr(0, bytes.size() - 8)) != stored)
+  if (fnv1a64(std::string_view(bytes).substr(0, bytes.size() - 8)) != stored)
     throw fail("checksum mismatch: the file is corrupt or truncated");
   size_t pos = 8;
   auto next = [&]() {

@@ -12,16 +12,11 @@
 #include <vector>
 
 #include "runtime/device.h"
+#include "runtime/hash.h"
 #include "runtime/half.h"
 
 namespace tlc {
 namespace {
-
-uint64_t fnv1a(const std::string &s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
 
 std::string run(const std::string &cmd, int *status) {
   std::string out;
@@ -91,7 +86,7 @@ class CpuDevice : public Device {
     if (status != 0) throw DeviceError(std::string("no C++ compiler to JIT CPU kernels: ") + cxx);
     char key[32];
     std::snprintf(key, sizeof key, "%016llx",
-                  static_cast<unsigned long long>(fnv1a(a.cpuSource + flags + version)));
+                  static_cast<unsigned long long>(fnv1a64(a.cpuSource + flags + version)));
     std::string dir = kernelCacheDir();
     std::string base = dir + "/cpu-" + key, so = base + ".so";
     struct stat st;

@@ -16,6 +16,7 @@
 #include "runtime/cuda_api.h"
 #include "runtime/device.h"
 #include "runtime/dynlib.h"
+#include "runtime/hash.h"
 
 namespace tlc {
 namespace {
@@ -65,12 +66,6 @@ void *open(std::initializer_list<const char *> names, const char *what) {
   std::string tried;
   if (void *h = openFirstLibrary(names, &tried)) return h;
   throw DeviceError(std::string("cannot load ") + what + ":" + tried);
-}
-
-uint64_t fnv1a(const std::string &s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
 }
 
 constexpr size_t kWorkspaceBytes = 32u << 20;
@@ -178,7 +173,7 @@ class CudaDevice : public Device {
   std::string compiledKernels(const std::string &source) {
     char key[32];
     std::snprintf(key, sizeof key, "%016llx",
-                  static_cast<unsigned long long>(fnv1a(source + arch_ + cuda::nvrtcVersionString())));
+                  static_cast<unsigned long long>(fnv1a64(source + arch_ + cuda::nvrtcVersionString())));
     std::string path = kernelCacheDir() + "/cuda-" + arch_ + "-" + key + ".cubin";
     if (std::ifstream cached{path, std::ios::binary}) {
       std::stringstream ss;

@@ -101,19 +101,13 @@ uint64_t fileFnv1a64(const std::string &path, uint64_t *bytes) {
   std::unique_ptr<FILE, int (*)(FILE *)> f(std::fopen(path.c_str(), "rb"), std::fclose);
   if (!f) fail(path, std::string("cannot read: ") + std::strerror(errno));
   std::vector<char> buf(1 << 20);
-  uint64_t h = 0xcbf29ce484222325ull, total = 0;
+  uint64_t h = kFnv1a64Basis, total = 0;
   while (size_t n = std::fread(buf.data(), 1, buf.size(), f.get())) {
     h = fnv1a64(buf.data(), n, h);
     total += n;
   }
   if (std::ferror(f.get())) fail(path, "read error");
   if (bytes) *bytes = total;
-  return h;
-}
-
-uint64_t fnv1a64(const void *data, size_t bytes, uint64_t h) {
-  const unsigned char *p = static_cast<const unsigned char *>(data);
-  for (size_t i = 0; i < bytes; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
   return h;
 }
 

@@ -23,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/hash.h"
 #include "runtime/train/data.h"
 
 namespace tlc::train {
@@ -71,7 +72,6 @@ struct OptimizerPart {
   int64_t begin = 0, end = 0;
 };
 
-uint64_t fnv1a64(const void *data, size_t bytes, uint64_t h = 0xcbf29ce484222325ull);
 // FNV-1a 64 of a whole file (and its size in `bytes`); throws CheckpointError
 // naming the file when it cannot be read. Checksums in state.json, export's
 // verification and the ranks' artifact check all use it.

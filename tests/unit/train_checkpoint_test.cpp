@@ -198,7 +198,7 @@ TEST(TrainCheckpoint, OptimizerRangesFromSeveralFiles) {
     std::ifstream f(dir + "/" + name, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
     char sum[17];
-    std::snprintf(sum, sizeof sum, "%016llx", static_cast<unsigned long long>(fnv1a64(bytes.data(), bytes.size())));
+    std::snprintf(sum, sizeof sum, "%016llx", static_cast<unsigned long long>(tlc::fnv1a64(bytes.data(), bytes.size())));
     state["files"][name] = {{"bytes", bytes.size()}, {"fnv1a64", sum}};
     state["optimizer"].push_back({{"file", name}, {"begin", begin}, {"end", end}});
   }
