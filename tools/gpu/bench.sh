@@ -16,14 +16,15 @@ run=$(mktemp -d)
 steps=${TLC_BENCH_STEPS:-10}
 for model in 124m 1.1b; do
   tokens=$(cat "gpu-check/bench-$model.tokens")  # B*T of the compiled step
-  timeout 300 build/tools/tlrun train "gpu-check/bench-$model.tlx" --device cuda --data "gpu-check/bench-data-$model" \
+  limit=$([ "$model" = 124m ] && echo 150 || echo 240)
+  timeout "$limit" build/tools/tlrun train "gpu-check/bench-$model.tlx" --device cuda --data "gpu-check/bench-data-$model" \
     --out "$run/$model" --set "steps=$steps,batch_tokens=$tokens,warmup_steps=2,log_every=1,val_every=0,checkpoint_every=0,final_checkpoint=false" \
     > "$results/bench-tlc-$model.txt" 2>&1 || echo "tlrun train on $model failed (exit $?): see bench-tlc-$model.txt"
   cp "$run/$model/metrics.jsonl" "$results/bench-tlc-$model.jsonl" 2>/dev/null
 done
 # The anchor, eager only (torch.compile's warm-up alone takes ~100 s per model).
 rm -f "$results/baseline.jsonl"
-OUT="$results" timeout 300 python3 gpu-check/anchor_eager.py gpu-check/torch_baseline.py \
+OUT="$results" timeout 240 python3 gpu-check/anchor_eager.py gpu-check/torch_baseline.py \
   > "$results/bench-torch.txt" 2>&1 || echo "the PyTorch anchor failed (exit $?): see bench-torch.txt"
 python3 tools/gpu/bench_table.py "$results" gpu-check/torch_baseline_recorded.jsonl | tee "$results/bench.txt"
 rm -rf "$run"
