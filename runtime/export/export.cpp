@@ -19,6 +19,7 @@
 #include "runtime/artifact.h"
 #include "runtime/export/hf_config.h"
 #include "runtime/half.h"
+#include "runtime/inputs.h"
 #include "runtime/safetensors.h"
 #include "runtime/train/checkpoint.h"
 #include "runtime/train/run_info.h"
@@ -174,6 +175,7 @@ void exportCheckpoint(const ExportOptions &o) {
   Tokenizer tok = findTokenizer(dataDir, vocab);
 
   std::vector<std::string> existing = existingOutputs(o.outDir);
+  inputs::expectWritableDirectory(o.outDir, "--hf");  // before the work: /proc, a read-only mount
   if (!existing.empty() && !o.force) {
     std::string list;
     for (const std::string &f : existing) list += (list.empty() ? "" : ", ") + f;
@@ -202,7 +204,8 @@ void exportCheckpoint(const ExportOptions &o) {
   if (ec) throw Error(out.parent_path().string() + ": cannot create (" + ec.message() + ")");
   fs::path tmp = out.parent_path() / ("." + out.filename().string() + ".tmp-" + std::to_string(getpid()));
   fs::remove_all(tmp, ec);
-  if (!fs::create_directory(tmp, ec)) throw Error(tmp.string() + ": cannot create (" + ec.message() + ")");
+  if (!fs::create_directory(tmp, ec))  // name the path given, not the temporary
+    throw Error("--hf " + o.outDir + ": cannot write beside it (" + ec.message() + ")");
   try {
     std::vector<safetensors::TensorRef> refs;
     std::vector<std::vector<uint16_t>> halves;  // converted tensors, kept until written
