@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -221,8 +222,18 @@ void exportCheckpoint(const ExportOptions &o) {
       std::vector<double> v = weights.toDoubles(t);
       if (o.dtype == "f32") throw Error(weightsPath + ": tensor '" + name + "' is not F32");
       std::vector<uint16_t> h(v.size());
-      for (size_t i = 0; i < v.size(); ++i)
-        h[i] = o.dtype == "bf16" ? floatToBf16(static_cast<float>(v[i])) : floatToF16(static_cast<float>(v[i]));
+      for (size_t i = 0; i < v.size(); ++i) {
+        float x = static_cast<float>(v[i]);
+        h[i] = o.dtype == "bf16" ? floatToBf16(x) : floatToF16(x);
+        // f16 tops out at 65504: a larger weight would silently become inf.
+        if (o.dtype == "f16" && std::isfinite(x) && (h[i] & 0x7fff) == 0x7c00) {
+          char value[32];
+          std::snprintf(value, sizeof value, "%.9g", v[i]);
+          throw Error(weightsPath + ": tensor '" + name + "' element " + std::to_string(i) + " is " + value +
+                      ", beyond float16's range (largest finite value 65504): it would be written as inf; "
+                      "export with --dtype bf16 or f32");
+        }
+      }
       halves.push_back(std::move(h));
       refs.push_back({name, o.dtype == "bf16" ? safetensors::DType::BF16 : safetensors::DType::F16, shape,
                       halves.back().data()});

@@ -386,6 +386,19 @@ def test_bad_input(work, rng):
     write_safetensors(nan, bad)
     refused(["train", tlx, "--data", data, "--out", target, "--init-from", nan, "--steps", "1"],
             ["model.norm.weight", "non-finite", "element 5"], "--init-from a NaN weight", [target])
+    # A weight beyond float16's range: --dtype f16 refuses instead of writing inf; the export is untouched.
+    huge = os.path.join(work, "huge.safetensors")
+    big_w = dict(w)
+    big_w["model.layers.0.mlp.up_proj.weight"] = big_w["model.layers.0.mlp.up_proj.weight"].copy()
+    big_w["model.layers.0.mlp.up_proj.weight"].reshape(-1)[7] = 70000.0
+    write_safetensors(huge, big_w)
+    out, huge_run = init_run(tlx, data, work, "huge-run", huge)
+    check(out.returncode == 0, f"--init-from a weight of 70000 ({out.stderr.strip()[-300:]})")
+    refused(["export", huge_run, "--hf", hf, "--force", "--dtype", "f16"],
+            ["model.layers.0.mlp.up_proj.weight", "element 7", "70000", "65504", "bf16"],
+            "--dtype f16 with a weight beyond 65504", [hf])
+    out = tlrun(["export", huge_run, "--hf", os.path.join(work, "huge-bf16"), "--dtype", "bf16"])
+    check(out.returncode == 0, f"the same checkpoint exports as bf16 ({out.stderr.strip()[-300:]})")
     empty = os.path.join(work, "empty-dir")
     os.makedirs(empty)
     refused(["train", tlx, "--data", data, "--out", target, "--init-from", empty, "--steps", "1"],
