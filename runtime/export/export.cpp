@@ -75,8 +75,9 @@ void fsyncPath(const std::string &path) {
   }
 }
 
-// model.safetensors must be the file state.json describes (size, FNV-1a 64).
-void verifyWeights(const std::string &checkpoint) {
+}  // namespace
+
+void verifyCheckpointWeights(const std::string &checkpoint) {
   std::string statePath = checkpoint + "/state.json", weights = checkpoint + "/model.safetensors";
   nlohmann::json state = parseJson(statePath);
   if (state.value("format", "") != "tlc-checkpoint") throw Error(statePath + ": not a tlc checkpoint (key 'format')");
@@ -89,8 +90,11 @@ void verifyWeights(const std::string &checkpoint) {
   char hex[17];
   std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
   if (bytes != entry->value("bytes", uint64_t{0}) || hex != entry->value("fnv1a64", std::string()))
-    throw Error(weights + ": does not match its size and checksum in state.json (corrupt or truncated)");
+    throw Error(weights + ": checksum mismatch: the file does not match the size and FNV-1a 64 checksum its "
+                "state.json records (corrupt or truncated)");
 }
+
+namespace {
 
 struct Tokenizer {
   std::string file;  // empty: none
@@ -183,7 +187,7 @@ void exportCheckpoint(const ExportOptions &o) {
     throw Error(o.outDir + ": already holds " + list + "; use --force to replace them (other files are kept)");
   }
 
-  verifyWeights(checkpoint);
+  verifyCheckpointWeights(checkpoint);
   std::string weightsPath = checkpoint + "/model.safetensors";
   safetensors::File weights = safetensors::File::open(weightsPath);
   std::set<std::string> names;
