@@ -403,6 +403,10 @@ def test_bad_input(work, rng):
     os.makedirs(empty)
     refused(["train", tlx, "--data", data, "--out", target, "--init-from", empty, "--steps", "1"],
             ["model.safetensors"], "--init-from a directory without weights", [target])
+    refused(["train", tlx, "--data", data, "--out", target, "--init-from", run, "--steps", "1"],
+            [run, "a tlrun run directory", "/checkpoints/N", "--resume"], "--init-from RUN_DIR", [target])
+    out, _ = init_run(tlx, data, work, "from-checkpoint", latest(run))
+    check(out.returncode == 0, f"--init-from RUN_DIR/checkpoints/N, as the message says ({out.stderr.strip()[-300:]})")
     refused(["train", tlx, "--data", data, "--out", target, "--init-from", os.path.join(work, "nothing"), "--steps", "1"],
             ["nothing", "does not exist"], "--init-from a missing path", [target])
     refused(["train", tlx, "--data", data, "--out", run, "--resume", "--init-from", hf], ["--init-from", "--resume"],
