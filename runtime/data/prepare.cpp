@@ -25,7 +25,6 @@ namespace tlc::data {
 namespace fs = std::filesystem;
 
 namespace {
-constexpr uint64_t kMaxVocab = 65536;          // uint16 shards
 constexpr size_t kSampleLines = 1'000'000;     // tokenizer training sample...
 constexpr size_t kSampleLineBytes = 1024;      // ...of lines cut to this size
 constexpr size_t kBatchBytes = 1 << 20;        // text per encoding work item
@@ -363,9 +362,9 @@ Manifest prepare(const PrepareOptions &o) {
   if (o.out.empty()) throw Error("prepare needs --out");
   if (o.tokenizer.empty() == (o.trainVocab == 0))
     throw Error("prepare needs exactly one of --tokenizer FILE and --train-tokenizer VOCAB_SIZE");
-  if (o.trainVocab < 0 || static_cast<uint64_t>(o.trainVocab) > kMaxVocab)
-    throw Error("--train-tokenizer " + std::to_string(o.trainVocab) +
-                ": uint16 shards hold at most " + std::to_string(kMaxVocab) + " token ids");
+  if (o.trainVocab != 0 && (o.trainVocab < kMinTrainedVocab || static_cast<uint64_t>(o.trainVocab) > kMaxVocab))
+    throw Error("--train-tokenizer must be in " + std::to_string(kMinTrainedVocab) + ".." + std::to_string(kMaxVocab) +
+                ", got " + std::to_string(o.trainVocab));
   if (!(o.valFraction >= 0 && o.valFraction < 1))
     throw Error("--val-fraction must be in [0, 1), got " + std::to_string(o.valFraction));
 

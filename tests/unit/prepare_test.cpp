@@ -368,7 +368,7 @@ TEST(DataPrepare, RejectsVocabulariesBeyondUint16) {
   dt::PrepareOptions o = quiet({d + "a.txt"}, tempDir("prep_vocab"));
   o.trainVocab = 70000;
   EXPECT_EQ(errorOf([&] { dt::prepare(o); }),
-            "--train-tokenizer 70000: uint16 shards hold at most 65536 token ids");
+            "--train-tokenizer must be in 260..65536, got 70000");
   std::string big = withExtraPieces(testTokenizer().bytes(), 65536 - 512 + 1);
   ASSERT_EQ(dt::Tokenizer::fromBytes(big, "big").vocabSize(), 65537);
   writeFile(d + "big.model", big);
