@@ -320,6 +320,11 @@ def test_bad_input(work, rng):
     refused(["export", run, "--hf", latest(run), "--force"], ["state.json", "no export directory"], "--hf CHECKPOINT",
             [run])
     refused(["export", run, "--hf", hf, "--dtype", "f8"], ["--dtype"], "unknown --dtype", [hf])
+    # A directory that takes no files, even for root (access(W_OK) says yes on /proc): refused before
+    # the work, naming --hf and not the temporary beside it.
+    out = tlrun(["export", run, "--hf", "/proc/tlc-hf"])
+    check(out.returncode == 1 and "--hf /proc/tlc-hf: cannot create it in /proc" in out.stderr and ".tmp-" not in out.stderr,
+          f"--hf /proc/tlc-hf: exit {out.returncode}, '{out.stderr.strip()[-200:]}'")
     # A checkpoint copied away from its run directory needs --model.
     alone = os.path.join(work, "alone")
     shutil.copytree(latest(run), alone)
