@@ -1,5 +1,6 @@
 #include "runtime/inputs.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +29,19 @@ std::string parentDirectory(const std::string &path) {
   size_t slash = path.find_last_of('/');
   if (slash == std::string::npos) return ".";
   return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// 0 when a file can be created in directory `dir` (a probe, created and
+// removed), else the errno: access(W_OK) alone passes for root on /proc or
+// a read-only mount.
+int probeCreate(const std::string &dir) {
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) return errno;
+  std::string probe = dir + "/.tlc-probe-" + std::to_string(::getpid());
+  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) return errno == EEXIST ? 0 : errno;
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return 0;
 }
 
 }  // namespace
@@ -103,8 +117,8 @@ void expectWritable(const std::string &path, const std::string &option) {
   std::string dir = parentDirectory(path);
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     throw Error(label(option, path) + ": directory " + dir + " does not exist");
-  if (::access(dir.c_str(), W_OK | X_OK) != 0)
-    throw Error(label(option, path) + ": cannot write in " + dir + ": " + std::strerror(errno));
+  if (int err = probeCreate(dir))
+    throw Error(label(option, path) + ": cannot write in " + dir + ": " + std::strerror(err));
 }
 
 void expectWritableDirectory(const std::string &path, const std::string &option) {
@@ -114,8 +128,8 @@ void expectWritableDirectory(const std::string &path, const std::string &option)
     if (!S_ISDIR(st.st_mode))
       throw Error(label(option, path) + ": given " + describe(detect(path)) +
                   ", expected a directory");
-    if (::access(path.c_str(), W_OK | X_OK) != 0)
-      throw Error(label(option, path) + ": cannot write: " + std::strerror(errno));
+    if (int err = probeCreate(path))
+      throw Error(label(option, path) + ": cannot write: " + std::strerror(err));
     return;
   }
   // Will be created (with its missing parents): the nearest existing
@@ -128,9 +142,15 @@ void expectWritableDirectory(const std::string &path, const std::string &option)
   }
   if (!S_ISDIR(st.st_mode))
     throw Error(label(option, path) + ": " + dir + " is not a directory");
-  if (::access(dir.c_str(), W_OK | X_OK) != 0)
-    throw Error(label(option, path) + ": cannot create it in " + dir + ": " +
-                std::strerror(errno));
+  if (int err = probeCreate(dir))
+    throw Error(label(option, path) + ": cannot create it in " + dir + ": " + std::strerror(err));
+}
+
+bool sameFile(const std::string &a, const std::string &b) {
+  if (a == "-" || b == "-") return false;
+  struct stat sa, sb;
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
 }
 
 void checkWeights(const safetensors::File &weights, const std::vector<ParamSpec> &params) {

@@ -43,11 +43,17 @@ void expectKind(const std::string &path, FileKind expected, const std::string &o
 
 // Throws Error unless `path` can be created or replaced: it is not a
 // directory, an existing file is writable, and its directory exists and is
-// writable (outputs are written to a temporary file there, then renamed).
-// "-" (stdout) and writable devices or pipes pass. Creates nothing.
+// writable (outputs are written to a temporary file there, then renamed):
+// a probe file is created there and removed, since access() says yes to
+// root on /proc or a read-only mount. "-" (stdout) and writable devices or
+// pipes pass. Leaves nothing behind.
 void expectWritable(const std::string &path, const std::string &option);
 // The same for a directory that will be created (or filled) at `path`.
 void expectWritableDirectory(const std::string &path, const std::string &option);
+
+// True when `a` and `b` name the same existing file (by device and inode:
+// through links too); "-" is never the same file.
+bool sameFile(const std::string &a, const std::string &b);
 
 // One parameter the model expects: its name, shape and storage dtype
 // ("f32", "bf16", "f16", "f64").

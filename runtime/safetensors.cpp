@@ -233,7 +233,7 @@ void write(const std::string &path, const std::vector<TensorRef> &tensors,
 
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   FILE *out = std::fopen(tmp.c_str(), "wb");
-  if (!out) fail(path, "cannot create " + tmp + ": " + std::strerror(errno));
+  if (!out) fail(path, std::string("cannot write: ") + std::strerror(errno));  // the user's path, not tmp
   bool ok = true;
   uint64_t len = json.size();
   ok &= std::fwrite(&len, 8, 1, out) == 1;

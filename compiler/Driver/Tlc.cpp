@@ -169,10 +169,11 @@ int emitCommand(const EmitOptions &options) {
   for (auto it = overrides.begin(); it != overrides.end(); ++it) {
     std::string item = it.key() + "=" + (it->is_string() ? it->get<std::string>() : it->dump());
     if (llvm::Error e = ::tlc::models::applyOverrides(*config, item))
-      throw "emit: --set: " + llvm::toString(std::move(e));
+      throw ::tlc::cli::UsageError("emit: --set: " + llvm::toString(std::move(e)));
   }
+  // The preset is valid: a bad config comes from --set (usage, exit 2).
   if (llvm::Error e = ::tlc::models::validate(*config))
-    throw "emit: invalid config: " + llvm::toString(std::move(e));
+    throw ::tlc::cli::UsageError("emit: --set: invalid config: " + llvm::toString(std::move(e)));
 
   MLIRContext context;
   loadDialects(context);
@@ -296,8 +297,20 @@ int compileCommand(const CompileOptions &options) {
                     &dumpDir = options.dumpDir, &archs = options.archs;
   const bool printIr = options.printIr;
   const std::vector<std::string> files = {options.file};
+  if (::tlc::inputs::sameFile(options.file, output))
+    throw ::tlc::cli::UsageError("compile: -o " + output + " is the input " + options.file +
+                                 ": the artifact would replace the model; give another output path");
   ::tlc::inputs::expectWritable(output, "-o");
   if (!dumpDir.empty()) ::tlc::inputs::expectWritableDirectory(dumpDir, "--dump-kernels");
+  // --arch is checked before the work (usage errors); NVRTC runs after it.
+  llvm::SmallVector<llvm::StringRef> archList;
+  llvm::StringRef(archs).split(archList, ',', -1, /*KeepEmpty=*/false);
+  for (llvm::StringRef arch : archList) {
+    if (target == "cpu")
+      throw ::tlc::cli::UsageError("compile: --arch needs CUDA kernels (--target cuda or all)");
+    if (!arch.starts_with("sm_") || arch.size() < 5)
+      throw ::tlc::cli::UsageError("compile: --arch expects names like sm_90, got '" + arch.str() + "'");
+  }
   ModelFile model;
   if (!model.load(files[0])) return 1;
   checkStorageTypes(model.sig, files[0]);
@@ -308,12 +321,7 @@ int compileCommand(const CompileOptions &options) {
   if (target == "cpu") artifact->cudaSource.clear();
   if (target == "cuda") artifact->cpuSource.clear();
   // Precompiled cubins: tlrun uses them on a matching GPU, NVRTC otherwise.
-  llvm::SmallVector<llvm::StringRef> archList;
-  llvm::StringRef(archs).split(archList, ',', -1, /*KeepEmpty=*/false);
   for (llvm::StringRef arch : archList) {
-    if (target == "cpu") throw std::string("compile: --arch needs CUDA kernels (--target cuda or all)");
-    if (!arch.starts_with("sm_") || arch.size() < 5)
-      throw "compile: --arch expects names like sm_90, got '" + arch.str() + "'";
     std::string why;
     if (!::tlc::cuda::nvrtcAvailable(&why)) throw "compile: --arch needs NVRTC: " + why;
     ::tlc::cuda::Compiled c = ::tlc::cuda::compileWithNvrtc(artifact->cudaSource, arch.str());

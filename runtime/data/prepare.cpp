@@ -1,8 +1,10 @@
 #include "runtime/data/prepare.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -20,12 +22,12 @@
 #include "runtime/data/shard_writer.h"
 #include "runtime/data/sources.h"
 #include "runtime/data/tokenizer.h"
+#include "runtime/inputs.h"
 
 namespace tlc::data {
 namespace fs = std::filesystem;
 
 namespace {
-constexpr uint64_t kMaxVocab = 65536;          // uint16 shards
 constexpr size_t kSampleLines = 1'000'000;     // tokenizer training sample...
 constexpr size_t kSampleLineBytes = 1024;      // ...of lines cut to this size
 constexpr size_t kBatchBytes = 1 << 20;        // text per encoding work item
@@ -77,6 +79,73 @@ struct TempDir {
     std::error_code ec;
     if (!keep && !path.empty()) fs::remove_all(path, ec);
   }
+};
+
+// Removes `.OUT.prepare-PID` directories beside `out` whose process is gone
+// (a prepare killed by SIGKILL, or before its cleanup ran).
+void removeStaleTemporaries(const fs::path &parent, const std::string &outName) {
+  std::string prefix = "." + outName + ".prepare-";
+  std::error_code ec;
+  for (const auto &e : fs::directory_iterator(parent, ec)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(static_cast<pid_t>(std::stol(pid)), 0) == 0 || errno != ESRCH) continue;  // alive
+    std::error_code rec;
+    fs::remove_all(e.path(), rec);
+  }
+}
+
+// On SIGINT or SIGTERM, removes the temporary directory and exits with
+// 128 + the signal. The handler only writes the signal number to a pipe
+// (async-signal-safe); a thread does the removal, after any commit in
+// progress (`lock` is held while committing).
+class InterruptCleanup {
+public:
+  InterruptCleanup(const fs::path &tmp, std::mutex &lock) : tmp_(tmp), lock_(lock) {
+    if (::pipe(pipe_) != 0) return;
+    writeEnd_.store(pipe_[1]);
+    struct sigaction sa {};
+    sa.sa_handler = onSignal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, &oldInt_);
+    ::sigaction(SIGTERM, &sa, &oldTerm_);
+    watcher_ = std::thread([this] {
+      unsigned char sig = 0;
+      while (::read(pipe_[0], &sig, 1) < 0 && errno == EINTR) {}
+      if (sig == 0) return;  // prepare finished
+      std::lock_guard<std::mutex> held(lock_);
+      std::error_code ec;
+      fs::remove_all(tmp_, ec);
+      std::fprintf(stderr, "\nprepare: interrupted (signal %d); removed %s\n", sig, tmp_.c_str());
+      ::_exit(128 + sig);
+    });
+  }
+  ~InterruptCleanup() {
+    if (!watcher_.joinable()) return;
+    ::sigaction(SIGINT, &oldInt_, nullptr);
+    ::sigaction(SIGTERM, &oldTerm_, nullptr);
+    unsigned char done = 0;
+    while (::write(pipe_[1], &done, 1) < 0 && errno == EINTR) {}
+    watcher_.join();
+    writeEnd_.store(-1);
+    ::close(pipe_[0]);
+    ::close(pipe_[1]);
+  }
+
+private:
+  static void onSignal(int sig) {
+    int fd = writeEnd_.load();
+    unsigned char b = static_cast<unsigned char>(sig);
+    if (fd >= 0) (void)!::write(fd, &b, 1);
+  }
+  static inline std::atomic<int> writeEnd_{-1};
+  fs::path tmp_;
+  std::mutex &lock_;
+  int pipe_[2] = {-1, -1};
+  struct sigaction oldInt_ {}, oldTerm_ {};
+  std::thread watcher_;
 };
 
 bool isShardFile(const fs::path &p) {
@@ -363,9 +432,9 @@ Manifest prepare(const PrepareOptions &o) {
   if (o.out.empty()) throw Error("prepare needs --out");
   if (o.tokenizer.empty() == (o.trainVocab == 0))
     throw Error("prepare needs exactly one of --tokenizer FILE and --train-tokenizer VOCAB_SIZE");
-  if (o.trainVocab < 0 || static_cast<uint64_t>(o.trainVocab) > kMaxVocab)
-    throw Error("--train-tokenizer " + std::to_string(o.trainVocab) +
-                ": uint16 shards hold at most " + std::to_string(kMaxVocab) + " token ids");
+  if (o.trainVocab != 0 && (o.trainVocab < kMinTrainedVocab || static_cast<uint64_t>(o.trainVocab) > kMaxVocab))
+    throw Error("--train-tokenizer must be in " + std::to_string(kMinTrainedVocab) + ".." + std::to_string(kMaxVocab) +
+                ", got " + std::to_string(o.trainVocab));
   if (!(o.valFraction >= 0 && o.valFraction < 1))
     throw Error("--val-fraction must be in [0, 1), got " + std::to_string(o.valFraction));
 
@@ -379,6 +448,12 @@ Manifest prepare(const PrepareOptions &o) {
   if (out.filename().empty()) out = out.parent_path();
   checkOutput(out, o.force);
   fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  // Writable (the temporary directory goes beside it), before any work.
+  inputs::expectWritableDirectory(out.string(), "--out");
+  if (fs::is_directory(parent)) {
+    inputs::expectWritableDirectory(parent.string(), "--out " + out.string() + ": its parent");
+    removeStaleTemporaries(parent, out.filename().string());
+  }
   TempDir tmp;
   tmp.path = parent / ("." + out.filename().string() + ".prepare-" + std::to_string(getpid()));
   std::vector<InputFile> files = listInputs(o.inputs, format, {out.string(), tmp.path.string()});
@@ -399,9 +474,13 @@ Manifest prepare(const PrepareOptions &o) {
     throw Error((o.tokenizer.empty() ? std::string("tokenizer") : o.tokenizer) +
                 ": the model has no BOS piece, which starts every document");
 
-  fs::create_directories(parent);
-  fs::remove_all(tmp.path);
-  fs::create_directory(tmp.path);
+  std::mutex committing;
+  InterruptCleanup onInterrupt(tmp.path, committing);
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  fs::remove_all(tmp.path, ec);
+  if (!ec) fs::create_directory(tmp.path, ec);
+  if (ec) throw Error(out.string() + ": cannot create it (" + ec.message() + ")");  // names --out, not the temporary
   Manifest m;
   m.format = formatName(format);
   for (const auto &f : files) m.sources.push_back(f.path);
@@ -414,7 +493,7 @@ Manifest prepare(const PrepareOptions &o) {
   {
     std::ofstream t(tmp.path / m.tokenizerFile, std::ios::binary);
     t.write(tok->bytes().data(), static_cast<std::streamsize>(tok->bytes().size()));
-    if (!t.flush()) throw Error((tmp.path / m.tokenizerFile).string() + ": write failed");
+    if (!t.flush()) throw Error(out.string() + ": writing " + m.tokenizerFile + " failed");
   }
 
   ShardWriter writer(tmp.path.string(), o.valFraction, o.shardTokens, m.vocabSize);
@@ -427,7 +506,12 @@ Manifest prepare(const PrepareOptions &o) {
     std::fprintf(stderr, "prepare: warning: no document went to validation (%llu documents, "
                          "--val-fraction %g)\n", (unsigned long long)writer.documents(), o.valFraction);
   writeManifest((tmp.path / "manifest.json").string(), m);
-  commit(tmp, out);
+  std::lock_guard<std::mutex> held(committing);
+  try {
+    commit(tmp, out);
+  } catch (const fs::filesystem_error &e) {
+    throw Error(out.string() + ": cannot write the prepared data into it (" + e.code().message() + ")");
+  }
   return m;
 }
 

@@ -14,6 +14,12 @@ class App;
 
 namespace tlc::data {
 
+// Token ids of uint16 shards: the largest vocabulary.
+constexpr uint64_t kMaxVocab = 65536;
+// The smallest vocabulary SentencePiece trains with byte fallback: the 256
+// byte pieces, <unk>, <s>, </s> and at least one character.
+constexpr int kMinTrainedVocab = 260;
+
 struct PrepareOptions {
   std::vector<std::string> inputs;  // files and directories
   std::string out;

@@ -1,6 +1,7 @@
 #include "runtime/data/tokenizer.h"
 
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -130,7 +131,22 @@ std::string trainTokenizer(const std::vector<std::string> &sentences, int vocabS
   VectorIterator it(sentences);
   std::string model;
   spm::util::Status s = spm::SentencePieceTrainer::Train(kwargs, &it, &model);
-  if (!s.ok()) throw Error("training the tokenizer failed: " + s.ToString());
+  if (!s.ok()) {
+    // SentencePiece's advice names its own flags (--character_coverage);
+    // say it in tlrun's terms.
+    std::string why = s.ToString();
+    std::smatch m;
+    if (std::regex_search(why, m, std::regex(R"(smaller than required_chars\. (\d+) vs (\d+))")))
+      throw Error("--train-tokenizer " + m[1].str() + " is too small for this text: it needs at least " + m[2].str() +
+                  " pieces (256 byte-fallback pieces, <unk>, <s>, </s> and every character of the text); give "
+                  "--train-tokenizer " + m[2].str() + " or more");
+    std::regex tooLarge(R"(Vocabulary size (?:is )?too (?:large|high).*Please set it to a value <= (\d+))");
+    if (std::regex_search(why, m, tooLarge))
+      throw Error("--train-tokenizer " + std::to_string(vocabSize) + " is too large for this text: at most " +
+                  m[1].str() + " pieces can be learned from it; give --train-tokenizer " + m[1].str() +
+                  " or less, or more text");
+    throw Error("training the tokenizer failed: " + why);
+  }
   return model;
 }
 

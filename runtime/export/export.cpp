@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -19,6 +20,7 @@
 #include "runtime/artifact.h"
 #include "runtime/export/hf_config.h"
 #include "runtime/half.h"
+#include "runtime/inputs.h"
 #include "runtime/safetensors.h"
 #include "runtime/train/checkpoint.h"
 #include "runtime/train/run_info.h"
@@ -73,8 +75,9 @@ void fsyncPath(const std::string &path) {
   }
 }
 
-// model.safetensors must be the file state.json describes (size, FNV-1a 64).
-void verifyWeights(const std::string &checkpoint) {
+}  // namespace
+
+void verifyCheckpointWeights(const std::string &checkpoint) {
   std::string statePath = checkpoint + "/state.json", weights = checkpoint + "/model.safetensors";
   nlohmann::json state = parseJson(statePath);
   if (state.value("format", "") != "tlc-checkpoint") throw Error(statePath + ": not a tlc checkpoint (key 'format')");
@@ -87,8 +90,11 @@ void verifyWeights(const std::string &checkpoint) {
   char hex[17];
   std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
   if (bytes != entry->value("bytes", uint64_t{0}) || hex != entry->value("fnv1a64", std::string()))
-    throw Error(weights + ": does not match its size and checksum in state.json (corrupt or truncated)");
+    throw Error(weights + ": checksum mismatch: the file does not match the size and FNV-1a 64 checksum its "
+                "state.json records (corrupt or truncated)");
 }
+
+namespace {
 
 struct Tokenizer {
   std::string file;  // empty: none
@@ -174,13 +180,14 @@ void exportCheckpoint(const ExportOptions &o) {
   Tokenizer tok = findTokenizer(dataDir, vocab);
 
   std::vector<std::string> existing = existingOutputs(o.outDir);
+  inputs::expectWritableDirectory(o.outDir, "--hf");  // before the work: /proc, a read-only mount
   if (!existing.empty() && !o.force) {
     std::string list;
     for (const std::string &f : existing) list += (list.empty() ? "" : ", ") + f;
     throw Error(o.outDir + ": already holds " + list + "; use --force to replace them (other files are kept)");
   }
 
-  verifyWeights(checkpoint);
+  verifyCheckpointWeights(checkpoint);
   std::string weightsPath = checkpoint + "/model.safetensors";
   safetensors::File weights = safetensors::File::open(weightsPath);
   std::set<std::string> names;
@@ -202,7 +209,8 @@ void exportCheckpoint(const ExportOptions &o) {
   if (ec) throw Error(out.parent_path().string() + ": cannot create (" + ec.message() + ")");
   fs::path tmp = out.parent_path() / ("." + out.filename().string() + ".tmp-" + std::to_string(getpid()));
   fs::remove_all(tmp, ec);
-  if (!fs::create_directory(tmp, ec)) throw Error(tmp.string() + ": cannot create (" + ec.message() + ")");
+  if (!fs::create_directory(tmp, ec))  // name the path given, not the temporary
+    throw Error("--hf " + o.outDir + ": cannot write beside it (" + ec.message() + ")");
   try {
     std::vector<safetensors::TensorRef> refs;
     std::vector<std::vector<uint16_t>> halves;  // converted tensors, kept until written
@@ -218,8 +226,18 @@ void exportCheckpoint(const ExportOptions &o) {
       std::vector<double> v = weights.toDoubles(t);
       if (o.dtype == "f32") throw Error(weightsPath + ": tensor '" + name + "' is not F32");
       std::vector<uint16_t> h(v.size());
-      for (size_t i = 0; i < v.size(); ++i)
-        h[i] = o.dtype == "bf16" ? floatToBf16(static_cast<float>(v[i])) : floatToF16(static_cast<float>(v[i]));
+      for (size_t i = 0; i < v.size(); ++i) {
+        float x = static_cast<float>(v[i]);
+        h[i] = o.dtype == "bf16" ? floatToBf16(x) : floatToF16(x);
+        // f16 tops out at 65504: a larger weight would silently become inf.
+        if (o.dtype == "f16" && std::isfinite(x) && (h[i] & 0x7fff) == 0x7c00) {
+          char value[32];
+          std::snprintf(value, sizeof value, "%.9g", v[i]);
+          throw Error(weightsPath + ": tensor '" + name + "' element " + std::to_string(i) + " is " + value +
+                      ", beyond float16's range (largest finite value 65504): it would be written as inf; "
+                      "export with --dtype bf16 or f32");
+        }
+      }
       halves.push_back(std::move(h));
       refs.push_back({name, o.dtype == "bf16" ? safetensors::DType::BF16 : safetensors::DType::F16, shape,
                       halves.back().data()});

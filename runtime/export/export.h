@@ -22,6 +22,10 @@ struct ExportOptions {
   bool force = false;   // replace files already in outDir
 };
 
+// Throws Error unless CHECKPOINT/model.safetensors has the size and FNV-1a 64
+// checksum its state.json records (tlrun export, tlrun generate).
+void verifyCheckpointWeights(const std::string &checkpoint);
+
 // Returns the exit status: 0 done, 1 failure (messages on stderr).
 int runExport(const ExportOptions &o);
 

@@ -14,10 +14,14 @@
 
 #include "runtime/artifact.h"
 #include "runtime/data/manifest.h"
+#include "runtime/data/sources.h"
 #include "runtime/data/tokenizer.h"
 #include "runtime/device.h"
+#include "runtime/export/export.h"
 #include "runtime/generate/decoder.h"
+#include "runtime/inputs.h"
 #include "runtime/safetensors.h"
+#include "runtime/train/checkpoint.h"
 
 namespace tlc::generate {
 namespace fs = std::filesystem;
@@ -26,13 +30,6 @@ namespace {
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-
-std::string readLine(const std::string &path) {
-  std::ifstream in(path);
-  std::string line;
-  if (!in || !std::getline(in, line)) throw std::runtime_error(path + ": cannot read");
-  return line;
-}
 
 std::string shapeString(const std::vector<int64_t> &s) {
   std::string out = "[";
@@ -51,6 +48,14 @@ std::string textAfter(const data::Tokenizer &tok, const std::vector<int> &prefix
   return text.compare(0, prefixText.size(), prefixText) == 0 ? text.substr(prefixText.size()) : tok.decode(ids);
 }
 
+// --seed: a decimal integer in 0..2^64-1; CLI11 would wrap -1 and round 1e23.
+std::string checkSeed(std::string &value) {
+  bool digits = !value.empty() && value.size() <= 20 &&
+                value.find_first_not_of("0123456789") == std::string::npos;
+  if (digits && (value.size() < 20 || value <= "18446744073709551615")) return "";
+  return "must be an integer in 0..18446744073709551615, got '" + value + "'";
+}
+
 }  // namespace
 
 RunFiles resolveRunFiles(const GenerateOptions &o) {
@@ -67,12 +72,17 @@ RunFiles resolveRunFiles(const GenerateOptions &o) {
     if (fs::is_regular_file(run / "run.json")) runDir = run.string();
   } else if (fs::is_regular_file(s + "/checkpoints/latest")) {
     runDir = s;
-    f.weights = s + "/checkpoints/" + readLine(s + "/checkpoints/latest") + "/model.safetensors";
-    if (!fs::is_regular_file(f.weights)) throw std::runtime_error(f.weights + ": the latest checkpoint is missing");
+    f.weights = train::resolveCheckpoint("", s) + "/model.safetensors";  // names a bad `latest`
   } else {
     throw std::runtime_error(s + ": neither a run directory (checkpoints/latest), a checkpoint directory "
                                  "(model.safetensors) nor a weights file");
   }
+  // A checkpoint's weights must be the file its state.json recorded, as for
+  // tlrun export and --resume.
+  std::string checkpoint = fs::path(f.weights).parent_path().string();
+  if (fs::path(f.weights).filename() == "model.safetensors" &&
+      fs::is_regular_file((checkpoint.empty() ? "." : checkpoint) + "/state.json"))
+    hf::verifyCheckpointWeights(checkpoint.empty() ? "." : checkpoint);
   nlohmann::json run;
   if (!runDir.empty() && fs::is_regular_file(runDir + "/run.json")) {
     try {
@@ -84,14 +94,16 @@ RunFiles resolveRunFiles(const GenerateOptions &o) {
   f.model = o.model;
   if (f.model.empty()) {
     if (!run.contains("model") || !run["model"].is_string())
-      throw UsageError(s + ": no run.json naming the compiled model (runs of an older tlrun train, or a bare "
+      throw std::runtime_error(s + ": no run.json naming the compiled model (runs of an older tlrun train, or a bare "
                            "weights file): give it with --model MODEL.tlx");
     f.model = run["model"].get<std::string>();
   }
+  // "given a text file, expected a .tlx artifact" rather than a bad magic.
+  inputs::expectKind(f.model, inputs::FileKind::Artifact, o.model.empty() ? runDir + "/run.json names" : "--model");
   f.tokenizer = o.tokenizer;
   if (f.tokenizer.empty()) {
     if (!run.contains("data") || !run["data"].is_string())
-      throw UsageError(s + ": no run.json naming the data directory: give the tokenizer with --tokenizer "
+      throw std::runtime_error(s + ": no run.json naming the data directory: give the tokenizer with --tokenizer "
                            "tokenizer.model");
     std::string dataDir = run["data"].get<std::string>();
     std::string file = fs::is_regular_file(dataDir + "/manifest.json") ? data::readManifest(dataDir).tokenizerFile
@@ -182,6 +194,13 @@ int runGenerate(const GenerateOptions &o) {
   try {
     if (o.maxTokens < 0) throw UsageError("--max-tokens must be >= 0");
     Sampler check(o.sampling);  // options refused before anything is loaded
+    int64_t bad = data::findInvalidUtf8(o.prompt);
+    if (bad >= 0) {
+      char byte[8];
+      std::snprintf(byte, sizeof byte, "0x%02x", static_cast<unsigned char>(o.prompt[bad]));
+      throw UsageError("--prompt is not valid UTF-8: byte " + std::string(byte) + " at byte offset " +
+                       std::to_string(bad));
+    }
     RunFiles files = resolveRunFiles(o);
     std::unique_ptr<Device> device = o.device == "cuda" ? makeCudaDevice() : makeCpuDevice();
     Generation g = generate(o, files, *device);
@@ -226,7 +245,9 @@ void addGenerateCommand(CLI::App &tlrun) {
   cmd->add_option("--top-k", o->sampling.topK, "sample among the k most likely tokens; 0: all")->capture_default_str();
   cmd->add_option("--top-p", o->sampling.topP, "sample among the fewest tokens whose probability reaches p")
       ->capture_default_str();
-  cmd->add_option("--seed", o->sampling.seed, "random seed: the same seed, the same text")->capture_default_str();
+  cmd->add_option("--seed", o->sampling.seed, "random seed: the same seed, the same text")
+      ->capture_default_str()
+      ->check(CLI::Validator(checkSeed, "", "seed"));
   cmd->add_option("--model", o->model, "the compiled model (.tlx; default: the one the run was trained with)");
   cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.model (default: the run's data directory's)");
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));

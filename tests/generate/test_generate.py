@@ -138,8 +138,33 @@ def test_errors(args, work, tlx, data, run_dir):
     assert "has no decode step" in r.stderr and "recompile the model with tlc compile" in r.stderr, r.stderr
     ckpt = os.path.join(run_dir, "checkpoints")
     weights = [os.path.join(ckpt, d, "model.safetensors") for d in os.listdir(ckpt) if d.isdigit()][0]
-    r = generate(args, weights, "--prompt", "hi", expect=2)
+    r = generate(args, weights, "--prompt", "hi", expect=1)  # a missing run.json is a bad input, as in export
     assert "give it with --model" in r.stderr, r.stderr
+    r = generate(args, run_dir, "--model", os.path.join(work, "m.mlir"), "--prompt", "hi", expect=1)
+    assert "given a text file, expected a .tlx artifact" in r.stderr, r.stderr
+    # A flipped byte in the weights: refused like tlrun export and --resume do.
+    corrupt = os.path.join(work, "corrupt-run")
+    shutil.copytree(run_dir, corrupt)
+    with open(os.path.join(corrupt, "checkpoints", "latest")) as f:
+        flipped = os.path.join(corrupt, "checkpoints", f.read().strip(), "model.safetensors")
+    with open(flipped, "r+b") as f:
+        f.seek(-5, 2)
+        byte = f.read(1)
+        f.seek(-5, 2)
+        f.write(bytes([byte[0] ^ 0x10]))
+    for source in (corrupt, os.path.dirname(flipped)):
+        r = generate(args, source, "--prompt", "hi", expect=1)
+        assert "model.safetensors: checksum mismatch" in r.stderr, r.stderr
+    with open(os.path.join(corrupt, "checkpoints", "latest"), "w") as f:
+        f.write("abc\n")
+    r = generate(args, corrupt, "--prompt", "hi", expect=1)
+    assert "checkpoints/latest: does not name a checkpoint step ('abc')" in r.stderr, r.stderr
+    for seed in ("-1", "18446744073709551616", "1e23", "7.5"):
+        r = generate(args, run_dir, "--prompt", "hi", "--seed", seed, expect=2)
+        assert f"--seed: must be an integer in 0..18446744073709551615, got '{seed}'" in r.stderr, r.stderr
+    generate(args, run_dir, "--prompt", "hi", "--max-tokens", "1", "--seed", "18446744073709551615")
+    r = generate(args, run_dir, "--prompt", "ab\udcffc", expect=2)  # the byte 0xff (surrogateescape)
+    assert "--prompt is not valid UTF-8: byte 0xff at byte offset 2" in r.stderr, r.stderr
     r = generate(args, os.path.join(work, "nowhere"), "--prompt", "hi", expect=1)
     assert "neither a run directory" in r.stderr, r.stderr
     r = generate(args, run_dir, "--prompt", "hi", "--top-p", "0", expect=2)
@@ -150,7 +175,8 @@ def test_errors(args, work, tlx, data, run_dir):
     assert "--prompt" in r.stderr, r.stderr
     r = generate(args, run_dir, "--prompt", "hi", "--tokenizer", tlx, expect=1)
     assert "m.tlx: not a SentencePiece model" in r.stderr, r.stderr
-    print("errors: long prompt, no decode step, no --model, missing source, bad options, bad tokenizer")
+    print("errors: long prompt, no decode step, no --model, corrupt checkpoint, missing source, bad options, "
+          "bad tokenizer")
 
 
 def main():

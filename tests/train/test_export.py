@@ -320,6 +320,11 @@ def test_bad_input(work, rng):
     refused(["export", run, "--hf", latest(run), "--force"], ["state.json", "no export directory"], "--hf CHECKPOINT",
             [run])
     refused(["export", run, "--hf", hf, "--dtype", "f8"], ["--dtype"], "unknown --dtype", [hf])
+    # A directory that takes no files, even for root (access(W_OK) says yes on /proc): refused before
+    # the work, naming --hf and not the temporary beside it.
+    out = tlrun(["export", run, "--hf", "/proc/tlc-hf"])
+    check(out.returncode == 1 and "--hf /proc/tlc-hf: cannot create it in /proc" in out.stderr and ".tmp-" not in out.stderr,
+          f"--hf /proc/tlc-hf: exit {out.returncode}, '{out.stderr.strip()[-200:]}'")
     # A checkpoint copied away from its run directory needs --model.
     alone = os.path.join(work, "alone")
     shutil.copytree(latest(run), alone)
@@ -386,10 +391,27 @@ def test_bad_input(work, rng):
     write_safetensors(nan, bad)
     refused(["train", tlx, "--data", data, "--out", target, "--init-from", nan, "--steps", "1"],
             ["model.norm.weight", "non-finite", "element 5"], "--init-from a NaN weight", [target])
+    # A weight beyond float16's range: --dtype f16 refuses instead of writing inf; the export is untouched.
+    huge = os.path.join(work, "huge.safetensors")
+    big_w = dict(w)
+    big_w["model.layers.0.mlp.up_proj.weight"] = big_w["model.layers.0.mlp.up_proj.weight"].copy()
+    big_w["model.layers.0.mlp.up_proj.weight"].reshape(-1)[7] = 70000.0
+    write_safetensors(huge, big_w)
+    out, huge_run = init_run(tlx, data, work, "huge-run", huge)
+    check(out.returncode == 0, f"--init-from a weight of 70000 ({out.stderr.strip()[-300:]})")
+    refused(["export", huge_run, "--hf", hf, "--force", "--dtype", "f16"],
+            ["model.layers.0.mlp.up_proj.weight", "element 7", "70000", "65504", "bf16"],
+            "--dtype f16 with a weight beyond 65504", [hf])
+    out = tlrun(["export", huge_run, "--hf", os.path.join(work, "huge-bf16"), "--dtype", "bf16"])
+    check(out.returncode == 0, f"the same checkpoint exports as bf16 ({out.stderr.strip()[-300:]})")
     empty = os.path.join(work, "empty-dir")
     os.makedirs(empty)
     refused(["train", tlx, "--data", data, "--out", target, "--init-from", empty, "--steps", "1"],
             ["model.safetensors"], "--init-from a directory without weights", [target])
+    refused(["train", tlx, "--data", data, "--out", target, "--init-from", run, "--steps", "1"],
+            [run, "a tlrun run directory", "/checkpoints/N", "--resume"], "--init-from RUN_DIR", [target])
+    out, _ = init_run(tlx, data, work, "from-checkpoint", latest(run))
+    check(out.returncode == 0, f"--init-from RUN_DIR/checkpoints/N, as the message says ({out.stderr.strip()[-300:]})")
     refused(["train", tlx, "--data", data, "--out", target, "--init-from", os.path.join(work, "nothing"), "--steps", "1"],
             ["nothing", "does not exist"], "--init-from a missing path", [target])
     refused(["train", tlx, "--data", data, "--out", run, "--resume", "--init-from", hf], ["--init-from", "--resume"],

@@ -9,6 +9,10 @@
 #include "runtime/data/sources.h"
 #include "runtime/tokens.h"
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <cstring>
@@ -368,7 +372,7 @@ TEST(DataPrepare, RejectsVocabulariesBeyondUint16) {
   dt::PrepareOptions o = quiet({d + "a.txt"}, tempDir("prep_vocab"));
   o.trainVocab = 70000;
   EXPECT_EQ(errorOf([&] { dt::prepare(o); }),
-            "--train-tokenizer 70000: uint16 shards hold at most 65536 token ids");
+            "--train-tokenizer must be in 260..65536, got 70000");
   std::string big = withExtraPieces(testTokenizer().bytes(), 65536 - 512 + 1);
   ASSERT_EQ(dt::Tokenizer::fromBytes(big, "big").vocabSize(), 65537);
   writeFile(d + "big.model", big);
@@ -381,6 +385,72 @@ TEST(DataPrepare, RejectsVocabulariesBeyondUint16) {
   o.tokenizer = d + "text.model";
   EXPECT_NE(errorOf([&] { dt::prepare(o); }).find("text.model: not a SentencePiece model"),
             std::string::npos);
+}
+
+// A pid no process has: a child that has exited and been reaped.
+pid_t deadPid() {
+  pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  ::waitpid(pid, nullptr, 0);
+  return pid;
+}
+
+TEST(DataPrepare, RemovesStaleTemporariesOfItsOutput) {
+  std::string d = mkdir("prep_stale");
+  writeFile(d + "a.txt", "some text to prepare\n");
+  writeFile(d + "tok.model", testTokenizer().bytes());
+  std::string dead = d + ".out.prepare-" + std::to_string(deadPid());
+  std::string alive = d + ".out.prepare-1";  // init: a live process
+  std::string other = d + ".other.prepare-" + std::to_string(deadPid());  // another --out's
+  for (const std::string &t : {dead, alive, other}) {
+    fs::create_directories(t);
+    writeFile(t + "/train_000000.bin", "partial");
+  }
+  dt::PrepareOptions o = quiet({d + "a.txt"}, d + "out");
+  o.tokenizer = d + "tok.model";
+  dt::prepare(o);
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(alive));
+  EXPECT_TRUE(fs::exists(other));
+  EXPECT_TRUE(fs::exists(d + "out/manifest.json"));
+}
+
+TEST(DataPrepare, SigtermRemovesTheTemporaryDirectory) {
+  std::string d = mkdir("prep_sigterm");
+  writeFile(d + "tok.model", testTokenizer().bytes());
+  // Enough text that encoding it on one thread outlasts the poll below.
+  std::string text;
+  for (const auto &doc : corpusDocs()) text += doc + "\n";
+  std::string big;
+  while (big.size() < (24u << 20)) big += text;
+  writeFile(d + "big.txt", big);
+  dt::PrepareOptions o = quiet({d + "big.txt"}, d + "out");
+  o.tokenizer = d + "tok.model";
+  o.threads = 1;
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    try {
+      dt::prepare(o);
+    } catch (...) {
+      ::_exit(3);
+    }
+    ::_exit(0);
+  }
+  std::string tmp = d + ".out.prepare-" + std::to_string(child);
+  bool seen = false;
+  for (int i = 0; i < 120000 && !seen; ++i) {
+    seen = fs::exists(tmp + "/tokenizer.model");
+    if (!seen) ::usleep(1000);
+  }
+  ::kill(child, SIGTERM);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(seen) << "the temporary directory never appeared";
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM);
+  EXPECT_FALSE(fs::exists(tmp));
+  EXPECT_FALSE(fs::exists(d + "out"));
 }
 
 TEST(DataPrepare, ConvertsLitpkdFiles) {

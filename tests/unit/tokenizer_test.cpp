@@ -156,14 +156,25 @@ TEST(Tokenizer, RejectsFilesThatAreNotModels) {
   }
 }
 
+// SentencePiece's vocabulary-size errors, in tlrun's terms (its own advice
+// names --character_coverage, which tlrun does not have).
 TEST(Tokenizer, TrainingErrorsAreReported) {
   std::vector<std::string> lines = {"tiny corpus", "with few characters"};
-  try {
-    dt::trainTokenizer(lines, 100000, 1);
-    ADD_FAILURE() << "trained";
-  } catch (const dt::Error &e) {
-    EXPECT_NE(std::string(e.what()).find("training the tokenizer failed"), std::string::npos) << e.what();
-  }
+  auto errorOf = [&](int vocab) -> std::string {
+    try {
+      dt::trainTokenizer(lines, vocab, 1);
+    } catch (const dt::Error &e) {
+      return e.what();
+    }
+    return "(trained)";
+  };
+  std::string large = errorOf(100000);
+  EXPECT_NE(large.find("--train-tokenizer 100000 is too large for this text: at most "), std::string::npos) << large;
+  // 256 byte pieces, <unk>, <s>, </s>, the 15 letters and the space marker.
+  std::string small = errorOf(260);
+  EXPECT_NE(small.find("--train-tokenizer 260 is too small for this text: it needs at least 275 pieces"),
+            std::string::npos) << small;
+  EXPECT_EQ(small.find("character_coverage"), std::string::npos) << small;
 }
 
 }  // namespace
