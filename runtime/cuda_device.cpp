@@ -95,9 +95,11 @@ class CudaDevice : public Device {
     check(d_.init(0), "cuInit");
     int count = 0;
     check(d_.deviceCount(&count), "cuDeviceGetCount");
-    if (ordinal >= count)
-      throw DeviceError("GPU " + std::to_string(ordinal) + " requested (node-local rank) but only " +
-                        std::to_string(count) + " visible");
+    if (count == 0) throw DeviceError("no CUDA GPU is visible (CUDA_VISIBLE_DEVICES?)");
+    // Node-local rank r takes GPU r; modulo the visible ones, as NCCL's
+    // communicator does, so that a launcher giving each rank its own
+    // CUDA_VISIBLE_DEVICES (one GPU, ordinal 0) works too.
+    ordinal %= count;
     check(d_.deviceGet(&dev_, ordinal), "cuDeviceGet");
     CUcontext ctx;
     check(d_.retain(&ctx, dev_), "cuDevicePrimaryCtxRetain");
@@ -234,9 +236,29 @@ class CudaDevice : public Device {
     checkLt(lt_.prefCreate(&pref), "cublasLtMatmulPreferenceCreate");
     size_t ws = kWorkspaceBytes;
     checkLt(lt_.prefSet(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "set workspace");
+    // The heuristic assumes 256-byte alignment unless told: flat parameters
+    // sit at 64-element offsets (128 bytes in bf16), and leading dimensions
+    // and batch strides count too.
+    uint64_t elementBytes = bf16 ? 2 : 4;
+    auto alignment = [&](const void *p, uint64_t leading, int64_t stride) {
+      uint64_t bytes[3] = {reinterpret_cast<uintptr_t>(p), leading * elementBytes,
+                           g.batch > 1 ? static_cast<uint64_t>(stride) * elementBytes : 0};
+      uint32_t a = 256;
+      while (a > 1 && ((bytes[0] | bytes[1] | bytes[2]) & (a - 1))) a /= 2;
+      return a;
+    };
+    uint32_t alignA = alignment(b, g.transB ? g.k : g.n, g.strideB);
+    uint32_t alignB = alignment(a, g.transA ? g.m : g.k, g.strideA);
+    uint32_t alignC = alignment(c, g.n, g.strideC);
+    checkLt(lt_.prefSet(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &alignA, sizeof alignA), "set alignment");
+    checkLt(lt_.prefSet(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &alignB, sizeof alignB), "set alignment");
+    checkLt(lt_.prefSet(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &alignC, sizeof alignC), "set alignment");
+    checkLt(lt_.prefSet(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &alignC, sizeof alignC), "set alignment");
     cublasLtMatmulHeuristicResult_t algo;
     int found = 0;
-    checkLt(lt_.heuristic(handle_, desc, la, lb, lc, lc, pref, 1, &algo, &found), "cublasLtMatmulAlgoGetHeuristic");
+    cublasStatus_t status = lt_.heuristic(handle_, desc, la, lb, lc, lc, pref, 1, &algo, &found);
+    if (status != CUBLAS_STATUS_SUCCESS && status != CUBLAS_STATUS_NOT_SUPPORTED)
+      checkLt(status, "cublasLtMatmulAlgoGetHeuristic");
     if (found == 0) throw DeviceError("cuBLASLt found no algorithm for a " + std::to_string(g.m) + "x" +
                                       std::to_string(g.n) + "x" + std::to_string(g.k) + " GEMM");
     float alpha = 1.0f, beta = g.accumulate ? 1.0f : 0.0f;

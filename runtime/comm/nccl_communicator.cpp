@@ -14,6 +14,7 @@
 #include <dlfcn.h>
 #include <nccl.h>
 
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
@@ -324,7 +325,14 @@ class NcclCommunicator : public Communicator {
 };
 
 NcclWork::~NcclWork() {
-  if (!finished_) wait();  // NCCL may still write into the buffers
+  // NCCL may still write into the buffers. A destructor must not throw
+  // (this one may run while an exception unwinds): a failed wait is reported
+  // by whoever waits next, and the job is ending anyway.
+  try {
+    if (!finished_) wait();
+  } catch (const std::exception &e) {
+    std::fprintf(stderr, "comm: %s (while abandoning a collective)\n", e.what());
+  }
   cuda().eventDestroy(done_);
 }
 

@@ -484,6 +484,12 @@ int runTrain(const TrainOptions &o) {
     co.timeoutSeconds = c.comm_timeout_s;
     std::unique_ptr<comm::Communicator> comm = comm::makeCommunicator(co);
     int rank = comm->rank(), world = comm->size();
+    // Collectives run on the flat buffers where they live: NCCL on GPU memory, MPI on host memory.
+    bool gpu = o.device == "cuda";
+    if ((world > 1 || comm->deviceBuffers()) && comm->deviceBuffers() != gpu)
+      throw ConfigError(comm->describe() + " works on " + (comm->deviceBuffers() ? "GPU" : "host") +
+                        " buffers, but --device is " + o.device + ": use " + (gpu ? "NCCL" : "MPI") +
+                        " (unset TLC_COMM_BACKEND)");
     if (world > 1) {
       rankPrefix = "rank " + std::to_string(rank) + ": ";
       std::printf("rank %d of %d (pid %ld, local rank %d): %s, zero=%lld\n", rank, world, static_cast<long>(getpid()),

@@ -336,8 +336,9 @@ int main(int argc, char **argv) {
       if (!ncclAvailable(&why)) throw CommError("comm: " + why);
     }
     std::unique_ptr<Communicator> comm = makeCommunicator(o);
-    // NCCL made the GPU's primary context current; the device shares it.
-    if (comm->deviceBuffers()) device = makeCudaDevice();
+    // NCCL made the primary context of the node-local rank's GPU current;
+    // the device must open that same GPU.
+    if (comm->deviceBuffers()) device = makeCudaDevice(detectLaunch().localRank);
     std::printf("comm-check: rank %d of %d: %s\n", comm->rank(), comm->size(), comm->describe().c_str());
     std::fflush(stdout);
     if (comm->rank() == exitRank) std::_Exit(0);

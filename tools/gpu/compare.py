@@ -50,6 +50,10 @@ def main(prepared, results):
             continue
         rel = abs(cuda["loss"] - cpu["loss"]) / abs(cpu["loss"])
         errors = {k: rel_error(gg[k], cg[k]) for k in cg if k in gg}
+        if not errors:
+            print(f"{dtype:6s} FAIL: no gradient of {sorted(cg)[:3]}... in the CUDA results ({sorted(gg)[:3]}...)")
+            ok = False
+            continue
         worst = max(errors, key=lambda k: errors[k] if errors[k] == errors[k] else math.inf)
         good = rel < loss_tol and set(gg) == set(cg) and all(e < grad_tol for e in errors.values())
         ok &= good

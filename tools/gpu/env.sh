@@ -6,7 +6,7 @@
 # on the loader's path. Writes what it found to $OUT/env.txt.
 gpu_lib_dirs="$PWD/gpu-check/lib"
 for gpu_lib in libnccl.so.2 libnvrtc.so libcublasLt.so; do
-  if ldconfig -p 2>/dev/null | grep -q " $gpu_lib"; then continue; fi
+  if ldconfig -p 2>/dev/null | grep -q "[[:space:]]$gpu_lib"; then continue; fi
   gpu_roots="/usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib"
   for site in $(python3 -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null); do
     gpu_roots="$gpu_roots $site/nvidia"
