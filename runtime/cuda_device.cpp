@@ -170,6 +170,15 @@ class CudaDevice : public Device {
     }
   }
 
+  ~CudaDevice() override {
+    for (auto &[key, p] : gemmPlans_) {
+      lt_.layoutDestroy(p.la);
+      lt_.layoutDestroy(p.lb);
+      lt_.layoutDestroy(p.lc);
+      lt_.descDestroy(p.desc);
+    }
+  }
+
   // The cubin for this GPU from the cache, else compiled by NVRTC and cached
   // (keyed by source, architecture and NVRTC version).
   std::string compiledKernels(const std::string &source) {
@@ -212,14 +221,52 @@ class CudaDevice : public Device {
       g.strideA = g.m * g.k;
       g.strideC = g.m * g.n;
     }
+    // The heuristic assumes 256-byte alignment unless told: flat parameters
+    // sit at 64-element offsets (128 bytes in bf16), and leading dimensions
+    // and batch strides count too.
+    uint64_t elementBytes = g.dtype == artifact::DType::BF16 ? 2 : 4;
+    auto alignment = [&](const void *p, uint64_t leading, int64_t stride) {
+      uint64_t bytes[3] = {reinterpret_cast<uintptr_t>(p), leading * elementBytes,
+                           g.batch > 1 ? static_cast<uint64_t>(stride) * elementBytes : 0};
+      uint32_t align = 256;
+      while (align > 1 && ((bytes[0] | bytes[1] | bytes[2]) & (align - 1))) align /= 2;
+      return align;
+    };
+    uint32_t aligns[3] = {alignment(b, g.transB ? g.k : g.n, g.strideB), alignment(a, g.transA ? g.m : g.k, g.strideA),
+                          alignment(c, g.n, g.strideC)};
+    // A training step repeats the same few shapes: plan each once.
+    std::string key;
+    for (int64_t v : {g.m, g.n, g.k, g.batch, g.strideA, g.strideB, g.strideC, static_cast<int64_t>(g.transA),
+                      static_cast<int64_t>(g.transB), static_cast<int64_t>(elementBytes), static_cast<int64_t>(aligns[0]),
+                      static_cast<int64_t>(aligns[1]), static_cast<int64_t>(aligns[2])})
+      key += std::to_string(v) + ",";
+    auto plan = gemmPlans_.find(key);
+    if (plan == gemmPlans_.end()) plan = gemmPlans_.emplace(key, planGemm(g, aligns)).first;
+    const GemmPlan &p = plan->second;
+    float alpha = 1.0f, beta = g.accumulate ? 1.0f : 0.0f;
+    checkLt(lt_.matmul(handle_, p.desc, &alpha, b, p.la, a, p.lb, &beta, c, p.lc, c, p.lc, &p.algo.algo, workspace_,
+                       kWorkspaceBytes, nullptr),
+            "cublasLtMatmul");
+  }
+
+ private:
+  struct GemmPlan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t la = nullptr, lb = nullptr, lc = nullptr;
+    cublasLtMatmulHeuristicResult_t algo = {};
+  };
+
+  // Descriptors and the heuristic's algorithm for one GEMM shape;
+  // `aligns`: the byte alignment of cuBLASLt's A, B and C/D.
+  GemmPlan planGemm(const artifact::Gemm &g, const uint32_t aligns[3]) {
     bool bf16 = g.dtype == artifact::DType::BF16;
     cudaDataType_t type = bf16 ? CUDA_R_16BF : CUDA_R_32F;
     cublasComputeType_t compute = bf16 ? CUBLAS_COMPUTE_32F : CUBLAS_COMPUTE_32F_FAST_TF32;
-    cublasLtMatmulDesc_t desc;
-    checkLt(lt_.descCreate(&desc, compute, CUDA_R_32F), "cublasLtMatmulDescCreate");
+    GemmPlan p;
+    checkLt(lt_.descCreate(&p.desc, compute, CUDA_R_32F), "cublasLtMatmulDescCreate");
     cublasOperation_t opA = g.transB ? CUBLAS_OP_T : CUBLAS_OP_N, opB = g.transA ? CUBLAS_OP_T : CUBLAS_OP_N;
-    checkLt(lt_.descSet(desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA), "set TRANSA");
-    checkLt(lt_.descSet(desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB), "set TRANSB");
+    checkLt(lt_.descSet(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA), "set TRANSA");
+    checkLt(lt_.descSet(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB), "set TRANSB");
     auto layout = [&](uint64_t rows, uint64_t cols, int64_t stride) {
       cublasLtMatrixLayout_t l;
       checkLt(lt_.layoutCreate(&l, type, rows, cols, static_cast<int64_t>(rows)), "cublasLtMatrixLayoutCreate");
@@ -229,50 +276,31 @@ class CudaDevice : public Device {
               "set STRIDED_BATCH_OFFSET");
       return l;
     };
-    cublasLtMatrixLayout_t la = layout(g.transB ? g.k : g.n, g.transB ? g.n : g.k, g.strideB);
-    cublasLtMatrixLayout_t lb = layout(g.transA ? g.m : g.k, g.transA ? g.k : g.m, g.strideA);
-    cublasLtMatrixLayout_t lc = layout(g.n, g.m, g.strideC);
+    p.la = layout(g.transB ? g.k : g.n, g.transB ? g.n : g.k, g.strideB);
+    p.lb = layout(g.transA ? g.m : g.k, g.transA ? g.k : g.m, g.strideA);
+    p.lc = layout(g.n, g.m, g.strideC);
     cublasLtMatmulPreference_t pref;
     checkLt(lt_.prefCreate(&pref), "cublasLtMatmulPreferenceCreate");
     size_t ws = kWorkspaceBytes;
     checkLt(lt_.prefSet(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "set workspace");
-    // The heuristic assumes 256-byte alignment unless told: flat parameters
-    // sit at 64-element offsets (128 bytes in bf16), and leading dimensions
-    // and batch strides count too.
-    uint64_t elementBytes = bf16 ? 2 : 4;
-    auto alignment = [&](const void *p, uint64_t leading, int64_t stride) {
-      uint64_t bytes[3] = {reinterpret_cast<uintptr_t>(p), leading * elementBytes,
-                           g.batch > 1 ? static_cast<uint64_t>(stride) * elementBytes : 0};
-      uint32_t a = 256;
-      while (a > 1 && ((bytes[0] | bytes[1] | bytes[2]) & (a - 1))) a /= 2;
-      return a;
-    };
-    uint32_t alignA = alignment(b, g.transB ? g.k : g.n, g.strideB);
-    uint32_t alignB = alignment(a, g.transA ? g.m : g.k, g.strideA);
-    uint32_t alignC = alignment(c, g.n, g.strideC);
-    checkLt(lt_.prefSet(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &alignA, sizeof alignA), "set alignment");
-    checkLt(lt_.prefSet(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &alignB, sizeof alignB), "set alignment");
-    checkLt(lt_.prefSet(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &alignC, sizeof alignC), "set alignment");
-    checkLt(lt_.prefSet(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &alignC, sizeof alignC), "set alignment");
-    cublasLtMatmulHeuristicResult_t algo;
+    const cublasLtMatmulPreferenceAttributes_t alignAttributes[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4; ++i)
+      checkLt(lt_.prefSet(pref, alignAttributes[i], &aligns[i < 3 ? i : 2], sizeof aligns[0]), "set alignment");
     int found = 0;
-    cublasStatus_t status = lt_.heuristic(handle_, desc, la, lb, lc, lc, pref, 1, &algo, &found);
+    cublasStatus_t status = lt_.heuristic(handle_, p.desc, p.la, p.lb, p.lc, p.lc, pref, 1, &p.algo, &found);
+    lt_.prefDestroy(pref);
     if (status != CUBLAS_STATUS_SUCCESS && status != CUBLAS_STATUS_NOT_SUPPORTED)
       checkLt(status, "cublasLtMatmulAlgoGetHeuristic");
-    if (found == 0) throw DeviceError("cuBLASLt found no algorithm for a " + std::to_string(g.m) + "x" +
-                                      std::to_string(g.n) + "x" + std::to_string(g.k) + " GEMM");
-    float alpha = 1.0f, beta = g.accumulate ? 1.0f : 0.0f;
-    checkLt(lt_.matmul(handle_, desc, &alpha, b, la, a, lb, &beta, c, lc, c, lc, &algo.algo, workspace_,
-                       kWorkspaceBytes, nullptr),
-            "cublasLtMatmul");
-    lt_.prefDestroy(pref);
-    lt_.layoutDestroy(la);
-    lt_.layoutDestroy(lb);
-    lt_.layoutDestroy(lc);
-    lt_.descDestroy(desc);
+    if (found == 0)
+      throw DeviceError("cuBLASLt found no algorithm for a " + std::to_string(g.m) + "x" + std::to_string(g.n) + "x" +
+                        std::to_string(g.k) + (bf16 ? " bf16" : " f32") + " GEMM (batch " + std::to_string(g.batch) +
+                        ", alignments " + std::to_string(aligns[0]) + "/" + std::to_string(aligns[1]) + "/" +
+                        std::to_string(aligns[2]) + " bytes)");
+    return p;
   }
 
- private:
   void check(CUresult r, const std::string &what) {
     if (r == CUDA_SUCCESS) return;
     const char *msg = nullptr;
@@ -291,6 +319,7 @@ class CudaDevice : public Device {
   void *workspace_ = nullptr;
   std::string arch_, name_;
   std::map<std::string, CUfunction> functions_;
+  std::map<std::string, GemmPlan> gemmPlans_;  // by shape and alignment
 };
 
 }  // namespace
