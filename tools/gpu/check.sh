@@ -22,6 +22,7 @@ done
 python3 "$out/compare.py" "$out" "$results" | tee "$results/table.txt" || status=1
 tools/gpu/nccl-check.sh || status=1
 tools/gpu/dist-train-check.sh || status=1
+python3 tools/gpu/hf_check.py gpu-check/hf | tee "$results/hf.txt" || status=1
 # The benchmark only when the CUDA path is right (TLC_GPU_BENCH=0 skips it).
 if [ "$status" = 0 ] && [ "${TLC_GPU_BENCH:-1}" != 0 ]; then tools/gpu/bench.sh; fi
 exit $status

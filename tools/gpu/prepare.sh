@@ -84,6 +84,38 @@ anchors=${TLC_ANCHORS:-../shared/anchors}
 cp "$anchors/torch_baseline.py" "$out/"
 cat "$anchors"/torch_baseline_*.jsonl > "$out/torch_baseline_recorded.jsonl"
 cp tools/gpu/anchor_eager.py "$out/"
+# The Hugging Face check (hf_check.py there: transformers is not installed
+# here): a tiny model trained on a prepared corpus and exported, with tlrun
+# eval's loss on the validation shard and spm_encode's ids of a sample text.
+hf="$out/hf" && mkdir -p "$hf"
+/usr/bin/python3 - "$hf/corpus.jsonl" <<'PY'
+import json, sys
+import numpy as np
+rng = np.random.default_rng(12)
+words = ["".join(rng.choice(list("abcdefghijklmn"), size=rng.integers(2, 7))) for _ in range(60)]
+with open(sys.argv[1], "w") as f:
+    for _ in range(700):
+        f.write(json.dumps({"text": " ".join(rng.choice(words, size=rng.integers(4, 20)))}) + "\n")
+PY
+build/tools/tlrun prepare --input "$hf/corpus.jsonl" --format jsonl --out "$hf/data" --train-tokenizer 300 \
+  --val-fraction 0.1 --quiet
+build/tools/tlc emit tinyllama --preset tiny -o "$hf/m.mlir" \
+  --set layers=2,dim=64,heads=4,kv_heads=2,ffn=96,vocab=320,seq=16,micro_batch=2,norm_eps=1e-6,rope_theta=5000
+build/tools/tlc compile "$hf/m.mlir" -o "$hf/m.tlx" --target cpu > /dev/null
+build/tools/tlrun train "$hf/m.tlx" --data "$hf/data" --out "$hf/run" \
+  --set steps=40,batch_tokens=64,warmup_steps=2,lr=2e-2,min_lr=1e-3,val_every=0 > /dev/null
+build/tools/tlrun export "$hf/run" --hf "$hf/export" > /dev/null
+cp "$hf/data/val_000000.bin" "$hf/val.bin"
+text="abc defg hij klmn"
+/usr/bin/python3 - "$hf" "$text" \
+  "$(build/tools/tlrun eval "$hf/m.tlx" --weights "$hf/export/model.safetensors" --tokens "$hf/val.bin" --json)" \
+  "$(echo "$text" | spm_encode --model="$hf/export/tokenizer.model" --output_format=id)" <<'PY'
+import json, os, sys
+hf, text, ours, ids = sys.argv[1:5]
+json.dump({"loss": json.loads(ours)["loss"], "micro_batch": 2, "seq": 16, "text": text,
+           "spm_ids": [int(x) for x in ids.split()]}, open(os.path.join(hf, "expected.json"), "w"))
+PY
+rm -rf "$hf/data" "$hf/run" "$hf/corpus.jsonl" "$hf/m.mlir" "$hf/m.tlx"
 # tlrun's Debian libraries the GPU machine may lack (env.sh puts them on its path).
 mkdir -p "$out/lib"
 ldd build/tools/tlrun | awk '/libsentencepiece/ {print $3}' | xargs -I{} cp -L {} "$out/lib/"
