@@ -174,9 +174,11 @@ def main():
     parser.add_argument("--tlc", required=True)
     parser.add_argument("--tlrun", help="also compile the fused step and run it on the CPU runtime")
     parser.add_argument("--only", choices=sorted(CONFIGS))
+    parser.add_argument("--seed", type=int, help="reproduce a run (its seed is printed)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    seed = int.from_bytes(os.urandom(4), "little")  # fresh inputs every run; printed to reproduce
+    # Fresh inputs every run; the seed is printed to reproduce it with --seed.
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     print(f"seed {seed}")
     ok = True
     with tempfile.TemporaryDirectory() as workdir:

@@ -427,8 +427,9 @@ def main():
     parser.add_argument("--tlc", required=True)
     parser.add_argument("--tlrun", required=True)
     parser.add_argument("--only", choices=sorted(GROUPS), action="append")
+    parser.add_argument("--seed", type=int, help="reproduce a run (its seed is printed)")
     ARGS = parser.parse_args()
-    seed = int.from_bytes(os.urandom(4), "little")
+    seed = ARGS.seed if ARGS.seed is not None else int.from_bytes(os.urandom(4), "little")
     print(f"seed {seed}")
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as work:
