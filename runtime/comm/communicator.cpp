@@ -140,17 +140,28 @@ std::unique_ptr<Communicator> makeCommunicator(const Options &o) {
                       (l.size > 0 ? std::to_string(l.size) : std::string("several")) + " ranks");
     return makeSingleCommunicator();
   }
-  if (o.backend == "mpi") return makeMpiCommunicator(o);
-  if (o.backend == "nccl") return makeNcclCommunicator(o, many ? makeMpiCommunicator(o) : nullptr);
+  // An MPI world smaller than the launcher's (srun with an MPI built without
+  // that launcher's support) would train as N independent jobs.
+  auto joined = [&](std::unique_ptr<Communicator> c) {
+    if (many && l.size > 0 && c->size() != l.size)
+      throw CommError("comm: " + l.launcher + " started " + std::to_string(l.size) + " ranks, but MPI joined " +
+                      std::to_string(c->size()) + " of them: this MPI lacks " + l.launcher +
+                      " support (launch with mpirun, or srun --mpi=pmix where MPI was built with PMIx)");
+    return c;
+  };
+  if (o.backend == "mpi") return joined(makeMpiCommunicator(o));
+  if (o.backend == "nccl") return makeNcclCommunicator(o, many ? joined(makeMpiCommunicator(o)) : nullptr);
   if (o.backend == "auto") {
     if (!many) return makeSingleCommunicator();
+    std::unique_ptr<Communicator> c;
     try {
-      return makeMpiCommunicator(o);
+      c = makeMpiCommunicator(o);
     } catch (const CommError &e) {
       throw CommError("comm: started by " + l.launcher + " with " +
                       (l.size > 0 ? std::to_string(l.size) : std::string("several")) + " ranks, but " +
                       (e.what() + 6));
     }
+    return joined(std::move(c));
   }
   throw CommError("comm: unknown backend '" + o.backend + "' (expected auto, single, mpi or nccl)");
 }

@@ -240,16 +240,16 @@ class MpiCommunicator : public Communicator {
     std::string msg = timeoutMessage(rank_, what, seq, timeoutSeconds, peers + elsewhere);
     std::fprintf(stderr, "%s; aborting the job\n", msg.c_str());
     std::fflush(stderr);
-    MPI_Abort(MPI_COMM_WORLD, 3);
-    std::_Exit(3);  // MPI_Abort does not return
+    MPI_Abort(MPI_COMM_WORLD, 1);  // exit status 1: a failure
+    std::_Exit(1);  // MPI_Abort does not return
   }
 
   void check(int rc, const char *what) {
     if (rc == MPI_SUCCESS) return;
     std::fprintf(stderr, "tlrun: rank %d: %s failed: %s; aborting the job\n", rank_, what, mpiError(rc).c_str());
     std::fflush(stderr);
-    MPI_Abort(MPI_COMM_WORLD, 3);
-    std::_Exit(3);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    std::_Exit(1);
   }
 
   double timeout() const { return timeout_; }

@@ -55,7 +55,7 @@ StateBytes stateBytes(const Layout &l, int zero, int rank, int64_t paramBytes) {
   StateBytes b;
   b.params = (zero >= 3 ? mine : full) * paramBytes;
   b.grads = (zero >= 2 ? mine : full) * 4;
-  b.gradScratch = zero >= 2 ? full * 4 : 0;
+  b.gradScratch = zero >= 2 ? (full - mine) * 4 : 0;
   b.master = mine * 4;
   b.moments = 2 * mine * 4;
   return b;

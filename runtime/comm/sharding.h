@@ -58,8 +58,10 @@ std::vector<Bucket> buckets(const Layout &l, int64_t bucketElements, int64_t ali
 // gradients, master weights and moments. Sharded buffers are the rank's
 // owned range; full ones the padded buffer once zero > 0 (equal chunks).
 // ZeRO-2 and 3 also need `gradScratch`: the compiled step writes a whole
-// micro-batch's gradients into one flat buffer before its buckets are
-// reduced (0 where the gradients themselves are full).
+// micro-batch's gradients into one padded flat buffer before its buckets are
+// reduced, so the rest of that buffer, beside the owned range, is scratch
+// (0 where the gradients themselves are full): grads + gradScratch is the
+// buffer actually allocated.
 struct StateBytes {
   int64_t params = 0, grads = 0, gradScratch = 0, master = 0, moments = 0;
   int64_t total() const { return params + grads + gradScratch + master + moments; }

@@ -50,9 +50,10 @@ const std::vector<Key> &table() {
         "still writes one)"}, &Config::final_checkpoint, 0, 1},
       {{"zero", "int", "0 .. 2", "data parallelism: 0 replicated (all-reduce), 1 optimizer state sharded, 2 gradients "
         "reduced to their owners every micro-batch too (3, parameters sharded, is not built)"}, &Config::zero, 0, 2},
-      {{"comm_timeout_s", "float", "> 0", "seconds a rank waits in a collective before the job is ended naming the "
-        "ranks that did not arrive"}, &Config::comm_timeout_s, 1e-3, 1e9},
-      {{"bucket_mb", "float", "> 0", "MiB of f32 gradients per reduction bucket (zero=2)"}, &Config::bucket_mb, 1e-6, 1e9},
+      {{"comm_timeout_s", "float", "1 .. 1e9", "seconds a rank waits in a collective before the job is ended naming "
+        "the ranks that did not arrive"}, &Config::comm_timeout_s, 1, 1e9},
+      {{"bucket_mb", "float", "1e-6 .. 1e9", "MiB of f32 gradients per reduction bucket (zero=2)"}, &Config::bucket_mb,
+       1e-6, 1e9},
   };
   return keys;
 }

@@ -312,14 +312,16 @@ class Trainer {
       // One host message per rank: its gradient sum of squares, whether it
       // was signalled, its micro-batch losses. Summed in rank (= batch) order.
       message[0] = engine_.gradSquaredNorm(gradRange);
-      message[1] = gStopSignal ? 1.0 : 0.0;
+      message[1] = static_cast<double>(gStopSignal);  // the signal, 0 for none
       std::vector<double> all = dp_.allGather(message);
       double lossSum = 0, norm2 = 0;
       bool stop = false;
+      int stopSignal = 0;  // the first rank's that got one: every rank reports the same
       for (int r = 0; r < dp_.world(); ++r) {
         const double *m = all.data() + static_cast<size_t>(r) * message.size();
         norm2 += m[0];
         stop |= m[1] != 0;
+        if (!stopSignal) stopSignal = static_cast<int>(m[1]);
         for (int64_t k = 0; k < mineCount; ++k) lossSum += m[2 + k];
       }
       if (dp_.zero() == 0) norm2 = message[0];  // replicated: every rank has the whole sum
@@ -389,7 +391,7 @@ class Trainer {
         return 1;
       }
       if (stop && !last) {  // on the last step, finish normally
-        int sig = gStopSignal ? static_cast<int>(gStopSignal) : SIGTERM;
+        int sig = stopSignal ? stopSignal : SIGTERM;
         std::string dir = checkpoint();
         if (root)
           std::fprintf(stderr, "tlrun train: %s after step %lld: checkpoint %s written; continue with --resume\n",
@@ -499,10 +501,21 @@ int runTrain(const TrainOptions &o) {
     // Every rank must train the same model on the same data the same way.
     comm::requireSameOnAllRanks(*comm, "the artifact (" + o.model + ")", fileFnv1a64(o.model));
     std::string dataList;
-    for (const std::string &f : data.trainFiles()) dataList += f + ":" + std::to_string(fs::file_size(f)) + "\n";
+    // Names and sizes, not the directory's spelling (each node may mount its own copy).
+    for (const std::string &f : data.trainFiles())
+      dataList += fs::path(f).filename().string() + ":" + std::to_string(fs::file_size(f)) + "\n";
     comm::requireSameOnAllRanks(*comm, "the training data (" + o.dataDir + ")", textDigest(dataList));
     comm::requireSameOnAllRanks(*comm, "the configuration (resolved keys, run directory, checkpoint, device)",
                                 textDigest(c.toJson().dump() + "\n" + o.runDir + "\n" + checkpointDir + "\n" + o.device));
+    if (world > 1) {  // the values, not the path: each node may read its own copy
+      uint64_t weights = kFnv1a64Basis;
+      if (init)
+        for (const artifact::Tensor &p : a.params) {
+          std::vector<float> v = init->values(p);
+          weights = fnv1a64(v.data(), v.size() * sizeof(float), weights);
+        }
+      comm::requireSameOnAllRanks(*comm, "the initial weights (--init-from)", weights);
+    }
     int64_t accum = c.batch_tokens / microTokens;
     if (accum % world != 0)
       throw ConfigError("key 'batch_tokens' (" + std::to_string(c.batch_tokens) + ") is " + std::to_string(accum) +

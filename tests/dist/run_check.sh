@@ -7,6 +7,7 @@
 #   run_check.sh throw CHECK MPIEXEC       rank 1 of 3 fails alone: its error, the job ends
 #   run_check.sh disagree CHECK MPIEXEC    rank 2 of 3 has another artifact: every rank stops
 #   run_check.sh plugin-missing CHECK      "started by a launcher", plugin absent
+#   run_check.sh world-mismatch CHECK      the launcher says 2 ranks, MPI joins 1 (no launcher support)
 #   run_check.sh nccl-load CHECK           NCCL without a GPU: a clear error (with one: passes)
 set -u
 mode=$1 check=$2 mpiexec=${3:-}
@@ -31,6 +32,9 @@ case $mode in
     out=$(OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=0 TLC_COMM_MPI_PLUGIN=/nonexistent/libtl_comm_mpi.so \
           timeout 60 "$check" 2>&1); rc=$?
     expect="started by open mpi with 2 ranks, but cannot load the MPI plugin" ;;
+  world-mismatch)
+    out=$(SLURM_NTASKS=2 SLURM_PROCID=0 SLURM_JOB_ID=1 timeout 60 "$check" 2>&1); rc=$?
+    expect="slurm started 2 ranks, but MPI joined 1 of them" ;;
   nccl-load)
     out=$(timeout 120 "$check" --backend nccl 2>&1); rc=$?
     if [ $rc -eq 0 ]; then echo "$out"; echo "PASS: a GPU is here and the NCCL check passed"; exit 0; fi

@@ -12,8 +12,8 @@
               the last complete checkpoint stays loadable
   hang        a rank stopped (SIGSTOP) mid-run: the others end the job within comm_timeout_s
               naming it
-  signal      SIGTERM to one rank: every rank stops after the same step with a checkpoint (exit
-              143), and 2 ranks resume it
+  signal      SIGINT to rank 1 alone: every rank stops after the same step with a checkpoint and
+              reports SIGINT (exit 130), and 2 ranks resume it
   mismatch    a configuration that differs on one rank is refused at start, naming the rank; a global
               batch the ranks cannot share equally is refused
 
@@ -33,7 +33,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
-from trainlib import TINY, compile_model, latest, markov_table, markov_tokens, merge_sets, metrics, read_safetensors, write_shard  # noqa: E402
+from trainlib import (TINY, compile_model, latest, markov_table, markov_tokens, merge_sets, metrics,  # noqa: E402
+                      read_safetensors, write_safetensors, write_shard)
 
 FAILURES = []
 # 4 micro-batches of 2x16 per step: 1, 2 or 4 ranks share them equally.
@@ -233,7 +234,8 @@ def test_hang(work, rng, data, model):
 
 
 def test_signal(work, rng, data, model):
-    """SIGTERM to one rank: every rank stops after the same step, a checkpoint is written, 143."""
+    """SIGINT to rank 1 alone: every rank stops after the same step, a checkpoint is written, and
+    every rank reports the signal rank 1 got (interrupted, 130)."""
     run_dir = os.path.join(work, "signal")
     proc, lines = start_job([model, "--data", data, "--out", run_dir, "--set", merge_sets(BASE, "steps=100000,checkpoint_every=0")])
     pid = wait_for(lines, r"^rank 1 of 2 \(pid (\d+)")
@@ -242,7 +244,7 @@ def test_signal(work, rng, data, model):
     if pid is None or step is None:
         proc.kill()
         return
-    os.kill(int(pid.group(1)), signal.SIGTERM)
+    os.kill(int(pid.group(1)), signal.SIGINT)
     try:
         rc = proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
@@ -250,9 +252,9 @@ def test_signal(work, rng, data, model):
         rc = None
     time.sleep(0.2)
     text = "".join(lines)
-    m = re.search(r"after step (\d+): checkpoint .*/checkpoints/(\d+) written", text)
-    check(rc == 143 and m is not None and m.group(1) == m.group(2),
-          f"signal: exit 143 after a checkpoint of the step every rank finished ({rc})")
+    m = re.search(r"interrupted \(SIGINT\) after step (\d+): checkpoint .*/checkpoints/(\d+) written", text)
+    check(rc == 130 and m is not None and m.group(1) == m.group(2),
+          f"signal: exit 130 after a checkpoint of the step every rank finished ({rc})")
     if m:
         ckpt = latest(run_dir)
         check(os.path.basename(ckpt) == m.group(1), "signal: latest names it")
@@ -274,6 +276,23 @@ def test_mismatch(work, rng, data, model):
     check(re.search(r"disagree on the configuration.*rank\(s\) 1 differ", text) is not None,
           "the message names the configuration and rank 1")
     check(not os.path.exists(os.path.join(run_dir, "metrics.jsonl")), "nothing was trained")
+    # Each rank given other initial weights (--init-from): refused, not trained as two models.
+    info = json.loads(subprocess.run([ARGS.tlc, "info", os.path.splitext(model)[0] + ".mlir", "--json"],
+                                     capture_output=True, text=True, check=True).stdout)
+    inits = []
+    for k in range(2):
+        w = {p["name"]: rng.standard_normal(p["shape"]).astype(np.float32) * 0.02 for p in info["parameters"]}
+        inits.append(os.path.join(work, f"init{k}.safetensors"))
+        write_safetensors(inits[-1], w)
+    args = [ARGS.tlrun, "train", model, "--data", data, "--out", os.path.join(work, "inits"), "--set",
+            merge_sets(BASE, "steps=2")]
+    cmd = [ARGS.mpiexec, "--allow-run-as-root", "--oversubscribe", "-np", "1"] + args + ["--init-from", inits[0],
+                                                                                           ":", "-np", "1"] + args + \
+          ["--init-from", inits[1]]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    check(out.returncode != 0 and re.search(r"disagree on the initial weights \(--init-from\).*rank\(s\) 1 differ",
+                                            out.stdout + out.stderr) is not None,
+          f"ranks with other --init-from weights are refused ({out.returncode})")
     # A global batch the ranks cannot share equally (4 micro-batches, 3 ranks).
     out = train(3, [model, "--data", data, "--out", os.path.join(work, "uneven"), "--set", merge_sets(BASE, "steps=2")])
     check(out.returncode != 0 and "which the 3 ranks cannot share equally" in out.stderr
