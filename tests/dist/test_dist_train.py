@@ -14,8 +14,8 @@
               naming it
   signal      SIGINT to rank 1 alone: every rank stops after the same step with a checkpoint and
               reports SIGINT (exit 130), and 2 ranks resume it
-  mismatch    a configuration that differs on one rank is refused at start, naming the rank; a global
-              batch the ranks cannot share equally is refused
+  mismatch    a configuration or --init-from weights that differ on one rank are refused at start,
+              naming the rank; a global batch the ranks cannot share equally is refused
 
 Fresh random data every run (the seed is printed). Run with /usr/bin/python3.
 """
