@@ -40,8 +40,16 @@ def TL_Dialect : Dialect {
   }];
 }
 
+// Every tensor a tl op reads or writes has extents >= 1 and at most 2^50
+// elements: the evaluator and the kernels divide by extents and compute byte
+// counts and indices in 64 bits, so this is checked once for every op here
+// rather than in each verifier.
+def TL_BoundedShapes : NativeOpTrait<"BoundedShapes"> {
+  let cppNamespace = "::mlir::tl";
+}
+
 class TL_Op<string mnemonic, list<Trait> traits = []>
-    : Op<TL_Dialect, mnemonic, traits>;
+    : Op<TL_Dialect, mnemonic, !listconcat([TL_BoundedShapes], traits)>;
 
 // Element types: floating point storage types (f64 for testing), i32 token
 // ids and i1 masks. Every tensor is statically shaped.

@@ -14,6 +14,29 @@ using namespace mlir::tl;
 #define GET_OP_CLASSES
 #include "dialects/tl/IR/TlOps.cpp.inc"
 
+LogicalResult mlir::tl::verifyBoundedShapes(Operation *op) {
+  auto check = [&](Type type, StringRef what, unsigned index) -> LogicalResult {
+    auto tensor = dyn_cast<RankedTensorType>(type);
+    if (!tensor || !tensor.hasStaticShape()) return success(); // the type constraints say more
+    int64_t elements = 1;
+    for (int64_t extent : tensor.getShape()) {
+      if (extent < 1)
+        return op->emitOpError() << what << " #" << index << " (" << type
+                                 << ") has an extent of " << extent << ": every extent must be at least 1";
+      if (elements > kMaxTensorElements / extent)
+        return op->emitOpError() << what << " #" << index << " (" << type
+                                 << ") has more than 2^50 elements";
+      elements *= extent;
+    }
+    return success();
+  };
+  for (auto [i, v] : llvm::enumerate(op->getOperands()))
+    if (failed(check(v.getType(), "operand", i))) return failure();
+  for (auto [i, v] : llvm::enumerate(op->getResults()))
+    if (failed(check(v.getType(), "result", i))) return failure();
+  return success();
+}
+
 namespace {
 /// Checks that `axis` names a dimension of a rank-`rank` tensor.
 LogicalResult checkAxis(std::optional<Location> loc, int64_t axis, int64_t rank,

@@ -11,6 +11,19 @@
 #include "mlir/Interfaces/InferTypeOpInterface.h"
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 
+namespace mlir::tl {
+/// The largest element count of a tensor of a tl op.
+constexpr int64_t kMaxTensorElements = int64_t(1) << 50;
+/// TL_BoundedShapes: every operand and result tensor has extents >= 1 and
+/// at most kMaxTensorElements elements.
+LogicalResult verifyBoundedShapes(Operation *op);
+template <typename ConcreteType>
+class BoundedShapes : public OpTrait::TraitBase<ConcreteType, BoundedShapes> {
+public:
+  static LogicalResult verifyTrait(Operation *op) { return verifyBoundedShapes(op); }
+};
+} // namespace mlir::tl
+
 #include "dialects/tl/IR/TlEnums.h.inc"
 #include "dialects/tl/IR/TlInterfaces.h.inc"
 

@@ -381,3 +381,22 @@ func.func @fusion_yield(%a: tensor<4xf32>) -> tensor<4xf32> {
   }
   return %f : tensor<4xf32>
 }
+
+// -----
+
+// TL_BoundedShapes: no extent of 0 (kernels and the evaluator divide by extents).
+func.func @zero_extent(%x: tensor<1x0xf32>) -> tensor<1x0xf32> {
+  // expected-error @+1 {{operand #0 ('tensor<1x0xf32>') has an extent of 0: every extent must be at least 1}}
+  %0 = tl.mul %x, %x : tensor<1x0xf32>
+  return %0 : tensor<1x0xf32>
+}
+
+// -----
+
+// TL_BoundedShapes: element counts that would overflow byte counts are refused
+// before any verifier multiplies them.
+func.func @huge(%x: tensor<9223372036854775807xf32>, %w: tensor<4xf32>) -> tensor<2xf32> {
+  // expected-error @+1 {{operand #0 ('tensor<9223372036854775807xf32>') has more than 2^50 elements}}
+  %z = tl.concat %x, %x, %w axis = 0 : tensor<9223372036854775807xf32>, tensor<9223372036854775807xf32>, tensor<4xf32> -> tensor<2xf32>
+  return %z : tensor<2xf32>
+}
