@@ -103,54 +103,104 @@ LogicalResult LayerNormOp::verify() {
                     {getMean(), getRstd()});
 }
 
-LogicalResult RopeOp::verify() {
-  RankedTensorType x = getInput().getType(), c = getCos().getType();
+namespace {
+/// Rotary embedding (and its transpose) of `x` [..., T, D] with [positions, D]
+/// tables from row `offset` on.
+LogicalResult verifyRope(Operation *op, RankedTensorType x, RankedTensorType c, Type sin,
+                         int64_t offset) {
   if (x.getRank() < 2)
-    return emitOpError("input must have rank >= 2 ([..., T, D])");
+    return op->emitOpError("input must have rank >= 2 ([..., T, D])");
   int64_t t = x.getDimSize(x.getRank() - 2), d = x.getShape().back();
   if (d % 2 != 0)
-    return emitOpError() << "the rotated dimension (" << d << ") must be even";
-  if (c != getSin().getType())
-    return emitOpError("cos and sin tables must share one type");
-  if (c.getRank() != 2 || c.getDimSize(1) != d ||
-      c.getElementType() != x.getElementType())
-    return emitOpError() << "tables must be [positions, " << d << "] of "
-                         << x.getElementType() << ", got " << c;
-  auto offset = static_cast<int64_t>(getOffset());
-  if (offset < 0 || offset + t > c.getDimSize(0))
-    return emitOpError() << "positions [" << offset << ", " << offset + t
-                         << ") exceed the " << c.getDimSize(0) << "-row tables";
+    return op->emitOpError() << "the rotated dimension (" << d << ") must be even";
+  if (c != sin)
+    return op->emitOpError("cos and sin tables must share one type");
+  if (c.getRank() != 2 || c.getDimSize(1) != d || c.getElementType() != x.getElementType())
+    return op->emitOpError() << "tables must be [positions, " << d << "] of "
+                             << x.getElementType() << ", got " << c;
+  if (offset < 0 || offset > c.getDimSize(0) - t) // no offset + t: it may overflow
+    return op->emitOpError() << "positions from " << offset << " for " << t << " rows exceed the "
+                             << c.getDimSize(0) << "-row tables";
   return success();
+}
+
+/// Attention's query [B, heads, T, D], key and value [B, kv_heads, S, D],
+/// and per-row statistics (lse) [B, heads, T].
+LogicalResult verifyAttention(Operation *op, RankedTensorType q, RankedTensorType k, Type v,
+                              bool causal, Type lse) {
+  if (q.getRank() != 4 || k.getRank() != 4)
+    return op->emitOpError("query, key and value must be [B, heads, T, D]");
+  if (k != v)
+    return op->emitOpError("key and value must share one type");
+  if (q.getElementType() != k.getElementType() || q.getDimSize(0) != k.getDimSize(0) ||
+      q.getDimSize(3) != k.getDimSize(3))
+    return op->emitOpError("query and key differ in batch, head size or element type");
+  int64_t heads = q.getDimSize(1), kvHeads = k.getDimSize(1);
+  if (heads % kvHeads != 0)
+    return op->emitOpError() << "key/value heads (" << kvHeads
+                             << ") must divide query heads (" << heads << ")";
+  if (causal && q.getDimSize(2) != k.getDimSize(2))
+    return op->emitOpError("causal attention needs as many keys as queries");
+  if (lse != statsOf(q))
+    return op->emitOpError() << "the log-sum-exp must be " << statsOf(q) << ", got " << lse;
+  return success();
+}
+
+/// Cross-entropy's logits [N, V], targets [N] and lse [N].
+LogicalResult verifyCrossEntropy(Operation *op, RankedTensorType l, RankedTensorType t, Type lse) {
+  if (l.getRank() != 2 || t.getRank() != 1 || t.getDimSize(0) != l.getDimSize(0))
+    return op->emitOpError() << "logits must be [N, V] and targets [N], got " << l << " and " << t;
+  if (lse != statsOf(l))
+    return op->emitOpError() << "the log-sum-exp must be " << statsOf(l) << ", got " << lse;
+  return success();
+}
+} // namespace
+
+LogicalResult RopeOp::verify() {
+  return verifyRope(*this, getInput().getType(), getCos().getType(), getSin().getType(),
+                    static_cast<int64_t>(getOffset()));
+}
+
+LogicalResult RopeGradOp::verify() {
+  return verifyRope(*this, getGrad().getType(), getCos().getType(), getSin().getType(),
+                    static_cast<int64_t>(getOffset()));
 }
 
 LogicalResult AttentionOp::verify() {
-  RankedTensorType q = getQuery().getType(), k = getKey().getType();
-  if (q.getRank() != 4 || k.getRank() != 4)
-    return emitOpError("query, key and value must be [B, heads, T, D]");
-  if (k != getValue().getType())
-    return emitOpError("key and value must share one type");
-  if (q.getElementType() != k.getElementType() || q.getDimSize(0) != k.getDimSize(0) ||
-      q.getDimSize(3) != k.getDimSize(3))
-    return emitOpError("query and key differ in batch, head size or element type");
-  int64_t heads = q.getDimSize(1), kvHeads = k.getDimSize(1);
-  if (heads % kvHeads != 0)
-    return emitOpError() << "key/value heads (" << kvHeads
-                         << ") must divide query heads (" << heads << ")";
-  if (getCausal() && q.getDimSize(2) != k.getDimSize(2))
-    return emitOpError("causal attention needs as many keys as queries");
-  if (getResult().getType() != q || getLse().getType() != statsOf(q))
-    return emitOpError() << "results must be " << q << " and " << statsOf(q);
+  RankedTensorType q = getQuery().getType();
+  if (failed(verifyAttention(*this, q, getKey().getType(), getValue().getType(), getCausal(),
+                             getLse().getType())))
+    return failure();
+  if (getResult().getType() != q)
+    return emitOpError() << "the result must be " << q;
   return success();
 }
 
+LogicalResult AttentionGradOp::verify() {
+  return verifyAttention(*this, getQuery().getType(), getKey().getType(), getValue().getType(),
+                         getCausal(), getLse().getType());
+}
+
+LogicalResult RmsNormGradOp::verify() {
+  return verifyNorm(*this, getInput().getType(), {getWeight()}, {getRstd()});
+}
+
+LogicalResult LayerNormGradOp::verify() {
+  return verifyNorm(*this, getInput().getType(), {getWeight()}, {getMean(), getRstd()});
+}
+
+LogicalResult CrossEntropyGradOp::verify() {
+  if (getGrad().getType() != RankedTensorType::get({}, getLogits().getType().getElementType()))
+    return emitOpError("the cotangent must be a scalar of the logits' type");
+  return verifyCrossEntropy(*this, getLogits().getType(), getTargets().getType(), getLse().getType());
+}
+
 LogicalResult CrossEntropyOp::verify() {
-  RankedTensorType l = getLogits().getType(), t = getTargets().getType();
-  if (l.getRank() != 2 || t.getRank() != 1 || t.getDimSize(0) != l.getDimSize(0))
-    return emitOpError() << "logits must be [N, V] and targets [N], got " << l
-                         << " and " << t;
-  if (getLoss().getType() != RankedTensorType::get({}, l.getElementType()) ||
-      getLse().getType() != statsOf(l))
-    return emitOpError() << "loss must be a scalar of the logits' type and lse " << statsOf(l);
+  RankedTensorType l = getLogits().getType();
+  if (failed(verifyCrossEntropy(*this, l, getTargets().getType(), getLse().getType())))
+    return failure();
+  if (getLoss().getType() != RankedTensorType::get({}, l.getElementType()))
+    return emitOpError("the loss must be a scalar of the logits' type");
   return success();
 }
 
@@ -169,8 +219,24 @@ LogicalResult FusionOp::verify() {
 // A result that does not reach the loss has a null cotangent.
 //===----------------------------------------------------------------------===//
 
+namespace {
+/// Only the first `differentiable` results have derivative rules; the rest
+/// (rstd, mean, lse) are statistics saved for the backward op. A loss that
+/// depends on one would get a silently wrong gradient, so it is refused.
+LogicalResult refuseStatisticCotangents(Operation *op, ArrayRef<Value> cot, unsigned differentiable) {
+  for (unsigned i = differentiable; i < cot.size(); ++i)
+    if (cot[i])
+      return op->emitOpError() << "result #" << i
+                               << " (a saved statistic) lies on a path to the loss; tl-autodiff "
+                                  "differentiates only the op's first "
+                               << differentiable << " result(s)";
+  return success();
+}
+} // namespace
+
 LogicalResult RmsNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
                                   SmallVectorImpl<Value> &out) {
+  if (failed(refuseStatisticCotangents(*this, cot, 1))) return failure();
   auto grad = b.create<RmsNormGradOp>(getLoc(), getInput().getType(),
                                       getWeight().getType(), cot[0], getInput(),
                                       getWeight(), getRstd());
@@ -180,6 +246,7 @@ LogicalResult RmsNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
 
 LogicalResult AddRmsNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
                                      SmallVectorImpl<Value> &out) {
+  if (failed(refuseStatisticCotangents(*this, cot, 2))) return failure();
   Value dsum = cot[0], dweight;
   if (Value gy = cot[1]) {
     auto grad = b.create<RmsNormGradOp>(getLoc(), getSum().getType(),
@@ -199,6 +266,7 @@ LogicalResult AddRmsNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
 
 LogicalResult LayerNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
                                     SmallVectorImpl<Value> &out) {
+  if (failed(refuseStatisticCotangents(*this, cot, 1))) return failure();
   auto grad = b.create<LayerNormGradOp>(
       getLoc(), getInput().getType(), getWeight().getType(),
       getBias().getType(), cot[0], getInput(), getWeight(), getMean(), getRstd());
@@ -218,6 +286,7 @@ LogicalResult RopeOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
 
 LogicalResult AttentionOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
                                     SmallVectorImpl<Value> &out) {
+  if (failed(refuseStatisticCotangents(*this, cot, 1))) return failure();
   auto grad = b.create<AttentionGradOp>(
       getLoc(), getQuery().getType(), getKey().getType(), getValue().getType(),
       cot[0], getQuery(), getKey(), getValue(), getResult(), getLse(),
@@ -228,6 +297,7 @@ LogicalResult AttentionOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
 
 LogicalResult CrossEntropyOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
                                        SmallVectorImpl<Value> &out) {
+  if (failed(refuseStatisticCotangents(*this, cot, 1))) return failure();
   out.push_back(b.create<CrossEntropyGradOp>(
       getLoc(), getLogits().getType(), cot[0], getLogits(), getTargets(),
       getLse(), getIgnoreIndexAttr()));

@@ -74,6 +74,7 @@ def TL_RmsNormGradOp : TL_Op<"rmsnorm_grad", [Pure,
   let arguments = (ins TL_FloatTensor:$grad, TL_FloatTensor:$input,
                        TL_FloatTensor:$weight, TL_FloatTensor:$rstd);
   let results = (outs TL_FloatTensor:$input_grad, TL_FloatTensor:$weight_grad);
+  let hasVerifier = 1;
   let assemblyFormat = [{
     $grad `,` $input `,` $weight `,` $rstd attr-dict `:` type($input) `,` type($weight) `,` type($rstd)
   }];
@@ -123,6 +124,7 @@ def TL_LayerNormGradOp : TL_Op<"layernorm_grad", [Pure,
                        TL_FloatTensor:$rstd);
   let results = (outs TL_FloatTensor:$input_grad, TL_FloatTensor:$weight_grad,
                       TL_FloatTensor:$bias_grad);
+  let hasVerifier = 1;
   let assemblyFormat = [{
     $grad `,` $input `,` $weight `,` $mean `,` $rstd attr-dict `:` type($input) `,` type($weight) `,` type($rstd)
   }];
@@ -169,6 +171,7 @@ def TL_RopeGradOp : TL_Op<"rope_grad", [Pure, AllTypesMatch<["grad", "result"]>,
   let arguments = (ins TL_FloatTensor:$grad, TL_FloatTensor:$cos,
                        TL_FloatTensor:$sin, I64Attr:$offset);
   let results = (outs TL_FloatTensor:$result);
+  let hasVerifier = 1;
   let assemblyFormat = [{
     $grad `,` $cos `,` $sin `offset` `=` $offset attr-dict `:` type($grad) `,` type($cos)
   }];
@@ -224,6 +227,7 @@ def TL_AttentionGradOp : TL_Op<"attention_grad", [Pure,
                        F64Attr:$scale, UnitAttr:$causal);
   let results = (outs TL_FloatTensor:$query_grad, TL_FloatTensor:$key_grad,
                       TL_FloatTensor:$value_grad);
+  let hasVerifier = 1;
   let assemblyFormat = [{
     $grad `,` $query `,` $key `,` $value `,` $output `,` $lse `scale` `=` $scale
     (`causal` $causal^)? attr-dict `:` type($query) `,` type($key) `,` type($lse)
@@ -271,6 +275,7 @@ def TL_CrossEntropyGradOp : TL_Op<"cross_entropy_grad", [Pure,
                        TL_IdTensor:$targets, TL_FloatTensor:$lse,
                        OptionalAttr<I64Attr>:$ignore_index);
   let results = (outs TL_FloatTensor:$result);
+  let hasVerifier = 1;
   let assemblyFormat = [{
     $grad `,` $logits `,` $targets `,` $lse (`ignore_index` `=` $ignore_index^)? attr-dict `:` type($grad) `,` type($logits) `,` type($targets) `,` type($lse)
   }];

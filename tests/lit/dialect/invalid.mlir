@@ -341,7 +341,7 @@ func.func @rope_odd(%x: tensor<2x4x5xf32>, %c: tensor<4x5xf32>) {
 // -----
 
 func.func @rope_positions(%x: tensor<2x4x8xf32>, %c: tensor<6x8xf32>) {
-  // expected-error @+1 {{positions [3, 7) exceed the 6-row tables}}
+  // expected-error @+1 {{positions from 3 for 4 rows exceed the 6-row tables}}
   %y = tl.rope %x, %c, %c offset = 3 : tensor<2x4x8xf32>, tensor<6x8xf32>
   return
 }
@@ -399,4 +399,29 @@ func.func @huge(%x: tensor<9223372036854775807xf32>, %w: tensor<4xf32>) -> tenso
   // expected-error @+1 {{operand #0 ('tensor<9223372036854775807xf32>') has more than 2^50 elements}}
   %z = tl.concat %x, %x, %w axis = 0 : tensor<9223372036854775807xf32>, tensor<9223372036854775807xf32>, tensor<4xf32> -> tensor<2xf32>
   return %z : tensor<2xf32>
+}
+
+// -----
+
+// An offset near INT64_MAX: checked without computing offset + T.
+func.func @rope_offset_overflow(%q: tensor<1x1x2x4xf32>, %c: tensor<20x4xf32>) -> tensor<1x1x2x4xf32> {
+  // expected-error @+1 {{positions from 9223372036854775807 for 2 rows exceed the 20-row tables}}
+  %0 = tl.rope_grad %q, %c, %c offset = 9223372036854775807 : tensor<1x1x2x4xf32>, tensor<20x4xf32>
+  return %0 : tensor<1x1x2x4xf32>
+}
+
+// -----
+
+func.func @attention_grad_kv_heads(%q: tensor<1x8x4x2xf32>, %k: tensor<1x3x4x2xf32>, %lse: tensor<1x8x4xf32>) -> tensor<1x8x4x2xf32> {
+  // expected-error @+1 {{key/value heads (3) must divide query heads (8)}}
+  %gq, %gk, %gv = tl.attention_grad %q, %q, %k, %k, %q, %lse scale = 0.5 : tensor<1x8x4x2xf32>, tensor<1x3x4x2xf32>, tensor<1x8x4xf32>
+  return %gq : tensor<1x8x4x2xf32>
+}
+
+// -----
+
+func.func @rmsnorm_grad_rstd(%x: tensor<1x2x4xf32>, %w: tensor<4xf32>, %r: tensor<1xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{per-row statistics must be 'tensor<1x2xf32>', got 'tensor<1xf32>'}}
+  %dx, %dw = tl.rmsnorm_grad %x, %x, %w, %r : tensor<1x2x4xf32>, tensor<4xf32>, tensor<1xf32>
+  return %dw : tensor<4xf32>
 }

@@ -46,3 +46,24 @@ func.func @int_loss(%x: tensor<4xf32> {tl.param = "x"}, %i: tensor<i32> {tl.inpu
   // expected-error @+1 {{tl-autodiff: the loss must be a scalar float tensor, got 'tensor<i32>'}}
   return %i : tensor<i32>
 }
+
+// -----
+
+// A loss through a saved statistic (rstd) has no derivative rule: refused,
+// not differentiated as if only y reached the loss.
+func.func @through_rstd(%x: tensor<2x4xf32> {tl.param = "x"}, %w: tensor<4xf32> {tl.param = "w"}) -> tensor<f32> {
+  // expected-error @+1 {{result #1 (a saved statistic) lies on a path to the loss; tl-autodiff differentiates only the op's first 1 result(s)}}
+  %y, %rstd = tl.rmsnorm %x, %w eps = 1.0e-5 : tensor<2x4xf32>, tensor<4xf32> -> tensor<2xf32>
+  %s = tl.reduce_sum %rstd, axis = 0 : tensor<2xf32> -> tensor<f32>
+  return %s : tensor<f32>
+}
+
+// -----
+
+func.func @through_lse(%l: tensor<2x3xf32> {tl.param = "l"}, %t: tensor<2xi32> {tl.input = "t"}) -> tensor<f32> {
+  // expected-error @+1 {{result #1 (a saved statistic) lies on a path to the loss}}
+  %loss, %lse = tl.cross_entropy %l, %t : tensor<2x3xf32>, tensor<2xi32> -> tensor<f32>, tensor<2xf32>
+  %s = tl.reduce_sum %lse, axis = 0 : tensor<2xf32> -> tensor<f32>
+  %r = tl.add %s, %loss : tensor<f32>
+  return %r : tensor<f32>
+}
