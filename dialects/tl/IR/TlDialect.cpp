@@ -87,6 +87,14 @@ LogicalResult TLDialect::verifyOperationAttribute(Operation *op,
       return op->emitError() << "'" << kModelAttrName << "' field '"
                              << field.getName().getValue()
                              << "' must be an integer, float or string";
+    // Tools read fields as int64 and double (and write them as JSON).
+    if (auto i = dyn_cast<IntegerAttr>(field.getValue());
+        i && !i.getValue().isSignedIntN(64))
+      return op->emitError() << "'" << kModelAttrName << "' field '"
+                             << field.getName().getValue() << "' does not fit in 64 bits";
+    if (auto f = dyn_cast<FloatAttr>(field.getValue()); f && !f.getValue().isFinite())
+      return op->emitError() << "'" << kModelAttrName << "' field '"
+                             << field.getName().getValue() << "' must be finite";
   }
   return success();
 }

@@ -425,3 +425,17 @@ func.func @rmsnorm_grad_rstd(%x: tensor<1x2x4xf32>, %w: tensor<4xf32>, %r: tenso
   %dx, %dw = tl.rmsnorm_grad %x, %x, %w, %r : tensor<1x2x4xf32>, tensor<4xf32>, tensor<1xf32>
   return %dw : tensor<4xf32>
 }
+
+// -----
+
+// expected-error @+1 {{'tl.model' field 'dim' does not fit in 64 bits}}
+func.func @model_i128(%w: tensor<2xf32> {tl.param = "w"}) -> tensor<2xf32> attributes {tl.model = {dim = 99999999999999999999999999 : i128}} {
+  return %w : tensor<2xf32>
+}
+
+// -----
+
+// expected-error @+1 {{'tl.model' field 'norm_eps' must be finite}}
+func.func @model_nan(%w: tensor<2xf32> {tl.param = "w"}) -> tensor<2xf32> attributes {tl.model = {norm_eps = 0x7FF8000000000000 : f64}} {
+  return %w : tensor<2xf32>
+}
