@@ -32,10 +32,20 @@ void buildLossPipeline(OpPassManager &pm) {
 }
 
 void registerTlPipelines() {
-  PassPipelineRegistration<>(
-      "tl-train-pipeline",
-      "The default tlc pipeline: forward fusion, autodiff, elementwise fusion",
-      buildTrainPipeline);
+  // Its passes run on the module: nested under func.func, MLIR's pass
+  // manager would abort ("LLVM ERROR: can't add pass ..."); refuse instead.
+  registerPassPipeline(
+      "tl-train-pipeline", "The default tlc pipeline: forward fusion, autodiff, elementwise fusion",
+      [](OpPassManager &pm, StringRef options, function_ref<LogicalResult(const Twine &)> error) {
+        if (!options.empty()) return error("tl-train-pipeline takes no options");
+        if (pm.getOpAnchorName() != ModuleOp::getOperationName() &&
+            pm.getOpAnchorName() != OpPassManager::getAnyOpAnchorName())
+          return error("tl-train-pipeline runs on builtin.module, not nested under '" +
+                       pm.getOpAnchorName() + "'");
+        buildTrainPipeline(pm);
+        return success();
+      },
+      [](function_ref<void(const ::mlir::detail::PassOptions &)>) {});
 }
 
 } // namespace mlir::tl

@@ -226,9 +226,11 @@ LogicalResult SliceOp::inferReturnTypes(
           size = adaptor.getSize();
   if (failed(checkAxis(loc, axis, type.getRank())))
     return failure();
-  if (start < 0 || size <= 0 || start + size > type.getDimSize(axis))
-    return emitOptionalError(loc, "slice [", start, ", ", start + size,
-                             ") is outside dimension ", axis, " of size ",
+  // Compared without computing start + size, which may overflow.
+  if (start < 0 || size <= 0 || size > type.getDimSize(axis) ||
+      start > type.getDimSize(axis) - size)
+    return emitOptionalError(loc, "slice of ", size, " from ", start,
+                             " is outside dimension ", axis, " of size ",
                              type.getDimSize(axis));
   SmallVector<int64_t> shape(type.getShape());
   shape[axis] = size;

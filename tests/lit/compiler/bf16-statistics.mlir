@@ -20,7 +20,7 @@ func.func @bf16_rstd(%x: tensor<2x16xbf16>, %w: tensor<16xbf16>) -> tensor<2x16x
 // -----
 
 func.func @bf16_lse(%l: tensor<2x16xbf16>, %t: tensor<2xi32>) -> tensor<bf16> {
-  // expected-error @+1 {{lse 'tensor<2xf32>'}}
+  // expected-error @+1 {{the log-sum-exp must be 'tensor<2xf32>', got 'tensor<2xbf16>'}}
   %loss, %lse = tl.cross_entropy %l, %t : tensor<2x16xbf16>, tensor<2xi32> -> tensor<bf16>, tensor<2xbf16>
   return %loss : tensor<bf16>
 }

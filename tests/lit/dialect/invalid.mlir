@@ -178,10 +178,19 @@ func.func @transpose_size(%a: tensor<4x8xf32>) -> tensor<8x4xf32> {
 // -----
 
 func.func @slice_bounds(%a: tensor<4x8xf32>) -> tensor<4x4xf32> {
-  // expected-error @+2 {{slice [6, 10) is outside dimension 1 of size 8}}
+  // expected-error @+2 {{slice of 4 from 6 is outside dimension 1 of size 8}}
   // expected-error @+1 {{failed to infer returned types}}
   %0 = tl.slice %a, axis = 1, start = 6, size = 4 : tensor<4x8xf32> -> tensor<4x4xf32>
   return %0 : tensor<4x4xf32>
+}
+
+// -----
+
+func.func @slice_start_overflow(%a: tensor<8xf32>) -> tensor<2xf32> {
+  // expected-error @+2 {{slice of 2 from 9223372036854775807 is outside dimension 0 of size 8}}
+  // expected-error @+1 {{failed to infer returned types}}
+  %0 = tl.slice %a, axis = 0, start = 9223372036854775807, size = 2 : tensor<8xf32> -> tensor<2xf32>
+  return %0 : tensor<2xf32>
 }
 
 // -----
