@@ -34,17 +34,16 @@ const Nvrtc &nvrtc() {
       a.error = "NVRTC not found:" + tried;
       return a;
     }
-    a.create = reinterpret_cast<decltype(a.create)>(dlsym(h, "nvrtcCreateProgram"));
-    a.compile = reinterpret_cast<decltype(a.compile)>(dlsym(h, "nvrtcCompileProgram"));
-    a.logSize = reinterpret_cast<decltype(a.logSize)>(dlsym(h, "nvrtcGetProgramLogSize"));
-    a.log = reinterpret_cast<decltype(a.log)>(dlsym(h, "nvrtcGetProgramLog"));
-    a.cubinSize = reinterpret_cast<decltype(a.cubinSize)>(dlsym(h, "nvrtcGetCUBINSize"));
-    a.cubin = reinterpret_cast<decltype(a.cubin)>(dlsym(h, "nvrtcGetCUBIN"));
-    a.destroy = reinterpret_cast<decltype(a.destroy)>(dlsym(h, "nvrtcDestroyProgram"));
-    a.version = reinterpret_cast<decltype(a.version)>(dlsym(h, "nvrtcVersion"));
-    if (!a.create || !a.compile || !a.logSize || !a.log || !a.cubinSize || !a.cubin || !a.destroy ||
-        !a.version)
-      a.error = "NVRTC lacks an expected symbol";
+    std::string missing;
+    loadSymbol(h, a.create, "nvrtcCreateProgram", missing);
+    loadSymbol(h, a.compile, "nvrtcCompileProgram", missing);
+    loadSymbol(h, a.logSize, "nvrtcGetProgramLogSize", missing);
+    loadSymbol(h, a.log, "nvrtcGetProgramLog", missing);
+    loadSymbol(h, a.cubinSize, "nvrtcGetCUBINSize", missing);
+    loadSymbol(h, a.cubin, "nvrtcGetCUBIN", missing);
+    loadSymbol(h, a.destroy, "nvrtcDestroyProgram", missing);
+    loadSymbol(h, a.version, "nvrtcVersion", missing);
+    if (!missing.empty()) a.error = "NVRTC " + missing;
     return a;
   }();
   return api;

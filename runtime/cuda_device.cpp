@@ -58,8 +58,8 @@ struct Lt {
 };
 
 template <typename F> void load(void *lib, F &fn, const char *symbol) {
-  fn = reinterpret_cast<F>(dlsym(lib, symbol));
-  if (!fn) throw DeviceError(std::string("CUDA library lacks ") + symbol);
+  std::string missing;
+  if (!loadSymbol(lib, fn, symbol, missing)) throw DeviceError("CUDA library " + missing);
 }
 
 void *open(std::initializer_list<const char *> names, const char *what) {

@@ -19,4 +19,13 @@ inline void *openFirstLibrary(std::initializer_list<const char *> names, std::st
   return nullptr;
 }
 
+// Looks `name` up in `lib` into the function pointer `fn`. On failure `fn`
+// is null and, when `missing` is still empty, it becomes "lacks <name>": the
+// first absent symbol is the one reported.
+template <typename F> bool loadSymbol(void *lib, F &fn, const char *name, std::string &missing) {
+  fn = reinterpret_cast<F>(dlsym(lib, name));
+  if (!fn && missing.empty()) missing = std::string("lacks ") + name;
+  return fn != nullptr;
+}
+
 }  // namespace tlc

@@ -60,12 +60,6 @@ struct CudaApi {
   std::string error;
 };
 
-template <typename F> bool sym(void *lib, F &fn, const char *name, std::string &error) {
-  fn = reinterpret_cast<F>(dlsym(lib, name));
-  if (!fn && error.empty()) error = std::string("lacks ") + name;
-  return fn != nullptr;
-}
-
 const NcclApi &nccl() {
   static NcclApi api = [] {
     NcclApi a;
@@ -77,19 +71,19 @@ const NcclApi &nccl() {
       return a;
     }
     std::string e;
-    sym(h, a.getVersion, "ncclGetVersion", e);
-    sym(h, a.getUniqueId, "ncclGetUniqueId", e);
-    sym(h, a.initRankConfig, "ncclCommInitRankConfig", e);
-    sym(h, a.asyncError, "ncclCommGetAsyncError", e);
-    sym(h, a.abort, "ncclCommAbort", e);
-    sym(h, a.finalize, "ncclCommFinalize", e);
-    sym(h, a.destroy, "ncclCommDestroy", e);
-    sym(h, a.errorString, "ncclGetErrorString", e);
-    sym(h, a.allReduce, "ncclAllReduce", e);
-    sym(h, a.reduceScatter, "ncclReduceScatter", e);
-    sym(h, a.allGather, "ncclAllGather", e);
-    sym(h, a.broadcast, "ncclBroadcast", e);
-    sym(h, a.reduce, "ncclReduce", e);
+    loadSymbol(h, a.getVersion, "ncclGetVersion", e);
+    loadSymbol(h, a.getUniqueId, "ncclGetUniqueId", e);
+    loadSymbol(h, a.initRankConfig, "ncclCommInitRankConfig", e);
+    loadSymbol(h, a.asyncError, "ncclCommGetAsyncError", e);
+    loadSymbol(h, a.abort, "ncclCommAbort", e);
+    loadSymbol(h, a.finalize, "ncclCommFinalize", e);
+    loadSymbol(h, a.destroy, "ncclCommDestroy", e);
+    loadSymbol(h, a.errorString, "ncclGetErrorString", e);
+    loadSymbol(h, a.allReduce, "ncclAllReduce", e);
+    loadSymbol(h, a.reduceScatter, "ncclReduceScatter", e);
+    loadSymbol(h, a.allGather, "ncclAllGather", e);
+    loadSymbol(h, a.broadcast, "ncclBroadcast", e);
+    loadSymbol(h, a.reduce, "ncclReduce", e);
     if (!e.empty()) a.error = "NCCL " + e + " (version 2.14 or later is needed)";
     return a;
   }();
@@ -106,21 +100,21 @@ const CudaApi &cuda() {
       return a;
     }
     std::string e;
-    sym(h, a.init, "cuInit", e);
-    sym(h, a.ctxGetCurrent, "cuCtxGetCurrent", e);
-    sym(h, a.deviceCount, "cuDeviceGetCount", e);
-    sym(h, a.deviceGet, "cuDeviceGet", e);
-    sym(h, a.retain, "cuDevicePrimaryCtxRetain", e);
-    sym(h, a.setCurrent, "cuCtxSetCurrent", e);
-    sym(h, a.streamCreate, "cuStreamCreate", e);
-    sym(h, a.streamDestroy, "cuStreamDestroy_v2", e);
-    sym(h, a.eventCreate, "cuEventCreate", e);
-    sym(h, a.eventRecord, "cuEventRecord", e);
-    sym(h, a.eventQuery, "cuEventQuery", e);
-    sym(h, a.eventDestroy, "cuEventDestroy_v2", e);
-    sym(h, a.memAlloc, "cuMemAlloc_v2", e);
-    sym(h, a.memFree, "cuMemFree_v2", e);
-    sym(h, a.errorString, "cuGetErrorString", e);
+    loadSymbol(h, a.init, "cuInit", e);
+    loadSymbol(h, a.ctxGetCurrent, "cuCtxGetCurrent", e);
+    loadSymbol(h, a.deviceCount, "cuDeviceGetCount", e);
+    loadSymbol(h, a.deviceGet, "cuDeviceGet", e);
+    loadSymbol(h, a.retain, "cuDevicePrimaryCtxRetain", e);
+    loadSymbol(h, a.setCurrent, "cuCtxSetCurrent", e);
+    loadSymbol(h, a.streamCreate, "cuStreamCreate", e);
+    loadSymbol(h, a.streamDestroy, "cuStreamDestroy_v2", e);
+    loadSymbol(h, a.eventCreate, "cuEventCreate", e);
+    loadSymbol(h, a.eventRecord, "cuEventRecord", e);
+    loadSymbol(h, a.eventQuery, "cuEventQuery", e);
+    loadSymbol(h, a.eventDestroy, "cuEventDestroy_v2", e);
+    loadSymbol(h, a.memAlloc, "cuMemAlloc_v2", e);
+    loadSymbol(h, a.memFree, "cuMemFree_v2", e);
+    loadSymbol(h, a.errorString, "cuGetErrorString", e);
     if (!e.empty()) a.error = "the CUDA driver " + e;
     return a;
   }();
