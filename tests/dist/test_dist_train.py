@@ -19,33 +19,24 @@
 
 Fresh random data every run (the seed is printed). Run with /usr/bin/python3.
 """
-import argparse
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
-from trainlib import (TINY, compile_model, latest, markov_table, markov_tokens, merge_sets, metrics,  # noqa: E402
-                      read_safetensors, write_safetensors, write_shard)
+from trainlib import (TINY, check, compile_model, latest, markov_table, markov_tokens, merge_sets,  # noqa: E402
+                      metrics, read_safetensors, run_groups, write_safetensors, write_shard)
 
-FAILURES = []
 # 4 micro-batches of 2x16 per step: 1, 2 or 4 ranks share them equally.
 BASE = ("batch_tokens=128,warmup_steps=2,lr=3e-3,min_lr=3e-4,log_every=1,val_every=3,val_batches=4,"
         "comm_timeout_s=60,bucket_mb=0.01")
-
-
-def check(cond, what):
-    print(f"  {'ok  ' if cond else 'FAIL'} {what}", flush=True)
-    if not cond:
-        FAILURES.append(what)
 
 
 def mpirun(np_):
@@ -311,30 +302,13 @@ TESTS = {"trajectory": test_trajectory, "bf16": test_bf16, "reshard": test_resha
          "signal": test_signal, "mismatch": test_mismatch}
 
 
-def main():
+def setup(args, work, rng):
     global ARGS
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tlc", required=True)
-    parser.add_argument("--tlrun", required=True)
-    parser.add_argument("--mpiexec", default="mpirun")
-    parser.add_argument("--only", choices=sorted(TESTS), action="append")
-    parser.add_argument("--seed", type=int, help="reproduce a run (its seed is printed)")
-    ARGS = parser.parse_args()
-    seed = ARGS.seed if ARGS.seed is not None else int.from_bytes(os.urandom(4), "little")
-    print(f"seed {seed}")
-    rng = np.random.default_rng(seed)
-    with tempfile.TemporaryDirectory(prefix="tl-dist-train-") as work:
-        model, _ = compile_model(ARGS.tlc, work)
-        data = make_data(os.path.join(work, "data"), rng)
-        for name in ARGS.only or sorted(TESTS):
-            print(f"{name}:", flush=True)
-            TESTS[name](work, rng, data, model)
-    if FAILURES:
-        print(f"{len(FAILURES)} check(s) failed")
-        return 1
-    print("all checks passed")
-    return 0
+    ARGS = args
+    model, _ = compile_model(ARGS.tlc, work)
+    return make_data(os.path.join(work, "data"), rng), model
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_groups(__doc__, TESTS, setup,
+                        lambda parser: parser.add_argument("--mpiexec", default="mpirun")))

@@ -14,34 +14,26 @@
 
 Fresh random data every run (the seed is printed). Run with /usr/bin/python3.
 """
-import argparse
 import json
 import math
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trainlib import compile_model, latest, read_safetensors, tree_state, write_safetensors, write_shard  # noqa: E402
+from trainlib import (check, compile_model, latest, read_safetensors, run_groups, tree_state,  # noqa: E402
+                      write_safetensors, write_shard)
 from llama_reference import llama_loss, load_hf_llama  # noqa: E402
 
-FAILURES = []
 # norm_eps and rope_theta differ from Llama's defaults so that the export must carry them.
 MODEL_SET = "layers=2,dim=64,heads=4,kv_heads=2,ffn=96,vocab=320,seq=16,micro_batch=2,norm_eps=1e-6,rope_theta=5000"
 TOKENIZER_VOCAB = 100      # spm_train's, when tlrun prepare is not there
 PREPARE_VOCAB = 300        # tlrun prepare's: 3 specials and 256 byte pieces come first
 TRAIN = "steps=40,batch_tokens=64,warmup_steps=2,lr=2e-2,min_lr=1e-3,log_every=1,val_every=0,val_batches=2"
-
-
-def check(cond, what):
-    print(f"  {'ok  ' if cond else 'FAIL'} {what}", flush=True)
-    if not cond:
-        FAILURES.append(what)
 
 
 def tlrun(args):
@@ -421,29 +413,13 @@ def test_bad_input(work, rng):
 GROUPS = {"parity": test_parity, "roundtrip": test_roundtrip, "bad-input": test_bad_input}
 
 
-def main():
+def setup(args, work, rng):
     global ARGS, MODEL
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tlc", required=True)
-    parser.add_argument("--tlrun", required=True)
-    parser.add_argument("--only", choices=sorted(GROUPS), action="append")
-    parser.add_argument("--seed", type=int, help="reproduce a run (its seed is printed)")
-    ARGS = parser.parse_args()
-    seed = ARGS.seed if ARGS.seed is not None else int.from_bytes(os.urandom(4), "little")
-    print(f"seed {seed}")
-    rng = np.random.default_rng(seed)
-    with tempfile.TemporaryDirectory() as work:
-        os.environ.setdefault("TLC_CACHE_DIR", os.path.join(work, "cache"))
-        MODEL = compile_model(ARGS.tlc, work, MODEL_SET)
-        for name in ARGS.only or sorted(GROUPS):
-            print(f"[{name}]", flush=True)
-            GROUPS[name](work, rng)
-    if FAILURES:
-        print(f"{len(FAILURES)} check(s) failed (seed {seed})")
-        return 1
-    print("all checks passed")
-    return 0
+    ARGS = args
+    os.environ.setdefault("TLC_CACHE_DIR", os.path.join(work, "cache"))
+    MODEL = compile_model(ARGS.tlc, work, MODEL_SET)
+    return ()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_groups(__doc__, GROUPS, setup))

@@ -19,7 +19,6 @@
 
 Fresh random data every run (the seed is printed). Run with /usr/bin/python3.
 """
-import argparse
 import math
 import os
 import random
@@ -28,23 +27,13 @@ import resource
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trainlib import (TINY, compile_model, latest, markov_table, markov_tokens, merge_sets, metrics, read_safetensors,  # noqa: E402
-                      tree_state, write_shard)
-
-FAILURES = []
-
-
-def check(cond, what):
-    print(f"  {'ok  ' if cond else 'FAIL'} {what}", flush=True)
-    if not cond:
-        FAILURES.append(what)
-
+from trainlib import (TINY, check, compile_model, latest, markov_table, markov_tokens, merge_sets, metrics,  # noqa: E402
+                      read_safetensors, run_groups, tree_state, write_shard)
 
 def tlrun(args, *a, **kw):
     return subprocess.run([ARGS.tlrun] + args, capture_output=True, text=True, *a, **kw)
@@ -395,30 +384,13 @@ TESTS = {"help": test_help, "learn": test_learn, "resume": test_resume, "signals
          "nonfinite": test_nonfinite, "bad-input": test_bad_input, "plot": test_plot}
 
 
-def main():
+def setup(args, work, rng):
     global ARGS, MODEL
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tlc", required=True)
-    parser.add_argument("--tlrun", required=True)
-    parser.add_argument("--only", choices=sorted(TESTS), action="append")
-    parser.add_argument("--seed", type=int, help="reproduce a run (its seed is printed)")
-    ARGS = parser.parse_args()
-    seed = ARGS.seed if ARGS.seed is not None else int.from_bytes(os.urandom(4), "little")
-    print(f"seed {seed}")
-    rng = np.random.default_rng(seed)
-    random.seed(seed)
-    with tempfile.TemporaryDirectory() as work:
-        os.environ.setdefault("TLC_CACHE_DIR", os.path.join(work, "cache"))
-        MODEL = compile_model(ARGS.tlc, work)
-        for name, test in TESTS.items():
-            if ARGS.only and name not in ARGS.only:
-                continue
-            print(f"{name}:", flush=True)
-            test(work, rng)
-    if FAILURES:
-        print(f"{len(FAILURES)} failed:\n  " + "\n  ".join(FAILURES))
-    sys.exit(1 if FAILURES else 0)
+    ARGS = args
+    os.environ.setdefault("TLC_CACHE_DIR", os.path.join(work, "cache"))
+    MODEL = compile_model(ARGS.tlc, work)
+    return ()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_groups(__doc__, TESTS, setup))

@@ -1,10 +1,12 @@
 """Shared pieces of the `tlrun train` tests: a tiny compiled model, shards,
-running tlrun, and reading run directories."""
+running tlrun, reading run directories, and the drivers' checks and main."""
+import argparse
 import json
 import os
-import struct
+import random
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -97,3 +99,42 @@ def tree_state(*roots):
             for d in dirnames:
                 state[os.path.join(dirpath, d) + "/"] = b""
     return state
+
+
+FAILURES = []
+
+
+def check(cond, what):
+    print(f"  {'ok  ' if cond else 'FAIL'} {what}", flush=True)
+    if not cond:
+        FAILURES.append(what)
+
+
+def run_groups(doc, groups, setup, add_arguments=None):
+    """The drivers' main: --tlc, --tlrun, --only GROUP (repeatable), --seed N (fresh and printed
+    otherwise), then `setup(args, work, rng)` in a temporary directory, whose result (a tuple)
+    follows (work, rng) in every group's arguments. Returns the exit status."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tlc", required=True)
+    parser.add_argument("--tlrun", required=True)
+    parser.add_argument("--only", choices=sorted(groups), action="append")
+    parser.add_argument("--seed", type=int, help="reproduce a run (its seed is printed)")
+    if add_arguments:
+        add_arguments(parser)
+    args = parser.parse_args()
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
+    random.seed(seed)
+    with tempfile.TemporaryDirectory() as work:
+        context = setup(args, work, rng)
+        for name, group in groups.items():
+            if args.only and name not in args.only:
+                continue
+            print(f"{name}:", flush=True)
+            group(work, rng, *context)
+    if FAILURES:
+        print(f"{len(FAILURES)} check(s) failed (seed {seed}):\n  " + "\n  ".join(FAILURES))
+        return 1
+    print("all checks passed")
+    return 0
