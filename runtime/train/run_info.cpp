@@ -23,15 +23,8 @@ std::string absolute(const std::string &path) {
 
 }  // namespace
 
-void writeRunInfo(const std::string &runDir, const RunInfo &info) {
-  nlohmann::json j = {{"format", "tlc-run"},
-                      {"version", kVersion},
-                      {"model", absolute(info.model)},
-                      {"model_config", info.modelConfig},
-                      {"param_dtype", info.paramDType},
-                      {"data", absolute(info.dataDir)}};
-  std::string path = runDir + "/run.json", tmp = path + ".tmp." + std::to_string(getpid());
-  std::string text = j.dump(2) + "\n";
+void writeTextAtomic(const std::string &path, const std::string &text) {
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
   FILE *f = std::fopen(tmp.c_str(), "wb");
   if (!f) throw RunInfoError(path + ": cannot create (" + std::strerror(errno) + ")");
   bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
@@ -40,6 +33,16 @@ void writeRunInfo(const std::string &runDir, const RunInfo &info) {
     std::remove(tmp.c_str());
     throw RunInfoError(path + ": cannot write (" + std::strerror(errno) + ")");
   }
+}
+
+void writeRunInfo(const std::string &runDir, const RunInfo &info) {
+  nlohmann::json j = {{"format", "tlc-run"},
+                      {"version", kVersion},
+                      {"model", absolute(info.model)},
+                      {"model_config", info.modelConfig},
+                      {"param_dtype", info.paramDType},
+                      {"data", absolute(info.dataDir)}};
+  writeTextAtomic(runDir + "/run.json", j.dump(2) + "\n");
 }
 
 RunInfo readRunInfo(const std::string &runDir) {

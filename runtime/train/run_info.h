@@ -24,6 +24,9 @@ struct RunInfo {
   std::string paramDType;     // "f32" or "bf16": the compute dtype of the parameters
 };
 
+// Writes `text` to `path` through a temporary file renamed into place (a
+// run directory's run.json and config.json); throws RunInfoError naming `path`.
+void writeTextAtomic(const std::string &path, const std::string &text);
 // Writes RUN_DIR/run.json atomically (temporary file, rename).
 void writeRunInfo(const std::string &runDir, const RunInfo &info);
 // Reads RUN_DIR/run.json; throws RunInfoError naming the file and the key.

@@ -127,18 +127,6 @@ std::vector<float> initialWeights(const artifact::Tensor &p, size_t index, uint6
   return w;
 }
 
-void writeTextAtomic(const std::string &path, const std::string &text) {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  FILE *f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw Failure(path + ": cannot create (" + std::strerror(errno) + ")");
-  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  ok &= std::fclose(f) == 0;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw Failure(path + ": cannot write (" + std::strerror(errno) + ")");
-  }
-}
-
 class Trainer {
  public:
   Trainer(const TrainOptions &o, Config c, const artifact::Artifact &a, const Layout &l, Dataset &data, Engine &e,
