@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trainlib import (check, compile_model, latest, read_safetensors, run_groups, tree_state,  # noqa: E402
-                      write_safetensors, write_shard)
+from trainlib import (check, compile_model, latest, mean_microbatch_loss, read_safetensors, read_shard,  # noqa: E402
+                      run_groups, transformers_loss, tree_state, write_safetensors, write_shard)
 from llama_reference import llama_loss, load_hf_llama  # noqa: E402
 
 # norm_eps and rope_theta differ from Llama's defaults so that the export must carry them.
@@ -84,16 +84,7 @@ def reference_loss(export_dir, shard, B, T, transform=None):
     w, cfg = load_hf_llama(export_dir)
     if transform:
         transform(w, cfg)
-    with open(shard, "rb") as f:
-        header = np.frombuffer(f.read(1024), dtype="<i4")
-        tokens = np.frombuffer(f.read(), dtype="<u2")[: header[2]].astype(np.int64)
-    n = (len(tokens) - 1) // (B * T)
-    losses = []
-    with torch.no_grad():
-        for s in range(n):
-            span = torch.tensor(tokens[s * B * T: (s + 1) * B * T + 1])
-            losses.append(llama_loss(w, cfg, span[:-1].view(B, T), span[1:].view(B, T)).item())
-    return sum(losses) / n, n
+    return mean_microbatch_loss(read_shard(shard), B, T, lambda x, y: llama_loss(w, cfg, x, y).item())
 
 
 def interleave_rotary(w, cfg):
@@ -116,20 +107,10 @@ def transformers_check(export_dir, shard, B, T, ours):
     except ImportError:
         print("  skip transformers is not importable: LlamaForCausalLM / LlamaTokenizer not checked")
         return
-    from transformers import LlamaForCausalLM, LlamaTokenizer
-    model = LlamaForCausalLM.from_pretrained(export_dir, torch_dtype=torch.float64).eval()
-    with open(shard, "rb") as f:
-        header = np.frombuffer(f.read(1024), dtype="<i4")
-        tokens = np.frombuffer(f.read(), dtype="<u2")[: header[2]].astype(np.int64)
-    n = (len(tokens) - 1) // (B * T)
-    total = 0.0
-    with torch.no_grad():
-        for s in range(n):
-            span = torch.tensor(tokens[s * B * T: (s + 1) * B * T + 1])
-            logits = model(input_ids=span[:-1].view(B, T)).logits
-            total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), span[1:]).item()
-    rel = abs(total / n - ours) / ours
-    check(rel < 1e-5, f"transformers' LlamaForCausalLM loss {total / n:.9f} vs tlrun eval {ours:.9f} ({rel:.1e})")
+    from transformers import LlamaTokenizer
+    theirs, _ = transformers_loss(export_dir, read_shard(shard), B, T)
+    rel = abs(theirs - ours) / ours
+    check(rel < 1e-5, f"transformers' LlamaForCausalLM loss {theirs:.9f} vs tlrun eval {ours:.9f} ({rel:.1e})")
     tok = LlamaTokenizer.from_pretrained(export_dir)
     text = "abc defg hij"
     spm = subprocess.run(["spm_encode", f"--model={export_dir}/tokenizer.model", "--output_format=id"], input=text + "\n",

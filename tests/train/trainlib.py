@@ -11,7 +11,7 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "parity"))
-from tlio import read_safetensors, write_safetensors, write_shard  # noqa: E402,F401
+from tlio import read_safetensors, read_shard, write_safetensors, write_shard  # noqa: E402,F401
 
 TINY = "layers=2,dim=64,heads=4,kv_heads=2,ffn=96,vocab=64,seq=16,micro_batch=2"
 
@@ -99,6 +99,32 @@ def tree_state(*roots):
             for d in dirnames:
                 state[os.path.join(dirpath, d) + "/"] = b""
     return state
+
+
+def mean_microbatch_loss(tokens, B, T, loss):
+    """The mean of `loss(inputs, targets)` (both [B, T] torch tensors) over the full micro-batches
+    of `tokens`, in tlrun eval's order; returns (mean, micro-batches)."""
+    import torch
+    n = (len(tokens) - 1) // (B * T)
+    losses = []
+    with torch.no_grad():
+        for s in range(n):
+            span = torch.tensor(tokens[s * B * T: (s + 1) * B * T + 1])
+            losses.append(loss(span[:-1].view(B, T), span[1:].view(B, T)))
+    return sum(losses) / n, n
+
+
+def transformers_loss(export_dir, tokens, B, T):
+    """transformers' LlamaForCausalLM, loaded from a `tlrun export` directory in f64, on `tokens`
+    as mean_microbatch_loss cuts them. Raises ImportError without transformers."""
+    import torch
+    from transformers import LlamaForCausalLM
+    model = LlamaForCausalLM.from_pretrained(export_dir, torch_dtype=torch.float64).eval()
+
+    def loss(inputs, targets):
+        logits = model(input_ids=inputs).logits
+        return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)).item()
+    return mean_microbatch_loss(tokens, B, T, loss)
 
 
 FAILURES = []

@@ -9,34 +9,25 @@ import json
 import os
 import sys
 
-import numpy as np
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "train"))
+from trainlib import read_shard, transformers_loss  # noqa: E402
 
 
 def main(prepared):
     try:
-        import torch
-        from transformers import AutoTokenizer, LlamaForCausalLM
+        import transformers
+        from transformers import AutoTokenizer
     except ImportError as e:
         print(f"hf-check: skipped, {e}")
         return 0
     hf = os.path.join(prepared, "export")
     expected = json.load(open(os.path.join(prepared, "expected.json")))
     B, T = expected["micro_batch"], expected["seq"]
-    with open(os.path.join(prepared, "val.bin"), "rb") as f:
-        header = np.frombuffer(f.read(1024), dtype="<i4")
-        tokens = np.frombuffer(f.read(), dtype="<u2")[: header[2]].astype(np.int64)
-    model = LlamaForCausalLM.from_pretrained(hf, torch_dtype=torch.float64).eval()
-    n = (len(tokens) - 1) // (B * T)
-    total = 0.0
-    with torch.no_grad():
-        for s in range(n):
-            span = torch.tensor(tokens[s * B * T: (s + 1) * B * T + 1])
-            logits = model(input_ids=span[:-1].view(B, T)).logits
-            total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), span[1:]).item()
+    theirs, n = transformers_loss(hf, read_shard(os.path.join(prepared, "val.bin")), B, T)
     ours = expected["loss"]
-    rel = abs(total / n - ours) / ours
+    rel = abs(theirs - ours) / ours
     ok = rel < 1e-5
-    print(f"hf-check: transformers {__import__('transformers').__version__} LlamaForCausalLM loss {total / n:.9f} "
+    print(f"hf-check: transformers {transformers.__version__} LlamaForCausalLM loss {theirs:.9f} "
           f"vs tlrun eval {ours:.9f} over {n} micro-batches ({rel:.1e} relative, bound 1e-5) {'ok' if ok else 'FAIL'}")
     try:
         tok = AutoTokenizer.from_pretrained(hf)
