@@ -218,6 +218,19 @@ CLI::Option *repeatable(CLI::Option *option) {
       ->default_str("");  // not "=[]" in --help
 }
 
+CLI::Validator integerIn(long long lo, long long hi) {
+  return CLI::Validator(
+      [lo, hi](std::string &value) -> std::string {
+        char *end = nullptr;
+        errno = 0;
+        long long v = std::strtoll(value.c_str(), &end, 10);
+        if (value.empty() || *end != '\0' || errno == ERANGE || v < lo || v > hi)
+          return "must be in " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + value;
+        return "";
+      },
+      "", "integer range");
+}
+
 void setAction(CLI::App &command, std::function<int()> action) {
   command.final_callback([&command, action = std::move(action)] {
     refuseRepeats(command);

@@ -60,6 +60,10 @@ void configureTool(CLI::App &tool);
 // positional argument. Returns `option`.
 CLI::Option *repeatable(CLI::Option *option);
 
+// A CLI11 check: a decimal integer in [lo, hi]; the message names the range
+// ("must be in 1..8, got 9"), where CLI11's own range checks print doubles.
+CLI::Validator integerIn(long long lo, long long hi);
+
 // The work of `command`: runs after the whole command line parsed and
 // validated; its return value is the exit code. Exceptions it throws become
 // "<tool>: <what>" and exit 1 (UsageError: exit 2).

@@ -1,7 +1,6 @@
 // `tlrun prepare`'s command line (CLI11).
 #include <CLI/CLI.hpp>
 
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -10,24 +9,6 @@
 #include "runtime/data/prepare.h"
 
 namespace tlc::data {
-namespace {
-
-// A CLI11 check: a decimal integer in [lo, hi]; the message names the range.
-CLI::Validator integerIn(long long lo, long long hi) {
-  return CLI::Validator(
-      [lo, hi](std::string &value) -> std::string {
-        char *end = nullptr;
-        errno = 0;
-        long long v = std::strtoll(value.c_str(), &end, 10);
-        if (value.empty() || *end != '\0' || errno == ERANGE || v < lo || v > hi)
-          return "must be in " + std::to_string(lo) + ".." + std::to_string(hi) + ", got " + value;
-        return "";
-      },
-      "", "integer range");
-}
-
-}  // namespace
-
 void addPrepareCommand(CLI::App &tlrun) {
   auto o = std::make_shared<PrepareOptions>();
   CLI::App *cmd = tlrun.add_subcommand(
@@ -40,7 +21,7 @@ void addPrepareCommand(CLI::App &tlrun) {
       cmd->add_option("--tokenizer", o->tokenizer, "An existing SentencePiece tokenizer.model");
   CLI::Option *train = cmd->add_option("--train-tokenizer", o->trainVocab,
                                        "Train a SentencePiece BPE with this many pieces (Llama-2 settings)");
-  train->check(integerIn(kMinTrainedVocab, static_cast<long long>(kMaxVocab)));
+  train->check(cli::integerIn(kMinTrainedVocab, static_cast<long long>(kMaxVocab)));
   tok->excludes(train);
   cmd->add_option("--val-fraction", o->valFraction, "Fraction of documents for validation")
       ->capture_default_str()
@@ -59,7 +40,7 @@ void addPrepareCommand(CLI::App &tlrun) {
       ->check(CLI::IsMember({"text", "jsonl", "fortune", "litpkd"}));
   cmd->add_option("--shard-tokens", o->shardTokens, "Tokens per shard")
       ->capture_default_str()
-      ->check(integerIn(1, 1 << 30));
+      ->check(cli::integerIn(1, 1 << 30));
   cmd->add_flag("--force", o->force, "Replace prepared data already in --out");
   cmd->add_flag("--quiet", [o](int64_t) { o->progress = false; }, "No progress on stderr");
   cli::setAction(*cmd, [o] {

@@ -1,6 +1,7 @@
 #include "runtime/train/command.h"
 
 #include <cstdio>
+#include <limits>
 #include <memory>
 
 #include <CLI/CLI.hpp>
@@ -11,16 +12,6 @@
 #include "runtime/train/trainer.h"
 
 namespace tlc::train {
-
-namespace {
-
-// CLI::PositiveNumber's message prints the double range ("0.000000 to 1.8e308" in full).
-std::string positiveInteger(std::string &v) {
-  bool digits = !v.empty() && v.find_first_not_of("0123456789") == std::string::npos;
-  return digits && v.find_first_not_of('0') != std::string::npos ? std::string() : "must be a positive integer, got " + v;
-}
-
-}  // namespace
 
 void addTrainCommand(CLI::App &tlrun) {
   auto o = std::make_shared<TrainOptions>();
@@ -35,7 +26,7 @@ void addTrainCommand(CLI::App &tlrun) {
   cmd->add_option("--config", o->configFile, "configuration file, JSON or TOML (keys below)");
   cli::repeatable(cmd->add_option("--set", o->sets, "overrides key=value,... (repeatable; applied after --config)"));
   cmd->add_option("--steps", o->steps, "same as --set steps=N (applied last)")
-      ->check(CLI::Validator(positiveInteger, "POSITIVE"));
+      ->check(cli::integerIn(1, std::numeric_limits<int64_t>::max()));
   CLI::Option *resume = cmd->add_option("--resume", o->resumeFrom,
                                         "continue from RUN_DIR's latest checkpoint, or from CHECKPOINT (a checkpoint "
                                         "directory, or a run directory: its latest); write --resume=PATH or put it last")

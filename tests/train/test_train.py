@@ -326,7 +326,7 @@ def test_bad_input(work, rng):
     expect_failure("/dev/zero as config", ["train", tlx, "--data", data, "--out", fresh, "--config", "/dev/zero"],
                    r"/dev/zero: not a regular file", watched, 2)
     expect_failure("--steps 0", ["train", tlx, "--data", data, "--out", fresh, "--steps", "0"],
-                   r"--steps: must be a positive integer, got 0", watched, 2)
+                   r"--steps: must be in 1..9223372036854775807, got 0", watched, 2)
     expect_failure("batch_tokens not a multiple of B*T", ["train", tlx, "--data", data, "--out", fresh, "--set", "batch_tokens=100"],
                    r"key 'batch_tokens' \(100\) must be a multiple of the micro-batch's 2x16 = 32 tokens", watched, 2)
 
