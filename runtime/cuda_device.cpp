@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -235,11 +236,8 @@ class CudaDevice : public Device {
     uint32_t aligns[3] = {alignment(b, g.transB ? g.k : g.n, g.strideB), alignment(a, g.transA ? g.m : g.k, g.strideA),
                           alignment(c, g.n, g.strideC)};
     // A training step repeats the same few shapes: plan each once.
-    std::string key;
-    for (int64_t v : {g.m, g.n, g.k, g.batch, g.strideA, g.strideB, g.strideC, static_cast<int64_t>(g.transA),
-                      static_cast<int64_t>(g.transB), static_cast<int64_t>(elementBytes), static_cast<int64_t>(aligns[0]),
-                      static_cast<int64_t>(aligns[1]), static_cast<int64_t>(aligns[2])})
-      key += std::to_string(v) + ",";
+    GemmKey key = {g.m, g.n, g.k, g.batch, g.strideA, g.strideB, g.strideC, g.transA, g.transB,
+                   static_cast<int64_t>(elementBytes), aligns[0], aligns[1], aligns[2]};
     auto plan = gemmPlans_.find(key);
     if (plan == gemmPlans_.end()) plan = gemmPlans_.emplace(key, planGemm(g, aligns)).first;
     const GemmPlan &p = plan->second;
@@ -319,7 +317,9 @@ class CudaDevice : public Device {
   void *workspace_ = nullptr;
   std::string arch_, name_;
   std::map<std::string, CUfunction> functions_;
-  std::map<std::string, GemmPlan> gemmPlans_;  // by shape and alignment
+  // Shape, strides, transposes, element bytes and the three alignments.
+  using GemmKey = std::array<int64_t, 13>;
+  std::map<GemmKey, GemmPlan> gemmPlans_;
 };
 
 }  // namespace
