@@ -100,6 +100,17 @@ LogicalResult differentiate(func::FuncOp func) {
     if (!rule)
       return op->emitOpError("has no derivative rule but lies on a path from a "
                              "parameter to the loss (tl-autodiff)");
+    // A saved statistic (rstd, lse, ...) has no derivative rule: a loss
+    // through one is refused, not given a gradient without that path.
+    unsigned differentiable = 0;
+    for (unsigned i = 0; i < op->getNumResults(); ++i)
+      differentiable += rule.isDifferentiableResult(i);
+    for (auto [i, r] : llvm::enumerate(op->getResults()))
+      if (cotangent.count(r) && !rule.isDifferentiableResult(i))
+        return op->emitOpError() << "result #" << i
+                                 << " (a saved statistic) lies on a path to the loss; tl-autodiff "
+                                    "differentiates only the op's first "
+                                 << differentiable << " result(s)";
     // Null for results that do not reach the loss (saved statistics).
     SmallVector<Value> resultCotangents;
     for (Value r : op->getResults()) resultCotangents.push_back(cotangent.lookup(r));

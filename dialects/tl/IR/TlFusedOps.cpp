@@ -219,24 +219,15 @@ LogicalResult FusionOp::verify() {
 // A result that does not reach the loss has a null cotangent.
 //===----------------------------------------------------------------------===//
 
-namespace {
-/// Only the first `differentiable` results have derivative rules; the rest
-/// (rstd, mean, lse) are statistics saved for the backward op. A loss that
-/// depends on one would get a silently wrong gradient, so it is refused.
-LogicalResult refuseStatisticCotangents(Operation *op, ArrayRef<Value> cot, unsigned differentiable) {
-  for (unsigned i = differentiable; i < cot.size(); ++i)
-    if (cot[i])
-      return op->emitOpError() << "result #" << i
-                               << " (a saved statistic) lies on a path to the loss; tl-autodiff "
-                                  "differentiates only the op's first "
-                               << differentiable << " result(s)";
-  return success();
-}
-} // namespace
+// Results after the first (two for add_rmsnorm) are saved statistics.
+bool RmsNormOp::isDifferentiableResult(unsigned index) { return index == 0; }
+bool AddRmsNormOp::isDifferentiableResult(unsigned index) { return index < 2; }
+bool LayerNormOp::isDifferentiableResult(unsigned index) { return index == 0; }
+bool AttentionOp::isDifferentiableResult(unsigned index) { return index == 0; }
+bool CrossEntropyOp::isDifferentiableResult(unsigned index) { return index == 0; }
 
 LogicalResult RmsNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
                                   SmallVectorImpl<Value> &out) {
-  if (failed(refuseStatisticCotangents(*this, cot, 1))) return failure();
   auto grad = b.create<RmsNormGradOp>(getLoc(), getInput().getType(),
                                       getWeight().getType(), cot[0], getInput(),
                                       getWeight(), getRstd());
@@ -246,7 +237,6 @@ LogicalResult RmsNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
 
 LogicalResult AddRmsNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
                                      SmallVectorImpl<Value> &out) {
-  if (failed(refuseStatisticCotangents(*this, cot, 2))) return failure();
   Value dsum = cot[0], dweight;
   if (Value gy = cot[1]) {
     auto grad = b.create<RmsNormGradOp>(getLoc(), getSum().getType(),
@@ -266,7 +256,6 @@ LogicalResult AddRmsNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
 
 LogicalResult LayerNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
                                     SmallVectorImpl<Value> &out) {
-  if (failed(refuseStatisticCotangents(*this, cot, 1))) return failure();
   auto grad = b.create<LayerNormGradOp>(
       getLoc(), getInput().getType(), getWeight().getType(),
       getBias().getType(), cot[0], getInput(), getWeight(), getMean(), getRstd());
@@ -286,7 +275,6 @@ LogicalResult RopeOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
 
 LogicalResult AttentionOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
                                     SmallVectorImpl<Value> &out) {
-  if (failed(refuseStatisticCotangents(*this, cot, 1))) return failure();
   auto grad = b.create<AttentionGradOp>(
       getLoc(), getQuery().getType(), getKey().getType(), getValue().getType(),
       cot[0], getQuery(), getKey(), getValue(), getResult(), getLse(),
@@ -297,7 +285,6 @@ LogicalResult AttentionOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
 
 LogicalResult CrossEntropyOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
                                        SmallVectorImpl<Value> &out) {
-  if (failed(refuseStatisticCotangents(*this, cot, 1))) return failure();
   out.push_back(b.create<CrossEntropyGradOp>(
       getLoc(), getLogits().getType(), cot[0], getLogits(), getTargets(),
       getLse(), getIgnoreIndexAttr()));

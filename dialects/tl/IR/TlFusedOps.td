@@ -12,7 +12,12 @@
 #ifndef TL_FUSED_OPS_TD
 #define TL_FUSED_OPS_TD
 
-def TL_RmsNormOp : TL_Op<"rmsnorm", [Pure, TL_Vjp, AllTypesMatch<["input", "result"]>]> {
+// A forward op whose trailing results are saved statistics without a
+// derivative rule (isDifferentiableResult says which).
+defvar TL_VjpWithStatistics =
+    DeclareOpInterfaceMethods<TL_DifferentiableOpInterface, ["isDifferentiableResult"]>;
+
+def TL_RmsNormOp : TL_Op<"rmsnorm", [Pure, TL_VjpWithStatistics, AllTypesMatch<["input", "result"]>]> {
   let summary = "fused RMSNorm over the last axis";
   let description = [{
     `y = x * rsqrt(mean(x^2, -1) + eps) * weight`; `rstd` is the
@@ -34,7 +39,7 @@ def TL_RmsNormOp : TL_Op<"rmsnorm", [Pure, TL_Vjp, AllTypesMatch<["input", "resu
   let builders = [OpBuilder<(ins "::mlir::Value":$input, "::mlir::Value":$weight, "double":$eps)>];
 }
 
-def TL_AddRmsNormOp : TL_Op<"add_rmsnorm", [Pure, TL_Vjp,
+def TL_AddRmsNormOp : TL_Op<"add_rmsnorm", [Pure, TL_VjpWithStatistics,
     AllTypesMatch<["lhs", "rhs", "sum", "result"]>]> {
   let summary = "residual add fused with the RMSNorm of its sum";
   let description = [{
@@ -80,7 +85,7 @@ def TL_RmsNormGradOp : TL_Op<"rmsnorm_grad", [Pure,
   }];
 }
 
-def TL_LayerNormOp : TL_Op<"layernorm", [Pure, TL_Vjp,
+def TL_LayerNormOp : TL_Op<"layernorm", [Pure, TL_VjpWithStatistics,
     AllTypesMatch<["input", "result"]>, AllTypesMatch<["weight", "bias"]>]> {
   let summary = "fused LayerNorm over the last axis";
   let description = [{
@@ -177,7 +182,7 @@ def TL_RopeGradOp : TL_Op<"rope_grad", [Pure, AllTypesMatch<["grad", "result"]>,
   }];
 }
 
-def TL_AttentionOp : TL_Op<"attention", [Pure, TL_Vjp,
+def TL_AttentionOp : TL_Op<"attention", [Pure, TL_VjpWithStatistics,
     AllTypesMatch<["query", "result"]>, AllTypesMatch<["key", "value"]>]> {
   let summary = "scaled dot-product attention, optionally causal, with GQA";
   let description = [{
@@ -234,7 +239,7 @@ def TL_AttentionGradOp : TL_Op<"attention_grad", [Pure,
   }];
 }
 
-def TL_CrossEntropyOp : TL_Op<"cross_entropy", [Pure, TL_Vjp]> {
+def TL_CrossEntropyOp : TL_Op<"cross_entropy", [Pure, TL_VjpWithStatistics]> {
   let summary = "mean cross-entropy of logits against target ids";
   let description = [{
     `logits: [N, V]`, `targets: [N]` (i32). `loss = mean over counted rows of

@@ -29,6 +29,15 @@ def TL_DifferentiableOpInterface : OpInterface<"DifferentiableOpInterface"> {
            "::mlir::ArrayRef<::mlir::Value>":$resultCotangents,
            "::llvm::SmallVectorImpl<::mlir::Value> &":$operandCotangents)>,
     InterfaceMethod<[{
+        Whether result `index` has a derivative rule. By default every result
+        has; a fused op's saved statistics (rstd, mean, log-sum-exp) do not,
+        and tl-autodiff refuses a loss that depends on one rather than drop
+        its gradient.
+      }],
+      "bool", "isDifferentiableResult", (ins "unsigned":$index), [{}], [{
+        return true;
+      }]>,
+    InterfaceMethod<[{
         Whether operand `index` carries a gradient. By default exactly the
         float operands do; token ids, masks and indices do not.
       }],
