@@ -16,6 +16,13 @@ namespace {
 
 constexpr char kMagic[4] = {'T', 'L', 'X', '\x01'};
 
+// The artifact format's FNV-1a basis: one digit short of the standard
+// 14695981039346656037 (kFnv1a64Basis), but every .tlx written so far
+// carries checksums and layout hashes made with it, so it stays.
+constexpr uint64_t kArtifactHashBasis = 1469598103934665603ull;
+
+uint64_t artifactHash(std::string_view bytes) { return fnv1a64(bytes.data(), bytes.size(), kArtifactHashBasis); }
+
 template <typename T> void put(std::string &out, T v) {
   out.append(reinterpret_cast<const char *>(&v), sizeof v);
 }
@@ -255,7 +262,7 @@ std::string Artifact::layoutHash() const {
   nlohmann::json j = nlohmann::json::array();
   for (const auto &p : params) j.push_back({p.name, p.shape, dtypeName(p.dtype), p.offset});
   char text[17];
-  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(fnv1a64(j.dump())));
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(artifactHash(j.dump())));
   return text;
 }
 
@@ -285,7 +292,7 @@ void write(const std::string &path, const Artifact &a) {
     putString(bytes, arch);
     putString(bytes, cubin);
   }
-  put<uint64_t>(bytes, fnv1a64(bytes));
+  put<uint64_t>(bytes, artifactHash(bytes));
   std::string tmp = path + ".tmp." + std::to_string(getpid());
   {
     std::ofstream out(tmp, std::ios::binary);
@@ -318,7 +325,7 @@ Artifact read(const std::string &path) {
                std::to_string(kVersion) + ": recompile with tlc compile");
   uint64_t stored;
   std::memcpy(&stored, bytes.data() + bytes.size() - 8, 8);
-  if (fnv1a64(std::string_view(bytes).substr(0, bytes.size() - 8)) != stored)
+  if (artifactHash(std::string_view(bytes).substr(0, bytes.size() - 8)) != stored)
     throw fail("checksum mismatch: the file is corrupt or truncated");
   size_t pos = 8;
   auto next = [&]() {

@@ -20,6 +20,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <random>
 
@@ -331,6 +332,13 @@ TEST_F(CodegenTest, ArtifactRoundTripAndCorruption) {
   tlc::artifact::write(path, a);
   std::ifstream in(path, std::ios::binary);
   std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The trailer is FNV-1a over everything before it with the format's own
+  // basis 1469598103934665603 (not the standard 14695981039346656037):
+  // artifacts written earlier carry it, so it must never change.
+  uint64_t h = 1469598103934665603ull, stored = 0;
+  for (size_t i = 0; i + 8 < good.size(); ++i) h = (h ^ static_cast<unsigned char>(good[i])) * 1099511628211ull;
+  std::memcpy(&stored, good.data() + good.size() - 8, 8);
+  EXPECT_EQ(stored, h);
   std::string flipped = good;
   flipped[good.size() / 2] ^= 1;
   EXPECT_NE(errorOf(flipped).find("checksum mismatch"), std::string::npos);
