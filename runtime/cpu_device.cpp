@@ -1,5 +1,6 @@
 // The CPU device: kernels compiled by the system C++ compiler into a shared
-// object (cached by a hash of source, flags and compiler version), GEMMs by
+// object (cached by a hash of source, flags, compiler version and the CPU
+// target -march=native resolves to), GEMMs by
 // OpenBLAS's cblas_sgemm when present (loaded with dlopen), else a plain loop.
 #include <dlfcn.h>
 #include <sys/stat.h>
@@ -8,7 +9,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <map>
+#include <sstream>
 #include <vector>
 
 #include "runtime/device.h"
@@ -84,9 +87,13 @@ class CpuDevice : public Device {
     int status = 0;
     std::string version = run(std::string(cxx) + " --version", &status);
     if (status != 0) throw DeviceError(std::string("no C++ compiler to JIT CPU kernels: ") + cxx);
+    // The resolved target, not just "-march=native": nodes with different
+    // CPUs sharing one cache (a home directory on a cluster) must not load
+    // each other's libraries (SIGILL).
+    const std::string target = resolvedCpuTarget(cxx);
     char key[32];
     std::snprintf(key, sizeof key, "%016llx",
-                  static_cast<unsigned long long>(fnv1a64(a.cpuSource + flags + version)));
+                  static_cast<unsigned long long>(fnv1a64(a.cpuSource + flags + version + target)));
     std::string dir = kernelCacheDir();
     std::string base = dir + "/cpu-" + key, so = base + ".so";
     struct stat st;
@@ -183,6 +190,30 @@ class CpuDevice : public Device {
 };
 
 }  // namespace
+
+std::string resolvedCpuTarget(const std::string &cxx) {
+  // `-###` prints the compiler proper's command line with -march=native
+  // expanded (GCC: -march=<cpu>, -mtune and every -m<feature>/-mno-<feature>;
+  // Clang: -target-cpu and -target-feature). Only those words are kept: the
+  // line also names temporary files, which differ on every call.
+  int status = 0;
+  std::string out = run(cxx + " -march=native -### -x c++ -c /dev/null -o /dev/null", &status);
+  if (status != 0) throw DeviceError("cannot resolve -march=native with " + cxx + ":\n" + out);
+  std::string target, word;
+  bool takeNext = false, resolved = false;
+  std::istringstream words(out);
+  while (words >> word) {
+    word.erase(std::remove(word.begin(), word.end(), '"'), word.end());
+    word.erase(std::remove(word.begin(), word.end(), '\''), word.end());
+    if (word == "-march=native") continue;  // the driver's echo of our own flag
+    bool keep = takeNext || word.rfind("-m", 0) == 0;
+    takeNext = word == "-target-cpu" || word == "-target-feature";
+    resolved |= word.rfind("-march=", 0) == 0 || word == "-target-cpu";
+    if (keep || takeNext) target += word + " ";
+  }
+  if (!resolved) throw DeviceError(cxx + " -### does not show the CPU -march=native resolves to:\n" + out);
+  return target;
+}
 
 std::string kernelCacheDir() {
   std::string dir;

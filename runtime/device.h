@@ -38,6 +38,9 @@ class Device {
 
 // The kernel cache: $TLC_CACHE_DIR, else $XDG_CACHE_HOME/tlc, else ~/.cache/tlc.
 std::string kernelCacheDir();
+// The line of `cxx -march=native -###` naming the CPU and features this
+// machine's kernels are built for: part of the CPU kernel cache key.
+std::string resolvedCpuTarget(const std::string &cxx);
 
 std::unique_ptr<Device> makeCpuDevice();
 // Throws DeviceError (with the reason) when no CUDA driver or GPU is usable.

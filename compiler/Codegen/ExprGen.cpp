@@ -10,6 +10,8 @@
 //===----------------------------------------------------------------------===//
 #include "compiler/Codegen/ExprGen.h"
 
+#include "compiler/Codegen/KernelInterfaces.h"
+
 #include "dialects/tl/IR/TlOps.h"
 
 #include "mlir/IR/BuiltinAttributes.h"

@@ -9,7 +9,7 @@
 #define TL_COMPILER_CODEGEN_GENERATORSUPPORT_H
 
 #include "compiler/Codegen/ExprGen.h"
-#include "compiler/Codegen/FusedKernels.h"
+#include "compiler/Codegen/KernelInterfaces.h"
 #include "dialects/tl/IR/TlOps.h"
 
 namespace mlir::tl::codegen::detail {
@@ -96,10 +96,6 @@ inline std::string sum(bool cuda, const std::string &var) {
 inline std::string once(bool cuda, const std::string &stmt) {
   return cuda ? "    if (lane == 0) " + stmt + "\n" : "    " + stmt + "\n";
 }
-
-/// Attention's generators (AttentionKernels.cpp).
-LoweredOp attention(AttentionOp op, const std::string &name);
-LoweredOp attentionGrad(AttentionGradOp op, const std::string &name);
 
 } // namespace mlir::tl::codegen::detail
 

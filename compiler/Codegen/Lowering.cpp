@@ -2,7 +2,7 @@
 #include "compiler/Codegen/Lowering.h"
 
 #include "compiler/Codegen/ExprGen.h"
-#include "compiler/Codegen/FusedKernels.h"
+#include "compiler/Codegen/KernelInterfaces.h"
 #include "compiler/Codegen/OptimizerKernels.h"
 #include "compiler/Passes/Passes.h"
 #include "dialects/tl/IR/TlOps.h"
@@ -160,8 +160,16 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     e->steps.push_back(s);
     return success();
   }
-  if (hasKernelGenerator(op)) {
-    FailureOr<LoweredOp> lowered = generateKernels(op, name, errorCode);
+  if (auto generator = dyn_cast<KernelGeneratorOpInterface>(op)) {
+    SmallVector<Value> values(op->getOperands());
+    values.append(op->result_begin(), op->result_end());
+    for (Value v : values) {
+      Type t = cast<RankedTensorType>(v.getType()).getElementType();
+      if (failed(storageType(t)))
+        return op->emitError() << "code generation: unsupported element type " << t
+                               << " (kernels store f32, bf16, i32 and i1)";
+    }
+    FailureOr<LoweredOp> lowered = generator.generateKernels(name, errorCode);
     if (failed(lowered)) return failure();
     std::vector<int> scratch;
     for (int64_t bytes : lowered->scratchBytes) scratch.push_back(newBuffer(bytes, art::BufferKind::Arena));
@@ -374,7 +382,7 @@ LogicalResult Lowering::lowerEntry(const EntryFunction &entry, LoweringStats &st
     if (failed(accumulateGradients(arg, ret.getLoc(), ret))) return failure();
   for (Operation &op : body.without_terminator()) {
     if (isa<FusionOp>(op)) ++stats.fusionGroups;
-    else if (hasKernelGenerator(&op)) ++stats.fusedOps;
+    else if (isa<KernelGeneratorOpInterface>(op)) ++stats.fusedOps;
     if (failed(lowerOp(&op))) return failure();
     for (Value r : op.getResults())
       if (failed(accumulateGradients(r, op.getLoc(), &op))) return failure();
@@ -419,6 +427,7 @@ FailureOr<art::Artifact> Lowering::run(ArrayRef<EntryFunction> entries, Lowering
 } // namespace
 
 FailureOr<art::Artifact> lowerToArtifact(ArrayRef<EntryFunction> entries, LoweringStats &stats) {
+  if (!entries.empty()) attachKernelInterfaces(*entries.front().func->getContext());
   for (const EntryFunction &e : entries)
     regroupRepeatedReductions(e.func); // no kernel redoes a reduction per element
   return Lowering().run(entries, stats);

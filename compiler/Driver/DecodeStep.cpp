@@ -42,7 +42,7 @@ FailureOr<OwningOpRef<ModuleOp>> buildDecodeStep(func::FuncOp lossFunc, bool pri
                               "from this function's (an edited model?): emit it again with tlc emit");
   PassManager pm(&context);
   if (printIr) pm.enableIRPrinting();
-  buildLossPipeline(pm);  // the forward fusions
+  buildLossPipeline(pm);
   if (failed(pm.run(*decode))) return failure();
   return decode;
 }

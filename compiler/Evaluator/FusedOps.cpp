@@ -9,8 +9,6 @@
 
 #include "dialects/tl/IR/TlOps.h"
 
-#include "llvm/ADT/TypeSwitch.h"
-
 #include <cmath>
 #include <limits>
 
@@ -21,6 +19,7 @@ using ::tlc::HostTensor;
 namespace {
 
 using Results = FailureOr<std::vector<HostTensor>>;
+using Operands = ArrayRef<const HostTensor *>;
 
 std::vector<int64_t> dropLast(const std::vector<int64_t> &s) {
   return {s.begin(), s.end() - 1};
@@ -267,50 +266,79 @@ std::optional<int64_t> ignoreIndex(std::optional<uint64_t> attr) {
   return static_cast<int64_t>(*attr);
 }
 
-} // namespace
+//===----------------------------------------------------------------------===//
+// The models: each op's operands handed to its function above.
+//===----------------------------------------------------------------------===//
 
-bool mlir::tl::isFusedOp(Operation *op) {
-  return isa<RmsNormOp, AddRmsNormOp, RmsNormGradOp, LayerNormOp, LayerNormGradOp,
-             RopeOp, RopeGradOp, AttentionOp, AttentionGradOp, CrossEntropyOp,
-             CrossEntropyGradOp, SwiGluOp, SwiGluGradOp>(op);
+Results evalRmsNorm(RmsNormOp n, Operands in) { return rmsnorm(*in[0], *in[1], n.getEps().convertToDouble()); }
+
+Results evalAddRmsNorm(AddRmsNormOp n, Operands in) {
+  HostTensor sum = *in[0];
+  for (int64_t i = 0; i < sum.numel(); ++i) sum.data[i] += in[1]->data[i];
+  Results r = rmsnorm(sum, *in[2], n.getEps().convertToDouble());
+  return std::vector<HostTensor>{sum, (*r)[0], (*r)[1]};
 }
 
-FailureOr<std::vector<HostTensor>>
-mlir::tl::runFusedOp(Operation *op, const std::vector<const HostTensor *> &in) {
-  auto arg = [&](size_t i) -> const HostTensor & { return *in[i]; };
-  return llvm::TypeSwitch<Operation *, Results>(op)
-      .Case([&](RmsNormOp n) { return rmsnorm(arg(0), arg(1), n.getEps().convertToDouble()); })
-      .Case([&](AddRmsNormOp n) -> Results {
-        HostTensor sum = arg(0);
-        for (int64_t i = 0; i < sum.numel(); ++i) sum.data[i] += arg(1).data[i];
-        auto r = rmsnorm(sum, arg(2), n.getEps().convertToDouble());
-        return std::vector<HostTensor>{sum, (*r)[0], (*r)[1]};
-      })
-      .Case([&](RmsNormGradOp) { return rmsnormGrad(arg(0), arg(1), arg(2), arg(3)); })
-      .Case([&](LayerNormOp n) {
-        return layernorm(arg(0), arg(1), arg(2), n.getEps().convertToDouble());
-      })
-      .Case([&](LayerNormGradOp) {
-        return layernormGrad(arg(0), arg(1), arg(2), arg(3), arg(4));
-      })
-      .Case([&](RopeOp r) { return rope(arg(0), arg(1), arg(2), r.getOffset(), false); })
-      .Case([&](RopeGradOp r) { return rope(arg(0), arg(1), arg(2), r.getOffset(), true); })
-      .Case([&](AttentionOp a) {
-        return attention(arg(0), arg(1), arg(2), a.getScale().convertToDouble(), a.getCausal());
-      })
-      .Case([&](AttentionGradOp a) {
-        return attentionGrad(arg(0), arg(1), arg(2), arg(3), arg(4), arg(5),
-                             a.getScale().convertToDouble(), a.getCausal());
-      })
-      .Case([&](CrossEntropyOp c) {
-        return crossEntropy(op, arg(0), arg(1), ignoreIndex(c.getIgnoreIndex()));
-      })
-      .Case([&](CrossEntropyGradOp c) {
-        return crossEntropyGrad(arg(0), arg(1), arg(2), arg(3), ignoreIndex(c.getIgnoreIndex()));
-      })
-      .Case([&](SwiGluOp) { return swiglu(arg(0), arg(1)); })
-      .Case([&](SwiGluGradOp) { return swigluGrad(arg(0), arg(1), arg(2)); })
-      .Default([&](Operation *) -> Results {
-        return op->emitError() << "evaluator: '" << op->getName() << "' is not a fused op";
-      });
+Results evalRmsNormGrad(RmsNormGradOp, Operands in) { return rmsnormGrad(*in[0], *in[1], *in[2], *in[3]); }
+
+Results evalLayerNorm(LayerNormOp n, Operands in) {
+  return layernorm(*in[0], *in[1], *in[2], n.getEps().convertToDouble());
+}
+
+Results evalLayerNormGrad(LayerNormGradOp, Operands in) {
+  return layernormGrad(*in[0], *in[1], *in[2], *in[3], *in[4]);
+}
+
+Results evalRope(RopeOp r, Operands in) { return rope(*in[0], *in[1], *in[2], r.getOffset(), false); }
+Results evalRopeGrad(RopeGradOp r, Operands in) { return rope(*in[0], *in[1], *in[2], r.getOffset(), true); }
+
+Results evalAttention(AttentionOp a, Operands in) {
+  return attention(*in[0], *in[1], *in[2], a.getScale().convertToDouble(), a.getCausal());
+}
+
+Results evalAttentionGrad(AttentionGradOp a, Operands in) {
+  return attentionGrad(*in[0], *in[1], *in[2], *in[3], *in[4], *in[5], a.getScale().convertToDouble(),
+                       a.getCausal());
+}
+
+Results evalCrossEntropy(CrossEntropyOp c, Operands in) {
+  return crossEntropy(c, *in[0], *in[1], ignoreIndex(c.getIgnoreIndex()));
+}
+
+Results evalCrossEntropyGrad(CrossEntropyGradOp c, Operands in) {
+  return crossEntropyGrad(*in[0], *in[1], *in[2], *in[3], ignoreIndex(c.getIgnoreIndex()));
+}
+
+Results evalSwiGlu(SwiGluOp, Operands in) { return swiglu(*in[0], *in[1]); }
+Results evalSwiGluGrad(SwiGluGradOp, Operands in) { return swigluGrad(*in[0], *in[1], *in[2]); }
+
+template <typename OpT, Results (*Run)(OpT, Operands)>
+struct Semantics : ReferenceSemanticsOpInterface::ExternalModel<Semantics<OpT, Run>, OpT> {
+  Results evaluate(Operation *op, Operands in) const { return Run(cast<OpT>(op), in); }
+};
+
+template <typename OpT, Results (*Run)(OpT, Operands)> void attach(MLIRContext &context) {
+  OpT::template attachInterface<Semantics<OpT, Run>>(context);
+}
+
+} // namespace
+
+#include "compiler/Evaluator/ReferenceSemanticsInterface.cpp.inc"
+
+void mlir::tl::attachReferenceSemantics(MLIRContext &context) {
+  context.getOrLoadDialect<TLDialect>();
+  // A repeated attachment is a no-op in MLIR, so every evaluation may call this.
+  attach<RmsNormOp, evalRmsNorm>(context);
+  attach<AddRmsNormOp, evalAddRmsNorm>(context);
+  attach<RmsNormGradOp, evalRmsNormGrad>(context);
+  attach<LayerNormOp, evalLayerNorm>(context);
+  attach<LayerNormGradOp, evalLayerNormGrad>(context);
+  attach<RopeOp, evalRope>(context);
+  attach<RopeGradOp, evalRopeGrad>(context);
+  attach<AttentionOp, evalAttention>(context);
+  attach<AttentionGradOp, evalAttentionGrad>(context);
+  attach<CrossEntropyOp, evalCrossEntropy>(context);
+  attach<CrossEntropyGradOp, evalCrossEntropyGrad>(context);
+  attach<SwiGluOp, evalSwiGlu>(context);
+  attach<SwiGluGradOp, evalSwiGluGrad>(context);
 }

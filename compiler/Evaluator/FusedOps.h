@@ -4,20 +4,19 @@
 
 #include "compiler/Evaluator/HostTensor.h"
 
-#include "mlir/IR/Operation.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/OpDefinition.h"
 #include "mlir/Support/LogicalResult.h"
 
 #include <vector>
 
+#include "compiler/Evaluator/ReferenceSemanticsInterface.h.inc"
+
 namespace mlir::tl {
 
-/// Whether `op` is a fused forward or backward op that runFusedOp executes.
-bool isFusedOp(Operation *op);
-
-/// Executes a fused op on its operand values (in operand order) and returns
-/// its results; errors (a target id out of range) are emitted at the op.
-FailureOr<std::vector<::tlc::HostTensor>>
-runFusedOp(Operation *op, const std::vector<const ::tlc::HostTensor *> &operands);
+/// Attaches the reference semantics of every fused op to the tl ops of
+/// `context` (loading the dialect). Idempotent; `evaluate` calls it.
+void attachReferenceSemantics(MLIRContext &context);
 
 } // namespace mlir::tl
 

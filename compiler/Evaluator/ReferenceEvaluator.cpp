@@ -243,7 +243,7 @@ FailureOr<HostTensor> Interpreter::scatterAdd(ScatterAddOp op) {
 }
 
 LogicalResult Interpreter::execute(Operation *op) {
-  if (isFusedOp(op) || isa<FusionOp>(op)) {
+  if (isa<ReferenceSemanticsOpInterface, FusionOp>(op)) {
     std::vector<const HostTensor *> operands;
     for (Value v : op->getOperands()) operands.push_back(&get(v));
     FailureOr<std::vector<HostTensor>> results = failure();
@@ -252,7 +252,7 @@ LogicalResult Interpreter::execute(Operation *op) {
       for (const HostTensor *t : operands) inputs.push_back(*t);
       results = Interpreter(precision).run(fusion.getBody().front(), op, inputs);
     } else {
-      results = runFusedOp(op, operands);
+      results = cast<ReferenceSemanticsOpInterface>(op).evaluate(operands);
     }
     if (failed(results))
       return failure();
@@ -388,5 +388,6 @@ LogicalResult Interpreter::execute(Operation *op) {
 FailureOr<std::vector<HostTensor>>
 mlir::tl::evaluate(func::FuncOp func, const std::vector<HostTensor> &args,
                    Precision precision) {
+  attachReferenceSemantics(*func.getContext());
   return Interpreter(precision).run(func.getBody().front(), func, args);
 }

@@ -26,10 +26,14 @@ namespace mlir::tl {
 /// tl-fuse-elementwise groups, which computes such a reduction once.
 void regroupRepeatedReductions(func::FuncOp func);
 
-/// The default pipeline: CSE, forward fusion (rmsnorm, rope, attention,
-/// cross-entropy), tl-autodiff, CSE, elementwise fusion.
+/// CSE and the forward fusions (rmsnorm, rope, attention, cross-entropy):
+/// the start of every pipeline. A new forward fusion pass goes here.
+void addForwardFusions(OpPassManager &pm);
+/// The default pipeline: the forward fusions, tl-autodiff, CSE, elementwise
+/// fusion.
 void buildTrainPipeline(OpPassManager &pm);
-/// The forward fusions of the training pipeline, without autodiff.
+/// The forward-only pipeline (the loss, the decode step): the forward
+/// fusions, CSE, elementwise fusion.
 void buildLossPipeline(OpPassManager &pm);
 /// Registers `tl-train-pipeline` for tlc-opt.
 void registerTlPipelines();

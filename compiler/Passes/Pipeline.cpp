@@ -7,26 +7,27 @@
 
 namespace mlir::tl {
 
-void buildTrainPipeline(OpPassManager &pm) {
-  // Forward fusion first, so autodiff applies the fused ops' rules and emits
-  // fused backward ops.
+void addForwardFusions(OpPassManager &pm) {
+  // The one list of forward fusions: every pipeline (train, loss, decode)
+  // starts here, so an entry cannot be left unfused by one of them.
   pm.addPass(createCSEPass());
   pm.addPass(createTlFuseRmsNorm());
   pm.addPass(createTlFuseRope());
   pm.addPass(createTlFuseAttention());
   pm.addPass(createTlFuseCrossEntropy());
+}
+
+void buildTrainPipeline(OpPassManager &pm) {
+  // Forward fusion first, so autodiff applies the fused ops' rules and emits
+  // fused backward ops.
+  addForwardFusions(pm);
   pm.addPass(createTlAutodiff());
   pm.addPass(createCSEPass());
   pm.addPass(createTlFuseElementwise());
 }
 
 void buildLossPipeline(OpPassManager &pm) {
-  // The training pipeline's fusions without autodiff: the forward-only loss.
-  pm.addPass(createCSEPass());
-  pm.addPass(createTlFuseRmsNorm());
-  pm.addPass(createTlFuseRope());
-  pm.addPass(createTlFuseAttention());
-  pm.addPass(createTlFuseCrossEntropy());
+  addForwardFusions(pm);
   pm.addPass(createCSEPass());
   pm.addPass(createTlFuseElementwise());
 }

@@ -18,9 +18,13 @@
 #include "CudaEmulator.h"
 #include "TestSupport.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 
@@ -296,6 +300,54 @@ TEST_F(CodegenTest, OutOfRangeIdsAreReportedWithTheirOp) {
   } catch (const tlc::DeviceError &e) {
     EXPECT_NE(std::string(e.what()).find("model.embed"), std::string::npos) << e.what();
   }
+}
+
+// A kernel cache shared by machines with different CPUs (a home directory
+// on a cluster) must hold one library per CPU: the key holds the target that
+// -march=native resolves to, not the flag. A compiler wrapper that reports
+// another CPU stands in for the second machine.
+TEST_F(CodegenTest, CpuKernelCacheKeyHoldsTheResolvedTarget) {
+  std::string own = tlc::resolvedCpuTarget("c++");
+  EXPECT_NE(own.find("-march="), std::string::npos) << own;
+  EXPECT_EQ(own.find("-march=native"), std::string::npos) << own;
+  EXPECT_EQ(own, tlc::resolvedCpuTarget("c++")) << "the key must be stable";
+
+  std::string dir = ::testing::TempDir() + "tlc-cache-per-cpu-" + std::to_string(getpid());
+  std::string wrapper = dir + "-other-cpu.sh";
+  {
+    std::ofstream w(wrapper);
+    w << "#!/bin/sh\ncase \"$*\" in *-###*) c++ \"$@\" 2>&1 | sed 's/-march=[a-z0-9_-]*/-march=othercpu/g' >&2;;"
+         " *) exec c++ \"$@\";; esac\n";
+  }
+  chmod(wrapper.c_str(), 0755);
+  EXPECT_NE(tlc::resolvedCpuTarget(wrapper), own);
+
+  OwningOpRef<ModuleOp> m = parseSourceString<ModuleOp>(R"(
+    func.func @f(%x: tensor<8xf32>) -> tensor<8xf32> {
+      %y = tl.exp %x : tensor<8xf32>
+      return %y : tensor<8xf32> })", &context);
+  ASSERT_TRUE(m);
+  tl::codegen::LoweringStats stats;
+  auto artifact = tl::codegen::lowerToArtifact(*m->getOps<func::FuncOp>().begin(), stats);
+  ASSERT_TRUE(succeeded(artifact));
+  std::string saved = std::getenv("TLC_CACHE_DIR");
+  setenv("TLC_CACHE_DIR", dir.c_str(), 1);
+  auto libraries = [&] {
+    int n = 0;
+    for (const auto &e : std::filesystem::directory_iterator(dir)) n += e.path().extension() == ".so";
+    return n;
+  };
+  tlc::makeCpuDevice()->loadKernels(*artifact);
+  EXPECT_EQ(libraries(), 1);
+  tlc::makeCpuDevice()->loadKernels(*artifact);
+  EXPECT_EQ(libraries(), 1) << "the same CPU reuses its library";
+  setenv("CXX", wrapper.c_str(), 1);
+  tlc::makeCpuDevice()->loadKernels(*artifact);
+  unsetenv("CXX");
+  setenv("TLC_CACHE_DIR", saved.c_str(), 1);
+  EXPECT_EQ(libraries(), 2) << "another CPU gets its own library";
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove(wrapper);
 }
 
 TEST_F(CodegenTest, ArtifactRoundTripAndCorruption) {

@@ -299,20 +299,3 @@ LogicalResult SwiGluOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
   out.append({grad.getGateGrad(), grad.getUpGrad()});
   return success();
 }
-
-//===----------------------------------------------------------------------===//
-// Kernel expressions (code generation beside the op)
-//===----------------------------------------------------------------------===//
-
-std::string SwiGluOp::kernelExpression(unsigned, ArrayRef<std::string> x) {
-  // gate * sigmoid(gate) * up
-  return "(" + x[0] + " / (1.0f + expf(-" + x[0] + ")) * " + x[1] + ")";
-}
-
-std::string SwiGluGradOp::kernelExpression(unsigned result, ArrayRef<std::string> x) {
-  const std::string &g = x[0], &gate = x[1], &up = x[2];
-  std::string s = "(1.0f / (1.0f + expf(-" + gate + ")))";
-  if (result == 0) // dgate = g * up * s * (1 + gate * (1 - s))
-    return "(" + g + " * " + up + " * " + s + " * (1.0f + " + gate + " * (1.0f - " + s + ")))";
-  return "(" + g + " * " + gate + " * " + s + ")"; // dup = g * gate * s
-}

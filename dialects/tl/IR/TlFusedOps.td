@@ -293,8 +293,7 @@ def TL_CrossEntropyGradOp : TL_Op<"cross_entropy_grad", [Pure,
 //===----------------------------------------------------------------------===//
 
 def TL_SwiGluOp : TL_Op<"swiglu", [Pure, Elementwise, SameOperandsAndResultType,
-                                   InferTypeOpInterface, TL_Vjp,
-                                   DeclareOpInterfaceMethods<TL_KernelExpressionOpInterface>]> {
+                                   InferTypeOpInterface, TL_Vjp]> {
   let summary = "SwiGLU gate: silu(gate) * up";
   let description = [{
     `result = gate * sigmoid(gate) * up`, elementwise. Created by
@@ -312,8 +311,7 @@ def TL_SwiGluOp : TL_Op<"swiglu", [Pure, Elementwise, SameOperandsAndResultType,
 }
 
 def TL_SwiGluGradOp : TL_Op<"swiglu_grad", [Pure, Elementwise,
-    AllTypesMatch<["grad", "gate", "up", "gate_grad", "up_grad"]>,
-    DeclareOpInterfaceMethods<TL_KernelExpressionOpInterface>]> {
+    AllTypesMatch<["grad", "gate", "up", "gate_grad", "up_grad"]>]> {
   let summary = "backward of the SwiGLU gate";
   let description = [{
     With `s = sigmoid(gate)`: `dgate = grad * up * s * (1 + gate * (1 - s))`

@@ -48,25 +48,4 @@ def TL_DifferentiableOpInterface : OpInterface<"DifferentiableOpInterface"> {
   ];
 }
 
-def TL_KernelExpressionOpInterface : OpInterface<"KernelExpressionOpInterface"> {
-  let cppNamespace = "::mlir::tl";
-  let description = [{
-    The code generation of an elementwise op, beside the op: each result as
-    one C expression of its operands' values at the same index. The
-    expression generator (compiler/Codegen/ExprGen.cpp) uses it wherever the
-    op appears (alone or inside a `tl.fusion` group), for the CPU C++ and the
-    CUDA kernels alike, so a new elementwise fused op needs no entry in any
-    list of the code generators.
-  }];
-  let methods = [
-    InterfaceMethod<[{
-        A C expression of type `float` for result `result`, given the
-        operands as `float` expressions (already computed variables). It may
-        use `expf`, `logf`, `sqrtf`, `tanhf` and the arithmetic operators.
-      }],
-      "std::string", "kernelExpression",
-      (ins "unsigned":$result, "::llvm::ArrayRef<std::string>":$operands)>,
-  ];
-}
-
 #endif // TL_INTERFACES_TD

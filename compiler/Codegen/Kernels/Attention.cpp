@@ -1,4 +1,4 @@
-//===- AttentionKernels.cpp - attention forward and backward kernels -----===//
+//===- Attention.cpp - attention forward and backward kernels ------------===//
 //
 // FlashAttention-style: online softmax over key tiles staged in shared
 // memory on CUDA, the T x T scores never stored; the backward recomputes
@@ -12,8 +12,10 @@
 
 #include <fmt/format.h>
 
-namespace mlir::tl::codegen::detail {
+namespace mlir::tl::codegen {
 namespace {
+
+using namespace detail;
 
 using fmt::arg;
 
@@ -84,9 +86,7 @@ std::string queryBlock(const AttentionShape &a, int64_t tile, const std::string 
                      arg("kv", a.kv), arg("g", a.g), arg("headElements", a.s * a.d));
 }
 
-} // namespace
-
-LoweredOp attention(AttentionOp op, const std::string &name) {
+LoweredOp attention(AttentionOp op, const std::string &name, int) {
   AttentionShape a(op.getQuery(), op.getKey(), op.getScale().convertToDouble(), op.getCausal());
   Builder k(name);
   Tensor o = k.param("o", op.getResult(), true), lse = k.param("lse", op.getLse(), true),
@@ -121,7 +121,7 @@ LoweredOp attention(AttentionOp op, const std::string &name) {
   return out;
 }
 
-LoweredOp attentionGrad(AttentionGradOp op, const std::string &name) {
+LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, int) {
   AttentionShape a(op.getQuery(), op.getKey(), op.getScale().convertToDouble(), op.getCausal());
   const std::string D = S(a.d);
   const int64_t tile = attentionTile(a.d);
@@ -226,4 +226,11 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name) {
   return out;
 }
 
-} // namespace mlir::tl::codegen::detail
+} // namespace
+
+void attachAttentionKernels(MLIRContext &context) {
+  attachGenerator<AttentionOp, attention>(context);
+  attachGenerator<AttentionGradOp, attentionGrad>(context);
+}
+
+} // namespace mlir::tl::codegen

@@ -1,0 +1,71 @@
+//===- Rope.cpp - rotary embedding and its transpose ---------------------===//
+//
+// Elementwise over (row, column) with the cos/sin tables at the row's
+// position; the CPU form walks each half of a row in its own loop.
+//
+//===----------------------------------------------------------------------===//
+#include "compiler/Codegen/GeneratorSupport.h"
+
+#include <fmt/format.h>
+
+namespace mlir::tl::codegen {
+namespace {
+
+using namespace detail;
+using fmt::arg;
+
+LoweredOp rope(Value y, Value x, Value cos, Value sin, int64_t offset, bool transpose,
+               const std::string &name) {
+  ArrayRef<int64_t> s = shapeOf(x);
+  int64_t d = s.back(), t = s[s.size() - 2], h = d / 2;
+  Builder k(name);
+  Tensor ty = k.param("y", y, true), tx = k.param("x", x, false), tc = k.param("cos", cos, false),
+         tsn = k.param("sin", sin, false);
+  std::string lo = transpose ? ty.st("i", tx.ld("i") + " * " + tc.ld("c + j") + " + " +
+                                              tx.ld("i + " + S(h)) + " * " + tsn.ld("c + j + " + S(h)))
+                             : ty.st("i", tx.ld("i") + " * " + tc.ld("c + j") + " - " +
+                                              tx.ld("i + " + S(h)) + " * " + tsn.ld("c + j"));
+  std::string hi = transpose ? ty.st("i", tx.ld("i") + " * " + tc.ld("c + j") + " - " +
+                                              tx.ld("i - " + S(h)) + " * " + tsn.ld("c + j - " + S(h)))
+                             : ty.st("i", tx.ld("i") + " * " + tc.ld("c + j") + " + " +
+                                              tx.ld("i - " + S(h)) + " * " + tsn.ld("c + j"));
+  LoweredOp out;
+  LoweredStep step = k.elementwise(numel(x), fmt::format(R"(    const int64_t j = i % {d};
+    const int64_t c = ({offset} + (i / {d}) % {t}) * {d};
+    if (j < {h}) {lo}
+    else {hi}
+)", arg("d", d), arg("offset", offset), arg("t", t), arg("h", h), arg("lo", lo), arg("hi", hi)));
+  // CPU: a row at a time, each half in its own branch-free loop.
+  step.kernel.cpuLoop = fmt::format(R"({parallel}  for (int64_t row = 0; row < {rows}; ++row) {{
+    const int64_t c = ({offset} + row % {t}) * {d};
+    for (int64_t j = 0; j < {h}; ++j) {{
+      const int64_t i = row * {d} + j;
+      {lo}
+    }}
+    for (int64_t j = {h}; j < {d}; ++j) {{
+      const int64_t i = row * {d} + j;
+      {hi}
+    }}
+  }}
+)", arg("parallel", cpuParallelFor(numel(x))), arg("rows", numel(x) / d), arg("offset", offset), arg("t", t),
+                                    arg("d", d), arg("h", h), arg("lo", lo), arg("hi", hi));
+  out.steps.push_back(step);
+  return out;
+}
+
+LoweredOp ropeKernels(RopeOp r, const std::string &name, int) {
+  return rope(r.getResult(), r.getInput(), r.getCos(), r.getSin(), r.getOffset(), false, name);
+}
+
+LoweredOp ropeGradKernels(RopeGradOp r, const std::string &name, int) {
+  return rope(r.getResult(), r.getGrad(), r.getCos(), r.getSin(), r.getOffset(), true, name);
+}
+
+} // namespace
+
+void attachRopeKernels(MLIRContext &context) {
+  attachGenerator<RopeOp, ropeKernels>(context);
+  attachGenerator<RopeGradOp, ropeGradKernels>(context);
+}
+
+} // namespace mlir::tl::codegen
