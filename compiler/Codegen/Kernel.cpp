@@ -14,68 +14,17 @@ namespace {
 
 using fmt::arg;
 
-// Helpers both targets define with the same names, so kernel bodies are
-// target-neutral: bf16 <-> float with round-to-nearest-even, TL_FAIL,
-// TL_INF, TL_INLINE, TL_CONST.
-const char *kCpuPrelude = R"(// tlc generated kernels: CPU C++
-#include <math.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#define TL_INLINE static inline
-#define TL_CONST static const
-#define TL_INF INFINITY
-#define TL_FAIL(code) do { if (!*err) *err = (code); } while (0)
-TL_INLINE float bf2f(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
-TL_INLINE uint16_t f2bf(float f) {
-  uint32_t u; memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return (uint16_t)(u >> 16);
-}
-TL_INLINE float bfround(float f) { return bf2f(f2bf(f)); }
-)";
-
-const char *kCudaPrelude = R"(// tlc generated kernels: CUDA C++ (NVRTC)
-typedef long long int64_t;
-typedef int int32_t;
-typedef unsigned int uint32_t;
-typedef unsigned short uint16_t;
-typedef unsigned char uint8_t;
-#define TL_INLINE __device__ __forceinline__
-#define TL_CONST __device__ const
-#define TL_INF __int_as_float(0x7f800000)
-#define TL_FAIL(code) atomicCAS(err, 0, (code))
-TL_INLINE float bf2f(uint16_t h) { return __uint_as_float(((uint32_t)h) << 16); }
-TL_INLINE uint16_t f2bf(float f) {
-  uint32_t u = __float_as_uint(f);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return (uint16_t)(u >> 16);
-}
-TL_INLINE float bfround(float f) { return bf2f(f2bf(f)); }
-TL_INLINE void atomicAddBf16(uint16_t *addr, float v) {
-  // bf16 has no native atomic add before sm_90 here: update the enclosing word.
-  uint32_t *word = (uint32_t *)((unsigned long long)addr & ~3ull);
-  const bool high = ((unsigned long long)addr & 2ull) != 0;
-  uint32_t old = *word, assumed;
-  do {
-    assumed = old;
-    uint16_t cur = high ? (uint16_t)(assumed >> 16) : (uint16_t)(assumed & 0xffffu);
-    uint32_t sum = f2bf(bf2f(cur) + v);
-    uint32_t next = high ? ((assumed & 0xffffu) | (sum << 16)) : ((assumed & 0xffff0000u) | sum);
-    old = atomicCAS(word, assumed, next);
-  } while (old != assumed);
-}
-TL_INLINE float warpSum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-TL_INLINE float warpMax(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-)";
+// The preludes and the CPU template library are real files in Library/,
+// embedded by the build as raw string literals.
+const char *kCpuPrelude =
+#include "compiler/Codegen/Library/cpu_prelude.h.inc"
+    ;
+const char *kCpuLibrary =
+#include "compiler/Codegen/Library/cpu_library.h.inc"
+    ;
+const char *kCudaPrelude =
+#include "compiler/Codegen/Library/cuda_prelude.cuh.inc"
+    ;
 
 /// Parameters never alias (the planner keeps a step's buffers apart), so
 /// both targets mark them __restrict__.
@@ -115,7 +64,7 @@ std::string kernelKey(const KernelSpec &k) {
 }
 
 std::string emitCpu(const std::vector<KernelSpec> &kernels) {
-  std::string out = std::string(kCpuPrelude) + cpuLibrary();
+  std::string out = std::string(kCpuPrelude) + kCpuLibrary;
   for (const KernelSpec &k : kernels) {
     std::string body = k.cpuBody;
     if (k.isElementwise() && !k.cpuLoop.empty())

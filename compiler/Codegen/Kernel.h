@@ -54,10 +54,6 @@ std::string kernelKey(const KernelSpec &k);
 std::string emitCpu(const std::vector<KernelSpec> &kernels);
 std::string emitCuda(const std::vector<KernelSpec> &kernels);
 
-/// C++ emitted after the CPU prelude: a vectorisable expf and the tiled
-/// attention templates the CPU kernels instantiate (CpuLibrary.cpp).
-const char *cpuLibrary();
-
 /// `#pragma omp parallel for` for a CPU loop doing about `work` element
 /// operations, or nothing when that is too little to be worth waking threads.
 std::string cpuParallelFor(int64_t work);

@@ -422,4 +422,27 @@ TEST_P(NvrtcTest, AllKernelsCompileWithoutWarnings) {
 
 INSTANTIATE_TEST_SUITE_P(Presets, NvrtcTest, ::testing::Values("tiny", "1.1b"));
 
+/// The CUDA prelude (compiler/Codegen/Library/cuda_prelude.cuh) on its own,
+/// with a kernel that uses every helper, compiles without a warning.
+TEST_F(CodegenTest, CudaPreludeCompilesOnItsOwn) {
+  std::string why;
+  if (!tlc::cuda::nvrtcAvailable(&why)) GTEST_SKIP() << why;
+  std::ifstream file(TL_KERNEL_LIBRARY_DIR "/cuda_prelude.cuh");
+  ASSERT_TRUE(file) << TL_KERNEL_LIBRARY_DIR;
+  std::string prelude((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  std::string source = prelude + R"(
+extern "C" __global__ void uses_prelude(uint16_t *h, float *f, int *err) {
+  const float v = warpSum(bf2f(h[threadIdx.x])) + warpMax(f[threadIdx.x]);
+  atomicAddBf16(&h[0], bfround(v));
+  f[threadIdx.x] = v > TL_INF ? 0.0f : v;
+  if (v != v) TL_FAIL(3);
+}
+)";
+  for (const char *arch : {"sm_80", "sm_90"}) {
+    tlc::cuda::Compiled c = tlc::cuda::compileWithNvrtc(source, arch);
+    EXPECT_TRUE(c.ok) << arch << ":\n" << c.log;
+    EXPECT_EQ(c.log.find("warning"), std::string::npos) << arch << ":\n" << c.log;
+  }
+}
+
 }  // namespace

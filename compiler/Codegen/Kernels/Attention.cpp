@@ -5,7 +5,7 @@
 // probabilities from the saved log-sum-exp, one kernel for dQ (query rows)
 // and one for dK/dV (key rows over their head group), without atomics.
 // The CUDA bodies are generated here; the CPU bodies call the tiled C++
-// templates of CpuLibrary.cpp with the op's shapes.
+// templates of Library/cpu_library.h with the op's shapes.
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/Codegen/GeneratorSupport.h"
@@ -32,7 +32,7 @@ struct AttentionShape {
       : b(shapeOf(q)[0]), h(shapeOf(q)[1]), t(shapeOf(q)[2]), d(shapeOf(q)[3]),
         kv(shapeOf(k)[1]), s(shapeOf(k)[2]), g(h / kv), scale(scale), causal(causal) {}
   std::string keys(const std::string &i) const { return causal ? "(" + i + " + 1)" : S(s); }
-  /// The CPU library's tiled kernels for this shape (CpuLibrary.cpp).
+  /// The CPU library's tiled kernels for this shape (Library/cpu_library.h).
   std::string cpuTemplate() const {
     return "TlAttention<" + S(b) + ", " + S(h) + ", " + S(kv) + ", " + S(t) + ", " + S(s) + ", " + S(d) +
            ", " + (causal ? "true" : "false") + ">";

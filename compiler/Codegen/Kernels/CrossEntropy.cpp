@@ -27,23 +27,28 @@ LoweredOp crossEntropy(CrossEntropyOp op, const std::string &name, int errorCode
     Tensor lse = k.param("lse", op.getLse(), true), logits = k.param("logits", op.getLogits(), false);
     k.ids("targets", op.getTargets());
     Tensor rowLoss = k.scratch("rowloss", 0, true), counted = k.scratch("counted", 1, true);
-    std::string V = S(vocab);
     out.steps.push_back(k.rows(n, [&](bool cuda) {
-      std::string ignored = ignore ? "t == " + S(*ignore) : "false";
-      return "    const int64_t base = row * " + V + ";\n    float m = -TL_INF, z = 0.0f;\n" +
-             (cuda ? rowLoop(cuda, vocab, "      m = fmaxf(m, " + logits.ld("base + j") + ");\n") +
-                         "    m = warpMax(m);\n"
-                   : rowLoop(cuda, vocab, "      const float x = " + logits.ld("base + j") + ";\n      m = x > m ? x : m;\n",
-                             "max : m")) +
-             rowLoop(cuda, vocab, "      z += expf(" + logits.ld("base + j") + " - m);\n", "+ : z") + sum(cuda, "z") +
-             fmt::format(R"(    const float l = m + logf(z);
+      // The row maximum: a warp's reduction on CUDA, a vectorised max on the CPU.
+      const std::string rowMax =
+          cuda ? rowLoop(cuda, vocab, fmt::format("      m = fmaxf(m, {});\n", logits.ld("base + j"))) +
+                     "    m = warpMax(m);\n"
+               : rowLoop(cuda, vocab, fmt::format("      const float x = {};\n      m = x > m ? x : m;\n",
+                                                  logits.ld("base + j")),
+                         "max : m");
+      return fmt::format(R"(    const int64_t base = row * {vocab};
+    float m = -TL_INF, z = 0.0f;
+{rowMax}{sumExp}{reduceZ}    const float l = m + logf(z);
     const int64_t t = targets[row];
 {laneZero}    {storeLse}
     if ({ignored}) {{ rowloss[row] = 0.0f; counted[row] = 0.0f; }}
     else if (t < 0 || t >= {vocab}) {{ TL_FAIL({errorCode}); rowloss[row] = 0.0f; counted[row] = 0.0f; }}
     else {{ rowloss[row] = l - {logit}; counted[row] = 1.0f; }}
-)", arg("laneZero", cuda ? "    if (lane != 0) return;\n" : ""), arg("storeLse", lse.st("row", "l")),
-                         arg("ignored", ignored), arg("vocab", vocab), arg("errorCode", errorCode),
+)", arg("vocab", vocab), arg("rowMax", rowMax),
+                         arg("sumExp", rowLoop(cuda, vocab, fmt::format("      z += expf({} - m);\n", logits.ld("base + j")),
+                                               "+ : z")),
+                         arg("reduceZ", sum(cuda, "z")),
+                         arg("laneZero", cuda ? "    if (lane != 0) return;\n" : ""), arg("storeLse", lse.st("row", "l")),
+                         arg("ignored", ignore ? "t == " + S(*ignore) : "false"), arg("errorCode", errorCode),
                          arg("logit", logits.ld("base + t")));
     }));
   }
@@ -51,9 +56,11 @@ LoweredOp crossEntropy(CrossEntropyOp op, const std::string &name, int errorCode
     Builder k(name + "_mean");
     Tensor loss = k.param("loss", op.getLoss(), true);
     Tensor rowLoss = k.scratch("rowloss", 0, false), counted = k.scratch("counted", 1, false);
-    std::string body = "  double s = 0.0, c = 0.0;\n  for (int64_t r = 0; r < " + S(n) +
-                       "; ++r) { s += rowloss[r]; c += counted[r]; }\n  " +
-                       loss.st("0", "(float)(s / c)") + "\n";
+    // One thread, in row order: the same mean on both targets.
+    const std::string body = fmt::format(R"(  double s = 0.0, c = 0.0;
+  for (int64_t r = 0; r < {rows}; ++r) {{ s += rowloss[r]; c += counted[r]; }}
+  {store}
+)", arg("rows", n), arg("store", loss.st("0", "(float)(s / c)")));
     out.steps.push_back(k.custom(body, body, 1, 1));
   }
   return out;
@@ -70,8 +77,10 @@ LoweredOp crossEntropyGrad(CrossEntropyGradOp op, const std::string &name, int) 
     Builder c(name + "_count");
     c.ids("targets", op.getTargets());
     Tensor cnt = c.scratch("count", 0, true);
-    std::string body = "  float c = 0.0f;\n  for (int64_t r = 0; r < " + S(n) + "; ++r) c += targets[r] != " +
-                       S(*ignore) + ";\n  count[0] = c;\n";
+    const std::string body = fmt::format(R"(  float c = 0.0f;
+  for (int64_t r = 0; r < {rows}; ++r) c += targets[r] != {ignore};
+  count[0] = c;
+)", arg("rows", n), arg("ignore", *ignore));
     out.steps.push_back(c.custom(body, body, 1, 1));
     count = "count[0]";
   }
@@ -81,14 +90,14 @@ LoweredOp crossEntropyGrad(CrossEntropyGradOp op, const std::string &name, int) 
   k.ids("targets", op.getTargets());
   Tensor lse = k.param("lse", op.getLse(), false);
   if (ignore) k.scratch("count", 0, false);
-  std::string V = S(vocab);
-  LoweredStep step = k.elementwise(
-      n * vocab, "    const int64_t row = i / " + V + ", col = i % " + V +
-                     ";\n    const int64_t t = targets[row];\n    if (" +
-                     (ignore ? "t == " + S(*ignore) : std::string("false")) + ") { " + d.st("i", "0.0f") +
-                     " }\n    else " +
-                     d.st("i", g.ld("0") + " / " + count + " * (expf(" + logits.ld("i") + " - " +
-                                   lse.ld("row") + ") - (col == t ? 1.0f : 0.0f))") + "\n");
+  const std::string ignored = ignore ? "t == " + S(*ignore) : std::string("false");
+  LoweredStep step = k.elementwise(n * vocab, fmt::format(R"(    const int64_t row = i / {vocab}, col = i % {vocab};
+    const int64_t t = targets[row];
+    if ({ignored}) {{ {zero} }}
+    else {store}
+)", arg("vocab", vocab), arg("ignored", ignored), arg("zero", d.st("i", "0.0f")),
+      arg("store", d.st("i", fmt::format("{} / {} * (expf({} - {}) - (col == t ? 1.0f : 0.0f))", g.ld("0"), count,
+                                         logits.ld("i"), lse.ld("row"))))));
   // CPU: per row, the target, scale and log-sum-exp once, then a
   // vectorised pass over the vocabulary.
   step.kernel.cpuLoop = fmt::format(R"({parallel}  for (int64_t row = 0; row < {rows}; ++row) {{

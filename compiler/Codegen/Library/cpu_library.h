@@ -1,18 +1,11 @@
-//===- CpuLibrary.cpp - C++ the CPU kernels are built on -----------------===//
-//
-// Emitted once after the CPU prelude, before the kernels. Generated CPU
-// bodies instantiate these templates with the op's static shapes, so the
-// C++ compiler sees constant trip counts and vectorises the inner loops
-// (contiguous, `#pragma omp simd`, no index divisions). Plain C++ and
-// OpenMP only: it is compiled by the system compiler at load time.
-//
-//===----------------------------------------------------------------------===//
-#include "compiler/Codegen/Kernel.h"
+// compiler/Codegen/Library/cpu_library.h: C++ the CPU kernels are built on,
+// emitted once after cpu_prelude.h, before the kernels (embedded into tlc at
+// build time). Generated CPU bodies instantiate these templates with the
+// op's static shapes, so the C++ compiler sees constant trip counts and
+// vectorises the inner loops (contiguous, `#pragma omp simd`, no index
+// divisions). Plain C++ and OpenMP only: it is compiled by the system
+// compiler at load time, and on its own in CI (tests/kernels/).
 
-namespace mlir::tl::codegen {
-
-const char *cpuLibrary() {
-  return R"(
 // exp without a libm call, so loops over it vectorise: Cody-Waite reduction
 // to |r| <= ln2/2 and Cephes' degree-6 polynomial (relative error ~1e-7);
 // exp(-inf) = 0, exp(+inf) = inf, NaN stays NaN.
@@ -268,7 +261,3 @@ struct TlAttention {
     }
   }
 };
-)";
-}
-
-} // namespace mlir::tl::codegen
