@@ -5,7 +5,7 @@
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 #include "llvm/Support/Error.h"
-#include "runtime/artifact.h"
+#include "formats/artifact.h"
 
 #include <string>
 #include <vector>

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "runtime/executor.h"
-#include "runtime/half.h"
+#include "runtime/exec/executor.h"
+#include "formats/half.h"
 
 namespace tlc {
 namespace {

@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/artifact.h"
-#include "runtime/device.h"
+#include "formats/artifact.h"
+#include "runtime/exec/device.h"
 
 namespace tlc {
 

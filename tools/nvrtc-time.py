@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Times one cold NVRTC compile of a CUDA source with tlc's options
-(runtime/cuda_api.cpp: --gpu-architecture=ARCH --std=c++17 -default-device).
+(runtime/cuda/nvrtc.cpp: --gpu-architecture=ARCH --std=c++17 -default-device).
 
 Usage: tools/nvrtc-time.py KERNELS.cu [ARCH]   (ARCH defaults to sm_90)
 KERNELS.cu comes from `tlc compile M.mlir -o M.tlx --dump-kernels DIR`.

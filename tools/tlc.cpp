@@ -1,8 +1,8 @@
 // tlc: the compiler driver (see `tlc --help`). Each subcommand adds itself,
 // its options and its work with one function (compiler/Driver/Tlc.cpp);
-// the conventions are runtime/cli.h's.
+// the conventions are cli/cli.h's.
 #include "compiler/Driver/Tlc.h"
-#include "runtime/cli.h"
+#include "cli/cli.h"
 
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/PrettyStackTrace.h"

@@ -1,15 +1,15 @@
 // tlrun: run compiled .tlx models: train, evaluate, generate, prepare data,
 // export (see `tlrun --help`). No MLIR.
 //
-// Each subcommand lives in its own file and adds itself, its options and its
-// work with one function `void addXCommand(CLI::App &tlrun)` (see
-// runtime/cli.h for the conventions). Wiring a new subcommand is one
+// Each subcommand lives in its folder's command.h/.cpp and adds itself, its
+// options and its work with one function `void addXCommand(CLI::App &tlrun)`
+// (see cli/cli.h for the conventions). Wiring a new subcommand is one
 // #include and one line below.
-#include "runtime/cli.h"
-#include "runtime/commands/eval.h"
-#include "runtime/data/prepare.h"
-#include "runtime/export/export.h"
-#include "runtime/generate/generate.h"
+#include "cli/cli.h"
+#include "runtime/data/command.h"
+#include "runtime/eval/command.h"
+#include "runtime/generate/command.h"
+#include "runtime/hf/command.h"
 #include "runtime/train/command.h"
 
 int main(int argc, char **argv) {

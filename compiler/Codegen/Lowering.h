@@ -2,7 +2,7 @@
 #ifndef TL_COMPILER_CODEGEN_LOWERING_H
 #define TL_COMPILER_CODEGEN_LOWERING_H
 
-#include "runtime/artifact.h"
+#include "formats/artifact.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 

@@ -1,7 +1,7 @@
 //===- OptimizerKernels.cpp - AdamW, gradient norm, accumulation ---------===//
 #include "compiler/Codegen/OptimizerKernels.h"
 
-#include "runtime/artifact.h"
+#include "formats/artifact.h"
 
 #include <fmt/format.h>
 

@@ -1,7 +1,7 @@
 #include "compiler/Driver/ModelFunction.h"
 
 #include "dialects/tl/IR/TlOps.h"
-#include "runtime/artifact.h"
+#include "formats/artifact.h"
 
 #include "llvm/Support/raw_ostream.h"
 

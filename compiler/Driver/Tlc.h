@@ -8,7 +8,7 @@ class App;
 
 namespace mlir::tl {
 /// Each adds one subcommand, its options and its work to tlc (conventions:
-/// runtime/cli.h).
+/// cli/cli.h).
 void addEmitCommand(CLI::App &tlc);
 void addInfoCommand(CLI::App &tlc);
 void addCompileCommand(CLI::App &tlc);

@@ -3,7 +3,7 @@
 
 #include "compiler/Evaluator/FusedOps.h"
 #include "dialects/tl/IR/TlOps.h"
-#include "runtime/half.h"
+#include "formats/half.h"
 
 #include "llvm/ADT/TypeSwitch.h"
 

@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "runtime/half.h"
+#include "formats/half.h"
 
 namespace tlc::comm {
 

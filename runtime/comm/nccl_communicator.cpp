@@ -19,7 +19,8 @@
 #include <vector>
 
 #include "runtime/comm/comm_common.h"
-#include "runtime/dynlib.h"
+#include "runtime/cuda/driver.h"
+#include "runtime/exec/dynlib.h"
 
 namespace tlc::comm {
 namespace {
@@ -38,25 +39,6 @@ struct NcclApi {
   decltype(&ncclAllGather) allGather = nullptr;
   decltype(&ncclBroadcast) broadcast = nullptr;
   decltype(&ncclReduce) reduce = nullptr;
-  std::string error;
-};
-
-struct CudaApi {
-  decltype(&cuInit) init = nullptr;
-  decltype(&cuCtxGetCurrent) ctxGetCurrent = nullptr;
-  decltype(&cuDeviceGetCount) deviceCount = nullptr;
-  decltype(&cuDeviceGet) deviceGet = nullptr;
-  decltype(&cuDevicePrimaryCtxRetain) retain = nullptr;
-  decltype(&cuCtxSetCurrent) setCurrent = nullptr;
-  decltype(&cuStreamCreate) streamCreate = nullptr;
-  decltype(&cuStreamDestroy) streamDestroy = nullptr;
-  decltype(&cuEventCreate) eventCreate = nullptr;
-  decltype(&cuEventRecord) eventRecord = nullptr;
-  decltype(&cuEventQuery) eventQuery = nullptr;
-  decltype(&cuEventDestroy) eventDestroy = nullptr;
-  decltype(&cuMemAlloc) memAlloc = nullptr;
-  decltype(&cuMemFree) memFree = nullptr;
-  decltype(&cuGetErrorString) errorString = nullptr;
   std::string error;
 };
 
@@ -90,41 +72,13 @@ const NcclApi &nccl() {
   return api;
 }
 
-const CudaApi &cuda() {
-  static CudaApi api = [] {
-    CudaApi a;
-    std::string tried;
-    void *h = openFirstLibrary({"libcuda.so.1", "libcuda.so"}, &tried);
-    if (!h) {
-      a.error = "NCCL needs a CUDA GPU, and the CUDA driver cannot be loaded:" + tried;
-      return a;
-    }
-    std::string e;
-    loadSymbol(h, a.init, "cuInit", e);
-    loadSymbol(h, a.ctxGetCurrent, "cuCtxGetCurrent", e);
-    loadSymbol(h, a.deviceCount, "cuDeviceGetCount", e);
-    loadSymbol(h, a.deviceGet, "cuDeviceGet", e);
-    loadSymbol(h, a.retain, "cuDevicePrimaryCtxRetain", e);
-    loadSymbol(h, a.setCurrent, "cuCtxSetCurrent", e);
-    loadSymbol(h, a.streamCreate, "cuStreamCreate", e);
-    loadSymbol(h, a.streamDestroy, "cuStreamDestroy_v2", e);
-    loadSymbol(h, a.eventCreate, "cuEventCreate", e);
-    loadSymbol(h, a.eventRecord, "cuEventRecord", e);
-    loadSymbol(h, a.eventQuery, "cuEventQuery", e);
-    loadSymbol(h, a.eventDestroy, "cuEventDestroy_v2", e);
-    loadSymbol(h, a.memAlloc, "cuMemAlloc_v2", e);
-    loadSymbol(h, a.memFree, "cuMemFree_v2", e);
-    loadSymbol(h, a.errorString, "cuGetErrorString", e);
-    if (!e.empty()) a.error = "the CUDA driver " + e;
-    return a;
-  }();
-  return api;
-}
+// NCCL runs on the CUDA device's driver table (runtime/cuda/driver.h).
+const cuda::Driver &cudaDriver() { return cuda::driver(); }
 
 void checkCu(CUresult r, const char *what) {
   if (r == CUDA_SUCCESS) return;
   const char *s = nullptr;
-  cuda().errorString(r, &s);
+  cudaDriver().errorString(r, &s);
   throw CommError(std::string("comm: nccl: ") + what + ": " + (s ? s : "unknown CUDA error"));
 }
 
@@ -160,8 +114,8 @@ class NcclCommunicator : public Communicator {
       : timeout_(o.timeoutSeconds), bootstrap_(std::move(bootstrap)) {
     const NcclApi &n = nccl();
     if (!n.error.empty()) throw CommError("comm: " + n.error);
-    const CudaApi &cu = cuda();
-    if (!cu.error.empty()) throw CommError("comm: " + cu.error);
+    const cuda::Driver &cu = cudaDriver();
+    if (!cu.error.empty()) throw CommError("comm: NCCL needs a CUDA GPU, and " + cu.error);
     if (bootstrap_ && bootstrap_->deviceBuffers())
       throw CommError("comm: nccl: the bootstrap communicator must use host buffers");
     rank_ = bootstrap_ ? bootstrap_->rank() : 0;
@@ -213,8 +167,8 @@ class NcclCommunicator : public Communicator {
       }
       state == ncclSuccess ? n.destroy(comm_) : n.abort(comm_);
     }
-    if (stream_) cuda().streamDestroy(stream_);
-    if (scratch_) cuda().memFree(reinterpret_cast<CUdeviceptr>(scratch_));
+    if (stream_) cudaDriver().streamDestroy(stream_);
+    if (scratch_) cudaDriver().memFree(reinterpret_cast<CUdeviceptr>(scratch_));
   }
 
   int rank() const override { return rank_; }
@@ -242,8 +196,8 @@ class NcclCommunicator : public Communicator {
     if (r != ncclSuccess && r != ncclInProgress) checkNccl(r, opName(c.op));
     waitNccl(c, seq, deadlineAfter(timeout_), opName(c.op));  // the enqueue itself
     CUevent done;
-    checkCu(cuda().eventCreate(&done, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
-    checkCu(cuda().eventRecord(done, stream_), "cuEventRecord");
+    checkCu(cudaDriver().eventCreate(&done, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+    checkCu(cudaDriver().eventRecord(done, stream_), "cuEventRecord");
     return std::make_unique<NcclWork>(*this, c, seq, done);
   }
 
@@ -252,7 +206,7 @@ class NcclCommunicator : public Communicator {
     Clock::time_point deadline = deadlineAfter(timeout_);
     Backoff backoff;
     for (;;) {
-      CUresult r = cuda().eventQuery(done);
+      CUresult r = cudaDriver().eventQuery(done);
       if (r == CUDA_SUCCESS) return;
       if (r != CUDA_ERROR_NOT_READY) checkCu(r, "cuEventQuery");
       pollAsyncError(opName(c.op));
@@ -327,7 +281,7 @@ NcclWork::~NcclWork() {
   } catch (const std::exception &e) {
     std::fprintf(stderr, "comm: %s (while abandoning a collective)\n", e.what());
   }
-  cuda().eventDestroy(done_);
+  cudaDriver().eventDestroy(done_);
 }
 
 void NcclWork::wait() {

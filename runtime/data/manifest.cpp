@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/data/tokenizer.h"  // Error
-#include "runtime/tokens.h"
+#include "formats/tokens.h"
 
 namespace tlc::data {
 namespace fs = std::filesystem;

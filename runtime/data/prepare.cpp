@@ -22,7 +22,7 @@
 #include "runtime/data/shard_writer.h"
 #include "runtime/data/sources.h"
 #include "runtime/data/tokenizer.h"
-#include "runtime/inputs.h"
+#include "cli/inputs.h"
 
 namespace tlc::data {
 namespace fs = std::filesystem;

@@ -8,10 +8,6 @@
 
 #include "runtime/data/manifest.h"
 
-namespace CLI {
-class App;
-}
-
 namespace tlc::data {
 
 // Token ids of uint16 shards: the largest vocabulary.
@@ -36,8 +32,5 @@ struct PrepareOptions {
 // Runs the whole preparation into a temporary directory beside `out` and
 // moves the result into place only when everything succeeded.
 Manifest prepare(const PrepareOptions &options);
-
-// Adds `prepare` (options as PrepareOptions) to tlrun's command line.
-void addPrepareCommand(CLI::App &tlrun);
 
 }  // namespace tlc::data

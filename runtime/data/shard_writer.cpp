@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "runtime/data/tokenizer.h"  // Error
-#include "runtime/tokens.h"
+#include "formats/tokens.h"
 
 namespace tlc::data {
 

@@ -3,7 +3,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "runtime/half.h"
+#include "formats/half.h"
 
 namespace tlc::generate {
 namespace {

@@ -8,9 +8,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "runtime/artifact.h"
-#include "runtime/device.h"
-#include "runtime/executor.h"
+#include "formats/artifact.h"
+#include "runtime/exec/device.h"
+#include "runtime/exec/executor.h"
 
 namespace tlc::generate {
 

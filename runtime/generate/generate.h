@@ -43,7 +43,4 @@ struct Generation {
 // Runs generation; returns the exit status (0 done, 1 failure, 2 bad usage).
 int runGenerate(const GenerateOptions &o);
 
-// Adds `generate` to tlrun (CLI11).
-void addGenerateCommand(CLI::App &tlrun);
-
 }  // namespace tlc::generate

@@ -13,7 +13,7 @@
 #include <sstream>
 
 #include "runtime/comm/sharding.h"
-#include "runtime/safetensors.h"
+#include "formats/safetensors.h"
 
 namespace fs = std::filesystem;
 

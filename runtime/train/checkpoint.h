@@ -23,7 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/hash.h"
+#include "formats/hash.h"
 #include "runtime/train/data.h"
 
 namespace tlc::train {

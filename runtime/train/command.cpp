@@ -6,7 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "runtime/cli.h"
+#include "cli/cli.h"
 #include "runtime/train/config.h"
 #include "runtime/train/metrics.h"
 #include "runtime/train/trainer.h"

@@ -1,6 +1,6 @@
 #include "runtime/train/config.h"
 
-#include "runtime/cli.h"
+#include "cli/cli.h"
 
 #include <cmath>
 #include <map>

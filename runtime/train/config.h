@@ -1,6 +1,6 @@
 // The trainer's configuration: one table of keys (name, type, default, range,
 // help) drives defaults, --config files and --set overrides (both read by the
-// shared command-line layer, runtime/cli.h), validation, config.json and
+// shared command-line layer, cli/cli.h), validation, config.json and
 // `tlrun train --help`.
 #pragma once
 

@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/tokens.h"
+#include "formats/tokens.h"
 
 namespace tlc::train {
 namespace {

@@ -21,7 +21,7 @@
 
 #include "runtime/comm/communicator.h"
 #include "runtime/comm/sharding.h"
-#include "runtime/device.h"
+#include "runtime/exec/device.h"
 #include "runtime/engine.h"
 
 namespace tlc::train {

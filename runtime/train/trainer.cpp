@@ -13,12 +13,12 @@
 #include <filesystem>
 #include <random>
 
-#include "runtime/artifact.h"
+#include "formats/artifact.h"
 #include "runtime/comm/communicator.h"
-#include "runtime/device.h"
+#include "runtime/exec/device.h"
 #include "runtime/engine.h"
-#include "runtime/export/init_weights.h"
-#include "runtime/safetensors.h"
+#include "runtime/hf/init_weights.h"
+#include "formats/safetensors.h"
 #include "runtime/train/checkpoint.h"
 #include "runtime/train/config.h"
 #include "runtime/train/data.h"

@@ -27,8 +27,8 @@
 
 #include "runtime/comm/communicator.h"
 #include "runtime/comm/sharding.h"
-#include "runtime/device.h"
-#include "runtime/half.h"
+#include "runtime/exec/device.h"
+#include "formats/half.h"
 
 using namespace tlc;
 using namespace tlc::comm;

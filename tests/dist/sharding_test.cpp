@@ -10,7 +10,7 @@
 
 #include "runtime/comm/comm_common.h"
 #include "runtime/comm/communicator.h"
-#include "runtime/half.h"
+#include "formats/half.h"
 
 namespace tlc::shard {
 namespace {

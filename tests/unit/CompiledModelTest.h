@@ -5,7 +5,7 @@
 
 #include "compiler/Driver/Compile.h"
 #include "models/tinyllama.h"
-#include "runtime/artifact.h"
+#include "formats/artifact.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/BuiltinOps.h"

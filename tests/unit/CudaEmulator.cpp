@@ -10,6 +10,8 @@
 #include <thread>
 #include <vector>
 
+#include "runtime/exec/kernel_cache.h"
+
 namespace tlc::testing {
 namespace {
 

@@ -9,7 +9,7 @@
 
 #include <memory>
 
-#include "runtime/device.h"
+#include "runtime/exec/device.h"
 
 namespace tlc::testing {
 std::unique_ptr<Device> makeEmulatedCudaDevice();

@@ -1,5 +1,5 @@
-// The command-line layer (runtime/cli.h) and the shared input checks
-// (runtime/inputs.h): exit codes, --set lists, config files, file kinds.
+// The command-line layer (cli/cli.h) and the shared input checks
+// (cli/inputs.h): exit codes, --set lists, config files, file kinds.
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -9,9 +9,9 @@
 #include <fstream>
 #include <random>
 
-#include "runtime/cli.h"
-#include "runtime/inputs.h"
-#include "runtime/tokens.h"
+#include "cli/cli.h"
+#include "cli/inputs.h"
+#include "formats/tokens.h"
 
 namespace tlc {
 namespace {

@@ -6,10 +6,10 @@
 // statistics (kept in f32, issue 8) within 1e-4.
 #include "compiler/Codegen/Lowering.h"
 #include "compiler/Evaluator/ReferenceEvaluator.h"
-#include "runtime/artifact.h"
-#include "runtime/device.h"
-#include "runtime/executor.h"
-#include "runtime/half.h"
+#include "formats/artifact.h"
+#include "runtime/exec/device.h"
+#include "runtime/exec/executor.h"
+#include "formats/half.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/Parser/Parser.h"

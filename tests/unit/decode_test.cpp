@@ -4,8 +4,8 @@
 // its CUDA kernels, the error for artifacts without one, and the sampler.
 #include "compiler/Driver/Compile.h"
 #include "models/tinyllama.h"
-#include "runtime/artifact.h"
-#include "runtime/cuda_api.h"
+#include "formats/artifact.h"
+#include "runtime/cuda/nvrtc.h"
 #include "runtime/engine.h"
 #include "runtime/generate/decoder.h"
 #include "runtime/generate/sampler.h"

@@ -5,10 +5,10 @@
 // on the CUDA emulator.
 #include "compiler/Driver/Compile.h"
 #include "models/tinyllama.h"
-#include "runtime/artifact.h"
-#include "runtime/cuda_api.h"
+#include "formats/artifact.h"
+#include "runtime/cuda/nvrtc.h"
 #include "runtime/engine.h"
-#include "runtime/half.h"
+#include "formats/half.h"
 
 #include "mlir/IR/BuiltinOps.h"
 

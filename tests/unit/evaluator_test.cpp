@@ -2,7 +2,7 @@
 // written independently here, on seeded random inputs.
 #include "compiler/Evaluator/ReferenceEvaluator.h"
 #include "dialects/tl/IR/TlOps.h"
-#include "runtime/half.h"
+#include "formats/half.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/Diagnostics.h"

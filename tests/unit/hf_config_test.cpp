@@ -1,5 +1,5 @@
-// Hugging Face Llama config.json and state-dict conventions (runtime/export/hf_config.h).
-#include "runtime/export/hf_config.h"
+// Hugging Face Llama config.json and state-dict conventions (runtime/hf/hf_config.h).
+#include "runtime/hf/hf_config.h"
 
 #include <gtest/gtest.h>
 

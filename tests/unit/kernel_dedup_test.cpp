@@ -2,8 +2,8 @@
 // shares with train_step) are generated once, every step still calls a
 // kernel the artifact holds, and a kernel that reports an out-of-range id
 // still names its own entry point's op.
-#include "runtime/artifact.h"
-#include "runtime/device.h"
+#include "formats/artifact.h"
+#include "runtime/exec/device.h"
 #include "runtime/engine.h"
 
 #include "CompiledModelTest.h"

@@ -7,7 +7,7 @@
 #include "runtime/data/prepare.h"
 #include "runtime/data/shard_writer.h"
 #include "runtime/data/sources.h"
-#include "runtime/tokens.h"
+#include "formats/tokens.h"
 
 #include <signal.h>
 #include <sys/wait.h>

@@ -1,5 +1,5 @@
-#include "runtime/half.h"
-#include "runtime/safetensors.h"
+#include "formats/half.h"
+#include "formats/safetensors.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "runtime/tokens.h"
+#include "formats/tokens.h"
 
 #include <gtest/gtest.h>
 

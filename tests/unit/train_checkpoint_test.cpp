@@ -13,7 +13,7 @@
 #include <random>
 #include <sstream>
 
-#include "runtime/safetensors.h"
+#include "formats/safetensors.h"
 
 using namespace tlc::train;
 namespace fs = std::filesystem;

@@ -10,7 +10,7 @@
 #include <random>
 #include <set>
 
-#include "runtime/tokens.h"
+#include "formats/tokens.h"
 
 using namespace tlc::train;
 namespace fs = std::filesystem;

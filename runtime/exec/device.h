@@ -1,0 +1,44 @@
+// Where a compiled step runs. The executor drives a Device through this
+// interface; the CPU and CUDA implementations JIT-compile the artifact's
+// kernel sources and call BLAS for GEMMs.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "formats/artifact.h"
+
+namespace tlc {
+
+struct DeviceError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual std::string describe() const = 0;
+
+  virtual void *alloc(size_t bytes) = 0;  // zero-filled
+  virtual void release(void *p) = 0;
+  virtual void upload(void *dst, const void *src, size_t bytes) = 0;
+  virtual void download(void *dst, const void *src, size_t bytes) = 0;
+  virtual void zero(void *p, size_t bytes) = 0;
+
+  // JIT-compiles (or loads from the cache) every kernel of the artifact.
+  virtual void loadKernels(const artifact::Artifact &a) = 0;
+  // `args` are device pointers in the kernel's parameter order; `error`
+  // the device error flag (passed to kernels that check indices).
+  virtual void launch(const artifact::Kernel &k, const std::vector<void *> &args, int *error) = 0;
+  virtual void gemm(const artifact::Gemm &g, const void *a, const void *b, void *c) = 0;
+  virtual void synchronize() = 0;
+};
+
+std::unique_ptr<Device> makeCpuDevice();
+// Throws DeviceError (with the reason) when no CUDA driver or GPU is usable.
+// `ordinal`: the GPU to open (a data-parallel rank's node-local rank).
+std::unique_ptr<Device> makeCudaDevice(int ordinal = 0);
+
+}  // namespace tlc

@@ -1,0 +1,65 @@
+// Runs the entry points of a compiled artifact: owns the device buffers
+// (arena, error flag, the flat parameter and gradient buffers, every entry
+// point's inputs and outputs) and walks an entry point's schedule. The
+// Engine (engine.h) builds the training state on top of it.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "formats/artifact.h"
+#include "runtime/exec/device.h"
+
+namespace tlc {
+
+class Executor {
+ public:
+  // Allocates every buffer and JIT-compiles (or loads cached) kernels.
+  // The flat buffers hold `flatElements` elements (at least the artifact's;
+  // 0: the artifact's): data parallelism pads them to equal shards.
+  // With `only` (entry point names), the arena, inputs and outputs are sized
+  // for those entry points alone (and no gradient buffer unless one of them
+  // writes gradients): generation needs neither the training step's arena
+  // nor gradients.
+  Executor(const artifact::Artifact &a, Device &device, int64_t flatElements = 0,
+           const std::vector<std::string> &only = {});
+  ~Executor();  // prints the profile when TLC_PROFILE is set
+  Executor(const Executor &) = delete;
+  Executor &operator=(const Executor &) = delete;
+
+  // The index of entry point `name`; throws artifact::Error when absent.
+  size_t entryIndex(const std::string &name) const;
+
+  // Parameter i from host bytes in its dtype, into the flat params buffer.
+  void setParam(size_t i, const void *host);
+  void setInput(size_t entry, size_t i, const void *host);
+  // Runs every step of the entry point; throws DeviceError naming the op
+  // whose kernel reported an out-of-range index.
+  void run(size_t entry);
+  void getOutput(size_t entry, size_t o, void *host);
+  // Exchanges the device buffers of input i and output o (of equal size):
+  // state an entry point carries from one run to the next (a KV cache)
+  // stays on the device, double-buffered.
+  void swapInputOutput(size_t entry, size_t i, size_t o);
+
+  void *flatParams() const { return params_; }  // compute dtype
+  void *flatGrads() const { return grads_; }    // f32, accumulated into by train_step
+  Device &device() const { return device_; }
+  const artifact::Artifact &artifact() const { return a_; }
+
+ private:
+  void *pointer(size_t entry, int buffer) const;
+  void printProfile() const;
+
+  const artifact::Artifact &a_;
+  Device &device_;
+  void *arena_ = nullptr, *params_ = nullptr, *grads_ = nullptr;
+  int *error_ = nullptr;
+  std::vector<std::vector<void *>> inputs_, outputs_;  // per entry point
+  // With TLC_PROFILE set: seconds per step, summed over runs (each step is
+  // synchronised, so the figures are per kernel, not overlapped).
+  bool profile_ = false;
+  std::vector<std::vector<double>> stepSeconds_;
+};
+
+}  // namespace tlc
