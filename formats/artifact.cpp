@@ -68,6 +68,24 @@ Tensor tensorFrom(const nlohmann::json &j) {
   return t;
 }
 
+const char *scaleName(Gemm::Scale s) {
+  switch (s) {
+    case Gemm::Scale::None: return "none";
+    case Gemm::Scale::M: return "m";
+    case Gemm::Scale::Batch: return "batch";
+    case Gemm::Scale::K: return "k";
+  }
+  return "none";
+}
+
+Gemm::Scale parseScale(const std::string &s) {
+  if (s == "none") return Gemm::Scale::None;
+  if (s == "m") return Gemm::Scale::M;
+  if (s == "batch") return Gemm::Scale::Batch;
+  if (s == "k") return Gemm::Scale::K;
+  throw Error("unknown GEMM scale '" + s + "'");
+}
+
 nlohmann::json stepJson(const Step &s) {
   nlohmann::json js = {{"buffers", s.buffers}, {"location", s.location}};
   if (s.kind == Step::Kernel) {
@@ -81,7 +99,8 @@ nlohmann::json stepJson(const Step &s) {
     js["gemm"] = {{"trans_a", g.transA}, {"trans_b", g.transB}, {"m", g.m}, {"n", g.n},
                   {"k", g.k}, {"batch", g.batch}, {"stride_a", g.strideA},
                   {"stride_b", g.strideB}, {"stride_c", g.strideC},
-                  {"dtype", dtypeName(g.dtype)}, {"accumulate", g.accumulate}};
+                  {"dtype", dtypeName(g.dtype)}, {"accumulate", g.accumulate},
+                  {"scale", scaleName(g.scale)}};
   }
   return js;
 }
@@ -103,7 +122,7 @@ Step stepFrom(const nlohmann::json &js) {
               g.at("n").get<int64_t>(), g.at("k").get<int64_t>(), g.at("batch").get<int64_t>(),
               g.at("stride_a").get<int64_t>(), g.at("stride_b").get<int64_t>(),
               g.at("stride_c").get<int64_t>(), parseDType(g.at("dtype").get<std::string>()),
-              g.at("accumulate").get<bool>()};
+              g.at("accumulate").get<bool>(), parseScale(g.at("scale").get<std::string>())};
   } else {
     throw Error("unknown step kind '" + kind + "'");
   }
@@ -124,11 +143,12 @@ nlohmann::json manifest(const Artifact &a) {
   j["kernels"] = nlohmann::json::array();
   for (const auto &k : a.kernels)
     j["kernels"].push_back({{"name", k.name}, {"grid", k.grid}, {"block", k.block},
-                            {"shared_bytes", k.sharedBytes}, {"checks_errors", k.checksErrors}});
+                            {"shared_bytes", k.sharedBytes}, {"checks_errors", k.checksErrors},
+                            {"batched_grid", k.batchedGrid}});
   j["entry_points"] = nlohmann::json::array();
   for (const auto &e : a.entries) {
     nlohmann::json je = {{"name", e.name}, {"arena_bytes", e.arenaBytes},
-                         {"unplanned_bytes", e.unplannedBytes}};
+                         {"unplanned_bytes", e.unplannedBytes}, {"batch", e.batch}};
     for (const char *key : {"inputs", "outputs", "steps"}) je[key] = nlohmann::json::array();
     for (const auto &t : e.inputs) je["inputs"].push_back(tensorJson(t));
     for (const auto &t : e.outputs) je["outputs"].push_back(tensorJson(t));
@@ -155,12 +175,13 @@ Artifact fromManifest(const nlohmann::json &j) {
   for (const auto &k : j.at("kernels"))
     a.kernels.push_back({k.at("name").get<std::string>(), k.at("grid").get<int64_t>(),
                          k.at("block").get<int64_t>(), k.at("shared_bytes").get<int64_t>(),
-                         k.at("checks_errors").get<bool>()});
+                         k.at("checks_errors").get<bool>(), k.at("batched_grid").get<bool>()});
   for (const auto &je : j.at("entry_points")) {
     EntryPoint e;
     e.name = je.at("name").get<std::string>();
     e.arenaBytes = je.at("arena_bytes").get<int64_t>();
     e.unplannedBytes = je.at("unplanned_bytes").get<int64_t>();
+    e.batch = je.at("batch").get<int64_t>();
     for (const auto &t : je.at("inputs")) e.inputs.push_back(tensorFrom(t));
     for (const auto &t : je.at("outputs")) e.outputs.push_back(tensorFrom(t));
     for (const auto &js : je.at("steps")) e.steps.push_back(stepFrom(js));
@@ -201,6 +222,10 @@ void validate(const Artifact &a) {
   for (const auto &e : a.entries) {
     std::string where = "entry point '" + e.name + "'";
     if (e.arenaBytes > a.arenaBytes) throw Error(where + " needs a larger arena");
+    if (e.batch < 0) throw Error(where + " has a negative micro-batch");
+    for (const auto &t : e.inputs)
+      if (e.batch > 0 && (t.shape.empty() || t.shape[0] != e.batch))
+        throw Error(where + ": input '" + t.name + "' does not lead with the micro-batch");
     for (const auto *list : {&e.inputs, &e.outputs})
       for (const auto &t : *list) {
         checkBuffer(t.buffer, where + ": tensor '" + t.name + "'");
@@ -227,6 +252,18 @@ void validate(const Artifact &a) {
 }
 
 }  // namespace
+
+Gemm Gemm::forBatch(int64_t batch, int64_t compiled) const {
+  Gemm g = *this;
+  if (compiled <= 0 || batch == compiled) return g;
+  switch (scale) {
+    case Scale::None: break;
+    case Scale::M: g.m = m / compiled * batch; break;
+    case Scale::Batch: g.batch = this->batch / compiled * batch; break;
+    case Scale::K: g.k = k / compiled * batch; break;
+  }
+  return g;
+}
 
 const char *dtypeName(DType d) {
   switch (d) {

@@ -1,7 +1,9 @@
 // The .tlx artifact: everything tlrun needs to train and evaluate a compiled
 // model, in one self-describing, versioned file. No MLIR here.
 //
-// Version 2: the parameters live in one flat buffer (and their gradients in
+// Version 3: kernels take the run's micro-batch (`int64_t tl_batch`, last)
+// and scale their row counts by it; entry points that allow it record the
+// compiled micro-batch. Version 2: the parameters live in one flat buffer (and their gradients in
 // another, f32) at aligned element offsets recorded here; the artifact holds
 // several named entry points ("train_step", "eval_loss", ...) that share the
 // parameters, the kernels and the arena, and the optimizer kernels.
@@ -11,6 +13,7 @@
 // u64 n + arch, u64 n + cubin | u64 FNV-1a 64 of all preceding bytes.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -20,7 +23,7 @@
 
 namespace tlc::artifact {
 
-constexpr uint32_t kVersion = 2;
+constexpr uint32_t kVersion = 3;
 constexpr int64_t kFlatAlignment = 64;  // elements: 256 bytes of f32
 
 // Entry point names the runtime knows.
@@ -78,6 +81,11 @@ struct Gemm {
   int64_t strideA = 0, strideB = 0, strideC = 0;
   DType dtype = DType::F32;
   bool accumulate = false;  // C += A B (beta = 1; f32 only): a gradient into the flat buffer
+  // The extent that scales with the run's micro-batch: the rows, the batch
+  // count, or the contraction (a weight gradient over the batch's rows).
+  enum class Scale { None, M, Batch, K } scale = Scale::None;
+  // This GEMM for a run of `batch` out of the compiled `compiled` micro-batch.
+  Gemm forBatch(int64_t batch, int64_t compiled) const;
 };
 
 struct Step {
@@ -92,6 +100,12 @@ struct Kernel {
   std::string name;
   int64_t grid = 1, block = 1, sharedBytes = 0;  // CUDA launch
   bool checksErrors = false;  // takes a trailing int* error flag
+  // `grid` is for the compiled micro-batch and shrinks with the run's (the
+  // kernel bounds its rows by run-time counts).
+  bool batchedGrid = false;
+  int64_t gridFor(int64_t batch, int64_t compiled) const {
+    return batchedGrid && compiled > 0 ? std::max<int64_t>(1, (grid * batch + compiled - 1) / compiled) : grid;
+  }
 };
 
 // One compiled function: its data inputs and outputs (Input/Output buffers
@@ -103,6 +117,9 @@ struct EntryPoint {
   std::vector<Step> steps;
   int64_t arenaBytes = 0;
   int64_t unplannedBytes = 0;  // sum of its arena tensors: what planning saved
+  // The compiled micro-batch, when the entry point runs any micro-batch up
+  // to it (its inputs' leading axis); 0: only the compiled shapes.
+  int64_t batch = 0;
 };
 
 struct Artifact {

@@ -60,6 +60,7 @@ struct Engine::Impl {
   Range opt;
   EntryIo train, eval;
   bool hasEval = false;
+  int64_t batch = 0;  // the run's micro-batch; 0: the compiled one
   void *master = nullptr, *m = nullptr, *v = nullptr, *decay = nullptr;
   void *scalars = nullptr;  // count + hyperparameters
   double *sums = nullptr;   // kSumSqPartials partial sums, then the total
@@ -91,9 +92,9 @@ struct Engine::Impl {
 
   size_t paramSize() const { return artifact::dtypeSize(ex.artifact().paramDType()); }
   float run(const EntryIo &io, const int32_t *tokens, const int32_t *targets) {
-    ex.setInput(io.entry, io.tokens, tokens);
-    ex.setInput(io.entry, io.targets, targets);
-    ex.run(io.entry);
+    ex.setInput(io.entry, io.tokens, tokens, batch);
+    ex.setInput(io.entry, io.targets, targets, batch);
+    ex.run(io.entry, batch);
     const artifact::Tensor &t = ex.artifact().entries[io.entry].outputs[io.loss];
     if (t.dtype == artifact::DType::BF16) {
       uint16_t h;
@@ -156,7 +157,13 @@ Range Engine::rangeOf(size_t i) const {
   return {p.offset, p.offset + p.numel()};
 }
 int64_t Engine::batchSize() const {
+  if (impl_->batch) return impl_->batch;
   return artifact().entries[impl_->train.entry].inputs[impl_->train.tokens].shape[0];
+}
+void Engine::setMicroBatch(int64_t b) {
+  impl_->ex.resolveBatch(impl_->train.entry, b);  // throws for a batch it cannot run
+  if (impl_->hasEval) impl_->ex.resolveBatch(impl_->eval.entry, b);
+  impl_->batch = b == artifact().entries[impl_->train.entry].inputs[impl_->train.tokens].shape[0] ? 0 : b;
 }
 int64_t Engine::seqLen() const {
   return artifact().entries[impl_->train.entry].inputs[impl_->train.tokens].shape[1];

@@ -73,7 +73,10 @@ class Engine {
   int64_t allocatedElements() const;  // params and grads as allocated (>= flatElements)
   Range optimizerRange() const;
   Range rangeOf(size_t param) const;  // param's elements in the flat buffers
-  int64_t batchSize() const;          // B of the [B, T] micro-batch
+  int64_t batchSize() const;          // B of the [B, T] micro-batch (the run's)
+  // Runs micro-batches of `b` sequences (1 up to the compiled B, on the same
+  // kernels); throws artifact::Error for one the artifact cannot run.
+  void setMicroBatch(int64_t b);
   int64_t seqLen() const;             // T
   bool hasEvalLoss() const;           // false for artifacts compiled from a training step
   // The artifact's flat layout identity (artifact().layoutHash()), for checkpoints.

@@ -42,7 +42,7 @@ std::string computeType(Type t) {
 
 class Emitter {
 public:
-  Emitter(const std::string &name, ArrayRef<Value> inputs) : name(name) {
+  Emitter(const std::string &name, ArrayRef<Value> inputs, const KernelContext &ctx) : name(name), ctx(ctx) {
     for (auto [i, v] : llvm::enumerate(inputs)) inputIndex[v] = static_cast<int>(i);
     scopes.emplace_back();
   }
@@ -66,6 +66,7 @@ private:
   void pop() { scopes.pop_back(); --depth; }
 
   std::string name;
+  const KernelContext &ctx;
   DenseMap<Value, int> inputIndex;
   std::vector<llvm::StringMap<std::string>> scopes;
   DenseMap<Operation *, std::string> tables;
@@ -118,7 +119,8 @@ std::string Emitter::at(Value v, const Index &idx) {
 std::string Emitter::reduce(Operation *op, int64_t axis, const char *init, const char *combine,
                             bool mean, const Index &idx) {
   Value in = op->getOperand(0);
-  int64_t n = shapeOf(in)[axis];
+  // Over the micro-batch axis, the loop's length is the run's.
+  const std::string n = axis == 0 ? ctx.count(in, shapeOf(in)[0]).expr : std::to_string(shapeOf(in)[axis]);
   // Each work item would redo the whole loop for every element the
   // broadcast repeats: kernel formation (tl-fuse-elementwise) materialises
   // such reductions, so one reaching here is a bug upstream.
@@ -127,7 +129,7 @@ std::string Emitter::reduce(Operation *op, int64_t axis, const char *init, const
             "kernel formation must materialise it";
   std::string acc = fresh("acc"), r = fresh("r");
   line("float " + acc + " = " + init + ";");
-  line("for (int64_t " + r + " = 0; " + r + " < " + std::to_string(n) + "; ++" + r + ") {");
+  line("for (int64_t " + r + " = 0; " + r + " < " + n + "; ++" + r + ") {");
   push();
   Index inner = idx;
   inner.insert(inner.begin() + axis, r);
@@ -136,7 +138,7 @@ std::string Emitter::reduce(Operation *op, int64_t axis, const char *init, const
                                : acc + " + " + x) + ";");
   pop();
   line("}");
-  return mean ? acc + " / " + std::to_string(n) + ".0f" : acc;
+  return mean ? acc + " / (float)" + n : acc;
 }
 
 std::string Emitter::constant(ConstantOp c, const Index &idx) {
@@ -278,7 +280,7 @@ std::string Emitter::compute(Operation *op, Value v, const Index &idx) {
 /// indices derived once per row) in parallel, and a contiguous innermost
 /// loop the C++ compiler vectorises: no index division per element. Empty
 /// when there are too few rows to share out (the flat loop serves).
-std::string cpuRowLoop(ArrayRef<int64_t> shape, const Index &idx, const std::string &body) {
+std::string cpuRowLoop(ArrayRef<int64_t> shape, const Index &idx, const std::string &body, const Count &count) {
   if (shape.size() < 2) return "";
   int64_t inner = shape.back(), rows = 1;
   for (int64_t d : shape.drop_back()) rows *= d;
@@ -292,7 +294,8 @@ std::string cpuRowLoop(ArrayRef<int64_t> shape, const Index &idx, const std::str
     stride *= shape[d];
   }
   std::string n = std::to_string(inner), last = idx.back();
-  return cpuParallelFor(rows * inner) + "  for (int64_t r_ = 0; r_ < " + std::to_string(rows) +
+  const std::string rowCount = count.batched ? "(" + count.expr + " / " + n + ")" : std::to_string(rows);
+  return cpuParallelFor(rows * inner) + "  for (int64_t r_ = 0; r_ < " + rowCount +
          "; ++r_) {\n" + decls + "  for (int64_t " + last + " = 0; " + last + " < " + n + "; ++" + last +
          ") {\n    const int64_t i = r_ * " + n + " + " + last + ";\n" + body + "  }\n  }\n";
 }
@@ -308,7 +311,7 @@ FailureOr<std::string> storageType(Type t) {
 }
 
 FailureOr<KernelSpec> generateExpressionKernel(const std::string &name, ArrayRef<Value> inputs,
-                                               Value output, Location loc) {
+                                               Value output, Location loc, const KernelContext &ctx) {
   KernelSpec k;
   k.name = name;
   auto outStorage = storageType(elementOf(output));
@@ -321,7 +324,7 @@ FailureOr<KernelSpec> generateExpressionKernel(const std::string &name, ArrayRef
       return emitError(loc) << "code generation: unsupported element type " << elementOf(v);
     k.params.push_back({"in" + std::to_string(i), *s, true});
   }
-  Emitter e(name, inputs);
+  Emitter e(name, inputs, ctx);
   ArrayRef<int64_t> shape = shapeOf(output);
   Index idx(shape.size());
   for (size_t d = 0; d < shape.size(); ++d) idx[d] = "o" + std::to_string(d) + "_";
@@ -340,9 +343,12 @@ FailureOr<KernelSpec> generateExpressionKernel(const std::string &name, ArrayRef
     stride *= shape[d];
   }
   k.body = decls + e.body + store;
-  k.cpuLoop = cpuRowLoop(shape, idx, e.body + store);
+  const Count count = ctx.count(output, cast<RankedTensorType>(output.getType()).getNumElements());
+  k.cpuLoop = cpuRowLoop(shape, idx, e.body + store, count);
   k.fileScope = e.fileScope;
-  k.workItems = cast<RankedTensorType>(output.getType()).getNumElements();
+  k.workItems = count.compiled;
+  k.count = count.expr;
+  k.batchedGrid = count.batched;
   k.finalizeLaunch();
   return k;
 }

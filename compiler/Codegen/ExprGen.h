@@ -2,7 +2,7 @@
 #ifndef TL_COMPILER_CODEGEN_EXPRGEN_H
 #define TL_COMPILER_CODEGEN_EXPRGEN_H
 
-#include "compiler/Codegen/Kernel.h"
+#include "compiler/Codegen/KernelInterfaces.h"
 
 #include "mlir/IR/Value.h"
 #include "mlir/Support/LogicalResult.h"
@@ -17,11 +17,12 @@ FailureOr<std::string> storageType(Type elementType);
 /// parameters in0, in1, ...; the result goes to `out`). The ops between are
 /// any mix of elementwise ops, broadcasts, reshapes, transposes, slices,
 /// concats, constants, iotas and reductions: each work item computes one
-/// output element, looping over reduced axes. Emits an error at `loc` and
-/// fails for an op it cannot generate.
+/// output element, looping over reduced axes. Counts that scale with the
+/// micro-batch (`ctx`) are run-time. Emits an error at `loc` and fails for
+/// an op it cannot generate.
 FailureOr<KernelSpec> generateExpressionKernel(const std::string &name,
                                                ArrayRef<Value> inputs, Value output,
-                                               Location loc);
+                                               Location loc, const KernelContext &ctx);
 
 } // namespace mlir::tl::codegen
 

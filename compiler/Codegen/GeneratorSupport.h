@@ -54,26 +54,32 @@ struct Builder {
     operands.push_back({v});
   }
   /// One work item per `n`, the same body on both targets.
-  LoweredStep elementwise(int64_t n, const std::string &body) {
-    k.workItems = n;
+  LoweredStep elementwise(const Count &n, const std::string &body) {
+    k.workItems = n.compiled;
+    k.count = n.expr;
+    k.batchedGrid = n.batched;
     k.body = body;
     k.finalizeLaunch();
     return {false, k, operands};
   }
   /// A row kernel: CPU loops rows; CUDA runs a warp per row, eight a block.
   /// `rowBody(cuda)` sees `row`, and on CUDA `lane`.
-  template <typename F> LoweredStep rows(int64_t count, F rowBody) {
+  template <typename F> LoweredStep rows(const Count &count, F rowBody) {
     k.cpuBody = "#pragma omp parallel for schedule(static)\n  for (int64_t row = 0; row < " +
-                S(count) + "; ++row) {\n" + rowBody(false) + "  }\n";
+                count.expr + "; ++row) {\n" + rowBody(false) + "  }\n";
     k.cudaBody = "  const int64_t row = (int64_t)blockIdx.x * 8 + threadIdx.x / 32;\n"
-                 "  const int lane = threadIdx.x % 32;\n  if (row >= " + S(count) +
+                 "  const int lane = threadIdx.x % 32;\n  if (row >= " + count.expr +
                  ") return;\n" + rowBody(true);
     k.block = 256;
-    k.grid = (count + 7) / 8;
+    k.grid = (count.compiled + 7) / 8;
+    k.batchedGrid = count.batched;
     return {false, k, operands};
   }
+  /// Target-specific bodies; `batchedGrid` when the grid covers rows of
+  /// the micro-batch (the body bounds them by run-time counts).
   LoweredStep custom(const std::string &cpu, const std::string &cuda, int64_t grid, int64_t block,
-                     int64_t shared = 0) {
+                     int64_t shared = 0, bool batchedGrid = false) {
+    k.batchedGrid = batchedGrid;
     k.cpuBody = cpu;
     k.cudaBody = cuda;
     k.grid = grid;

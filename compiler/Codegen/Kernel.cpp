@@ -26,6 +26,8 @@ const char *kCudaPrelude =
 #include "compiler/Codegen/Library/cuda_prelude.cuh.inc"
     ;
 
+std::string countOf(const KernelSpec &k) { return k.count.empty() ? std::to_string(k.workItems) : k.count; }
+
 /// Parameters never alias (the planner keeps a step's buffers apart), so
 /// both targets mark them __restrict__.
 std::string paramList(const KernelSpec &k) {
@@ -35,6 +37,7 @@ std::string paramList(const KernelSpec &k) {
     os << (i ? ", " : "") << (p.isConst ? "const " : "") << p.storage << " *__restrict__ " << p.name;
   }
   if (k.checksErrors) os << (k.params.empty() ? "" : ", ") << "int *err";
+  os << (k.params.empty() && !k.checksErrors ? "" : ", ") << "const int64_t tl_batch";
   return os.str();
 }
 
@@ -55,7 +58,8 @@ std::string kernelKey(const KernelSpec &k) {
   };
   std::ostringstream os;
   for (const KernelParam &p : k.params) os << p.name << ' ' << p.storage << ' ' << p.isConst << ';';
-  os << '\n' << k.checksErrors << ' ' << k.workItems << ' ' << k.grid << ' ' << k.block << ' ' << k.sharedBytes;
+  os << '\n' << k.checksErrors << ' ' << k.workItems << ' ' << k.grid << ' ' << k.block << ' ' << k.sharedBytes
+     << ' ' << k.batchedGrid << ' ' << k.count;
   for (const std::string *text : {&k.body, &k.cpuBody, &k.cudaBody, &k.fileScope, &k.cpuLoop}) {
     std::string t = nameless(*text);
     os << '\n' << t.size() << '\n' << t;
@@ -72,18 +76,19 @@ std::string emitCpu(const std::vector<KernelSpec> &kernels) {
     else if (k.isElementwise())
       body = fmt::format(R"({parallel}  for (int64_t i = 0; i < {n}; ++i) {{
 {body}  }}
-)", arg("parallel", cpuParallelFor(k.workItems)), arg("n", k.workItems), arg("body", k.body));
+)", arg("parallel", cpuParallelFor(k.workItems)), arg("n", countOf(k)), arg("body", k.body));
     // The runtime calls every kernel as name(args, err): unpack the arguments.
     std::vector<std::string> args;
     for (size_t i = 0; i < k.params.size(); ++i)
       args.push_back(fmt::format("({const}{storage} *)args[{i}]", arg("const", k.params[i].isConst ? "const " : ""),
                                  arg("storage", k.params[i].storage), arg("i", i)));
     if (k.checksErrors) args.push_back("err");
+    args.push_back("tl_batch");
     fmt::format_to(std::back_inserter(out), R"(
 // ---- {name}
 {fileScope}static void {name}_impl({params}) {{
 {body}}}
-extern "C" void {name}(void *const *args, int *err) {{
+extern "C" void {name}(void *const *args, int *err, int64_t tl_batch) {{
   (void)err;
   {name}_impl({args});
 }}
@@ -98,7 +103,7 @@ std::string emitCuda(const std::vector<KernelSpec> &kernels) {
   for (const KernelSpec &k : kernels) {
     std::string body = k.isElementwise() ? fmt::format(R"(  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= {n}) return;
-{body})", arg("n", k.workItems), arg("body", k.body))
+{body})", arg("n", countOf(k)), arg("body", k.body))
                                          : k.cudaBody;
     fmt::format_to(std::back_inserter(out), R"(
 // ---- {name}

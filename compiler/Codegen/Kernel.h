@@ -4,7 +4,8 @@
 // elementwise body (run for i in [0, workItems)) shared by both targets, or
 // a pair of target-specific bodies for kernels that cooperate across threads
 // (warp reductions on CUDA, row loops on the CPU). emitCpu/emitCuda wrap
-// them into one translation unit per target.
+// them into one translation unit per target. Every kernel takes the run's
+// micro-batch as a last argument, `int64_t tl_batch`.
 //
 //===----------------------------------------------------------------------===//
 #ifndef TL_COMPILER_CODEGEN_KERNEL_H
@@ -27,9 +28,14 @@ struct KernelSpec {
   std::vector<KernelParam> params;
   bool checksErrors = false; // takes a trailing `int *err`; bodies use TL_FAIL(code)
 
-  // Elementwise kernels: `body` runs for each `i` in [0, workItems).
+  // Elementwise kernels: `body` runs for each `i` in [0, workItems); `count`
+  // is that bound as C (a run-time expression of `tl_batch`, the run's
+  // micro-batch, when it scales with it; empty: the literal).
   int64_t workItems = 0;
-  std::string body;
+  std::string count, body;
+  // The CUDA grid (for the compiled micro-batch) shrinks with the run's:
+  // the kernel bounds its work by run-time counts.
+  bool batchedGrid = false;
 
   // Cooperative kernels: full bodies per target, and the CUDA launch.
   std::string cpuBody, cudaBody;

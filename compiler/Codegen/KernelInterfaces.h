@@ -9,6 +9,7 @@
 #ifndef TL_COMPILER_CODEGEN_KERNELINTERFACES_H
 #define TL_COMPILER_CODEGEN_KERNELINTERFACES_H
 
+#include "compiler/Codegen/BatchAnalysis.h"
 #include "compiler/Codegen/Kernel.h"
 
 #include "mlir/IR/MLIRContext.h"
@@ -41,6 +42,29 @@ struct LoweredOp {
   std::vector<LoweredStep> steps;
 };
 
+/// A count of work (rows, elements) as the compiled number and the C
+/// expression kernels use: a literal, or, when it scales with the
+/// micro-batch, `(n / B * tl_batch)` of the run-time argument `tl_batch`.
+struct Count {
+  int64_t compiled = 0;
+  std::string expr;
+  bool batched = false;
+};
+
+/// What a generator needs besides its op: the error code of kernels that can
+/// fault, and which values scale with the micro-batch.
+struct KernelContext {
+  int errorCode = 0;
+  const BatchAnalysis *batch = nullptr;
+
+  bool batched(Value v) const { return batch && batch->batched(v); }
+  /// `n` (rows or elements of `v`, counting its leading axis) as a Count.
+  Count count(Value v, int64_t n) const {
+    if (!batched(v)) return {n, std::to_string(n), false};
+    return {n, "(" + std::to_string(n / batch->compiledBatch()) + " * tl_batch)", true};
+  }
+};
+
 } // namespace mlir::tl::codegen
 
 #include "compiler/Codegen/KernelInterfaces.h.inc"
@@ -54,15 +78,16 @@ void attachKernelInterfaces(MLIRContext &context);
 
 /// A kernel-generator model from a function of the op: what a file in
 /// Kernels/ attaches with `attachGenerator<MyOp, myKernels>(context)`.
-template <typename OpT, LoweredOp (*Generate)(OpT, const std::string &, int)>
+template <typename OpT, LoweredOp (*Generate)(OpT, const std::string &, const KernelContext &)>
 struct GeneratorModel
     : KernelGeneratorOpInterface::ExternalModel<GeneratorModel<OpT, Generate>, OpT> {
-  FailureOr<LoweredOp> generateKernels(Operation *op, const std::string &prefix, int errorCode) const {
-    return Generate(cast<OpT>(op), prefix, errorCode);
+  FailureOr<LoweredOp> generateKernels(Operation *op, const std::string &prefix,
+                                       const KernelContext &context) const {
+    return Generate(cast<OpT>(op), prefix, context);
   }
 };
 
-template <typename OpT, LoweredOp (*Generate)(OpT, const std::string &, int)>
+template <typename OpT, LoweredOp (*Generate)(OpT, const std::string &, const KernelContext &)>
 void attachGenerator(MLIRContext &context) {
   OpT::template attachInterface<GeneratorModel<OpT, Generate>>(context);
 }

@@ -24,10 +24,12 @@ def TL_KernelGeneratorOpInterface : OpInterface<"KernelGeneratorOpInterface"> {
     InterfaceMethod<[{
         The steps the op becomes: kernels named `prefix_*` and zero fills,
         with the scratch buffers they share. Kernels that can fault (an id out
-        of range) report `errorCode` through the error flag.
+        of range) report `context.errorCode` through the error flag; counts
+        of rows or elements come from `context.count(value, n)`, run-time
+        expressions where they scale with the micro-batch.
       }],
       "::mlir::FailureOr<::mlir::tl::codegen::LoweredOp>", "generateKernels",
-      (ins "const std::string &":$prefix, "int":$errorCode)>,
+      (ins "const std::string &":$prefix, "const ::mlir::tl::codegen::KernelContext &":$context)>,
   ];
 }
 

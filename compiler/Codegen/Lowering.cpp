@@ -101,7 +101,9 @@ private:
   DenseMap<Value, std::vector<int>> pendingGrads;
   DenseSet<Value> accumulatingGemms;
   std::vector<int> firstStep, lastStep;
+  BatchAnalysis batch;  // of the entry point being lowered
   int counter = 0;
+  KernelContext context(int errorCode) const { return {errorCode, &batch}; }
 };
 
 void Lowering::addKernelStep(const KernelSpec &k, std::vector<int> buffers, Operation *op) {
@@ -117,7 +119,7 @@ void Lowering::addKernelStep(const KernelSpec &k, std::vector<int> buffers, Oper
   s.kernel = known->second;
   e->steps.push_back(s);
   if (!isNew) return;
-  a.kernels.push_back({k.name, k.grid, k.block, k.sharedBytes, k.checksErrors});
+  a.kernels.push_back({k.name, k.grid, k.block, k.sharedBytes, k.checksErrors, k.batchedGrid});
   kernels.push_back(k);
 }
 
@@ -149,6 +151,12 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     g.strideC = g.m * g.n;
     g.dtype = *dtype;
     g.accumulate = accumulatingGemms.contains(matmul.getResult());
+    // Which extent is the micro-batch's (BatchAnalysis): the result's rows
+    // (or its batch count), or, for a weight gradient, the contraction.
+    if (batch.batched(matmul.getResult()))
+      g.scale = g.batch > 1 ? art::Gemm::Scale::Batch : art::Gemm::Scale::M;
+    else if (batch.batched(matmul.getLhs()) || batch.batched(matmul.getRhs()))
+      g.scale = art::Gemm::Scale::K;
     std::vector<int> bufs = {bufferFor(lhsIn ? lhsIn : matmul.getLhs()),
                              bufferFor(rhsIn ? rhsIn : matmul.getRhs()), bufferFor(matmul.getResult())};
     for (int b : bufs) use(b);
@@ -169,7 +177,7 @@ LogicalResult Lowering::lowerOp(Operation *op) {
         return op->emitError() << "code generation: unsupported element type " << t
                                << " (kernels store f32, bf16, i32 and i1)";
     }
-    FailureOr<LoweredOp> lowered = generator.generateKernels(name, errorCode);
+    FailureOr<LoweredOp> lowered = generator.generateKernels(name, context(errorCode));
     if (failed(lowered)) return failure();
     std::vector<int> scratch;
     for (int64_t bytes : lowered->scratchBytes) scratch.push_back(newBuffer(bytes, art::BufferKind::Arena));
@@ -198,7 +206,7 @@ LogicalResult Lowering::lowerOp(Operation *op) {
       if (!llvm::is_contained(inputs, v)) inputs.push_back(v);
     for (Value r : op->getResults()) {
       auto k = generateExpressionKernel(name + "_" + std::to_string(cast<OpResult>(r).getResultNumber()),
-                                        inputs, r, op->getLoc());
+                                        inputs, r, op->getLoc(), context(errorCode));
       if (failed(k)) return failure();
       std::vector<int> bufs = {bufferFor(r)};
       for (Value v : inputs) bufs.push_back(bufferFor(v));
@@ -215,12 +223,12 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     Block &body = fusion.getBody().front();
     inputs.assign(body.args_begin(), body.args_end());
     k = generateExpressionKernel(name, inputs, cast<YieldOp>(body.getTerminator()).getValues()[0],
-                                 op->getLoc());
+                                 op->getLoc(), context(errorCode));
     inputs.assign(fusion.getInputs().begin(), fusion.getInputs().end());
   } else {
     for (Value v : op->getOperands())  // each distinct operand once
       if (!llvm::is_contained(inputs, v)) inputs.push_back(v);
-    k = generateExpressionKernel(name, inputs, output, op->getLoc());
+    k = generateExpressionKernel(name, inputs, output, op->getLoc(), context(errorCode));
   }
   if (failed(k)) return failure();
   std::vector<int> bufs = {bufferFor(output)};
@@ -371,6 +379,11 @@ LogicalResult Lowering::lowerEntry(const EntryFunction &entry, LoweringStats &st
   a.entries.push_back({});
   e = &a.entries.back();
   e->name = entry.name;
+  // The training step and the loss run any micro-batch up to the compiled
+  // one; the decode step keeps its shapes.
+  batch = entry.name == art::kTrainStep || entry.name == art::kEvalLoss ? BatchAnalysis::run(entry.func)
+                                                                          : BatchAnalysis();
+  e->batch = batch.compiledBatch();
   buffer.clear();
   pendingGrads.clear();
   accumulatingGemms.clear();
@@ -393,7 +406,7 @@ LogicalResult Lowering::lowerEntry(const EntryFunction &entry, LoweringStats &st
     if (func.getResultAttrOfType<StringAttr>(i, TLDialect::kGradAttrName)) continue;
     int out = e->outputs[output++].buffer, src = bufferFor(v);
     if (src == out) continue;
-    auto k = generateExpressionKernel("k" + std::to_string(counter++) + "_copy", {v}, v, ret.getLoc());
+    auto k = generateExpressionKernel("k" + std::to_string(counter++) + "_copy", {v}, v, ret.getLoc(), context(0));
     if (failed(k)) return failure();
     addKernelStep(*k, {out, src}, ret);
   }

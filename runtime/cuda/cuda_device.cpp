@@ -163,13 +163,16 @@ class CudaDevice : public Device {
     return c.cubin;
   }
 
-  void launch(const artifact::Kernel &k, const std::vector<void *> &args, int *error) override {
+  void launch(const artifact::Kernel &k, const std::vector<void *> &args, int *error, int64_t grid,
+              int64_t batch) override {
     std::vector<CUdeviceptr> ptrs;
     for (void *p : args) ptrs.push_back(reinterpret_cast<CUdeviceptr>(p));
     if (k.checksErrors) ptrs.push_back(reinterpret_cast<CUdeviceptr>(error));
     std::vector<void *> params;
     for (CUdeviceptr &p : ptrs) params.push_back(&p);
-    check(d_.launch(functions_.at(k.name), static_cast<unsigned>(k.grid), 1, 1,
+    long long tlBatch = batch;  // the kernels' last parameter, const int64_t tl_batch
+    params.push_back(&tlBatch);
+    check(d_.launch(functions_.at(k.name), static_cast<unsigned>(grid < 0 ? k.grid : grid), 1, 1,
                     static_cast<unsigned>(k.block), 1, 1, static_cast<unsigned>(k.sharedBytes), nullptr,
                     params.data(), nullptr),
           "cuLaunchKernel(" + k.name + ")");

@@ -31,7 +31,10 @@ class Device {
   virtual void loadKernels(const artifact::Artifact &a) = 0;
   // `args` are device pointers in the kernel's parameter order; `error`
   // the device error flag (passed to kernels that check indices).
-  virtual void launch(const artifact::Kernel &k, const std::vector<void *> &args, int *error) = 0;
+  // `batch` is the run's micro-batch (every kernel's last argument,
+  // tl_batch), `grid` the CUDA grid for it (-1: the kernel's own).
+  virtual void launch(const artifact::Kernel &k, const std::vector<void *> &args, int *error,
+                      int64_t grid = -1, int64_t batch = 0) = 0;
   virtual void gemm(const artifact::Gemm &g, const void *a, const void *b, void *c) = 0;
   virtual void synchronize() = 0;
 };

@@ -74,8 +74,22 @@ void Executor::setParam(size_t i, const void *host) {
   size_t size = artifact::dtypeSize(p.dtype);
   device_.upload(static_cast<char *>(params_) + p.offset * size, host, p.numel() * size);
 }
-void Executor::setInput(size_t entry, size_t i, const void *host) {
-  device_.upload(inputs_[entry][i], host, a_.buffers[a_.entries[entry].inputs[i].buffer].bytes);
+int64_t Executor::resolveBatch(size_t entry, int64_t batch) const {
+  const artifact::EntryPoint &e = a_.entries[entry];
+  if (batch == 0 || batch == e.batch) return e.batch;
+  if (e.batch == 0)
+    throw artifact::Error(e.name + " runs only the micro-batch it was compiled for, not " + std::to_string(batch));
+  if (batch < 0 || batch > e.batch)
+    throw artifact::Error(e.name + " runs micro-batches of 1 to " + std::to_string(e.batch) +
+                          " (the compiled one), not " + std::to_string(batch));
+  return batch;
+}
+
+void Executor::setInput(size_t entry, size_t i, const void *host, int64_t batch) {
+  const artifact::EntryPoint &e = a_.entries[entry];
+  int64_t bytes = a_.buffers[e.inputs[i].buffer].bytes, run = resolveBatch(entry, batch);
+  if (e.batch > 0) bytes = bytes / e.batch * run;  // inputs lead with the micro-batch
+  device_.upload(inputs_[entry][i], host, bytes);
 }
 void Executor::getOutput(size_t entry, size_t o, void *host) {
   device_.download(host, outputs_[entry][o], a_.buffers[a_.entries[entry].outputs[o].buffer].bytes);
@@ -89,8 +103,9 @@ void Executor::swapInputOutput(size_t entry, size_t i, size_t o) {
   std::swap(inputs_[entry][i], outputs_[entry][o]);
 }
 
-void Executor::run(size_t entry) {
+void Executor::run(size_t entry, int64_t batch) {
   const artifact::EntryPoint &e = a_.entries[entry];
+  batch = resolveBatch(entry, batch);
   if (inputs_[entry].size() != e.inputs.size() || outputs_[entry].size() != e.outputs.size())
     throw artifact::Error(e.name + ": this executor was made for other entry points");
   device_.zero(error_, sizeof(int));
@@ -101,8 +116,12 @@ void Executor::run(size_t entry) {
     args.clear();
     for (int b : s.buffers) args.push_back(pointer(entry, b));
     switch (s.kind) {
-      case artifact::Step::Kernel: device_.launch(*a_.kernel(s.kernel), args, error_); break;
-      case artifact::Step::Gemm: device_.gemm(s.gemm, args[0], args[1], args[2]); break;
+      case artifact::Step::Kernel: {
+        const artifact::Kernel &k = *a_.kernel(s.kernel);
+        device_.launch(k, args, error_, k.gridFor(batch, e.batch), batch);
+        break;
+      }
+      case artifact::Step::Gemm: device_.gemm(s.gemm.forBatch(batch, e.batch), args[0], args[1], args[2]); break;
       case artifact::Step::Zero: device_.zero(args[0], a_.buffers[s.buffers[0]].bytes); break;
     }
     if (profile_) {

@@ -32,10 +32,17 @@ class Executor {
 
   // Parameter i from host bytes in its dtype, into the flat params buffer.
   void setParam(size_t i, const void *host);
-  void setInput(size_t entry, size_t i, const void *host);
-  // Runs every step of the entry point; throws DeviceError naming the op
-  // whose kernel reported an out-of-range index.
-  void run(size_t entry);
+  // Input i from host bytes; for a run of micro-batch `batch` (0: the
+  // compiled one) only its first `batch` rows.
+  void setInput(size_t entry, size_t i, const void *host, int64_t batch = 0);
+  // Runs every step of the entry point for micro-batch `batch` (0: the
+  // compiled one; up to it where the entry point allows, see
+  // artifact::EntryPoint::batch); throws DeviceError naming the op whose
+  // kernel reported an out-of-range index, artifact::Error for a batch the
+  // entry point cannot run.
+  void run(size_t entry, int64_t batch = 0);
+  // The micro-batch `batch` stands for (0: the compiled one), checked.
+  int64_t resolveBatch(size_t entry, int64_t batch) const;
   void getOutput(size_t entry, size_t o, void *host);
   // Exchanges the device buffers of input i and output o (of equal size):
   // state an entry point carries from one run to the next (a KV cache)

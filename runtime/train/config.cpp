@@ -25,6 +25,8 @@ const std::vector<Key> &table() {
       {{"steps", "int", ">= 1", "optimizer steps of the run (the schedule's horizon)"}, &Config::steps, 1, kBig},
       {{"batch_tokens", "int", "multiple of B*T", "global batch in tokens, reached by accumulating micro-batches"},
        &Config::batch_tokens, 1, kBig},
+      {{"micro_batch", "int", "0 .. compiled", "sequences per micro-batch, B (0: the artifact's; any B up to the "
+        "compiled one runs on the same kernels)"}, &Config::micro_batch, 0, kBig},
       {{"lr", "float", ">= 0", "peak learning rate"}, &Config::lr, 0, 1e30},
       {{"min_lr", "float", "0 .. lr", "learning rate at the end of the cosine decay"}, &Config::min_lr, 0, 1e30},
       {{"warmup_steps", "int", ">= 0", "steps of linear warmup"}, &Config::warmup_steps, 0, kBig},

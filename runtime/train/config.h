@@ -22,6 +22,7 @@ struct Config {
   // Defaults: the TinyLlama recipe (DESIGN.md); see kKeys for the rest.
   int64_t steps = 1430512;
   int64_t batch_tokens = 2097152;  // 1024 sequences x 2048 tokens
+  int64_t micro_batch = 0;         // B of a micro-batch; 0: the artifact's
   double lr = 4e-4, min_lr = 4e-5;
   int64_t warmup_steps = 2000;
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, grad_clip = 1.0;

@@ -448,6 +448,19 @@ int runTrain(const TrainOptions &o) {
     Config c = resolveConfig(o, o.resume ? &checkpointConfig : nullptr);
     artifact::Artifact a = artifact::read(o.model);
     Layout layout = layoutOf(a, o.model);
+    if (c.micro_batch != 0 && c.micro_batch != layout.batch) {
+      // Any micro-batch up to the compiled one runs on the same kernels
+      // (their row counts are run-time arguments).
+      int64_t compiled = a.entry(artifact::kTrainStep)->batch;
+      if (compiled == 0)
+        throw ConfigError("key 'micro_batch' (" + std::to_string(c.micro_batch) + "): " + o.model +
+                          " runs only its compiled micro-batch of " + std::to_string(layout.batch));
+      if (c.micro_batch > compiled)
+        throw ConfigError("key 'micro_batch' (" + std::to_string(c.micro_batch) + ") exceeds the " +
+                          std::to_string(compiled) + " sequences " + o.model +
+                          " was compiled for: recompile with tlc emit --set micro_batch=N");
+      layout.batch = c.micro_batch;
+    }
     int64_t microTokens = layout.batch * layout.seq;
     if (c.batch_tokens % microTokens != 0)
       throw ConfigError("key 'batch_tokens' (" + std::to_string(c.batch_tokens) + ") must be a multiple of the micro-batch's " +
@@ -536,6 +549,7 @@ int runTrain(const TrainOptions &o) {
     long tag = static_cast<long>(dp.allGather({static_cast<double>(getpid())})[0]);
 
     Engine engine(a, *device, opt, dp.allocatedElements());
+    engine.setMicroBatch(layout.batch);
     Trainer t(o, c, a, layout, data, engine, device->describe(), dp, tag);
     if (world > 1) {  // per-rank memory of the training state, as rank 0 sees it
       shard::StateBytes m = shard::stateBytes(dp.layout(), static_cast<int>(c.zero), rank,

@@ -102,6 +102,14 @@ void call(void *fn, const std::vector<void *> &a) {
       reinterpret_cast<void (*)(P, P, P, P, P, P, P, P, P, P)>(fn)(a[0], a[1], a[2], a[3], a[4], a[5],
                                                                   a[6], a[7], a[8], a[9]);
       return;
+    case 11:
+      reinterpret_cast<void (*)(P, P, P, P, P, P, P, P, P, P, P)>(fn)(a[0], a[1], a[2], a[3], a[4], a[5],
+                                                                     a[6], a[7], a[8], a[9], a[10]);
+      return;
+    case 12:
+      reinterpret_cast<void (*)(P, P, P, P, P, P, P, P, P, P, P, P)>(fn)(
+          a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]);
+      return;
   }
   throw DeviceError("emulator: too many kernel arguments");
 }
@@ -148,12 +156,15 @@ class EmulatedCuda : public Device {
     }
   }
 
-  void launch(const artifact::Kernel &k, const std::vector<void *> &args, int *error) override {
+  void launch(const artifact::Kernel &k, const std::vector<void *> &args, int *error, int64_t grid,
+              int64_t batch) override {
     std::vector<void *> a = args;
     if (k.checksErrors) a.push_back(error);
+    // tl_batch, an int64_t: passed in the register a pointer would use.
+    a.push_back(reinterpret_cast<void *>(static_cast<intptr_t>(batch)));
     void *fn = fns_.at(k.name);
     std::vector<float> shared(k.sharedBytes / 4 + 1);
-    for (int64_t b = 0; b < k.grid; ++b) {
+    for (int64_t b = 0; b < (grid < 0 ? k.grid : grid); ++b) {
       if (!cooperative_.at(k.name)) {
         for (int64_t t = 0; t < k.block; ++t) {
           set_(b, t, k.block, nullptr, nullptr, nullptr, shared.data());

@@ -144,7 +144,7 @@ TEST_F(EngineTest, FlatLayoutIsOrderedAlignedAndHashed) {
     tlc::artifact::read(path);
     FAIL() << "a version 1 artifact was read";
   } catch (const tlc::artifact::Error &err) {
-    EXPECT_NE(std::string(err.what()).find("artifact version 1, this tlrun reads 2: recompile with tlc compile"),
+    EXPECT_NE(std::string(err.what()).find("artifact version 1, this tlrun reads 3: recompile with tlc compile"),
               std::string::npos)
         << err.what();
   }
@@ -184,6 +184,48 @@ TEST_F(EngineTest, MicroBatchesAccumulateTheirGradients) {
   }
   for (size_t k = 0; k < both.size(); ++k)
     if (!inside[k]) ASSERT_EQ(both[k], 0.0f) << "padding element " << k;
+}
+
+// One artifact runs any micro-batch up to the compiled one: its row counts
+// are run-time kernel arguments. B=2 on the artifact compiled for B=4 is
+// the artifact compiled for B=2: the same loss, gradients and forward-only
+// loss, on the CPU and on the CUDA kernels (emulated).
+TEST_F(EngineTest, ASmallerMicroBatchRunsOnTheSameKernels) {
+  const std::string small = "layers=2,dim=24,heads=2,kv_heads=1,ffn=40,vocab=61,seq=8,micro_batch=";
+  tlc::artifact::Artifact a4 = compile(small + "4"), a2 = compile(small + "2");
+  ASSERT_EQ(a4.entry("train_step")->batch, 4);
+  ASSERT_EQ(a4.layoutHash(), a2.layoutHash());
+  for (bool cuda : {false, true}) {
+    SCOPED_TRACE(cuda ? "emulated cuda" : "cpu");
+    auto d4 = cuda ? tlc::testing::makeEmulatedCudaDevice() : tlc::makeCpuDevice();
+    auto d2 = cuda ? tlc::testing::makeEmulatedCudaDevice() : tlc::makeCpuDevice();
+    Engine e4(a4, *d4), e2(a2, *d2);
+    e4.setMicroBatch(2);
+    EXPECT_EQ(e4.batchSize(), 2);
+    for (size_t i = 0; i < a4.params.size(); ++i) {
+      std::vector<float> v = random(a4.params[i].numel(), 0.2);
+      if (a4.params[i].shape.size() == 1)
+        for (float &x : v) x += 1.0f;
+      e4.setParam(i, v.data());
+      e2.setParam(i, v.data());
+    }
+    auto [tokens, targets] = batch(e2);
+    e4.zeroGrads();
+    e2.zeroGrads();
+    float loss4 = e4.trainMicroBatch(tokens.data(), targets.data());
+    float loss2 = e2.trainMicroBatch(tokens.data(), targets.data());
+    EXPECT_NEAR(loss4, loss2, 1e-5 * std::fabs(loss2));
+    EXPECT_LE(relativeError(download(e4, FlatBuffer::Grads, all(e4)), download(e2, FlatBuffer::Grads, all(e2))),
+              1e-5);
+    EXPECT_NEAR(e4.evalLoss(tokens.data(), targets.data()), e2.evalLoss(tokens.data(), targets.data()),
+                1e-5 * std::fabs(loss2));
+  }
+  auto device = tlc::makeCpuDevice();
+  Engine e(a4, *device);
+  EXPECT_THROW(e.setMicroBatch(5), tlc::artifact::Error);
+  EXPECT_THROW(e.setMicroBatch(-1), tlc::artifact::Error);
+  // The decode step keeps its compiled shapes.
+  EXPECT_EQ(a4.entry("decode_step")->batch, 0);
 }
 
 TEST_F(EngineTest, EvalLossIsTheTrainingStepsLossWithoutGradients) {

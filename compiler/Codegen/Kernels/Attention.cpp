@@ -28,13 +28,16 @@ struct AttentionShape {
   int64_t b, h, t, d, kv, s, g;
   double scale;
   bool causal;
-  AttentionShape(Value q, Value k, double scale, bool causal)
+  std::string batch;  // B at run time
+  bool batched;
+  AttentionShape(Value q, Value k, double scale, bool causal, const KernelContext &ctx)
       : b(shapeOf(q)[0]), h(shapeOf(q)[1]), t(shapeOf(q)[2]), d(shapeOf(q)[3]),
-        kv(shapeOf(k)[1]), s(shapeOf(k)[2]), g(h / kv), scale(scale), causal(causal) {}
+        kv(shapeOf(k)[1]), s(shapeOf(k)[2]), g(h / kv), scale(scale), causal(causal),
+        batch(ctx.count(q, b).expr), batched(ctx.batched(q)) {}
   std::string keys(const std::string &i) const { return causal ? "(" + i + " + 1)" : S(s); }
   /// The CPU library's tiled kernels for this shape (Library/cpu_library.h).
   std::string cpuTemplate() const {
-    return "TlAttention<" + S(b) + ", " + S(h) + ", " + S(kv) + ", " + S(t) + ", " + S(s) + ", " + S(d) +
+    return "TlAttention<" + S(h) + ", " + S(kv) + ", " + S(t) + ", " + S(s) + ", " + S(d) +
            ", " + (causal ? "true" : "false") + ">";
   }
 };
@@ -86,8 +89,8 @@ std::string queryBlock(const AttentionShape &a, int64_t tile, const std::string 
                      arg("kv", a.kv), arg("g", a.g), arg("headElements", a.s * a.d));
 }
 
-LoweredOp attention(AttentionOp op, const std::string &name, int) {
-  AttentionShape a(op.getQuery(), op.getKey(), op.getScale().convertToDouble(), op.getCausal());
+LoweredOp attention(AttentionOp op, const std::string &name, const KernelContext &ctx) {
+  AttentionShape a(op.getQuery(), op.getKey(), op.getScale().convertToDouble(), op.getCausal(), ctx);
   Builder k(name);
   Tensor o = k.param("o", op.getResult(), true), lse = k.param("lse", op.getLse(), true),
          q = k.param("q", op.getQuery(), false), kk = k.param("k", op.getKey(), false),
@@ -103,7 +106,7 @@ LoweredOp attention(AttentionOp op, const std::string &name, int) {
       m = mn;
 )", arg("dot", dotLoop(a.d, "sc", "qv[d]", kj)), arg("scale", F(a.scale)), arg("d", a.d), arg("vj", vj));
   };
-  const std::string cpu = "  " + a.cpuTemplate() + "::forward(o, lse, q, k, v, " + F(a.scale) + ");\n";
+  const std::string cpu = "  " + a.cpuTemplate() + "::forward(" + a.batch + ", o, lse, q, k, v, " + F(a.scale) + ");\n";
   // CUDA: a block of 64 query rows of one (batch, head); tiles of keys.
   const int64_t tile = attentionTile(a.d), qTiles = (a.t + 63) / 64;
   std::string cuda = queryBlock(a, tile, "i") + fmt::format(R"(  float qv[{d}], acc[{d}], m = -TL_INF, l = 0.0f;
@@ -117,12 +120,12 @@ LoweredOp attention(AttentionOp op, const std::string &name, int) {
       arg("update", update("kt[jj * " + D + " + d]", "vt[jj * " + D + " + d]")),
       arg("storeO", o.st("row * " + D + " + d", "acc[d] / l")), arg("storeLse", lse.st("row", "m + logf(l)")));
   LoweredOp out;
-  out.steps.push_back(k.custom(cpu, cuda, a.b * a.h * qTiles, 64, 2 * tile * a.d * 4));
+  out.steps.push_back(k.custom(cpu, cuda, a.b * a.h * qTiles, 64, 2 * tile * a.d * 4, a.batched));
   return out;
 }
 
-LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, int) {
-  AttentionShape a(op.getQuery(), op.getKey(), op.getScale().convertToDouble(), op.getCausal());
+LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, const KernelContext &ctx) {
+  AttentionShape a(op.getQuery(), op.getKey(), op.getScale().convertToDouble(), op.getCausal(), ctx);
   const std::string D = S(a.d);
   const int64_t tile = attentionTile(a.d);
   LoweredOp out;
@@ -132,7 +135,7 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, int) {
     Tensor delta = k.scratch("delta", 0, true), dout = k.param("dout", op.getGrad(), false),
            o = k.param("o", op.getOutput(), false);
     out.steps.push_back(k.elementwise(
-        a.b * a.h * a.t, "    float acc = 0.0f;\n" + dotLoop(a.d, "acc", dout.ld("i * " + D + " + d"),
+        ctx.count(op.getQuery(), a.b * a.h * a.t), "    float acc = 0.0f;\n" + dotLoop(a.d, "acc", dout.ld("i * " + D + " + d"),
                                                              o.ld("i * " + D + " + d")) +
                              "    delta[i] = acc;\n"));
   }
@@ -159,10 +162,10 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, int) {
         arg("dotScore", dotLoop(a.d, "sc", "qv[d]", "kt[jj * " + D + " + d]")),
         arg("dotDp", dotLoop(a.d, "dp", "dov[d]", "vt[jj * " + D + " + d]")), arg("scale", F(a.scale)),
         arg("storeDq", dq.st("row * " + D + " + d", "acc[d]")));
-    out.steps.push_back(k.custom("  " + a.cpuTemplate() + "::gradQuery(dq, dout, q, k, v, lse, delta, " +
+    out.steps.push_back(k.custom("  " + a.cpuTemplate() + "::gradQuery(" + a.batch + ", dq, dout, q, k, v, lse, delta, " +
                                      F(a.scale) + ");\n",
                                  cuda, a.b * a.h * qTiles, 64,
-                                 2 * tile * a.d * 4));
+                                 2 * tile * a.d * 4, a.batched));
   }
   {  // dK, dV: key rows, over the queries of their head group.
     Builder k(name + "_dkdv");
@@ -218,10 +221,10 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, int) {
         arg("dotScore", dotLoop(a.d, "sc", "qs[ii * " + D + " + d]", "kv[d]")),
         arg("dotDp", dotLoop(a.d, "dp", "dos[ii * " + D + " + d]", "vv[d]")), arg("scale", F(a.scale)),
         arg("storeDk", dk.st(at, "dka[d]")), arg("storeDv", dv.st(at, "dva[d]")));
-    out.steps.push_back(k.custom("  " + a.cpuTemplate() + "::gradKeyValue(dk, dv, dout, q, k, v, lse, delta, " +
+    out.steps.push_back(k.custom("  " + a.cpuTemplate() + "::gradKeyValue(" + a.batch + ", dk, dv, dout, q, k, v, lse, delta, " +
                                      F(a.scale) + ");\n",
                                  cuda, a.b * a.kv * kTiles, 64,
-                                 (2 * tile * a.d + 2 * tile) * 4));
+                                 (2 * tile * a.d + 2 * tile) * 4, a.batched));
   }
   return out;
 }

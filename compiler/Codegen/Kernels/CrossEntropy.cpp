@@ -15,8 +15,9 @@ namespace {
 using namespace detail;
 using fmt::arg;
 
-LoweredOp crossEntropy(CrossEntropyOp op, const std::string &name, int errorCode) {
+LoweredOp crossEntropy(CrossEntropyOp op, const std::string &name, const KernelContext &ctx) {
   int64_t n = shapeOf(op.getLogits())[0], vocab = shapeOf(op.getLogits())[1];
+  const Count rows = ctx.count(op.getLogits(), n);
   std::optional<int64_t> ignore;
   if (auto attr = op.getIgnoreIndex()) ignore = static_cast<int64_t>(*attr);
   LoweredOp out;
@@ -27,7 +28,7 @@ LoweredOp crossEntropy(CrossEntropyOp op, const std::string &name, int errorCode
     Tensor lse = k.param("lse", op.getLse(), true), logits = k.param("logits", op.getLogits(), false);
     k.ids("targets", op.getTargets());
     Tensor rowLoss = k.scratch("rowloss", 0, true), counted = k.scratch("counted", 1, true);
-    out.steps.push_back(k.rows(n, [&](bool cuda) {
+    out.steps.push_back(k.rows(rows, [&](bool cuda) {
       // The row maximum: a warp's reduction on CUDA, a vectorised max on the CPU.
       const std::string rowMax =
           cuda ? rowLoop(cuda, vocab, fmt::format("      m = fmaxf(m, {});\n", logits.ld("base + j"))) +
@@ -48,7 +49,7 @@ LoweredOp crossEntropy(CrossEntropyOp op, const std::string &name, int errorCode
                                                "+ : z")),
                          arg("reduceZ", sum(cuda, "z")),
                          arg("laneZero", cuda ? "    if (lane != 0) return;\n" : ""), arg("storeLse", lse.st("row", "l")),
-                         arg("ignored", ignore ? "t == " + S(*ignore) : "false"), arg("errorCode", errorCode),
+                         arg("ignored", ignore ? "t == " + S(*ignore) : "false"), arg("errorCode", ctx.errorCode),
                          arg("logit", logits.ld("base + t")));
     }));
   }
@@ -60,18 +61,19 @@ LoweredOp crossEntropy(CrossEntropyOp op, const std::string &name, int errorCode
     const std::string body = fmt::format(R"(  double s = 0.0, c = 0.0;
   for (int64_t r = 0; r < {rows}; ++r) {{ s += rowloss[r]; c += counted[r]; }}
   {store}
-)", arg("rows", n), arg("store", loss.st("0", "(float)(s / c)")));
+)", arg("rows", rows.expr), arg("store", loss.st("0", "(float)(s / c)")));
     out.steps.push_back(k.custom(body, body, 1, 1));
   }
   return out;
 }
 
-LoweredOp crossEntropyGrad(CrossEntropyGradOp op, const std::string &name, int) {
+LoweredOp crossEntropyGrad(CrossEntropyGradOp op, const std::string &name, const KernelContext &ctx) {
   int64_t n = shapeOf(op.getLogits())[0], vocab = shapeOf(op.getLogits())[1];
+  const Count rows = ctx.count(op.getLogits(), n);
   std::optional<int64_t> ignore;
   if (auto attr = op.getIgnoreIndex()) ignore = static_cast<int64_t>(*attr);
   LoweredOp out;
-  std::string count = S(n) + ".0f";
+  std::string count = "(float)" + rows.expr;
   if (ignore) {
     out.scratchBytes.push_back(4);
     Builder c(name + "_count");
@@ -80,7 +82,7 @@ LoweredOp crossEntropyGrad(CrossEntropyGradOp op, const std::string &name, int) 
     const std::string body = fmt::format(R"(  float c = 0.0f;
   for (int64_t r = 0; r < {rows}; ++r) c += targets[r] != {ignore};
   count[0] = c;
-)", arg("rows", n), arg("ignore", *ignore));
+)", arg("rows", rows.expr), arg("ignore", *ignore));
     out.steps.push_back(c.custom(body, body, 1, 1));
     count = "count[0]";
   }
@@ -91,7 +93,7 @@ LoweredOp crossEntropyGrad(CrossEntropyGradOp op, const std::string &name, int) 
   Tensor lse = k.param("lse", op.getLse(), false);
   if (ignore) k.scratch("count", 0, false);
   const std::string ignored = ignore ? "t == " + S(*ignore) : std::string("false");
-  LoweredStep step = k.elementwise(n * vocab, fmt::format(R"(    const int64_t row = i / {vocab}, col = i % {vocab};
+  LoweredStep step = k.elementwise(ctx.count(op.getLogits(), n * vocab), fmt::format(R"(    const int64_t row = i / {vocab}, col = i % {vocab};
     const int64_t t = targets[row];
     if ({ignored}) {{ {zero} }}
     else {store}
@@ -105,7 +107,7 @@ LoweredOp crossEntropyGrad(CrossEntropyGradOp op, const std::string &name, int) 
     const float scale = {ignored}{g} / {count}, l = {lse};
     for (int64_t col = 0; col < {vocab}; ++col) {store}
   }}
-)", arg("parallel", cpuParallelFor(n * vocab)), arg("rows", n), arg("vocab", vocab),
+)", arg("parallel", cpuParallelFor(n * vocab)), arg("rows", rows.expr), arg("vocab", vocab),
       arg("ignored", ignore ? "t == " + S(*ignore) + " ? 0.0f : " : std::string()), arg("g", g.ld("0")),
       arg("count", count), arg("lse", lse.ld("row")),
       arg("store", d.st("base + col", "scale * (expf(" + logits.ld("base + col") + " - l) - (col == t ? 1.0f : 0.0f))")));

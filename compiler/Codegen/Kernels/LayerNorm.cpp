@@ -14,14 +14,15 @@ namespace {
 using namespace detail;
 using fmt::arg;
 
-LoweredOp layernorm(LayerNormOp op, const std::string &name) {
-  int64_t d = shapeOf(op.getInput()).back(), r = numel(op.getInput()) / d;
+LoweredOp layernorm(LayerNormOp op, const std::string &name, const KernelContext &ctx) {
+  int64_t d = shapeOf(op.getInput()).back();
+  const Count rows = ctx.count(op.getInput(), numel(op.getInput()) / d);
   Builder k(name);
   Tensor y = k.param("y", op.getResult(), true), mean = k.param("mean", op.getMean(), true),
          rs = k.param("rstd", op.getRstd(), true), x = k.param("x", op.getInput(), false),
          w = k.param("w", op.getWeight(), false), b = k.param("b", op.getBias(), false);
   LoweredOp out;
-  out.steps.push_back(k.rows(r, [&](bool cuda) {
+  out.steps.push_back(k.rows(rows, [&](bool cuda) {
     return fmt::format(R"(    const int64_t base = row * {d};
     float m = 0.0f, var = 0.0f;
 {sumX}{reduceM}    m /= {d}.0f;
@@ -40,15 +41,16 @@ LoweredOp layernorm(LayerNormOp op, const std::string &name) {
   return out;
 }
 
-LoweredOp layernormGrad(LayerNormGradOp op, const std::string &name) {
-  int64_t d = shapeOf(op.getInput()).back(), r = numel(op.getInput()) / d;
+LoweredOp layernormGrad(LayerNormGradOp op, const std::string &name, const KernelContext &ctx) {
+  int64_t d = shapeOf(op.getInput()).back();
+  const Count rows = ctx.count(op.getInput(), numel(op.getInput()) / d);
   LoweredOp out;
   Builder k(name + "_dx");
   Tensor dx = k.param("dx", op.getInputGrad(), true), g = k.param("g", op.getGrad(), false),
          x = k.param("x", op.getInput(), false), w = k.param("w", op.getWeight(), false),
          mean = k.param("mean", op.getMean(), false), rs = k.param("rstd", op.getRstd(), false);
   const std::string xhat = fmt::format("({} - m) * s", x.ld("base + j"));
-  out.steps.push_back(k.rows(r, [&](bool cuda) {
+  out.steps.push_back(k.rows(rows, [&](bool cuda) {
     return fmt::format(R"(    const int64_t base = row * {d};
     const float m = {mean}, s = {rstd};
     float mgw = 0.0f, mgwx = 0.0f;
@@ -69,7 +71,7 @@ LoweredOp layernormGrad(LayerNormGradOp op, const std::string &name) {
          g2 = c.param("g", op.getGrad(), false), x2 = c.param("x", op.getInput(), false),
          m2 = c.param("mean", op.getMean(), false), r2 = c.param("rstd", op.getRstd(), false);
   const std::string at = fmt::format("r * {} + i", d);
-  out.steps.push_back(c.elementwise(d, fmt::format(R"(    float aw = 0.0f, ab = 0.0f;
+  out.steps.push_back(c.elementwise(Count{d, S(d), false}, fmt::format(R"(    float aw = 0.0f, ab = 0.0f;
     for (int64_t r = 0; r < {rows}; ++r) {{
       const float gv = {g};
       aw += gv * ({x} - {mean}) * {rstd};
@@ -77,19 +79,16 @@ LoweredOp layernormGrad(LayerNormGradOp op, const std::string &name) {
     }}
     {storeDw}
     {storeDb}
-)", arg("rows", r), arg("g", g2.ld(at)), arg("x", x2.ld(at)), arg("mean", m2.ld("r")), arg("rstd", r2.ld("r")),
+)", arg("rows", rows.expr), arg("g", g2.ld(at)), arg("x", x2.ld(at)), arg("mean", m2.ld("r")), arg("rstd", r2.ld("r")),
                                                    arg("storeDw", dw.st("i", "aw")), arg("storeDb", db.st("i", "ab")))));
   return out;
 }
 
-LoweredOp layernormKernels(LayerNormOp op, const std::string &name, int) { return layernorm(op, name); }
-LoweredOp layernormGradKernels(LayerNormGradOp op, const std::string &name, int) { return layernormGrad(op, name); }
-
 } // namespace
 
 void attachLayerNormKernels(MLIRContext &context) {
-  attachGenerator<LayerNormOp, layernormKernels>(context);
-  attachGenerator<LayerNormGradOp, layernormGradKernels>(context);
+  attachGenerator<LayerNormOp, layernorm>(context);
+  attachGenerator<LayerNormGradOp, layernormGrad>(context);
 }
 
 } // namespace mlir::tl::codegen

@@ -15,9 +15,10 @@ namespace {
 using namespace detail;
 using fmt::arg;
 
-LoweredOp rmsnorm(const std::string &name, Value sumOut, Value y, Value rstd,
+LoweredOp rmsnorm(const std::string &name, const KernelContext &ctx, Value sumOut, Value y, Value rstd,
                   Value a, Value b, Value w, double eps) {
-  int64_t d = shapeOf(y).back(), r = numel(y) / d;
+  int64_t d = shapeOf(y).back();
+  const Count rows = ctx.count(y, numel(y) / d);
   Builder k(name);
   Tensor ts = sumOut ? k.param("sum", sumOut, true) : Tensor{};
   Tensor ty = k.param("y", y, true), tr = k.param("rstd", rstd, true);
@@ -26,7 +27,7 @@ LoweredOp rmsnorm(const std::string &name, Value sumOut, Value y, Value rstd,
   std::string v = "      const float v = " + ta.ld("base + j") + (b ? " + " + tb.ld("base + j") : "") + ";\n";
   LoweredOp out;
   std::string storeSum = sumOut ? "      " + ts.st("base + j", "v") + "\n" : "";
-  out.steps.push_back(k.rows(r, [&](bool cuda) {
+  out.steps.push_back(k.rows(rows, [&](bool cuda) {
     return fmt::format(R"(    const int64_t base = row * {d};
     float ss = 0.0f;
 {squares}{sum}    const float s = 1.0f / sqrtf(ss / {d}.0f + {eps});
@@ -37,14 +38,16 @@ LoweredOp rmsnorm(const std::string &name, Value sumOut, Value y, Value rstd,
   return out;
 }
 
-LoweredOp rmsnormGrad(RmsNormGradOp op, const std::string &name) {
+LoweredOp rmsnormGrad(RmsNormGradOp op, const std::string &name, const KernelContext &ctx) {
   int64_t d = shapeOf(op.getInput()).back(), r = numel(op.getInput()) / d;
+  // The rows, at run time: the dx kernel's and the weight gradient's sum.
+  const Count rows = ctx.count(op.getInput(), r);
   LoweredOp out;
   Builder k(name + "_dx");
   Tensor dx = k.param("dx", op.getInputGrad(), true), g = k.param("g", op.getGrad(), false),
          x = k.param("x", op.getInput(), false), w = k.param("w", op.getWeight(), false),
          rs = k.param("rstd", op.getRstd(), false);
-  out.steps.push_back(k.rows(r, [&](bool cuda) {
+  out.steps.push_back(k.rows(rows, [&](bool cuda) {
     return fmt::format(R"(    const int64_t base = row * {d};
     const float s = {rstd};
     float dot = 0.0f;
@@ -79,7 +82,7 @@ LoweredOp rmsnormGrad(RmsNormGradOp op, const std::string &name) {
     for (int k = 0; k < 8; ++k) total += tiles[k * 32 + threadIdx.x];
     {store}
   }}
-)", arg("d", d), arg("rows", r), arg("g", g2.ld(column)), arg("x", x2.ld(column)), arg("rstd", rs2.ld("r")),
+)", arg("d", d), arg("rows", rows.expr), arg("g", g2.ld(column)), arg("x", x2.ld(column)), arg("rstd", rs2.ld("r")),
                                  arg("store", dw.st("i", "total")));
   // CPU: a column sum walked row by row (contiguous, vectorised) in a fixed
   // number of row chunks, summed in order: deterministic for any thread count.
@@ -101,22 +104,24 @@ LoweredOp rmsnormGrad(RmsNormGradOp op, const std::string &name) {
   }}
   free(part);
 )", arg("partSize", chunks * d), arg("parallel", cpuParallelFor(r * d)), arg("chunks", chunks), arg("d", d),
-      arg("rows", r), arg("rstd", rs2.ld("r")), arg("g", g2.ld(at)), arg("x", x2.ld(at)), arg("store", dw.st("j", "acc")));
+      arg("rows", rows.expr), arg("rstd", rs2.ld("r")), arg("g", g2.ld(at)), arg("x", x2.ld(at)), arg("store", dw.st("j", "acc")));
   out.steps.push_back(c.custom(cpu, cuda, (d + 31) / 32, 256, 256 * sizeof(float)));
   return out;
 }
 
-LoweredOp rmsnormKernels(RmsNormOp n, const std::string &name, int) {
-  return rmsnorm(name, Value(), n.getResult(), n.getRstd(), n.getInput(), Value(), n.getWeight(),
+LoweredOp rmsnormKernels(RmsNormOp n, const std::string &name, const KernelContext &ctx) {
+  return rmsnorm(name, ctx, Value(), n.getResult(), n.getRstd(), n.getInput(), Value(), n.getWeight(),
                  n.getEps().convertToDouble());
 }
 
-LoweredOp addRmsnormKernels(AddRmsNormOp n, const std::string &name, int) {
-  return rmsnorm(name, n.getSum(), n.getResult(), n.getRstd(), n.getLhs(), n.getRhs(), n.getWeight(),
+LoweredOp addRmsnormKernels(AddRmsNormOp n, const std::string &name, const KernelContext &ctx) {
+  return rmsnorm(name, ctx, n.getSum(), n.getResult(), n.getRstd(), n.getLhs(), n.getRhs(), n.getWeight(),
                  n.getEps().convertToDouble());
 }
 
-LoweredOp rmsnormGradKernels(RmsNormGradOp op, const std::string &name, int) { return rmsnormGrad(op, name); }
+LoweredOp rmsnormGradKernels(RmsNormGradOp op, const std::string &name, const KernelContext &ctx) {
+  return rmsnormGrad(op, name, ctx);
+}
 
 } // namespace
 

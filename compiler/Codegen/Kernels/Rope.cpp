@@ -15,7 +15,7 @@ using namespace detail;
 using fmt::arg;
 
 LoweredOp rope(Value y, Value x, Value cos, Value sin, int64_t offset, bool transpose,
-               const std::string &name) {
+               const std::string &name, const KernelContext &ctx) {
   ArrayRef<int64_t> s = shapeOf(x);
   int64_t d = s.back(), t = s[s.size() - 2], h = d / 2;
   Builder k(name);
@@ -30,7 +30,7 @@ LoweredOp rope(Value y, Value x, Value cos, Value sin, int64_t offset, bool tran
                              : ty.st("i", tx.ld("i") + " * " + tc.ld("c + j") + " + " +
                                               tx.ld("i - " + S(h)) + " * " + tsn.ld("c + j"));
   LoweredOp out;
-  LoweredStep step = k.elementwise(numel(x), fmt::format(R"(    const int64_t j = i % {d};
+  LoweredStep step = k.elementwise(ctx.count(x, numel(x)), fmt::format(R"(    const int64_t j = i % {d};
     const int64_t c = ({offset} + (i / {d}) % {t}) * {d};
     if (j < {h}) {lo}
     else {hi}
@@ -47,18 +47,18 @@ LoweredOp rope(Value y, Value x, Value cos, Value sin, int64_t offset, bool tran
       {hi}
     }}
   }}
-)", arg("parallel", cpuParallelFor(numel(x))), arg("rows", numel(x) / d), arg("offset", offset), arg("t", t),
+)", arg("parallel", cpuParallelFor(numel(x))), arg("rows", ctx.count(x, numel(x) / d).expr), arg("offset", offset), arg("t", t),
                                     arg("d", d), arg("h", h), arg("lo", lo), arg("hi", hi));
   out.steps.push_back(step);
   return out;
 }
 
-LoweredOp ropeKernels(RopeOp r, const std::string &name, int) {
-  return rope(r.getResult(), r.getInput(), r.getCos(), r.getSin(), r.getOffset(), false, name);
+LoweredOp ropeKernels(RopeOp r, const std::string &name, const KernelContext &ctx) {
+  return rope(r.getResult(), r.getInput(), r.getCos(), r.getSin(), r.getOffset(), false, name, ctx);
 }
 
-LoweredOp ropeGradKernels(RopeGradOp r, const std::string &name, int) {
-  return rope(r.getResult(), r.getGrad(), r.getCos(), r.getSin(), r.getOffset(), true, name);
+LoweredOp ropeGradKernels(RopeGradOp r, const std::string &name, const KernelContext &ctx) {
+  return rope(r.getResult(), r.getGrad(), r.getCos(), r.getSin(), r.getOffset(), true, name, ctx);
 }
 
 } // namespace

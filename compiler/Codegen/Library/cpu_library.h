@@ -43,11 +43,12 @@ template <class T> TL_INLINE T tl_min(T a, T b) { return a < b ? a : b; }
 template <class T> TL_INLINE T tl_max(T a, T b) { return a > b ? a : b; }
 
 // Attention, FlashAttention-2 style. q, o, dq: [B, H, T, D]; k, v, dk, dv:
-// [B, KV, S, D] (query head h reads KV head h / (H / KV): no copies);
+// [B, KV, S, D] (query head h reads KV head h / (H / KV): no copies), B the
+// run's micro-batch (a run-time argument, the rest compile-time);
 // lse, delta: [B, H, T]. Causal: query i sees keys j <= i, and key tiles
 // past a query tile's last row are never visited. Tiles are copied to
 // float, K and V transposed where the inner loop runs over keys.
-template <int64_t B, int64_t H, int64_t KV, int64_t T, int64_t S, int64_t D, bool CAUSAL>
+template <int64_t H, int64_t KV, int64_t T, int64_t S, int64_t D, bool CAUSAL>
 struct TlAttention {
   static constexpr int64_t BQ = 32, BK = 64, G = H / KV;
   static constexpr int64_t QTILES = (T + BQ - 1) / BQ, KTILES = (S + BK - 1) / BK;
@@ -102,7 +103,7 @@ struct TlAttention {
   }
 
   template <class TO, class TL, class TQ, class TK, class TV>
-  static void forward(TO *__restrict__ o, TL *__restrict__ lse, const TQ *__restrict__ q,
+  static void forward(int64_t B, TO *__restrict__ o, TL *__restrict__ lse, const TQ *__restrict__ q,
                       const TK *__restrict__ k, const TV *__restrict__ v, float scale) {
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t item = 0; item < B * H * QTILES; ++item) {
@@ -161,7 +162,7 @@ struct TlAttention {
   // dQ = scale * dS K with dS = P * (dO V^T - delta), P recomputed from lse;
   // work items are (batch, head, query tile).
   template <class TDQ, class TDO, class TQ, class TK, class TV, class TL>
-  static void gradQuery(TDQ *__restrict__ dq, const TDO *__restrict__ dout, const TQ *__restrict__ q,
+  static void gradQuery(int64_t B, TDQ *__restrict__ dq, const TDO *__restrict__ dout, const TQ *__restrict__ q,
                         const TK *__restrict__ k, const TV *__restrict__ v, const TL *__restrict__ lse,
                         const float *__restrict__ delta, float scale) {
 #pragma omp parallel for schedule(dynamic, 1)
@@ -208,7 +209,7 @@ struct TlAttention {
   // KV head; work items are (batch, KV head, key tile), so no two threads
   // write the same rows.
   template <class TDK, class TDV, class TDO, class TQ, class TK, class TV, class TL>
-  static void gradKeyValue(TDK *__restrict__ dk, TDV *__restrict__ dv, const TDO *__restrict__ dout,
+  static void gradKeyValue(int64_t B, TDK *__restrict__ dk, TDV *__restrict__ dv, const TDO *__restrict__ dout,
                            const TQ *__restrict__ q, const TK *__restrict__ k, const TV *__restrict__ v,
                            const TL *__restrict__ lse, const float *__restrict__ delta, float scale) {
     static_assert(BQ <= BK, "query tiles are loaded BK wide");
