@@ -91,6 +91,10 @@ nlohmann::json stepJson(const Step &s) {
   if (s.kind == Step::Kernel) {
     js["kind"] = "kernel";
     js["kernel"] = s.kernel;
+    js["counts"] = s.counts;
+    js["count_scales"] = s.countScales;
+    js["grid"] = s.grid;
+    js["grid_scales"] = s.gridScales;
   } else if (s.kind == Step::Zero) {
     js["kind"] = "zero";
   } else {
@@ -113,6 +117,12 @@ Step stepFrom(const nlohmann::json &js) {
   if (kind == "kernel") {
     s.kind = Step::Kernel;
     s.kernel = js.at("kernel").get<std::string>();
+    s.counts = js.at("counts").get<std::vector<int64_t>>();
+    s.countScales = js.at("count_scales").get<std::vector<bool>>();
+    s.grid = js.at("grid").get<int64_t>();
+    s.gridScales = js.at("grid_scales").get<bool>();
+    if (s.counts.size() != s.countScales.size() || s.grid < 1)
+      throw Error("a kernel step's counts and their scales differ in number, or its grid is empty");
   } else if (kind == "zero") {
     s.kind = Step::Zero;
   } else if (kind == "gemm") {
@@ -143,8 +153,7 @@ nlohmann::json manifest(const Artifact &a) {
   j["kernels"] = nlohmann::json::array();
   for (const auto &k : a.kernels)
     j["kernels"].push_back({{"name", k.name}, {"grid", k.grid}, {"block", k.block},
-                            {"shared_bytes", k.sharedBytes}, {"checks_errors", k.checksErrors},
-                            {"batched_grid", k.batchedGrid}});
+                            {"shared_bytes", k.sharedBytes}, {"checks_errors", k.checksErrors}});
   j["entry_points"] = nlohmann::json::array();
   for (const auto &e : a.entries) {
     nlohmann::json je = {{"name", e.name}, {"arena_bytes", e.arenaBytes},
@@ -175,7 +184,7 @@ Artifact fromManifest(const nlohmann::json &j) {
   for (const auto &k : j.at("kernels"))
     a.kernels.push_back({k.at("name").get<std::string>(), k.at("grid").get<int64_t>(),
                          k.at("block").get<int64_t>(), k.at("shared_bytes").get<int64_t>(),
-                         k.at("checks_errors").get<bool>(), k.at("batched_grid").get<bool>()});
+                         k.at("checks_errors").get<bool>()});
   for (const auto &je : j.at("entry_points")) {
     EntryPoint e;
     e.name = je.at("name").get<std::string>();
@@ -252,6 +261,19 @@ void validate(const Artifact &a) {
 }
 
 }  // namespace
+
+std::vector<int64_t> Step::countsFor(int64_t batch, int64_t compiled) const {
+  std::vector<int64_t> c = counts;
+  if (compiled > 0 && batch != compiled)
+    for (size_t i = 0; i < c.size(); ++i)
+      if (countScales[i]) c[i] = c[i] / compiled * batch;
+  return c;
+}
+
+int64_t Step::gridFor(int64_t batch, int64_t compiled) const {
+  if (!gridScales || compiled <= 0 || batch == compiled) return grid;
+  return std::max<int64_t>(1, (grid * batch + compiled - 1) / compiled);
+}
 
 Gemm Gemm::forBatch(int64_t batch, int64_t compiled) const {
   Gemm g = *this;

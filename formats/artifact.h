@@ -1,9 +1,11 @@
 // The .tlx artifact: everything tlrun needs to train and evaluate a compiled
 // model, in one self-describing, versioned file. No MLIR here.
 //
-// Version 3: kernels take the run's micro-batch (`int64_t tl_batch`, last)
-// and scale their row counts by it; entry points that allow it record the
-// compiled micro-batch. Version 2: the parameters live in one flat buffer (and their gradients in
+// Version 4: kernels take their counts of rows and elements as arguments
+// (`int64_t tl_n0, ...`, last), recorded per step with which follow the
+// micro-batch, so steps of different shapes share one kernel. Version 3:
+// entry points that allow it record the compiled micro-batch. Version 2: the
+// parameters live in one flat buffer (and their gradients in
 // another, f32) at aligned element offsets recorded here; the artifact holds
 // several named entry points ("train_step", "eval_loss", ...) that share the
 // parameters, the kernels and the arena, and the optimizer kernels.
@@ -23,7 +25,7 @@
 
 namespace tlc::artifact {
 
-constexpr uint32_t kVersion = 3;
+constexpr uint32_t kVersion = 4;
 constexpr int64_t kFlatAlignment = 64;  // elements: 256 bytes of f32
 
 // Entry point names the runtime knows.
@@ -94,18 +96,21 @@ struct Step {
   std::vector<int> buffers; // operands, in the kernel's parameter order
   struct Gemm gemm;         // Gemm: A, B, C = buffers[0..2]
   std::string location;     // the source op, for error messages
+  // Kernel: its count arguments (tl_n0, ...) and CUDA grid for the compiled
+  // shapes, and which follow the run's micro-batch (scaled by it).
+  std::vector<int64_t> counts;
+  std::vector<bool> countScales;
+  int64_t grid = 1;
+  bool gridScales = false;
+  // The counts and grid for a run of `batch` out of the compiled `compiled`.
+  std::vector<int64_t> countsFor(int64_t batch, int64_t compiled) const;
+  int64_t gridFor(int64_t batch, int64_t compiled) const;
 };
 
 struct Kernel {
   std::string name;
   int64_t grid = 1, block = 1, sharedBytes = 0;  // CUDA launch
   bool checksErrors = false;  // takes a trailing int* error flag
-  // `grid` is for the compiled micro-batch and shrinks with the run's (the
-  // kernel bounds its rows by run-time counts).
-  bool batchedGrid = false;
-  int64_t gridFor(int64_t batch, int64_t compiled) const {
-    return batchedGrid && compiled > 0 ? std::max<int64_t>(1, (grid * batch + compiled - 1) / compiled) : grid;
-  }
 };
 
 // One compiled function: its data inputs and outputs (Input/Output buffers

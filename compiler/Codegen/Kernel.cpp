@@ -37,7 +37,8 @@ std::string paramList(const KernelSpec &k) {
     os << (i ? ", " : "") << (p.isConst ? "const " : "") << p.storage << " *__restrict__ " << p.name;
   }
   if (k.checksErrors) os << (k.params.empty() ? "" : ", ") << "int *err";
-  os << (k.params.empty() && !k.checksErrors ? "" : ", ") << "const int64_t tl_batch";
+  for (int i = 0; i < k.numCounts; ++i)
+    os << (k.params.empty() && !k.checksErrors && i == 0 ? "" : ", ") << "const int64_t tl_n" << i;
   return os.str();
 }
 
@@ -58,8 +59,9 @@ std::string kernelKey(const KernelSpec &k) {
   };
   std::ostringstream os;
   for (const KernelParam &p : k.params) os << p.name << ' ' << p.storage << ' ' << p.isConst << ';';
-  os << '\n' << k.checksErrors << ' ' << k.workItems << ' ' << k.grid << ' ' << k.block << ' ' << k.sharedBytes
-     << ' ' << k.batchedGrid << ' ' << k.count;
+  // The grid and the counts are the step's: not part of the kernel.
+  os << '\n' << k.checksErrors << ' ' << k.block << ' ' << k.sharedBytes << ' ' << k.numCounts << ' '
+     << (k.count.empty() ? std::to_string(k.workItems) : k.count);
   for (const std::string *text : {&k.body, &k.cpuBody, &k.cudaBody, &k.fileScope, &k.cpuLoop}) {
     std::string t = nameless(*text);
     os << '\n' << t.size() << '\n' << t;
@@ -77,19 +79,20 @@ std::string emitCpu(const std::vector<KernelSpec> &kernels) {
       body = fmt::format(R"({parallel}  for (int64_t i = 0; i < {n}; ++i) {{
 {body}  }}
 )", arg("parallel", cpuParallelFor(k.workItems)), arg("n", countOf(k)), arg("body", k.body));
-    // The runtime calls every kernel as name(args, err): unpack the arguments.
+    // The runtime calls every kernel as name(args, err, counts): unpack them.
     std::vector<std::string> args;
     for (size_t i = 0; i < k.params.size(); ++i)
       args.push_back(fmt::format("({const}{storage} *)args[{i}]", arg("const", k.params[i].isConst ? "const " : ""),
                                  arg("storage", k.params[i].storage), arg("i", i)));
     if (k.checksErrors) args.push_back("err");
-    args.push_back("tl_batch");
+    for (int i = 0; i < k.numCounts; ++i) args.push_back(fmt::format("tl_counts[{}]", i));
     fmt::format_to(std::back_inserter(out), R"(
 // ---- {name}
 {fileScope}static void {name}_impl({params}) {{
 {body}}}
-extern "C" void {name}(void *const *args, int *err, int64_t tl_batch) {{
+extern "C" void {name}(void *const *args, int *err, const int64_t *tl_counts) {{
   (void)err;
+  (void)tl_counts;
   {name}_impl({args});
 }}
 )", arg("name", k.name), arg("fileScope", k.fileScope), arg("params", paramList(k)), arg("body", body),

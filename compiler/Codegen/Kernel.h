@@ -4,8 +4,9 @@
 // elementwise body (run for i in [0, workItems)) shared by both targets, or
 // a pair of target-specific bodies for kernels that cooperate across threads
 // (warp reductions on CUDA, row loops on the CPU). emitCpu/emitCuda wrap
-// them into one translation unit per target. Every kernel takes the run's
-// micro-batch as a last argument, `int64_t tl_batch`.
+// them into one translation unit per target. Counts of rows and elements
+// are run-time arguments (`const int64_t tl_n0, ...`, last), so a kernel
+// serves every step of equal text whatever its counts.
 //
 //===----------------------------------------------------------------------===//
 #ifndef TL_COMPILER_CODEGEN_KERNEL_H
@@ -29,12 +30,13 @@ struct KernelSpec {
   bool checksErrors = false; // takes a trailing `int *err`; bodies use TL_FAIL(code)
 
   // Elementwise kernels: `body` runs for each `i` in [0, workItems); `count`
-  // is that bound as C (a run-time expression of `tl_batch`, the run's
-  // micro-batch, when it scales with it; empty: the literal).
+  // is that bound as C (a count argument, `tl_nK`; empty: the literal).
   int64_t workItems = 0;
   std::string count, body;
-  // The CUDA grid (for the compiled micro-batch) shrinks with the run's:
-  // the kernel bounds its work by run-time counts.
+  // The count arguments it takes (tl_n0 .. tl_n<numCounts-1>).
+  int numCounts = 0;
+  // The CUDA grid (`grid`, for the compiled shapes) shrinks with the run's
+  // micro-batch: the kernel bounds its work by its counts.
   bool batchedGrid = false;
 
   // Cooperative kernels: full bodies per target, and the CUDA launch.

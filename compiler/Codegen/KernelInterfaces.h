@@ -42,9 +42,11 @@ struct LoweredOp {
   std::vector<LoweredStep> steps;
 };
 
-/// A count of work (rows, elements) as the compiled number and the C
-/// expression kernels use: a literal, or, when it scales with the
-/// micro-batch, `(n / B * tl_batch)` of the run-time argument `tl_batch`.
+/// A count of work (rows, elements): a run-time kernel argument. `expr` is
+/// its name in the kernel (`tl_n0`, `tl_n1`, ...), `compiled` the value for
+/// the compiled shapes, `batched` whether it follows the run's micro-batch
+/// (the runtime scales it). Kernels of equal text share one compiled body
+/// whatever their counts.
 struct Count {
   int64_t compiled = 0;
   std::string expr;
@@ -52,16 +54,23 @@ struct Count {
 };
 
 /// What a generator needs besides its op: the error code of kernels that can
-/// fault, and which values scale with the micro-batch.
+/// fault, which values scale with the micro-batch, and the op's counts,
+/// collected as the generator asks for them.
 struct KernelContext {
   int errorCode = 0;
   const BatchAnalysis *batch = nullptr;
+  std::vector<Count> *counts = nullptr;  // the op's, in order of first use
 
   bool batched(Value v) const { return batch && batch->batched(v); }
-  /// `n` (rows or elements of `v`, counting its leading axis) as a Count.
+  /// `n` (rows or elements of `v`, counting its leading axis) as a run-time
+  /// count; equal counts share one argument.
   Count count(Value v, int64_t n) const {
-    if (!batched(v)) return {n, std::to_string(n), false};
-    return {n, "(" + std::to_string(n / batch->compiledBatch()) + " * tl_batch)", true};
+    bool scales = batched(v);
+    if (!counts) return {n, std::to_string(n), false};
+    for (const Count &c : *counts)
+      if (c.compiled == n && c.batched == scales) return c;
+    counts->push_back({n, "tl_n" + std::to_string(counts->size()), scales});
+    return counts->back();
   }
 };
 

@@ -102,16 +102,27 @@ private:
   DenseSet<Value> accumulatingGemms;
   std::vector<int> firstStep, lastStep;
   BatchAnalysis batch;  // of the entry point being lowered
+  std::vector<Count> opCounts;  // the counts of the op being lowered (its kernels' arguments)
   int counter = 0;
-  KernelContext context(int errorCode) const { return {errorCode, &batch}; }
+  KernelContext context(int errorCode) { return {errorCode, &batch, &opCounts}; }
 };
 
-void Lowering::addKernelStep(const KernelSpec &k, std::vector<int> buffers, Operation *op) {
+void Lowering::addKernelStep(const KernelSpec &spec, std::vector<int> buffers, Operation *op) {
   for (int b : buffers) use(b);
+  // Every kernel of an op takes all of the op's counts; the step passes
+  // them (and its grid), so equal kernel texts share one kernel.
+  KernelSpec k = spec;
+  k.numCounts = static_cast<int>(opCounts.size());
   art::Step s;
   s.kind = art::Step::Kernel;
   s.buffers = std::move(buffers);
   s.location = locationOf(op);
+  s.grid = k.grid;
+  s.gridScales = k.batchedGrid;
+  for (const Count &c : opCounts) {
+    s.counts.push_back(c.compiled);
+    s.countScales.push_back(c.batched);
+  }
   // Identical layers (and eval_loss's forward) produce identical kernels: the
   // first one generated serves every step. A kernel reporting errors bakes
   // in its step's index, so it only matches itself and still names its op.
@@ -119,7 +130,7 @@ void Lowering::addKernelStep(const KernelSpec &k, std::vector<int> buffers, Oper
   s.kernel = known->second;
   e->steps.push_back(s);
   if (!isNew) return;
-  a.kernels.push_back({k.name, k.grid, k.block, k.sharedBytes, k.checksErrors, k.batchedGrid});
+  a.kernels.push_back({k.name, k.grid, k.block, k.sharedBytes, k.checksErrors});
   kernels.push_back(k);
 }
 
@@ -127,6 +138,7 @@ LogicalResult Lowering::lowerOp(Operation *op) {
   std::string name = "k" + std::to_string(counter++) + "_" +
                      op->getName().getStringRef().drop_front(3).str();
   int errorCode = static_cast<int>(e->steps.size()) + 1;
+  opCounts.clear();
 
   if (auto reshape = dyn_cast<ReshapeOp>(op)) {  // same bytes, another shape
     buffer[reshape.getResult()] = bufferFor(reshape.getInput());
@@ -406,6 +418,7 @@ LogicalResult Lowering::lowerEntry(const EntryFunction &entry, LoweringStats &st
     if (func.getResultAttrOfType<StringAttr>(i, TLDialect::kGradAttrName)) continue;
     int out = e->outputs[output++].buffer, src = bufferFor(v);
     if (src == out) continue;
+    opCounts.clear();
     auto k = generateExpressionKernel("k" + std::to_string(counter++) + "_copy", {v}, v, ret.getLoc(), context(0));
     if (failed(k)) return failure();
     addKernelStep(*k, {out, src}, ret);

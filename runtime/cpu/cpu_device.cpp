@@ -114,8 +114,8 @@ class CpuDevice : public Device {
   }
 
   void launch(const artifact::Kernel &k, const std::vector<void *> &args, int *error, int64_t,
-              int64_t batch) override {
-    kernels_.at(k.name)(args.data(), error, batch);
+              const std::vector<int64_t> &counts) override {
+    kernels_.at(k.name)(args.data(), error, counts.data());
   }
 
   void gemm(const artifact::Gemm &g, const void *a, const void *b, void *c) override {
@@ -137,7 +137,7 @@ class CpuDevice : public Device {
   }
 
  private:
-  using Entry = void (*)(void *const *, int *, int64_t);
+  using Entry = void (*)(void *const *, int *, const int64_t *);
 
   void sgemm(const artifact::Gemm &g, const float *a, const float *b, float *c) {
     int lda = g.transA ? g.m : g.k, ldb = g.transB ? g.k : g.n;

@@ -164,14 +164,14 @@ class CudaDevice : public Device {
   }
 
   void launch(const artifact::Kernel &k, const std::vector<void *> &args, int *error, int64_t grid,
-              int64_t batch) override {
+              const std::vector<int64_t> &counts) override {
     std::vector<CUdeviceptr> ptrs;
     for (void *p : args) ptrs.push_back(reinterpret_cast<CUdeviceptr>(p));
     if (k.checksErrors) ptrs.push_back(reinterpret_cast<CUdeviceptr>(error));
     std::vector<void *> params;
     for (CUdeviceptr &p : ptrs) params.push_back(&p);
-    long long tlBatch = batch;  // the kernels' last parameter, const int64_t tl_batch
-    params.push_back(&tlBatch);
+    std::vector<long long> values(counts.begin(), counts.end());  // const int64_t tl_n0, ...
+    for (long long &v : values) params.push_back(&v);
     check(d_.launch(functions_.at(k.name), static_cast<unsigned>(grid < 0 ? k.grid : grid), 1, 1,
                     static_cast<unsigned>(k.block), 1, 1, static_cast<unsigned>(k.sharedBytes), nullptr,
                     params.data(), nullptr),

@@ -31,10 +31,10 @@ class Device {
   virtual void loadKernels(const artifact::Artifact &a) = 0;
   // `args` are device pointers in the kernel's parameter order; `error`
   // the device error flag (passed to kernels that check indices).
-  // `batch` is the run's micro-batch (every kernel's last argument,
-  // tl_batch), `grid` the CUDA grid for it (-1: the kernel's own).
+  // `counts`: the kernel's count arguments (tl_n0, ...; its last), `grid`
+  // its CUDA grid (-1: the kernel's own), both the step's for this run.
   virtual void launch(const artifact::Kernel &k, const std::vector<void *> &args, int *error,
-                      int64_t grid = -1, int64_t batch = 0) = 0;
+                      int64_t grid = -1, const std::vector<int64_t> &counts = {}) = 0;
   virtual void gemm(const artifact::Gemm &g, const void *a, const void *b, void *c) = 0;
   virtual void synchronize() = 0;
 };

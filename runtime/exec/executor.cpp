@@ -117,8 +117,7 @@ void Executor::run(size_t entry, int64_t batch) {
     for (int b : s.buffers) args.push_back(pointer(entry, b));
     switch (s.kind) {
       case artifact::Step::Kernel: {
-        const artifact::Kernel &k = *a_.kernel(s.kernel);
-        device_.launch(k, args, error_, k.gridFor(batch, e.batch), batch);
+        device_.launch(*a_.kernel(s.kernel), args, error_, s.gridFor(batch, e.batch), s.countsFor(batch, e.batch));
         break;
       }
       case artifact::Step::Gemm: device_.gemm(s.gemm.forBatch(batch, e.batch), args[0], args[1], args[2]); break;

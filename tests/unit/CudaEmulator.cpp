@@ -157,11 +157,12 @@ class EmulatedCuda : public Device {
   }
 
   void launch(const artifact::Kernel &k, const std::vector<void *> &args, int *error, int64_t grid,
-              int64_t batch) override {
+              const std::vector<int64_t> &counts) override {
     std::vector<void *> a = args;
     if (k.checksErrors) a.push_back(error);
-    // tl_batch, an int64_t: passed in the register a pointer would use.
-    a.push_back(reinterpret_cast<void *>(static_cast<intptr_t>(batch)));
+    // The counts, int64_t each: passed in the registers (or stack slots) a
+    // pointer would use.
+    for (int64_t c : counts) a.push_back(reinterpret_cast<void *>(static_cast<intptr_t>(c)));
     void *fn = fns_.at(k.name);
     std::vector<float> shared(k.sharedBytes / 4 + 1);
     for (int64_t b = 0; b < (grid < 0 ? k.grid : grid); ++b) {

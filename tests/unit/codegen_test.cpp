@@ -399,7 +399,7 @@ TEST_F(CodegenTest, ArtifactRoundTripAndCorruption) {
   EXPECT_NE(errorOf("not an artifact at all").find("bad magic"), std::string::npos);
   std::string future = good;
   future[4] = 9;
-  EXPECT_NE(errorOf(future).find("artifact version 9, this tlrun reads 3: recompile with tlc compile"),
+  EXPECT_NE(errorOf(future).find("artifact version 9, this tlrun reads 4: recompile with tlc compile"),
             std::string::npos);
 }
 
