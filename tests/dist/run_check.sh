@@ -8,10 +8,13 @@
 #   run_check.sh disagree CHECK MPIEXEC    rank 2 of 3 has another artifact: every rank stops
 #   run_check.sh plugin-missing CHECK      "started by a launcher", plugin absent
 #   run_check.sh world-mismatch CHECK      the launcher says 2 ranks, MPI joins 1 (no launcher support)
-#   run_check.sh nccl-load CHECK           NCCL without a GPU: a clear error (with one: passes)
+#   run_check.sh nccl-no-gpu CHECK         NCCL without a CUDA driver: the driver's error, exactly
+#   run_check.sh nccl CHECK                the NCCL check itself (a GPU: tools/gpu/check.sh runs it too)
+# A check that cannot run here exits 77, which ctest reports as skipped.
 set -u
 mode=$1 check=$2 mpiexec=${3:-}
 mpirun=("$mpiexec" --allow-run-as-root --oversubscribe)
+no_driver="^tl-comm-check: comm: NCCL needs a CUDA GPU, and cannot load the CUDA driver \\(libcuda\\.so\\.1\\):"
 case $mode in
   hang)
     out=$(timeout 60 "${mpirun[@]}" -np 3 "$check" --timeout 3 --hang-rank 1 2>&1); rc=$?
@@ -35,10 +38,16 @@ case $mode in
   world-mismatch)
     out=$(SLURM_NTASKS=2 SLURM_PROCID=0 SLURM_JOB_ID=1 timeout 60 "$check" 2>&1); rc=$?
     expect="slurm started 2 ranks, but MPI joined 1 of them" ;;
-  nccl-load)
+  nccl-no-gpu)
     out=$(timeout 120 "$check" --backend nccl 2>&1); rc=$?
-    if [ $rc -eq 0 ]; then echo "$out"; echo "PASS: a GPU is here and the NCCL check passed"; exit 0; fi
-    expect="tl-comm-check: comm: .*(CUDA|GPU|NCCL|nccl)" ;;
+    if [ $rc -eq 0 ]; then echo "SKIP: the CUDA driver loads here, so its absence cannot be checked"; exit 77; fi
+    expect=$no_driver ;;
+  nccl)
+    out=$(timeout 120 "$check" --backend nccl 2>&1); rc=$?
+    echo "$out"
+    if [ $rc -eq 0 ]; then echo "PASS"; exit 0; fi
+    if [ $rc -ne 124 ] && grep -Eq "$no_driver" <<<"$out"; then echo "SKIP: no CUDA driver, so NCCL cannot run"; exit 77; fi
+    echo "FAIL: exit status $rc"; exit 1 ;;
   *) echo "unknown mode $mode"; exit 2 ;;
 esac
 echo "$out"

@@ -4,8 +4,9 @@
   parity     a corpus tokenized by a SentencePiece model trained here (Debian's spm_train),
              a few training steps, an export; an independent PyTorch Llama reading only
              config.json and model.safetensors reproduces `tlrun eval`'s loss on the same
-             tokens within 1e-5 relative (f32 and bf16 exports); transformers'
-             LlamaForCausalLM and LlamaTokenizer too when importable (skipped otherwise)
+             tokens within 1e-5 relative (f32 and bf16 exports)
+  transformers  the same with transformers' LlamaForCausalLM and LlamaTokenizer; reported
+             skipped (exit 77) where transformers is not importable
   roundtrip  export then --init-from (directory, file, bf16, sharded index) gives the same
              weights bitwise
   bad-input  a missing checkpoint, not a run directory, an existing output, a corrupt
@@ -26,7 +27,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from trainlib import (check, compile_model, latest, mean_microbatch_loss, read_safetensors, read_shard,  # noqa: E402
-                      run_groups, transformers_loss, tree_state, write_safetensors, write_shard)
+                      run_groups, Skip, transformers_loss, tree_state, write_safetensors, write_shard)
 from llama_reference import llama_loss, load_hf_llama  # noqa: E402
 
 # norm_eps and rope_theta differ from Llama's defaults so that the export must carry them.
@@ -101,13 +102,19 @@ def eval_loss(tlx, weights, shard):
     return json.loads(out.stdout)["loss"]
 
 
-def transformers_check(export_dir, shard, B, T, ours):
+def test_transformers(work, rng):
     try:
-        import transformers  # noqa: F401
+        from transformers import LlamaTokenizer
     except ImportError:
-        print("  skip transformers is not importable: LlamaForCausalLM / LlamaTokenizer not checked")
-        return
-    from transformers import LlamaTokenizer
+        raise Skip("transformers is not importable: LlamaForCausalLM / LlamaTokenizer not checked")
+    tlx, info = MODEL
+    B, T = info["config"]["micro_batch"], info["config"]["seq"]
+    data, run = trained_run(work, rng, "tf")
+    export_dir = os.path.join(work, "tf-hf")
+    out = tlrun(["export", run, "--hf", export_dir])
+    check(out.returncode == 0, f"tlrun export RUN_DIR --hf OUT ({out.stderr.strip()[-300:]})")
+    shard = os.path.join(data, "val_000000.bin")
+    ours = eval_loss(tlx, os.path.join(export_dir, "model.safetensors"), shard)
     theirs, _ = transformers_loss(export_dir, read_shard(shard), B, T)
     rel = abs(theirs - ours) / ours
     check(rel < 1e-5, f"transformers' LlamaForCausalLM loss {theirs:.9f} vs tlrun eval {ours:.9f} ({rel:.1e})")
@@ -172,7 +179,6 @@ def test_parity(work, rng):
     check(abs(ours - off) / ours > 1e-5, f"control: with q/k in the interleaved rotary layout the reference is "
                                          f"off by {abs(ours - off) / ours:.1e}")
     check(ours < math.log(320) - 0.5, f"the trained model learned something (train loss {ours:.3f} < ln 320 - 0.5)")
-    transformers_check(hf, os.path.join(data, "val_000000.bin"), B, T, ours)
 
     # bf16 from a checkpoint directory: values are the f32 ones rounded to nearest even.
     hf16 = os.path.join(work, "hf-bf16")
@@ -391,7 +397,8 @@ def test_bad_input(work, rng):
             "--init-from with --resume is a usage error", [run])
 
 
-GROUPS = {"parity": test_parity, "roundtrip": test_roundtrip, "bad-input": test_bad_input}
+GROUPS = {"parity": test_parity, "transformers": test_transformers, "roundtrip": test_roundtrip,
+          "bad-input": test_bad_input}
 
 
 def setup(args, work, rng):
