@@ -53,7 +53,7 @@ BufferKind parseKind(const std::string &s) {
 nlohmann::json tensorJson(const Tensor &t) {
   nlohmann::json j = {{"name", t.name}, {"dtype", dtypeName(t.dtype)}, {"shape", t.shape},
                       {"buffer", t.buffer}};
-  if (!t.init.is_null()) j["init"] = t.init;
+  if (!t.init.is_null()) j["init"] = t.init, j["decay"] = t.decay;
   if (t.offset >= 0) j["offset"] = t.offset;
   return j;
 }
@@ -63,7 +63,7 @@ Tensor tensorFrom(const nlohmann::json &j) {
   t.dtype = parseDType(j.at("dtype").get<std::string>());
   t.shape = j.at("shape").get<std::vector<int64_t>>();
   t.buffer = j.at("buffer").get<int>();
-  if (j.contains("init")) t.init = j["init"];
+  if (j.contains("init")) t.init = j["init"], t.decay = j.at("decay").get<bool>();
   if (j.contains("offset")) t.offset = j["offset"].get<int64_t>();
   return t;
 }

@@ -70,7 +70,8 @@ struct Tensor {
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
   int buffer = -1;
-  nlohmann::json init;  // parameters: {"kind": "normal", "std": s} | {"kind": "ones"}
+  nlohmann::json init;  // parameters: {"kind": "normal", "std": s} | {"kind": "ones"} | {"kind": "zeros"}
+  bool decay = false;   // parameters: AdamW's weight decay applies (the model's policy)
   int64_t offset = -1;  // parameters: first element in the flat buffers
   int64_t numel() const;
 };

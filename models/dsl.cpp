@@ -123,15 +123,28 @@ Graph::Graph(MLIRContext &context, const std::string &funcName, Type floatType)
 }
 
 Tensor Graph::argument(const std::string &attrName, const std::string &name,
-                       RankedTensorType type) {
+                       RankedTensorType type, ArrayRef<NamedAttribute> extra) {
   BlockArgument arg = body_->addArgument(type, loc_);
-  argAttrs_.push_back(builder_.getNamedAttr(attrName, builder_.getStringAttr(name)));
+  SmallVector<NamedAttribute> attrs{builder_.getNamedAttr(attrName, builder_.getStringAttr(name))};
+  attrs.append(extra.begin(), extra.end());
+  argAttrs_.push_back(builder_.getDictionaryAttr(attrs));
   return {this, arg};
 }
 
-Tensor Graph::param(const std::string &name, const Shape &shape) {
-  return argument(mlir::tl::TLDialect::kParamAttrName.str(), name,
-                  RankedTensorType::get(shape, floatType_));
+Tensor Graph::param(const std::string &name, const Shape &shape, ParamPolicy policy) {
+  using mlir::tl::TLDialect;
+  SmallVector<NamedAttribute> init;
+  switch (policy.init) {
+    case ParamPolicy::Init::Normal:
+      init.push_back(builder_.getNamedAttr("kind", builder_.getStringAttr("normal")));
+      init.push_back(builder_.getNamedAttr("std", builder_.getF64FloatAttr(policy.std)));
+      break;
+    case ParamPolicy::Init::Ones: init.push_back(builder_.getNamedAttr("kind", builder_.getStringAttr("ones"))); break;
+    case ParamPolicy::Init::Zeros: init.push_back(builder_.getNamedAttr("kind", builder_.getStringAttr("zeros"))); break;
+  }
+  NamedAttribute extra[] = {builder_.getNamedAttr(TLDialect::kInitAttrName, builder_.getDictionaryAttr(init)),
+                            builder_.getNamedAttr(TLDialect::kDecayAttrName, builder_.getBoolAttr(policy.decay))};
+  return argument(TLDialect::kParamAttrName.str(), name, RankedTensorType::get(shape, floatType_), extra);
 }
 
 Tensor Graph::input(const std::string &name, const Shape &shape, Type elementType) {
@@ -166,9 +179,7 @@ OwningOpRef<ModuleOp> Graph::finish(Tensor result) {
                                                 {result.value().getType()}));
   // All at once: setArgAttr per argument rebuilds the whole (uniqued,
   // never freed) array each time, quadratic in the parameter count.
-  SmallVector<DictionaryAttr> argDicts;
-  for (NamedAttribute attr : argAttrs_) argDicts.push_back(builder_.getDictionaryAttr(attr));
-  func.setAllArgAttrs(argDicts);
+  func.setAllArgAttrs(argAttrs_);
   if (!config_.empty())
     func->setAttr(mlir::tl::TLDialect::kModelAttrName, builder_.getDictionaryAttr(config_));
   return std::move(module_);

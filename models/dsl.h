@@ -59,8 +59,19 @@ public:
   mlir::Type f32() { return builder_.getF32Type(); }
   mlir::Type i32() { return builder_.getI32Type(); }
 
+  /// How a parameter starts and whether AdamW decays it: the model's one
+  /// statement of that policy, recorded as `tl.init` / `tl.decay` on the
+  /// argument and per parameter in the artifact (trainer and optimizer read
+  /// it from there).
+  struct ParamPolicy {
+    enum class Init { Normal, Ones, Zeros } init = Init::Normal;
+    double std = 0.02;  // Normal
+    bool decay = true;
+    static ParamPolicy weight(double std = 0.02) { return {Init::Normal, std, true}; }
+    static ParamPolicy normGain() { return {Init::Ones, 0.0, false}; }
+  };
   /// A trainable parameter, named as in Hugging Face checkpoints.
-  Tensor param(const std::string &name, const Shape &shape);
+  Tensor param(const std::string &name, const Shape &shape, ParamPolicy policy = ParamPolicy::weight());
   /// A data input (token ids, targets).
   Tensor input(const std::string &name, const Shape &shape, mlir::Type elementType);
   /// A tensor filled with `value` (of the graph's float type unless given).
@@ -90,7 +101,8 @@ public:
 
 private:
   Tensor argument(const std::string &attrName, const std::string &name,
-                  mlir::RankedTensorType type);
+                  mlir::RankedTensorType type,
+                  llvm::ArrayRef<mlir::NamedAttribute> extra = {});
 
   mlir::OpBuilder builder_;
   mlir::OwningOpRef<mlir::ModuleOp> module_;
@@ -98,7 +110,7 @@ private:
   mlir::Block *body_ = nullptr;
   mlir::Location loc_;
   mlir::Type floatType_;
-  std::vector<mlir::NamedAttribute> argAttrs_;
+  std::vector<mlir::DictionaryAttr> argAttrs_;
   std::vector<mlir::NamedAttribute> config_;
 };
 

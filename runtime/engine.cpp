@@ -137,7 +137,7 @@ Engine::Engine(const artifact::Artifact &a, Device &device, Range optimizerRange
   s.scalars = device.alloc(kScalarBytes);
   s.sums = static_cast<double *>(device.alloc((artifact::kSumSqPartials + 1) * sizeof(double)));
   std::vector<bool> mask;
-  for (const auto &p : a.params) mask.push_back(p.shape.size() == 2);
+  for (const auto &p : a.params) mask.push_back(p.decay);  // the model's policy
   setWeightDecayMask(mask);
 }
 

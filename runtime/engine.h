@@ -99,7 +99,7 @@ class Engine {
   double gradSquaredNorm(Range r);
   // Bias-corrected AdamW with decoupled weight decay over `r` (inside the
   // optimizer range); weight decay only on tensors whose `decay` flag is set
-  // (default: 2-D tensors). Writes master weights and params (compute dtype).
+  // (default: each parameter's `decay` in the artifact, the model's policy). Writes master weights and params (compute dtype).
   void adamw(Range r, const AdamWHyper &h);
   // One flag per parameter (artifact().params order).
   void setWeightDecayMask(std::vector<bool> decayPerParam);

@@ -305,8 +305,18 @@ LogicalResult Lowering::bindArguments(func::FuncOp func) {
                                                                << art::dtypeName(a.params[0].dtype)
                                                                << ": the flat buffer holds one dtype";
       t.buffer = newBuffer(bytesOf(arg), art::BufferKind::Param, a.params.size());
-      bool norm = t.shape.size() == 1;
-      t.init = norm ? nlohmann::json{{"kind", "ones"}} : nlohmann::json{{"kind", "normal"}, {"std", 0.02}};
+      // The model's policy (the DSL always states it); IR written by hand
+      // without one gets the Llama default for its rank.
+      auto init = func.getArgAttrOfType<DictionaryAttr>(i, TLDialect::kInitAttrName);
+      auto decay = func.getArgAttrOfType<BoolAttr>(i, TLDialect::kDecayAttrName);
+      bool gain = t.shape.size() == 1;
+      if (!init)
+        t.init = gain ? nlohmann::json{{"kind", "ones"}} : nlohmann::json{{"kind", "normal"}, {"std", 0.02}};
+      else if (auto std = init.getAs<FloatAttr>("std"))
+        t.init = {{"kind", init.getAs<StringAttr>("kind").str()}, {"std", std.getValueAsDouble()}};
+      else
+        t.init = {{"kind", init.getAs<StringAttr>("kind").str()}};
+      t.decay = decay ? decay.getValue() : !gain;
       paramIndex[t.name] = static_cast<int>(a.params.size());
       a.params.push_back(t);
     } else {

@@ -33,7 +33,7 @@ const std::vector<Key> &table() {
       {{"beta1", "float", "[0, 1)", "AdamW first-moment decay"}, &Config::beta1, 0, 1},
       {{"beta2", "float", "[0, 1)", "AdamW second-moment decay"}, &Config::beta2, 0, 1},
       {{"eps", "float", "> 0", "AdamW epsilon"}, &Config::eps, 0, 1},
-      {{"weight_decay", "float", ">= 0", "decoupled weight decay (2-D tensors only unless decay_norms)"},
+      {{"weight_decay", "float", ">= 0", "decoupled weight decay (on the parameters the model decays, unless decay_norms)"},
        &Config::weight_decay, 0, 1e30},
       {{"grad_clip", "float", ">= 0", "clip the global gradient norm to this (0: off)"}, &Config::grad_clip, 0, 1e30},
       {{"seed", "int", ">= 0", "seeds the data order and fresh weights"}, &Config::seed, 0, kBig},
@@ -47,7 +47,7 @@ const std::vector<Key> &table() {
       {{"keep_checkpoints", "int", ">= 0", "newest checkpoints kept (0: all)"}, &Config::keep_checkpoints, 0, kBig},
       {{"nonfinite_limit", "int", ">= 1", "consecutive steps with a non-finite loss or gradient norm that stop the run"},
        &Config::nonfinite_limit, 1, kBig},
-      {{"decay_norms", "bool", "true/false", "apply weight decay to 1-D tensors (norms) as well"}, &Config::decay_norms, 0, 1},
+      {{"decay_norms", "bool", "true/false", "apply weight decay to the parameters the model exempts (norms) as well"}, &Config::decay_norms, 0, 1},
       {{"final_checkpoint", "bool", "true/false", "write a checkpoint when the run ends (false: benchmarks; a signal "
         "still writes one)"}, &Config::final_checkpoint, 0, 1},
       {{"zero", "int", "0 .. 2", "data parallelism: 0 replicated (all-reduce), 1 optimizer state sharded, 2 gradients "

@@ -138,7 +138,7 @@ class Trainer {
     memory_ = shard::stateBytes(dp_.layout(), dp_.world() == 1 ? 0 : dp_.zero(), dp_.rank(),
                                 static_cast<int64_t>(artifact::dtypeSize(a.paramDType())));
     std::vector<bool> decay;
-    for (const artifact::Tensor &p : a.params) decay.push_back(c.decay_norms || p.shape.size() >= 2);
+    for (const artifact::Tensor &p : a.params) decay.push_back(p.decay || c.decay_norms);
     engine_.setWeightDecayMask(decay);
   }
 

@@ -250,6 +250,48 @@ TEST_F(EngineTest, EvalLossIsTheTrainingStepsLossWithoutGradients) {
   EXPECT_THROW(e.trainMicroBatch(tokens.data(), targets.data()), tlc::DeviceError);
 }
 
+// torch's recipe for Llama (and TinyLlama's): decay every 2-D weight, the
+// embedding and the LM head included, never a norm's gain. The model states
+// it (tl.decay), the artifact records it, and AdamW applies exactly that:
+// with zero gradients an update is w *= 1 - lr * wd where decayed, else none.
+TEST_F(EngineTest, WeightDecayFollowsTheModelsPolicy) {
+  tlc::artifact::Artifact a = compile();
+  int decayed = 0;
+  for (const auto &p : a.params) {
+    bool norm = p.name.find("norm") != std::string::npos;
+    EXPECT_EQ(p.decay, p.shape.size() == 2) << p.name;
+    EXPECT_EQ(p.decay, !norm) << p.name;
+    EXPECT_EQ(p.init.value("kind", ""), norm ? "ones" : "normal") << p.name;
+    decayed += p.decay;
+  }
+  auto decays = [&](const std::string &name) {
+    for (const auto &p : a.params) if (p.name == name) return p.decay;
+    ADD_FAILURE() << name << " missing";
+    return false;
+  };
+  EXPECT_TRUE(decays("model.embed_tokens.weight"));
+  EXPECT_TRUE(decays("lm_head.weight"));
+  EXPECT_FALSE(decays("model.norm.weight"));
+  EXPECT_EQ(decayed, 2 + 7 * 2);  // kSmall: 2 layers of 7 matrices
+
+  auto device = tlc::makeCpuDevice();
+  Engine e(a, *device);
+  setRandomParams(e);
+  std::vector<float> before = download(e, FlatBuffer::Master, all(e));
+  e.zeroGrads();
+  tlc::AdamWHyper h;
+  h.lr = 0.5;
+  h.weightDecay = 0.1;
+  e.adamw(all(e), h);
+  std::vector<float> after = download(e, FlatBuffer::Master, all(e));
+  for (size_t i = 0; i < a.params.size(); ++i) {
+    Range r = e.rangeOf(i);
+    float factor = a.params[i].decay ? 1.0f - 0.5f * 0.1f : 1.0f;
+    for (int64_t k = r.begin; k < r.end; ++k)
+      ASSERT_NEAR(after[k], before[k] * factor, 1e-6f * std::fabs(before[k])) << a.params[i].name << " " << k;
+  }
+}
+
 TEST_F(EngineTest, AdamWMatchesPyTorch) {
   tlc::artifact::Artifact a = compile();
   auto device = tlc::makeCpuDevice();

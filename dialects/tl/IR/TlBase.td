@@ -31,6 +31,11 @@ def TL_Dialect : Dialect {
     static constexpr llvm::StringLiteral kParamAttrName = "tl.param";
     /// Argument attribute naming a data input (token ids, targets).
     static constexpr llvm::StringLiteral kInputAttrName = "tl.input";
+    /// Argument attribute beside tl.param: its initialisation, a dictionary
+    /// {kind = "normal", std = F} | {kind = "ones"} | {kind = "zeros"}.
+    static constexpr llvm::StringLiteral kInitAttrName = "tl.init";
+    /// Argument attribute beside tl.param: whether AdamW decays it (bool).
+    static constexpr llvm::StringLiteral kDecayAttrName = "tl.decay";
     /// Function attribute holding the model configuration dictionary.
     static constexpr llvm::StringLiteral kModelAttrName = "tl.model";
     /// Result attribute of a training step: the gradient of the named parameter.

@@ -22,6 +22,36 @@ void mlir::tl::registerTlDialects(DialectRegistry &registry) {
   registry.insert<TLDialect, func::FuncDialect>();
 }
 
+// `tl.init` / `tl.decay` beside a `tl.param`: the parameter's policy.
+static LogicalResult verifyParamPolicy(Operation *op, unsigned argIndex, NamedAttribute attr) {
+  auto func = dyn_cast<FunctionOpInterface>(op);
+  StringRef kind = attr.getName().getValue();
+  if (!func || !func.getArgAttr(argIndex, TLDialect::kParamAttrName))
+    return op->emitError() << "'" << kind << "' of argument #" << argIndex << " needs a 'tl.param' beside it";
+  if (kind == TLDialect::kDecayAttrName) {
+    if (!isa<BoolAttr>(attr.getValue()))
+      return op->emitError() << "'tl.decay' of argument #" << argIndex << " must be true or false";
+    return success();
+  }
+  auto init = dyn_cast<DictionaryAttr>(attr.getValue());
+  auto initKind = init ? init.getAs<StringAttr>("kind") : StringAttr();
+  if (!initKind)
+    return op->emitError() << "'tl.init' of argument #" << argIndex << " must be a dictionary with a string 'kind'";
+  StringRef k = initKind.getValue();
+  if (k == "normal") {
+    auto std = init.getAs<FloatAttr>("std");
+    if (!std || !(std.getValueAsDouble() > 0) || init.size() != 2)
+      return op->emitError() << "'tl.init' of argument #" << argIndex << ": kind \"normal\" takes one positive float 'std'";
+  } else if ((k == "ones" || k == "zeros")) {
+    if (init.size() != 1)
+      return op->emitError() << "'tl.init' of argument #" << argIndex << ": kind \"" << k << "\" takes no other field";
+  } else {
+    return op->emitError() << "'tl.init' of argument #" << argIndex << ": unknown kind \"" << k
+                           << "\" (normal, ones, zeros)";
+  }
+  return success();
+}
+
 // `tl.param` / `tl.input` on function arguments: a non-empty name, on a
 // statically shaped tensor, unique among the function's named arguments.
 LogicalResult TLDialect::verifyRegionArgAttribute(Operation *op,
@@ -29,6 +59,8 @@ LogicalResult TLDialect::verifyRegionArgAttribute(Operation *op,
                                                   unsigned argIndex,
                                                   NamedAttribute attr) {
   StringRef kind = attr.getName().getValue();
+  if (kind == kInitAttrName || kind == kDecayAttrName)
+    return verifyParamPolicy(op, argIndex, attr);
   if (kind != kParamAttrName && kind != kInputAttrName)
     return op->emitError() << "unknown tl argument attribute '" << kind << "'";
   auto name = dyn_cast<StringAttr>(attr.getValue());

@@ -276,6 +276,41 @@ func.func @empty_grad_name(%w: tensor<4xf32>) -> (tensor<4xf32> {tl.grad = 3 : i
 
 // -----
 
+// expected-error @+1 {{'tl.decay' of argument #0 needs a 'tl.param' beside it}}
+func.func @decay_on_an_input(%x: tensor<4xf32> {tl.input = "x", tl.decay = true}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'tl.decay' of argument #0 must be true or false}}
+func.func @decay_not_bool(%w: tensor<4xf32> {tl.param = "w", tl.decay = 1 : i32}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'tl.init' of argument #0: unknown kind "uniform" (normal, ones, zeros)}}
+func.func @unknown_init(%w: tensor<4xf32> {tl.param = "w", tl.init = {kind = "uniform"}}) {
+  return
+}
+
+// -----
+
+// expected-error @+1 {{'tl.init' of argument #0: kind "normal" takes one positive float 'std'}}
+func.func @normal_without_std(%w: tensor<4x4xf32> {tl.param = "w", tl.init = {kind = "normal"}}) {
+  return
+}
+
+// -----
+
+func.func @policy_is_fine(%w: tensor<4x4xf32> {tl.param = "w", tl.init = {kind = "normal", std = 0.02 : f64}, tl.decay = true},
+                          %g: tensor<4xf32> {tl.param = "g", tl.init = {kind = "ones"}, tl.decay = false}) {
+  return
+}
+
+// -----
+
 // expected-error @+1 {{unknown tl argument attribute 'tl.weight'}}
 func.func @unknown_arg_attr(%w: tensor<4xf32> {tl.weight = "w"}) {
   return
