@@ -1,5 +1,5 @@
 // The arithmetic of sharded data parallelism over the flat training buffers
-// (runtime/engine.h): which contiguous range of elements each rank owns,
+// (runtime/train/training_state.h): which contiguous range of elements each rank owns,
 // how the gradient buffer is cut into reduction buckets, and which parts of
 // a checkpoint saved by N ranks a rank of an M-rank job must read.
 //
@@ -13,7 +13,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "runtime/engine.h"
+#include "formats/artifact.h"
+#include "runtime/exec/range.h"
 
 namespace tlc::shard {
 
@@ -36,7 +37,7 @@ struct Layout {
 };
 
 // Throws ShardError unless elements >= 0, world >= 1, align >= 1.
-Layout makeLayout(int64_t elements, int world, int64_t align = kFlatAlignment);
+Layout makeLayout(int64_t elements, int world, int64_t align = artifact::kFlatAlignment);
 
 // A piece of the gradient buffer reduced as one collective, to its owner.
 struct Bucket {
@@ -50,7 +51,7 @@ struct Bucket {
 // gather + rank-order sum; NCCL: ncclReduce) as soon as the backward pass
 // has written all of it; the backward pass produces the last parameters'
 // gradients first, so buckets are started from the end.
-std::vector<Bucket> buckets(const Layout &l, int64_t bucketElements, int64_t align = kFlatAlignment);
+std::vector<Bucket> buckets(const Layout &l, int64_t bucketElements, int64_t align = artifact::kFlatAlignment);
 
 // What one rank holds of the training state under ZeRO stage `zero`
 // (0 replicated, 1 optimizer state sharded, 2 gradients too, 3 parameters

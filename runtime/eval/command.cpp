@@ -12,7 +12,7 @@
 
 #include "formats/artifact.h"
 #include "runtime/exec/device.h"
-#include "runtime/engine.h"
+#include "runtime/train/training_state.h"
 #include "cli/inputs.h"
 #include "formats/safetensors.h"
 #include "formats/tokens.h"
@@ -68,7 +68,7 @@ int evalCommand(const EvalOptions &options) {
   inputs::checkTokenIds(tokensPath, tokens, steps, batch, seq, a.config.value("vocab", int64_t{0}));
 
   std::unique_ptr<Device> device = deviceName == "cuda" ? makeCudaDevice() : makeCpuDevice();
-  Engine engine(a, *device);
+  TrainingState engine(a, *device);
   for (size_t i = 0; i < params.size(); ++i) engine.setParam(i, params[i].data());
 
   // The training step accumulates every micro-batch's gradients on the device.

@@ -1,7 +1,7 @@
 // Runs the entry points of a compiled artifact: owns the device buffers
 // (arena, error flag, the flat parameter and gradient buffers, every entry
 // point's inputs and outputs) and walks an entry point's schedule. The
-// Engine (engine.h) builds the training state on top of it.
+// TrainingState (engine.h) builds the training state on top of it.
 #pragma once
 
 #include <string>

@@ -23,7 +23,7 @@ Range DataParallel::optimizerRange() const {
 
 int64_t DataParallel::allocatedElements() const { return active() ? layout_.padded() : layout_.elements; }
 
-void DataParallel::attach(Engine &e) { engine_ = &e; }
+void DataParallel::attach(TrainingState &e) { engine_ = &e; }
 
 void DataParallel::afterMicroBatch() {
   if (!active() || zero_ != 2) return;

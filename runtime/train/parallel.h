@@ -22,7 +22,7 @@
 #include "runtime/comm/communicator.h"
 #include "runtime/comm/sharding.h"
 #include "runtime/exec/device.h"
-#include "runtime/engine.h"
+#include "runtime/train/training_state.h"
 
 namespace tlc::train {
 
@@ -50,7 +50,7 @@ class DataParallel {
   // `accum` (which the world size must divide).
   int64_t firstMicroBatch(int64_t accum) const { return rank() * (accum / world()); }
 
-  void attach(Engine &e);
+  void attach(TrainingState &e);
   void afterMicroBatch();    // zero 2: reduce to owners
   void afterAccumulation();  // zero 0: all-reduce; zero 1: reduce-scatter
   void gatherParams();       // zero 1, 2: all-gather the updated shards
@@ -76,7 +76,7 @@ class DataParallel {
   int zero_;
   shard::Layout layout_;
   std::vector<shard::Bucket> buckets_;
-  Engine *engine_ = nullptr;
+  TrainingState *engine_ = nullptr;
   double commSeconds_ = 0;
 };
 

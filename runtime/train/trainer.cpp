@@ -16,7 +16,7 @@
 #include "formats/artifact.h"
 #include "runtime/comm/communicator.h"
 #include "runtime/exec/device.h"
-#include "runtime/engine.h"
+#include "runtime/train/training_state.h"
 #include "runtime/hf/init_weights.h"
 #include "formats/safetensors.h"
 #include "runtime/train/checkpoint.h"
@@ -129,7 +129,7 @@ std::vector<float> initialWeights(const artifact::Tensor &p, size_t index, uint6
 
 class Trainer {
  public:
-  Trainer(const TrainOptions &o, Config c, const artifact::Artifact &a, const Layout &l, Dataset &data, Engine &e,
+  Trainer(const TrainOptions &o, Config c, const artifact::Artifact &a, const Layout &l, Dataset &data, TrainingState &e,
           std::string device, DataParallel &dp, long checkpointTag)
       : o_(o), c_(c), a_(a), layout_(l), data_(data), engine_(e), device_(std::move(device)), dp_(dp),
         checkpointTag_(checkpointTag) {
@@ -409,7 +409,7 @@ class Trainer {
   const artifact::Artifact &a_;
   Layout layout_;
   Dataset &data_;
-  Engine &engine_;
+  TrainingState &engine_;
   std::string device_;
   DataParallel &dp_;
   long checkpointTag_;
@@ -548,7 +548,7 @@ int runTrain(const TrainOptions &o) {
     // Rank 0's pid names the checkpoints' temporary directories.
     long tag = static_cast<long>(dp.allGather({static_cast<double>(getpid())})[0]);
 
-    Engine engine(a, *device, opt, dp.allocatedElements());
+    TrainingState engine(a, *device, opt, dp.allocatedElements());
     engine.setMicroBatch(layout.batch);
     Trainer t(o, c, a, layout, data, engine, device->describe(), dp, tag);
     if (world > 1) {  // per-rank memory of the training state, as rank 0 sees it

@@ -1,4 +1,4 @@
-// `tlrun train`: the training loop over an Engine — schedule, gradient
+// `tlrun train`: the training loop over an TrainingState — schedule, gradient
 // accumulation, clipping, validation, non-finite guards, checkpoints with
 // exact resume, signals, progress line and metrics (docs/training.md).
 #pragma once

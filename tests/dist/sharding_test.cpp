@@ -110,7 +110,7 @@ TEST(Sharding, OptimizerStatePerRankIsOneNth) {
     int64_t sum = 0;
     for (int r = 0; r < world; ++r) {
       StateBytes z1 = stateBytes(l, 1, r, 2), z2 = stateBytes(l, 2, r, 2), z3 = stateBytes(l, 3, r, 2);
-      EXPECT_LE(z1.master + z1.moments, (whole.master + whole.moments) / world + 12 * kFlatAlignment);
+      EXPECT_LE(z1.master + z1.moments, (whole.master + whole.moments) / world + 12 * artifact::kFlatAlignment);
       EXPECT_EQ(z1.params, l.padded() * 2);
       EXPECT_EQ(z1.grads, l.padded() * 4);
       EXPECT_EQ(z2.grads, l.ownedBy(r).size() * 4);

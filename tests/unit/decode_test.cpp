@@ -6,7 +6,7 @@
 #include "models/tinyllama.h"
 #include "formats/artifact.h"
 #include "runtime/cuda/nvrtc.h"
-#include "runtime/engine.h"
+#include "runtime/train/training_state.h"
 #include "runtime/generate/decoder.h"
 #include "runtime/generate/sampler.h"
 
@@ -72,7 +72,7 @@ protected:
     ASSERT_NE(a.entry(tlc::artifact::kDecodeStep), nullptr);
     auto params = randomParams(a);
     auto cpu = tlc::makeCpuDevice();
-    tlc::Engine engine(a, *cpu);
+    tlc::TrainingState engine(a, *cpu);
     for (size_t i = 0; i < params.size(); ++i) engine.setParam(i, params[i].data());
     int64_t B = engine.batchSize(), T = engine.seqLen();
     for (int trial = 0; trial < 2; ++trial) {

@@ -4,7 +4,7 @@
 // still names its own entry point's op.
 #include "formats/artifact.h"
 #include "runtime/exec/device.h"
-#include "runtime/engine.h"
+#include "runtime/train/training_state.h"
 
 #include "CompiledModelTest.h"
 
@@ -74,7 +74,7 @@ TEST_F(KernelDedupTest, IdenticalLayersShareTheirKernels) {
 TEST_F(KernelDedupTest, ErrorReportingKernelsStillNameTheirOp) {
   tlc::artifact::Artifact a = compileLayers(4);
   auto device = tlc::makeCpuDevice();
-  tlc::Engine e(a, *device);
+  tlc::TrainingState e(a, *device);
   std::vector<float> params;
   std::mt19937 rng(3);
   std::normal_distribution<double> normal(0.0, 0.2);

@@ -26,15 +26,11 @@
 
 #include "formats/artifact.h"
 #include "runtime/exec/device.h"
+#include "runtime/exec/range.h"
 
 namespace tlc {
 
 using artifact::kFlatAlignment;  // 64 elements: 256 bytes of f32
-
-struct Range {
-  int64_t begin = 0, end = 0;  // elements of the flat buffers
-  int64_t size() const { return end - begin; }
-};
 
 enum class FlatBuffer { Params, Grads, Master, M, V };
 
@@ -53,7 +49,7 @@ struct AdamWHyper {
 //   master -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps)
 //   param = master (rounded to nearest even in bf16)
 
-class Engine {
+class TrainingState {
  public:
   // Allocates the flat buffers, the arena, and JIT-compiles every entry point.
   // Optimizer state (master, m, v) is allocated for `optimizerRange` only
@@ -63,10 +59,10 @@ class Engine {
   // buffers are allocated `allocatedElements` long when that exceeds the
   // artifact's flat size (data parallelism: equal shards); the padding is
   // zero and stays zero.
-  Engine(const artifact::Artifact &a, Device &device, Range optimizerRange = {}, int64_t allocatedElements = 0);
-  ~Engine();
-  Engine(const Engine &) = delete;
-  Engine &operator=(const Engine &) = delete;
+  TrainingState(const artifact::Artifact &a, Device &device, Range optimizerRange = {}, int64_t allocatedElements = 0);
+  ~TrainingState();
+  TrainingState(const TrainingState &) = delete;
+  TrainingState &operator=(const TrainingState &) = delete;
 
   const artifact::Artifact &artifact() const;
   int64_t flatElements() const;  // size of every full flat buffer, padding included

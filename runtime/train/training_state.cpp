@@ -1,4 +1,4 @@
-#include "runtime/engine.h"
+#include "runtime/train/training_state.h"
 
 #include <algorithm>
 #include <chrono>
@@ -51,7 +51,7 @@ std::vector<std::string> trainingEntries(const artifact::Artifact &a) {
 
 }  // namespace
 
-struct Engine::Impl {
+struct TrainingState::Impl {
   Impl(const artifact::Artifact &a, Device &d, int64_t allocated)
       : ex(a, d, allocated, trainingEntries(a)), dev(d), allocated(std::max(allocated, a.flatElements)) {}
   Executor ex;
@@ -114,7 +114,7 @@ struct Engine::Impl {
   }
 };
 
-Engine::Engine(const artifact::Artifact &a, Device &device, Range optimizerRange, int64_t allocatedElements)
+TrainingState::TrainingState(const artifact::Artifact &a, Device &device, Range optimizerRange, int64_t allocatedElements)
     : impl_(std::make_unique<Impl>(a, device, allocatedElements)) {
   Impl &s = *impl_;
   s.opt = optimizerRange.size() == 0 ? Range{0, a.flatElements} : optimizerRange;
@@ -141,52 +141,52 @@ Engine::Engine(const artifact::Artifact &a, Device &device, Range optimizerRange
   setWeightDecayMask(mask);
 }
 
-Engine::~Engine() {
+TrainingState::~TrainingState() {
   impl_->printProfile();
   for (void *p : {impl_->master, impl_->m, impl_->v, impl_->decay, impl_->scalars,
                   static_cast<void *>(impl_->sums)})
     impl_->dev.release(p);
 }
 
-const artifact::Artifact &Engine::artifact() const { return impl_->ex.artifact(); }
-int64_t Engine::flatElements() const { return artifact().flatElements; }
-int64_t Engine::allocatedElements() const { return impl_->allocated; }
-Range Engine::optimizerRange() const { return impl_->opt; }
-Range Engine::rangeOf(size_t i) const {
+const artifact::Artifact &TrainingState::artifact() const { return impl_->ex.artifact(); }
+int64_t TrainingState::flatElements() const { return artifact().flatElements; }
+int64_t TrainingState::allocatedElements() const { return impl_->allocated; }
+Range TrainingState::optimizerRange() const { return impl_->opt; }
+Range TrainingState::rangeOf(size_t i) const {
   const artifact::Tensor &p = artifact().params.at(i);
   return {p.offset, p.offset + p.numel()};
 }
-int64_t Engine::batchSize() const {
+int64_t TrainingState::batchSize() const {
   if (impl_->batch) return impl_->batch;
   return artifact().entries[impl_->train.entry].inputs[impl_->train.tokens].shape[0];
 }
-void Engine::setMicroBatch(int64_t b) {
+void TrainingState::setMicroBatch(int64_t b) {
   impl_->ex.resolveBatch(impl_->train.entry, b);  // throws for a batch it cannot run
   if (impl_->hasEval) impl_->ex.resolveBatch(impl_->eval.entry, b);
   impl_->batch = b == artifact().entries[impl_->train.entry].inputs[impl_->train.tokens].shape[0] ? 0 : b;
 }
-int64_t Engine::seqLen() const {
+int64_t TrainingState::seqLen() const {
   return artifact().entries[impl_->train.entry].inputs[impl_->train.tokens].shape[1];
 }
-bool Engine::hasEvalLoss() const { return impl_->hasEval; }
-std::string Engine::layoutHash() const { return artifact().layoutHash(); }
+bool TrainingState::hasEvalLoss() const { return impl_->hasEval; }
+std::string TrainingState::layoutHash() const { return artifact().layoutHash(); }
 
-float Engine::trainMicroBatch(const int32_t *tokens, const int32_t *targets) {
+float TrainingState::trainMicroBatch(const int32_t *tokens, const int32_t *targets) {
   return impl_->run(impl_->train, tokens, targets);
 }
-void Engine::zeroGrads() {
+void TrainingState::zeroGrads() {
   auto start = Impl::Clock::now();
   impl_->dev.zero(impl_->ex.flatGrads(), impl_->allocated * sizeof(float));
   impl_->record(0, start);
 }
-float Engine::evalLoss(const int32_t *tokens, const int32_t *targets) {
+float TrainingState::evalLoss(const int32_t *tokens, const int32_t *targets) {
   if (!impl_->hasEval)
     throw artifact::Error("the artifact has no eval_loss entry point (it was compiled from a training "
                           "step): recompile the model's loss function with tlc compile");
   return impl_->run(impl_->eval, tokens, targets);
 }
 
-double Engine::gradSquaredNorm(Range r) {
+double TrainingState::gradSquaredNorm(Range r) {
   Impl &s = *impl_;
   s.check(r, {0, flatElements()}, "gradSquaredNorm");
   if (r.size() == 0) return 0.0;
@@ -202,7 +202,7 @@ double Engine::gradSquaredNorm(Range r) {
   return out;
 }
 
-void Engine::adamw(Range r, const AdamWHyper &h) {
+void TrainingState::adamw(Range r, const AdamWHyper &h) {
   Impl &s = *impl_;
   s.check(r, s.opt, "adamw");
   if (r.size() == 0) return;
@@ -234,7 +234,7 @@ void Engine::adamw(Range r, const AdamWHyper &h) {
   s.record(2, start);
 }
 
-void Engine::setWeightDecayMask(std::vector<bool> decayPerParam) {
+void TrainingState::setWeightDecayMask(std::vector<bool> decayPerParam) {
   Impl &s = *impl_;
   const auto &params = artifact().params;
   if (decayPerParam.size() != params.size())
@@ -249,7 +249,7 @@ void Engine::setWeightDecayMask(std::vector<bool> decayPerParam) {
   s.dev.upload(s.decay, mask.data(), mask.size());
 }
 
-void *Engine::devicePointer(FlatBuffer which) {
+void *TrainingState::devicePointer(FlatBuffer which) {
   Impl &s = *impl_;
   switch (which) {
     case FlatBuffer::Params: return s.ex.flatParams();
@@ -261,7 +261,7 @@ void *Engine::devicePointer(FlatBuffer which) {
   return nullptr;
 }
 
-void Engine::download(FlatBuffer which, Range r, float *host) {
+void TrainingState::download(FlatBuffer which, Range r, float *host) {
   Impl &s = *impl_;
   if (which == FlatBuffer::Params) {
     s.check(r, {0, flatElements()}, "download");
@@ -282,7 +282,7 @@ void Engine::download(FlatBuffer which, Range r, float *host) {
   }
 }
 
-void Engine::upload(FlatBuffer which, Range r, const float *host) {
+void TrainingState::upload(FlatBuffer which, Range r, const float *host) {
   Impl &s = *impl_;
   if (which == FlatBuffer::Params) {
     s.check(r, {0, flatElements()}, "upload");
@@ -303,7 +303,7 @@ void Engine::upload(FlatBuffer which, Range r, const float *host) {
   }
 }
 
-void Engine::setParam(size_t i, const float *host) {
+void TrainingState::setParam(size_t i, const float *host) {
   Range p = rangeOf(i);
   upload(FlatBuffer::Params, p, host);
   Range o = {std::max(p.begin, impl_->opt.begin), std::min(p.end, impl_->opt.end)};

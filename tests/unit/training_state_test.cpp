@@ -7,7 +7,7 @@
 #include "models/tinyllama.h"
 #include "formats/artifact.h"
 #include "runtime/cuda/nvrtc.h"
-#include "runtime/engine.h"
+#include "runtime/train/training_state.h"
 #include "formats/half.h"
 
 #include "mlir/IR/BuiltinOps.h"
@@ -22,7 +22,7 @@
 #include <random>
 
 using namespace mlir;
-using tlc::Engine;
+using tlc::TrainingState;
 using tlc::FlatBuffer;
 using tlc::Range;
 
@@ -31,7 +31,7 @@ namespace {
 // Dimensions not multiples of the alignment, so padding is exercised.
 constexpr const char *kSmall = "layers=2,dim=24,heads=2,kv_heads=1,ffn=40,vocab=61,seq=8,micro_batch=2";
 
-class EngineTest : public CompiledModelTest {
+class TrainingStateTest : public CompiledModelTest {
 protected:
 
   /// The tiny preset with `overrides`, compiled to both entry points.
@@ -44,7 +44,7 @@ protected:
     for (float &x : v) x = static_cast<float>(scale * normal(rng));
     return v;
   }
-  void setRandomParams(Engine &e) {
+  void setRandomParams(TrainingState &e) {
     for (size_t i = 0; i < e.artifact().params.size(); ++i) {
       const auto &p = e.artifact().params[i];
       std::vector<float> v = random(p.numel(), 0.2);
@@ -54,19 +54,19 @@ protected:
     }
   }
   /// [B, T] random tokens and targets below the vocabulary.
-  std::pair<std::vector<int32_t>, std::vector<int32_t>> batch(const Engine &e) {
+  std::pair<std::vector<int32_t>, std::vector<int32_t>> batch(const TrainingState &e) {
     std::vector<int32_t> tokens(e.batchSize() * e.seqLen()), targets(tokens.size());
     int vocab = e.artifact().config["vocab"].get<int>();
     for (auto *v : {&tokens, &targets})
       for (int32_t &x : *v) x = static_cast<int32_t>(rng() % vocab);
     return {tokens, targets};
   }
-  std::vector<float> download(Engine &e, FlatBuffer which, Range r) {
+  std::vector<float> download(TrainingState &e, FlatBuffer which, Range r) {
     std::vector<float> v(r.size());
     e.download(which, r, v.data());
     return v;
   }
-  Range all(const Engine &e) { return {0, e.flatElements()}; }
+  Range all(const TrainingState &e) { return {0, e.flatElements()}; }
 
   std::mt19937 rng{7};
   std::normal_distribution<double> normal{0.0, 1.0};
@@ -81,10 +81,10 @@ double relativeError(const std::vector<float> &got, const std::vector<float> &wa
   return std::sqrt(diff / std::max(norm, 1e-300));
 }
 
-TEST_F(EngineTest, FlatLayoutIsOrderedAlignedAndHashed) {
+TEST_F(TrainingStateTest, FlatLayoutIsOrderedAlignedAndHashed) {
   tlc::artifact::Artifact a = compile();
   auto device = tlc::makeCpuDevice();
-  Engine e(a, *device);
+  TrainingState e(a, *device);
   ASSERT_FALSE(a.params.empty());
   EXPECT_EQ(a.params.front().name, "model.embed_tokens.weight");
   int64_t end = 0;
@@ -150,10 +150,10 @@ TEST_F(EngineTest, FlatLayoutIsOrderedAlignedAndHashed) {
   }
 }
 
-TEST_F(EngineTest, MicroBatchesAccumulateTheirGradients) {
+TEST_F(TrainingStateTest, MicroBatchesAccumulateTheirGradients) {
   tlc::artifact::Artifact a = compile();
   auto device = tlc::makeCpuDevice();
-  Engine e(a, *device);
+  TrainingState e(a, *device);
   setRandomParams(e);
   auto [t1, y1] = batch(e);
   auto [t2, y2] = batch(e);
@@ -190,7 +190,7 @@ TEST_F(EngineTest, MicroBatchesAccumulateTheirGradients) {
 // are run-time kernel arguments. B=2 on the artifact compiled for B=4 is
 // the artifact compiled for B=2: the same loss, gradients and forward-only
 // loss, on the CPU and on the CUDA kernels (emulated).
-TEST_F(EngineTest, ASmallerMicroBatchRunsOnTheSameKernels) {
+TEST_F(TrainingStateTest, ASmallerMicroBatchRunsOnTheSameKernels) {
   const std::string small = "layers=2,dim=24,heads=2,kv_heads=1,ffn=40,vocab=61,seq=8,micro_batch=";
   tlc::artifact::Artifact a4 = compile(small + "4"), a2 = compile(small + "2");
   ASSERT_EQ(a4.entry("train_step")->batch, 4);
@@ -199,7 +199,7 @@ TEST_F(EngineTest, ASmallerMicroBatchRunsOnTheSameKernels) {
     SCOPED_TRACE(cuda ? "emulated cuda" : "cpu");
     auto d4 = cuda ? tlc::testing::makeEmulatedCudaDevice() : tlc::makeCpuDevice();
     auto d2 = cuda ? tlc::testing::makeEmulatedCudaDevice() : tlc::makeCpuDevice();
-    Engine e4(a4, *d4), e2(a2, *d2);
+    TrainingState e4(a4, *d4), e2(a2, *d2);
     e4.setMicroBatch(2);
     EXPECT_EQ(e4.batchSize(), 2);
     for (size_t i = 0; i < a4.params.size(); ++i) {
@@ -221,17 +221,17 @@ TEST_F(EngineTest, ASmallerMicroBatchRunsOnTheSameKernels) {
                 1e-5 * std::fabs(loss2));
   }
   auto device = tlc::makeCpuDevice();
-  Engine e(a4, *device);
+  TrainingState e(a4, *device);
   EXPECT_THROW(e.setMicroBatch(5), tlc::artifact::Error);
   EXPECT_THROW(e.setMicroBatch(-1), tlc::artifact::Error);
   // The decode step keeps its compiled shapes.
   EXPECT_EQ(a4.entry("decode_step")->batch, 0);
 }
 
-TEST_F(EngineTest, EvalLossIsTheTrainingStepsLossWithoutGradients) {
+TEST_F(TrainingStateTest, EvalLossIsTheTrainingStepsLossWithoutGradients) {
   tlc::artifact::Artifact a = compile();
   auto device = tlc::makeCpuDevice();
-  Engine e(a, *device);
+  TrainingState e(a, *device);
   setRandomParams(e);
   auto [tokens, targets] = batch(e);
   e.zeroGrads();
@@ -254,7 +254,7 @@ TEST_F(EngineTest, EvalLossIsTheTrainingStepsLossWithoutGradients) {
 // embedding and the LM head included, never a norm's gain. The model states
 // it (tl.decay), the artifact records it, and AdamW applies exactly that:
 // with zero gradients an update is w *= 1 - lr * wd where decayed, else none.
-TEST_F(EngineTest, WeightDecayFollowsTheModelsPolicy) {
+TEST_F(TrainingStateTest, WeightDecayFollowsTheModelsPolicy) {
   tlc::artifact::Artifact a = compile();
   int decayed = 0;
   for (const auto &p : a.params) {
@@ -275,7 +275,7 @@ TEST_F(EngineTest, WeightDecayFollowsTheModelsPolicy) {
   EXPECT_EQ(decayed, 2 + 7 * 2);  // kSmall: 2 layers of 7 matrices
 
   auto device = tlc::makeCpuDevice();
-  Engine e(a, *device);
+  TrainingState e(a, *device);
   setRandomParams(e);
   std::vector<float> before = download(e, FlatBuffer::Master, all(e));
   e.zeroGrads();
@@ -292,10 +292,10 @@ TEST_F(EngineTest, WeightDecayFollowsTheModelsPolicy) {
   }
 }
 
-TEST_F(EngineTest, AdamWMatchesPyTorch) {
+TEST_F(TrainingStateTest, AdamWMatchesPyTorch) {
   tlc::artifact::Artifact a = compile();
   auto device = tlc::makeCpuDevice();
-  Engine e(a, *device);
+  TrainingState e(a, *device);
   setRandomParams(e);
   const int steps = 3;
   const double lrs[steps] = {1e-3, 3e-3, 2e-4}, scales[steps] = {1.0, 0.5, 0.25};
@@ -395,10 +395,10 @@ save("torch_v.bin", [opt.state[p]["exp_avg_sq"] for p in params])
     if (!inside[k]) ASSERT_EQ(params[k], 0.0f);
 }
 
-TEST_F(EngineTest, AdamWOverRangesAndShardsIsTheSameUpdate) {
+TEST_F(TrainingStateTest, AdamWOverRangesAndShardsIsTheSameUpdate) {
   tlc::artifact::Artifact a = compile();
   auto device = tlc::makeCpuDevice();
-  Engine whole(a, *device);
+  TrainingState whole(a, *device);
   setRandomParams(whole);
   std::vector<float> params = download(whole, FlatBuffer::Master, all(whole));
   std::vector<float> grads = random(whole.flatElements(), 0.01);
@@ -409,7 +409,7 @@ TEST_F(EngineTest, AdamWOverRangesAndShardsIsTheSameUpdate) {
 
   // A shard owning an odd range, updated in two pieces.
   Range shard = {whole.flatElements() / 3 + 5, 2 * whole.flatElements() / 3 + 1};
-  Engine part(a, *device, shard);
+  TrainingState part(a, *device, shard);
   EXPECT_EQ(part.optimizerRange().begin, shard.begin);
   for (size_t i = 0; i < a.params.size(); ++i)
     part.setParam(i, params.data() + part.rangeOf(i).begin);
@@ -428,10 +428,10 @@ TEST_F(EngineTest, AdamWOverRangesAndShardsIsTheSameUpdate) {
   EXPECT_THROW(part.download(FlatBuffer::M, {0, 10}, grads.data()), std::out_of_range);
 }
 
-TEST_F(EngineTest, GradSquaredNormIsAHostSumInDouble) {
+TEST_F(TrainingStateTest, GradSquaredNormIsAHostSumInDouble) {
   tlc::artifact::Artifact a = compile();
   auto device = tlc::makeCpuDevice();
-  Engine e(a, *device);
+  TrainingState e(a, *device);
   std::vector<float> grads = random(e.flatElements(), 3.0);
   e.upload(FlatBuffer::Grads, all(e), grads.data());
   for (Range r : {all(e), Range{17, 17 + 1000}, Range{e.flatElements() - 3, e.flatElements()}, Range{5, 5}}) {
@@ -443,11 +443,11 @@ TEST_F(EngineTest, GradSquaredNormIsAHostSumInDouble) {
   }
 }
 
-TEST_F(EngineTest, Bf16ComputeKeepsF32MasterWeights) {
+TEST_F(TrainingStateTest, Bf16ComputeKeepsF32MasterWeights) {
   tlc::artifact::Artifact a = compile(kSmall, /*bf16=*/true);
   EXPECT_EQ(a.paramDType(), tlc::artifact::DType::BF16);
   auto device = tlc::makeCpuDevice();
-  Engine e(a, *device);
+  TrainingState e(a, *device);
   setRandomParams(e);
   std::vector<float> master = download(e, FlatBuffer::Master, all(e)), params = download(e, FlatBuffer::Params, all(e));
   size_t inexact = 0;
@@ -482,7 +482,7 @@ TEST_F(EngineTest, Bf16ComputeKeepsF32MasterWeights) {
   EXPECT_EQ(c.log.find("warning"), std::string::npos) << c.log;
 }
 
-TEST_F(EngineTest, OptimizerKernelsOnEmulatedCudaMatchTheCpu) {
+TEST_F(TrainingStateTest, OptimizerKernelsOnEmulatedCudaMatchTheCpu) {
   const std::string small = "layers=1,dim=16,heads=2,kv_heads=1,ffn=24,vocab=50,seq=4,micro_batch=2";
   // f32: gradients from the training step; bf16: the same uploaded
   // gradients on both devices, so AdamW's bf16 stores are compared exactly.
@@ -493,7 +493,7 @@ TEST_F(EngineTest, OptimizerKernelsOnEmulatedCudaMatchTheCpu) {
     for (bool cuda : {false, true}) {
       rng.seed(11);
       auto device = cuda ? tlc::testing::makeEmulatedCudaDevice() : tlc::makeCpuDevice();
-      Engine e(a, *device);
+      TrainingState e(a, *device);
       setRandomParams(e);
       e.zeroGrads();
       if (bf16) {
@@ -526,7 +526,7 @@ TEST_F(EngineTest, OptimizerKernelsOnEmulatedCudaMatchTheCpu) {
   }
 }
 
-TEST_F(EngineTest, ArtifactsWithoutALossFunctionHaveNoEvalLoss) {
+TEST_F(TrainingStateTest, ArtifactsWithoutALossFunctionHaveNoEvalLoss) {
   auto config = tlc::models::preset("tiny");
   ASSERT_TRUE(config && !tlc::models::applyOverrides(*config, kSmall));
   OwningOpRef<ModuleOp> m = tlc::models::buildTinyLlama(context, *config, Builder(&context).getF32Type());
@@ -540,7 +540,7 @@ TEST_F(EngineTest, ArtifactsWithoutALossFunctionHaveNoEvalLoss) {
   EXPECT_EQ(step->entries.size(), 1u);
   EXPECT_EQ(step->layoutHash(), full->layoutHash());
   auto device = tlc::makeCpuDevice();
-  Engine e(*step, *device);
+  TrainingState e(*step, *device);
   EXPECT_FALSE(e.hasEvalLoss());
   std::vector<int32_t> tokens(e.batchSize() * e.seqLen(), 1);
   try {
