@@ -32,7 +32,8 @@ RULES = {
     "runtime/hf": ["runtime/train/", "cli/", "formats/"],
     "runtime/generate": ["runtime/data/", "runtime/exec/", "runtime/hf/", "runtime/train/",
                          "cli/", "formats/"],
-    "runtime/eval": ["runtime/exec/", "runtime/train/training_state.h", "cli/", "formats/"],
+    "runtime/eval": ["runtime/exec/", "runtime/train/training_state.h", "runtime/train/checkpoint_ref.h",
+                     "cli/", "formats/"],
     "runtime": ["runtime/exec/", "runtime/comm/", "formats/"],
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')

@@ -60,7 +60,8 @@ cat <<EOF
 done:
   data (shards, tokenizer, manifest)   $OUT/data/
   compiled model                       $OUT/tinyllama.tlx
-  run: metrics, config, checkpoints    $OUT/run/   (latest: $OUT/run/checkpoints/latest)
+  run: metrics, config, checkpoints    $OUT/run/   (latest: $OUT/run/checkpoints/latest;
+                                       list them: tlrun checkpoints $OUT/run)
   loss plot (open in a browser)        $OUT/run/plot.svg
   Hugging Face export                  $OUT/hf/
   generated sample                     $OUT/sample.txt

@@ -18,6 +18,7 @@ int main(int argc, char **argv) {
   tlc::data::addPrepareCommand(tlrun);
   tlc::train::addTrainCommand(tlrun);
   tlc::train::addPlotCommand(tlrun);
+  tlc::train::addCheckpointsCommand(tlrun);
   tlc::addEvalCommand(tlrun);
   tlc::generate::addGenerateCommand(tlrun);
   tlc::hf::addExportCommand(tlrun);

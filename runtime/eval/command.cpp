@@ -3,6 +3,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,7 @@
 
 #include "formats/artifact.h"
 #include "runtime/exec/device.h"
+#include "runtime/train/checkpoint_ref.h"
 #include "runtime/train/training_state.h"
 #include "cli/inputs.h"
 #include "formats/safetensors.h"
@@ -50,14 +53,31 @@ int evalCommand(const EvalOptions &options) {
   // Every input recognised and every output writable before any work.
   inputs::expectKind(model, inputs::FileKind::Artifact, "MODEL");
   artifact::Artifact a = artifact::read(model);
-  inputs::expectKind(weights, inputs::FileKind::Safetensors, "--weights");
+  // --weights: a weights file, or a checkpoint (any reference form) whose
+  // model.safetensors is verified against its state.json.
+  std::string weightsFile = weights, checkpoint;
+  if (std::optional<train::CheckpointRef> ref = train::findCheckpointRef(weights)) {
+    checkpoint = ref->dir;
+    weightsFile = checkpoint + "/model.safetensors";
+  } else {
+    if (!std::filesystem::is_regular_file(weights))
+      train::resolveCheckpointRef(weights, "a .safetensors weights file");  // throws, saying what it is
+    inputs::expectKind(weights, inputs::FileKind::Safetensors, "--weights");
+    std::string parent = std::filesystem::path(weights).parent_path().string();
+    if (parent.empty()) parent = ".";
+    if (std::filesystem::path(weights).filename() == "model.safetensors" &&
+        std::filesystem::is_regular_file(parent + "/state.json"))
+      checkpoint = parent;
+  }
+  if (!checkpoint.empty())
+    train::verifyCheckpointFiles(train::readCheckpointManifest(checkpoint), {"model.safetensors"}, "tlrun eval");
   inputs::expectKind(tokensPath, inputs::FileKind::TokenShard, "--tokens");
   if (!gradsPath.empty()) inputs::expectWritable(gradsPath, "--dump-grads");
   const artifact::EntryPoint *step = a.entry(artifact::kTrainStep);
   if (!step || step->inputs.empty() || step->inputs[0].shape.size() != 2)
     throw artifact::Error(model + ": no training step with inputs 'tokens' and 'targets' of shape [B, T]");
   int64_t batch = step->inputs[0].shape[0], seq = step->inputs[0].shape[1];
-  safetensors::File w = safetensors::File::open(weights);
+  safetensors::File w = safetensors::File::open(weightsFile);
   std::vector<inputs::ParamSpec> specs;
   for (const auto &p : a.params) specs.push_back({p.name, p.shape, artifact::dtypeName(p.dtype)});
   inputs::checkWeights(w, specs);
@@ -112,9 +132,10 @@ void addEvalCommand(CLI::App &tlrun) {
   eval->add_option("MODEL", options->model, "the .tlx artifact to run (from tlc compile)")
       ->required()
       ->type_name("");
-  eval->add_option("--weights", options->weights, "parameters by their HF names (any float dtype)")
+  eval->add_option("--weights", options->weights, "parameters by their HF names (any float dtype), or a checkpoint: RUN_DIR, "
+                   "RUN_DIR:STEP, a checkpoint directory or checkpoints/latest")
       ->required()
-      ->type_name("W.safetensors");
+      ->type_name("W.safetensors|CHECKPOINT");
   eval->add_option("--tokens", options->tokensPath, "an llm.c token shard")
       ->required()
       ->type_name("T.bin");

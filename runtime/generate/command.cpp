@@ -26,7 +26,7 @@ void addGenerateCommand(CLI::App &tlrun) {
   CLI::App *cmd = tlrun.add_subcommand(
       "generate", "Generate text from a trained model with its compiled decode step (docs/generation.md)");
   cmd->add_option("SOURCE", o->source,
-                  "a run directory (its latest checkpoint), a checkpoint directory or a weights .safetensors")
+                  "a checkpoint (a run directory: its latest, RUN_DIR:STEP, checkpoints/latest, a checkpoint directory) or a weights .safetensors")
       ->required();
   cmd->add_option("--prompt", o->prompt, "the text to continue (BOS is put before it)")->required();
   cmd->add_option("--max-tokens", o->maxTokens, "most tokens to generate")->capture_default_str();

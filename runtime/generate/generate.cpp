@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -17,11 +18,11 @@
 #include "runtime/data/sources.h"
 #include "runtime/data/tokenizer.h"
 #include "runtime/exec/device.h"
-#include "runtime/hf/export.h"
 #include "runtime/generate/decoder.h"
 #include "cli/inputs.h"
 #include "formats/safetensors.h"
-#include "runtime/train/checkpoint.h"
+#include "runtime/train/checkpoint_ref.h"
+#include "runtime/train/run_info.h"
 
 namespace tlc::generate {
 namespace fs = std::filesystem;
@@ -54,27 +55,24 @@ RunFiles resolveRunFiles(const GenerateOptions &o) {
   RunFiles f;
   std::string runDir;
   const std::string &s = o.source;
-  if (fs::is_regular_file(s)) {
+  // A checkpoint (any reference form), or a weights file; a checkpoint's
+  // weights are verified against its state.json either way.
+  std::string checkpoint;
+  if (std::optional<train::CheckpointRef> ref = train::findCheckpointRef(s)) {
+    checkpoint = ref->dir;
+    f.weights = checkpoint + "/model.safetensors";
+  } else if (fs::is_regular_file(s)) {
     f.weights = s;
-  } else if (fs::is_regular_file(s + "/model.safetensors")) {
-    f.weights = s + "/model.safetensors";  // RUN_DIR/checkpoints/<step>
-    fs::path run = fs::path(s).lexically_normal();
-    if (!run.has_filename()) run = run.parent_path();
-    run = run.parent_path().parent_path();
-    if (fs::is_regular_file(run / "run.json")) runDir = run.string();
-  } else if (fs::is_regular_file(s + "/checkpoints/latest")) {
-    runDir = s;
-    f.weights = train::resolveCheckpoint("", s) + "/model.safetensors";  // names a bad `latest`
+    std::string parent = fs::path(s).parent_path().string();
+    if (parent.empty()) parent = ".";
+    if (fs::path(s).filename() == "model.safetensors" && fs::is_regular_file(parent + "/state.json")) checkpoint = parent;
   } else {
-    throw std::runtime_error(s + ": neither a run directory (checkpoints/latest), a checkpoint directory "
-                                 "(model.safetensors) nor a weights file");
+    train::resolveCheckpointRef(s, "a .safetensors weights file");  // throws, saying what it is
   }
-  // A checkpoint's weights must be the file its state.json recorded, as for
-  // tlrun export and --resume.
-  std::string checkpoint = fs::path(f.weights).parent_path().string();
-  if (fs::path(f.weights).filename() == "model.safetensors" &&
-      fs::is_regular_file((checkpoint.empty() ? "." : checkpoint) + "/state.json"))
-    hf::verifyCheckpointWeights(checkpoint.empty() ? "." : checkpoint);
+  if (!checkpoint.empty()) {
+    train::verifyCheckpointFiles(train::readCheckpointManifest(checkpoint), {"model.safetensors"}, "tlrun generate");
+    runDir = train::runDirOfCheckpoint(checkpoint);
+  }
   nlohmann::json run;
   if (!runDir.empty() && fs::is_regular_file(runDir + "/run.json")) {
     try {

@@ -14,7 +14,7 @@ void addExportCommand(CLI::App &tlrun) {
   auto o = std::make_shared<ExportOptions>();
   CLI::App *cmd = tlrun.add_subcommand(
       "export", "Write a checkpoint as a Hugging Face Llama directory (docs/training.md, \"Hugging Face interop\")");
-  cmd->add_option("SOURCE", o->source, "a run directory (its latest checkpoint) or a checkpoint directory")->required();
+  cmd->add_option("SOURCE", o->source, "a checkpoint: a run directory (its latest), RUN_DIR:STEP, checkpoints/latest or a checkpoint directory")->required();
   cmd->add_option("--hf", o->outDir,
                   "output directory: config.json, model.safetensors, generation_config.json, tokenizer.model")
       ->required();

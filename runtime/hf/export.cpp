@@ -23,6 +23,7 @@
 #include "cli/inputs.h"
 #include "formats/safetensors.h"
 #include "runtime/train/checkpoint.h"
+#include "runtime/train/checkpoint_ref.h"
 #include "runtime/train/run_info.h"
 
 namespace fs = std::filesystem;
@@ -76,23 +77,6 @@ void fsyncPath(const std::string &path) {
 }
 
 }  // namespace
-
-void verifyCheckpointWeights(const std::string &checkpoint) {
-  std::string statePath = checkpoint + "/state.json", weights = checkpoint + "/model.safetensors";
-  nlohmann::json state = parseJson(statePath);
-  if (state.value("format", "") != "tlc-checkpoint") throw Error(statePath + ": not a tlc checkpoint (key 'format')");
-  const nlohmann::json *entry = nullptr;
-  if (state.contains("files") && state["files"].contains("model.safetensors")) entry = &state["files"]["model.safetensors"];
-  if (!entry) throw Error(statePath + ": lists no model.safetensors under 'files'");
-  if (!std::ifstream(weights, std::ios::binary)) throw Error(weights + ": cannot read (the checkpoint is incomplete)");
-  uint64_t bytes = 0;
-  uint64_t h = train::fileFnv1a64(weights, &bytes);
-  char hex[17];
-  std::snprintf(hex, sizeof(hex), "%016llx", static_cast<unsigned long long>(h));
-  if (bytes != entry->value("bytes", uint64_t{0}) || hex != entry->value("fnv1a64", std::string()))
-    throw Error(weights + ": checksum mismatch: the file does not match the size and FNV-1a 64 checksum its "
-                "state.json records (corrupt or truncated)");
-}
 
 namespace {
 
@@ -156,9 +140,8 @@ std::vector<std::string> existingOutputs(const std::string &out) {
 }
 
 void exportCheckpoint(const ExportOptions &o) {
-  std::error_code ec;
-  if (!fs::exists(o.source, ec)) throw Error(o.source + ": does not exist (give a run directory or a checkpoint)");
-  std::string checkpoint = train::resolveCheckpoint("", o.source);
+  train::CheckpointRef ref = train::resolveCheckpointRef(o.source);
+  std::string checkpoint = ref.dir;
   std::string tdtype = torchDType(o.dtype);
 
   // The model's dimensions: the artifact named, or the one the run recorded.
@@ -167,7 +150,7 @@ void exportCheckpoint(const ExportOptions &o) {
   if (!o.model.empty()) {
     model = artifact::read(o.model).config;
   } else {
-    std::string runDir = fs::exists(o.source + "/run.json") ? o.source : train::runDirOfCheckpoint(checkpoint);
+    std::string runDir = train::runDirOfCheckpoint(checkpoint);
     if (runDir.empty())
       throw Error(checkpoint + ": no run.json in its run directory (written by tlrun train) to give the model's "
                   "dimensions; name the model with --model MODEL.tlx");
@@ -187,7 +170,7 @@ void exportCheckpoint(const ExportOptions &o) {
     throw Error(o.outDir + ": already holds " + list + "; use --force to replace them (other files are kept)");
   }
 
-  verifyCheckpointWeights(checkpoint);
+  train::verifyCheckpointFiles(train::readCheckpointManifest(checkpoint), {"model.safetensors"}, "tlrun export");
   std::string weightsPath = checkpoint + "/model.safetensors";
   safetensors::File weights = safetensors::File::open(weightsPath);
   std::set<std::string> names;
@@ -203,6 +186,7 @@ void exportCheckpoint(const ExportOptions &o) {
     if (!names.count(t.name)) throw Error(weightsPath + ": tensor '" + t.name + "' is not a parameter of a Llama model");
 
   // Everything goes into a temporary directory beside OUT_DIR first.
+  std::error_code ec;
   fs::path out = fs::absolute(o.outDir).lexically_normal();
   if (out.filename().empty()) out = out.parent_path();
   fs::create_directories(out.parent_path(), ec);

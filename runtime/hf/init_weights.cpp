@@ -71,11 +71,6 @@ InitWeights InitWeights::open(const std::string &path, const artifact::Artifact 
   if (!fs::exists(path, ec)) throw Error(path + ": does not exist (--init-from takes a directory or a .safetensors file)");
   bool tied = false;
   if (fs::is_directory(path, ec)) {
-    // A tlrun run directory's config.json is the training config, not a
-    // Hugging Face one: say what to give instead.
-    if (fs::exists(path + "/run.json", ec) || fs::is_directory(path + "/checkpoints", ec))
-      throw Error(path + ": a tlrun run directory, not Hugging Face weights: give one of its checkpoints (" + path +
-                  "/checkpoints/N) to --init-from, or continue the run with --resume");
     std::string config = path + "/config.json";
     if (fs::exists(config)) {
       nlohmann::json hf = readJson(config);

@@ -6,21 +6,22 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <cmath>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 
 #include "runtime/comm/sharding.h"
+#include "runtime/train/checkpoint_ref.h"
 #include "formats/safetensors.h"
 
 namespace fs = std::filesystem;
 
 namespace tlc::train {
 namespace {
-
-constexpr int kFormatVersion = 1;
 
 [[noreturn]] void fail(const std::string &path, const std::string &what) { throw CheckpointError(path + ": " + what); }
 
@@ -80,6 +81,16 @@ std::string readText(const std::string &path) {
   std::stringstream s;
   s << f.rdbuf();
   return s.str();
+}
+
+// ISO 8601, UTC, to the second.
+std::string utcNow() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 void prune(const std::string &checkpoints, int64_t current, int64_t keep) {
@@ -196,7 +207,7 @@ std::string publishCheckpoint(const std::string &runDir, const std::string &tmp,
     }
     nlohmann::json state = {
         {"format", "tlc-checkpoint"},
-        {"version", kFormatVersion},
+        {"version", kCheckpointFormatVersion},
         {"step", s.step},
         {"adam_step", s.adamStep},
         {"skipped_steps", s.skippedSteps},
@@ -206,6 +217,8 @@ std::string publishCheckpoint(const std::string &runDir, const std::string &tmp,
         // and the position: that is the whole RNG state.
         {"rng", {{"seed", s.config.value("seed", int64_t{0})}, {"epoch", s.data.epoch}}},
         {"config", s.config},
+        {"loss", std::isfinite(s.loss) ? nlohmann::json(s.loss) : nlohmann::json()},
+        {"saved_at", utcNow()},
         {"layout", l.toJson()},
         {"layout_identity", l.identity()},
         {"optimizer", optimizer},
@@ -254,22 +267,6 @@ std::string writeCheckpoint(const std::string &runDir, const Snapshot &snap, int
   return publishCheckpoint(runDir, tmp, snap.state, snap.layout, {part}, keep);
 }
 
-std::string resolveCheckpoint(const std::string &runDir, const std::string &arg) {
-  std::string base = arg.empty() ? runDir : arg;
-  if (fs::exists(base + "/state.json")) return base;
-  std::string latest = base + "/checkpoints/latest";
-  if (!fs::exists(latest)) {
-    if (arg.empty()) fail(runDir, "has no checkpoint to resume (no checkpoints/latest)");
-    fail(arg, "is neither a checkpoint (no state.json) nor a run directory (no checkpoints/latest)");
-  }
-  std::string name = readText(latest);
-  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
-  if (!isStepName(name)) fail(latest, "does not name a checkpoint step ('" + name + "')");
-  std::string dir = base + "/checkpoints/" + name;
-  if (!fs::exists(dir + "/state.json")) fail(latest, "names " + dir + ", which is not a complete checkpoint");
-  return dir;
-}
-
 nlohmann::json readCheckpointConfig(const std::string &dir) {
   std::string statePath = dir + "/state.json";
   try {
@@ -282,27 +279,14 @@ nlohmann::json readCheckpointConfig(const std::string &dir) {
 
 Snapshot readCheckpoint(const std::string &dir, const Layout &expected, int64_t wantBegin, int64_t wantEnd, bool verify) {
   std::string statePath = dir + "/state.json";
-  nlohmann::json state;
-  try {
-    state = nlohmann::json::parse(readText(statePath));
-  } catch (const nlohmann::json::exception &e) {
-    fail(statePath, std::string("corrupt (not valid JSON): ") + e.what());
-  }
+  CheckpointManifest manifest = readCheckpointManifest(dir);
+  const nlohmann::json &state = manifest.state;
   Snapshot snap;
   try {
-    if (state.at("format") != "tlc-checkpoint") fail(statePath, "not a tlc checkpoint");
-    if (state.at("version") != kFormatVersion)
-      fail(statePath, "checkpoint format version " + state.at("version").dump() + " is not supported (this tlrun reads " +
-                          std::to_string(kFormatVersion) + ")");
-    for (auto it = state.at("files").begin(); it != state.at("files").end(); ++it) {
-      std::string path = dir + "/" + it.key();
-      if (!fs::exists(path)) fail(path, "missing: the checkpoint is incomplete");
-      if (!verify) continue;
-      auto [bytes, sum] = fileChecksum(path);
-      if (bytes != it.value().at("bytes").get<uint64_t>())
-        fail(path, "has " + std::to_string(bytes) + " bytes, the checkpoint recorded " + it.value().at("bytes").dump() +
-                       ": truncated or modified");
-      if (sum != it.value().at("fnv1a64").get<std::string>()) fail(path, "checksum mismatch: the file is corrupt");
+    for (const CheckpointFile &f : manifest.files) {
+      // Without `verify`, presence and size only (another rank checks the sums).
+      std::string problem = checkCheckpointFile(dir, f, verify);
+      if (!problem.empty()) fail(dir + "/" + f.name, problem);
     }
     snap.layout = Layout::fromJson(state.at("layout"));
     if (snap.layout.identity() != expected.identity()) {
@@ -331,6 +315,7 @@ Snapshot readCheckpoint(const std::string &dir, const Layout &expected, int64_t 
     s.nonfiniteInARow = state.at("nonfinite_in_a_row").get<int64_t>();
     s.data = {state.at("data").at("epoch").get<int64_t>(), state.at("data").at("micro_batch").get<int64_t>()};
     s.config = state.at("config");
+    if (state.contains("loss") && state["loss"].is_number()) s.loss = state["loss"].get<double>();
   } catch (const nlohmann::json::exception &e) {
     fail(statePath, std::string("malformed: ") + e.what());
   }

@@ -9,6 +9,9 @@
 //   state.json             step, data position, RNG, resolved config, the flat
 //                          layout (tensor offsets) and its identity, and the
 //                          size and FNV-1a 64 checksum of every other file.
+//                          It also records the last step's training loss
+//                          ("loss") and when it was saved ("saved_at", UTC),
+//                          for tlrun checkpoints.
 // A checkpoint is written into checkpoints/.tmp-<step>-<pid>/ (every file
 // fsync'd, then the directory), renamed into place, and only then named by
 // checkpoints/latest (a one-line file, replaced atomically); older ones are
@@ -17,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -27,6 +31,8 @@
 #include "runtime/train/data.h"
 
 namespace tlc::train {
+
+constexpr int kCheckpointFormatVersion = 1;
 
 struct CheckpointError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -54,6 +60,7 @@ struct TrainerState {
   int64_t skippedSteps = 0, nonfiniteInARow = 0;
   Position data;           // the next micro-batch
   nlohmann::json config;   // resolved configuration
+  double loss = std::numeric_limits<double>::quiet_NaN();  // the last step's training loss
 };
 
 // A checkpoint in host memory: every master weight, and the moments of one
@@ -96,15 +103,15 @@ std::string publishCheckpoint(const std::string &runDir, const std::string &tmp,
                               const std::vector<OptimizerPart> &parts, int64_t keep);
 void discardCheckpointTemp(const std::string &tmp);  // after a failure: best effort
 
-// `arg` empty: RUN_DIR/checkpoints/latest; a checkpoint directory; or a run
-// directory (its latest).
-std::string resolveCheckpoint(const std::string &runDir, const std::string &arg);
+// Checkpoint references (run directory, latest, RUN_DIR:STEP) are resolved
+// by checkpoint_ref.h.
 
 // Reads and verifies (checksums, sizes, layout identity against `expected`)
 // a checkpoint directory; throws CheckpointError naming the file. The moments
 // are read for `want` only (empty: the whole flat buffer), re-cut from the
 // range files whatever ranks wrote them (shard::reshard). `verify` false skips
-// the checksums (data-parallel ranks other than 0: rank 0 checks them).
+// the checksums but not the sizes (data-parallel ranks other than 0: rank 0
+// checks them).
 Snapshot readCheckpoint(const std::string &dir, const Layout &expected, int64_t wantBegin = 0, int64_t wantEnd = -1,
                         bool verify = true);
 

@@ -7,6 +7,8 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/cli.h"
+#include "runtime/train/checkpoint.h"
+#include "runtime/train/checkpoint_list.h"
 #include "runtime/train/config.h"
 #include "runtime/train/metrics.h"
 #include "runtime/train/trainer.h"
@@ -28,13 +30,15 @@ void addTrainCommand(CLI::App &tlrun) {
   cmd->add_option("--steps", o->steps, "same as --set steps=N (applied last)")
       ->check(cli::integerIn(1, std::numeric_limits<int64_t>::max()));
   CLI::Option *resume = cmd->add_option("--resume", o->resumeFrom,
-                                        "continue from RUN_DIR's latest checkpoint, or from CHECKPOINT (a checkpoint "
-                                        "directory, or a run directory: its latest); write --resume=PATH or put it last")
+                                        "continue from RUN_DIR's latest checkpoint, or from CHECKPOINT: a run "
+                                        "directory (its latest), RUN_DIR:STEP, checkpoints/latest or a checkpoint "
+                                        "directory; write --resume=PATH or put it last")
                             ->expected(0, 1);
   cmd->add_option("--device", o->device, "cpu or cuda")->capture_default_str()->check(CLI::IsMember({"cpu", "cuda"}));
   cmd->add_option("--init-from", o->initWeights,
-                  "start from these weights instead of the artifact's initialisation: a Hugging Face Llama directory "
-                  "(tlrun export's) or a .safetensors file (Hugging Face names; f32, bf16 or f16)")
+                  "start from these weights instead of the artifact's initialisation (fresh optimizer and schedule): "
+                  "a Hugging Face Llama directory (tlrun export's), a .safetensors file (Hugging Face names; f32, "
+                  "bf16 or f16) or a tlc checkpoint (RUN_DIR, RUN_DIR:STEP, a checkpoint directory)")
       ->excludes(resume);
   cmd->footer(keysHelp() +
               "\nDefaults are the TinyLlama recipe (batch_tokens = 1024 x 2048); on a small model or a CPU set\n"
@@ -66,5 +70,29 @@ void addPlotCommand(CLI::App &tlrun) {
   });
 }
 
+void addCheckpointsCommand(CLI::App &tlrun) {
+  auto runDir = std::make_shared<std::string>();
+  auto verify = std::make_shared<bool>(false);
+  auto json = std::make_shared<bool>(false);
+  CLI::App *cmd = tlrun.add_subcommand(
+      "checkpoints", "List a run's checkpoints: step, save time, loss, size and whether each is intact");
+  cmd->add_option("RUN_DIR", *runDir, "a run directory of tlrun train (or its checkpoints/ folder)")->required();
+  cmd->add_flag("--verify", *verify, "also check every file's FNV-1a 64 checksum (reads every file)");
+  cmd->add_flag("--json", *json, "print one JSON object instead of the table");
+  cmd->footer("Exit status: 0 every checkpoint intact, 1 a damaged checkpoint or `latest` (still listed), or no\n"
+              "checkpoints/ folder.\n");
+  cli::setAction(*cmd, [runDir, verify, json] {
+    CheckpointListing l;
+    try {
+      l = listCheckpoints(*runDir, *verify);
+    } catch (const CheckpointError &e) {
+      std::fprintf(stderr, "tlrun checkpoints: %s\n", e.what());
+      return cli::kExitFailure;
+    }
+    if (*json) std::printf("%s\n", listingJson(l).dump(2).c_str());
+    else std::fputs(formatListing(l, *verify).c_str(), stdout);
+    return listingIntact(l) ? cli::kExitOk : cli::kExitFailure;
+  });
+}
 
 }  // namespace tlc::train

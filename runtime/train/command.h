@@ -1,4 +1,4 @@
-// `tlrun train` and `tlrun plot` as CLI11 subcommands.
+// `tlrun train`, `tlrun plot` and `tlrun checkpoints` as CLI11 subcommands.
 #pragma once
 
 namespace CLI {
@@ -9,6 +9,7 @@ namespace tlc::train {
 
 void addTrainCommand(CLI::App &tlrun);
 void addPlotCommand(CLI::App &tlrun);
+void addCheckpointsCommand(CLI::App &tlrun);
 
 
 }  // namespace tlc::train

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <random>
 
 #include "formats/artifact.h"
@@ -20,6 +21,7 @@
 #include "runtime/hf/init_weights.h"
 #include "formats/safetensors.h"
 #include "runtime/train/checkpoint.h"
+#include "runtime/train/checkpoint_ref.h"
 #include "runtime/train/config.h"
 #include "runtime/train/data.h"
 #include "runtime/train/metrics.h"
@@ -333,6 +335,7 @@ class Trainer {
         ++state_.nonfiniteInARow;
       }
       state_.step = s + 1;
+      state_.loss = loss;
       ++intervalSteps;
 
       bool last = state_.step == c_.steps;
@@ -442,7 +445,9 @@ int runTrain(const TrainOptions &o) {
     std::string checkpointDir;
     nlohmann::json checkpointConfig;
     if (o.resume) {
-      checkpointDir = resolveCheckpoint(o.runDir, o.resumeFrom);
+      if (o.resumeFrom.empty() && !fs::exists(o.runDir + "/checkpoints/latest"))
+        throw CheckpointError(o.runDir + ": has no checkpoint to resume (no checkpoints/latest)");
+      checkpointDir = resolveCheckpointRef(o.resumeFrom.empty() ? o.runDir : o.resumeFrom).dir;
       checkpointConfig = readCheckpointConfig(checkpointDir);
     }
     Config c = resolveConfig(o, o.resume ? &checkpointConfig : nullptr);
@@ -475,7 +480,16 @@ int runTrain(const TrainOptions &o) {
     if (o.device != "cpu" && o.device != "cuda") throw ConfigError("--device must be cpu or cuda, got '" + o.device + "'");
 
     std::unique_ptr<hf::InitWeights> init;
-    if (!o.initWeights.empty()) init = std::make_unique<hf::InitWeights>(hf::InitWeights::open(o.initWeights, a));
+    if (!o.initWeights.empty()) {
+      // A tlc checkpoint gives its verified model.safetensors (weights only:
+      // a fresh optimizer and schedule); anything else is Hugging Face weights.
+      std::string weights = o.initWeights;
+      if (std::optional<CheckpointRef> ref = findCheckpointRef(o.initWeights)) {
+        verifyCheckpointFiles(readCheckpointManifest(ref->dir), {"model.safetensors"}, "--init-from");
+        weights = ref->dir + "/model.safetensors";
+      }
+      init = std::make_unique<hf::InitWeights>(hf::InitWeights::open(weights, a));
+    }
 
     // Ranks: one per process started by the launcher (docs/distributed.md);
     // each GPU rank opens the GPU numbered by its node-local rank.
@@ -526,7 +540,14 @@ int runTrain(const TrainOptions &o) {
 
     Snapshot snap;
     if (o.resume) {  // this rank's range of the moments, whatever ranks wrote them
-      snap = readCheckpoint(checkpointDir, layout, opt.begin, opt.end, rank == 0);
+      try {
+        snap = readCheckpoint(checkpointDir, layout, opt.begin, opt.end, rank == 0);
+      } catch (const CheckpointError &e) {
+        std::string run = runDirOfCheckpoint(checkpointDir);
+        if (run.empty()) throw;
+        throw CheckpointError(std::string(e.what()) + " (tlrun checkpoints " + run +
+                              " --verify lists the checkpoints that can be resumed)");
+      }
       if (c.steps <= snap.state.step)
         throw ConfigError("nothing to train: " + checkpointDir + " is at step " + std::to_string(snap.state.step) +
                           " and the run ends at step " + std::to_string(c.steps) + " (give --steps N with N > " +

@@ -138,7 +138,11 @@ def test_errors(args, work, tlx, data, run_dir):
     assert "has no decode step" in r.stderr and "recompile the model with tlc compile" in r.stderr, r.stderr
     ckpt = os.path.join(run_dir, "checkpoints")
     weights = [os.path.join(ckpt, d, "model.safetensors") for d in os.listdir(ckpt) if d.isdigit()][0]
-    r = generate(args, weights, "--prompt", "hi", expect=1)  # a missing run.json is a bad input, as in export
+    # A checkpoint's weights file finds the run's run.json; a bare copy needs --model.
+    generate(args, weights, "--prompt", "hi", "--max-tokens", "2")
+    bare = os.path.join(work, "bare.safetensors")
+    shutil.copy(weights, bare)
+    r = generate(args, bare, "--prompt", "hi", expect=1)  # no run.json is a bad input, as in export
     assert "give it with --model" in r.stderr, r.stderr
     r = generate(args, run_dir, "--model", os.path.join(work, "m.mlir"), "--prompt", "hi", expect=1)
     assert "given a text file, expected a .tlx artifact" in r.stderr, r.stderr
@@ -166,7 +170,7 @@ def test_errors(args, work, tlx, data, run_dir):
     r = generate(args, run_dir, "--prompt", "ab\udcffc", expect=2)  # the byte 0xff (surrogateescape)
     assert "--prompt is not valid UTF-8: byte 0xff at byte offset 2" in r.stderr, r.stderr
     r = generate(args, os.path.join(work, "nowhere"), "--prompt", "hi", expect=1)
-    assert "neither a run directory" in r.stderr, r.stderr
+    assert "nowhere: does not exist; expected a .safetensors weights file, or a checkpoint reference" in r.stderr, r.stderr
     r = generate(args, run_dir, "--prompt", "hi", "--top-p", "0", expect=2)
     assert "--top-p must be in (0, 1]" in r.stderr, r.stderr
     r = generate(args, run_dir, "--prompt", "hi", "--temperature", "-1", expect=2)

@@ -284,7 +284,7 @@ def test_bad_input(work, rng):
 
     refused(["export", os.path.join(work, "nope"), "--hf", os.path.join(work, "o1")], ["nope", "does not exist"],
             "missing checkpoint", [os.path.join(work, "o1")])
-    refused(["export", data, "--hf", os.path.join(work, "o2")], [data, "neither a checkpoint"], "not a run directory",
+    refused(["export", data, "--hf", os.path.join(work, "o2")], [data, "neither state.json nor checkpoints/latest"], "not a run directory",
             [os.path.join(work, "o2")])
     refused(["export", run, "--hf", hf], [hf, "config.json", "model.safetensors", "--force"], "existing output", [hf])
     with open(os.path.join(hf, "README.md"), "w") as f:
@@ -387,10 +387,10 @@ def test_bad_input(work, rng):
     os.makedirs(empty)
     refused(["train", tlx, "--data", data, "--out", target, "--init-from", empty, "--steps", "1"],
             ["model.safetensors"], "--init-from a directory without weights", [target])
-    refused(["train", tlx, "--data", data, "--out", target, "--init-from", run, "--steps", "1"],
-            [run, "a tlrun run directory", "/checkpoints/N", "--resume"], "--init-from RUN_DIR", [target])
-    out, _ = init_run(tlx, data, work, "from-checkpoint", latest(run))
-    check(out.returncode == 0, f"--init-from RUN_DIR/checkpoints/N, as the message says ({out.stderr.strip()[-300:]})")
+    for name, source in [("from-run", run), ("from-checkpoint", latest(run))]:
+        out, started = init_run(tlx, data, work, name, source)
+        check(out.returncode == 0 and f"initial weights from {latest(run)}/model.safetensors" in out.stdout,
+              f"--init-from {name}: the checkpoint's verified weights ({out.stderr.strip()[-300:]})")
     refused(["train", tlx, "--data", data, "--out", target, "--init-from", os.path.join(work, "nothing"), "--steps", "1"],
             ["nothing", "does not exist"], "--init-from a missing path", [target])
     refused(["train", tlx, "--data", data, "--out", run, "--resume", "--init-from", hf], ["--init-from", "--resume"],

@@ -1,6 +1,9 @@
 // Checkpoints: bitwise round trip, `latest`, pruning, and refusal of corrupt,
-// partial and incompatible checkpoints; a failed save changes nothing.
+// partial and incompatible checkpoints; a failed save changes nothing; every
+// form of checkpoint reference; readers' warnings; tlrun checkpoints' listing.
 #include "runtime/train/checkpoint.h"
+#include "runtime/train/checkpoint_list.h"
+#include "runtime/train/checkpoint_ref.h"
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -81,9 +84,9 @@ TEST(TrainCheckpoint, RoundTripIsBitwise) {
   Snapshot s = randomSnapshot(12, 1);
   std::string dir = writeCheckpoint(run, s, 3);
   EXPECT_EQ(dir, run + "/checkpoints/12");
-  EXPECT_EQ(resolveCheckpoint(run, ""), dir);
-  EXPECT_EQ(resolveCheckpoint(run, run), dir);
-  EXPECT_EQ(resolveCheckpoint(run, dir), dir);
+  EXPECT_EQ(resolveCheckpointRef(run).dir, dir);
+  EXPECT_EQ(resolveCheckpointRef(run).dir, dir);
+  EXPECT_EQ(resolveCheckpointRef(dir).dir, dir);
   Snapshot back = readCheckpoint(dir, tinyLayout());
   EXPECT_EQ(0, std::memcmp(back.master.data(), s.master.data(), 192 * 4));
   EXPECT_EQ(0, std::memcmp(back.m.data(), s.m.data(), 192 * 4));
@@ -104,11 +107,11 @@ TEST(TrainCheckpoint, LatestAndPruning) {
   std::string run = freshDir("prune");
   for (int step : {2, 4, 6, 8}) writeCheckpoint(run, randomSnapshot(step, step), 2);
   EXPECT_EQ(entries(run + "/checkpoints"), (std::vector<std::string>{"6", "8", "latest"}));
-  EXPECT_EQ(resolveCheckpoint(run, ""), run + "/checkpoints/8");
+  EXPECT_EQ(resolveCheckpointRef(run).dir, run + "/checkpoints/8");
   // Resumed from 6 and saving 7: checkpoint 8 of the abandoned trajectory is left alone.
   writeCheckpoint(run, randomSnapshot(7, 9), 2);
   EXPECT_EQ(entries(run + "/checkpoints"), (std::vector<std::string>{"6", "7", "8", "latest"}));
-  EXPECT_EQ(resolveCheckpoint(run, ""), run + "/checkpoints/7");
+  EXPECT_EQ(resolveCheckpointRef(run).dir, run + "/checkpoints/7");
   // The same step again replaces it.
   Snapshot again = randomSnapshot(7, 10);
   writeCheckpoint(run, again, 0);
@@ -150,9 +153,9 @@ TEST(TrainCheckpoint, RefusesCorruptPartialAndIncompatible) {
   other.seq = 16;
   e = errorOf([&] { readCheckpoint(dir, other); });
   EXPECT_NE(e.find("micro-batch 2x8, the model's is 2x16"), std::string::npos) << e;
-  EXPECT_NE(errorOf([&] { resolveCheckpoint(run, run + "/nowhere"); }).find("neither a checkpoint"), std::string::npos);
+  EXPECT_NE(errorOf([&] { resolveCheckpointRef(run + "/nowhere"); }).find("does not exist; a checkpoint reference is"), std::string::npos);
   std::ofstream(run + "/checkpoints/latest", std::ios::trunc) << "99\n";
-  EXPECT_NE(errorOf([&] { resolveCheckpoint(run, ""); }).find("which is not a complete checkpoint"), std::string::npos);
+  EXPECT_NE(errorOf([&] { resolveCheckpointRef(run).dir; }).find("which is not a complete checkpoint"), std::string::npos);
 }
 
 TEST(TrainCheckpoint, FailedSaveChangesNothing) {
@@ -230,7 +233,7 @@ TEST(TrainCheckpoint, RankFilesPublishedAndReadAsAnotherRange) {
   std::string dir = publishCheckpoint(run, tmp, s.state, s.layout, parts, 0);
   EXPECT_EQ(dir, run + "/checkpoints/6");
   EXPECT_FALSE(fs::exists(tmp));
-  EXPECT_EQ(resolveCheckpoint(run, ""), dir);
+  EXPECT_EQ(resolveCheckpointRef(run).dir, dir);
   for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 128}, {128, 192}, {50, 150}, {0, 192}}) {
     Snapshot back = readCheckpoint(dir, tinyLayout(), begin, end, true);
     ASSERT_EQ(back.rangeBegin, begin);
@@ -243,4 +246,127 @@ TEST(TrainCheckpoint, RankFilesPublishedAndReadAsAnotherRange) {
   fs::remove(dir + "/optimizer-1-of-3.safetensors");
   EXPECT_NE(errorOf([&] { readCheckpoint(dir, tinyLayout(), 0, 64, false); }).find("optimizer-1-of-3.safetensors: missing"),
             std::string::npos);
+}
+
+namespace {
+
+void flipLastByte(const std::string &path) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(-1, std::ios::end);
+  char c = static_cast<char>(f.get());
+  f.seekp(-1, std::ios::end);
+  f.put(static_cast<char>(c ^ 0x5a));
+}
+
+}  // namespace
+
+TEST(TrainCheckpoint, EveryReferenceFormResolves) {
+  std::string run = freshDir("refs");
+  for (int step : {4, 8, 12}) writeCheckpoint(run, randomSnapshot(step, step), 0);
+  std::string c8 = run + "/checkpoints/8", c12 = run + "/checkpoints/12";
+  EXPECT_EQ(resolveCheckpointRef(run).dir, c12);
+  EXPECT_EQ(resolveCheckpointRef(run + "/").dir, c12);
+  EXPECT_EQ(resolveCheckpointRef(run + "/checkpoints").dir, c12);
+  EXPECT_EQ(resolveCheckpointRef(run + "/checkpoints/latest").dir, c12);  // the file the trainer prints
+  EXPECT_EQ(resolveCheckpointRef(c8).dir, c8);
+  EXPECT_EQ(resolveCheckpointRef(c8 + "/").dir, c8);
+  EXPECT_EQ(resolveCheckpointRef(run + ":8").dir, c8);
+  EXPECT_EQ(resolveCheckpointRef(run + ":008").dir, c8);
+  EXPECT_EQ(resolveCheckpointRef(run + ":latest").dir, c12);
+  CheckpointRef r = resolveCheckpointRef(run + ":4");
+  EXPECT_EQ(r.step, 4);
+  EXPECT_EQ(fs::path(r.runDir), fs::path(run));
+
+  // What is wrong, and what it accepts.
+  std::string e = errorOf([&] { resolveCheckpointRef(run + ":9"); });
+  EXPECT_NE(e.find("no complete checkpoint of step 9"), std::string::npos) << e;
+  EXPECT_NE(e.find("steps 4, 8, 12"), std::string::npos) << e;
+  e = errorOf([&] { resolveCheckpointRef(run + "/nowhere:3"); });
+  EXPECT_NE(e.find(run + "/nowhere: does not exist (the run directory of"), std::string::npos) << e;
+  std::string plain = freshDir("refs_plain");
+  std::ofstream(plain + "/notes.txt") << "x";
+  e = errorOf([&] { resolveCheckpointRef(plain); });
+  EXPECT_NE(e.find("neither state.json nor checkpoints/latest (it holds notes.txt)"), std::string::npos) << e;
+  EXPECT_NE(e.find(kCheckpointRefForms), std::string::npos) << e;
+  EXPECT_FALSE(findCheckpointRef(plain).has_value());  // e.g. a Hugging Face directory
+  EXPECT_FALSE(findCheckpointRef(plain + "/notes.txt").has_value());  // e.g. a weights file
+  e = errorOf([&] { resolveCheckpointRef(plain + "/notes.txt"); });
+  EXPECT_NE(e.find("is a file of 1 bytes"), std::string::npos) << e;
+  fs::create_directories(plain + "/checkpoints");  // a run that has not saved yet
+  e = errorOf([&] { findCheckpointRef(plain); });
+  EXPECT_NE(e.find("without a complete checkpoint yet"), std::string::npos) << e;
+  std::ofstream(run + "/checkpoints/latest", std::ios::trunc) << "banana\n";
+  e = errorOf([&] { resolveCheckpointRef(run); });
+  EXPECT_NE(e.find("latest: does not name a checkpoint step ('banana')"), std::string::npos) << e;
+}
+
+TEST(TrainCheckpoint, ReadersVerifyWhatTheyReadAndWarnAboutTheRest) {
+  std::string run = freshDir("readers");
+  std::string dir = writeCheckpoint(run, randomSnapshot(5, 5), 0);
+  CheckpointManifest m = readCheckpointManifest(dir);
+  EXPECT_EQ(m.files.size(), 2u);
+  EXPECT_TRUE(verifyCheckpointFiles(m, {"model.safetensors"}, "tlrun export").empty());
+  // A truncated optimizer file: the weights' readers go on, saying so.
+  fs::resize_file(dir + "/optimizer.safetensors", 100);
+  std::vector<std::string> w = verifyCheckpointFiles(m, {"model.safetensors"}, "tlrun export");
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find(dir + "/optimizer.safetensors: has 100 bytes"), std::string::npos) << w[0];
+  EXPECT_NE(w[0].find("tlrun export does not read it, but the checkpoint cannot be resumed"), std::string::npos);
+  // A damaged file that is read is an error, naming it.
+  flipLastByte(dir + "/model.safetensors");
+  std::string e = errorOf([&] { verifyCheckpointFiles(m, {"model.safetensors"}, "tlrun export"); });
+  EXPECT_NE(e.find(dir + "/model.safetensors: checksum mismatch"), std::string::npos) << e;
+  e = errorOf([&] { verifyCheckpointFiles(m, {"weights.bin"}, "x"); });
+  EXPECT_NE(e.find("state.json: lists no weights.bin"), std::string::npos) << e;
+  // Without checksums (ranks other than 0) sizes are still checked.
+  e = errorOf([&] { readCheckpoint(dir, tinyLayout(), 0, -1, false); });
+  EXPECT_NE(e.find("optimizer.safetensors: has 100 bytes"), std::string::npos) << e;
+}
+
+TEST(TrainCheckpoint, ListingShowsEveryCheckpointAndWhatIsDamaged) {
+  std::string run = freshDir("listing");
+  for (int step : {3, 6, 9}) {
+    Snapshot s = randomSnapshot(step, step);
+    s.state.loss = 1.0 + step / 10.0;
+    writeCheckpoint(run, s, 0);
+  }
+  CheckpointListing l = listCheckpoints(run, false);
+  ASSERT_EQ(l.entries.size(), 3u);
+  EXPECT_TRUE(listingIntact(l));
+  EXPECT_EQ(l.entries[0].step, 3);
+  EXPECT_DOUBLE_EQ(l.entries[1].loss, 1.6);
+  EXPECT_TRUE(l.entries[2].latest);
+  EXPECT_FALSE(l.entries[0].latest);
+  EXPECT_EQ(l.entries[0].savedAt.size(), 20u);  // 2026-12-07T04:30:12Z
+  EXPECT_GT(l.entries[0].bytes, fs::file_size(run + "/checkpoints/3/model.safetensors"));
+  std::string table = formatListing(l, false);
+  EXPECT_NE(table.find("3 checkpoints"), std::string::npos) << table;
+  EXPECT_NE(table.find("ok (latest)"), std::string::npos) << table;
+  EXPECT_NE(table.find("--resume=" + run + ":9"), std::string::npos) << table;
+
+  // A flipped byte is found only by --verify; a truncation by either.
+  flipLastByte(run + "/checkpoints/9/optimizer.safetensors");
+  fs::resize_file(run + "/checkpoints/3/model.safetensors", 10);
+  l = listCheckpoints(run, false);
+  EXPECT_FALSE(listingIntact(l));
+  EXPECT_FALSE(l.entries[0].problems.empty());
+  EXPECT_TRUE(l.entries[2].problems.empty());
+  l = listCheckpoints(run, true);
+  EXPECT_TRUE(l.entries[1].verified);
+  ASSERT_EQ(l.entries[2].problems.size(), 1u);
+  EXPECT_NE(l.entries[2].problems[0].find("optimizer.safetensors: checksum mismatch"), std::string::npos);
+  table = formatListing(l, true);
+  EXPECT_NE(table.find("DAMAGED (latest)"), std::string::npos) << table;
+  EXPECT_NE(table.find("--resume=" + run + ":6"), std::string::npos) << table;  // the newest intact one
+  nlohmann::json j = listingJson(l);
+  EXPECT_EQ(j["checkpoints"][1]["intact"], true);
+  EXPECT_EQ(j["checkpoints"][2]["intact"], false);
+
+  // Old checkpoints without a recorded loss take metrics.jsonl's.
+  std::string old = freshDir("listing_old");
+  writeCheckpoint(old, randomSnapshot(2, 2), 0);
+  std::ofstream(old + "/metrics.jsonl") << "{\"step\": 1, \"loss\": 4.5}\n{\"step\": 2, \"loss\": 4.25}\n";
+  EXPECT_DOUBLE_EQ(listCheckpoints(old, false).entries[0].loss, 4.25);
+  std::string e = errorOf([&] { listCheckpoints(freshDir("listing_none"), false); });
+  EXPECT_NE(e.find("has no checkpoints/ folder"), std::string::npos) << e;
 }
