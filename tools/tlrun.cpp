@@ -9,6 +9,7 @@
 #include "runtime/data/command.h"
 #include "runtime/eval/command.h"
 #include "runtime/generate/command.h"
+#include "runtime/generate/training_samples.h"
 #include "runtime/hf/command.h"
 #include "runtime/train/command.h"
 
@@ -16,7 +17,8 @@ int main(int argc, char **argv) {
   CLI::App tlrun{"tlrun: train, evaluate and sample compiled .tlx models on a CPU or a CUDA GPU", "tlrun"};
   tlc::cli::configureTool(tlrun);
   tlc::data::addPrepareCommand(tlrun);
-  tlc::train::addTrainCommand(tlrun);
+  // What the training loop runs every N steps: samples (and evaluations).
+  tlc::train::addTrainCommand(tlrun, {tlc::generate::makeTrainingSamples});
   tlc::train::addPlotCommand(tlrun);
   tlc::train::addCheckpointsCommand(tlrun);
   tlc::addEvalCommand(tlrun);

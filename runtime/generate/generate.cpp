@@ -38,6 +38,8 @@ std::string shapeString(const std::vector<int64_t> &s) {
   return out + "]";
 }
 
+}  // namespace
+
 // The text `ids` add after `prefix` (both decoded together, so a piece's
 // leading space is kept); empty while the bytes decoded so far do not extend
 // the prefix's text (an incomplete UTF-8 sequence from byte pieces).
@@ -49,7 +51,6 @@ std::string textAfter(const data::Tokenizer &tok, const std::vector<int> &prefix
   return text.compare(0, prefixText.size(), prefixText) == 0 ? text.substr(prefixText.size()) : tok.decode(ids);
 }
 
-}  // namespace
 
 RunFiles resolveRunFiles(const GenerateOptions &o) {
   RunFiles f;

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "runtime/data/tokenizer.h"
 #include "runtime/generate/sampler.h"
 
 namespace tlc::generate {
@@ -39,6 +40,12 @@ struct Generation {
   std::string stop;            // "eos", "max_tokens" or "context"
   double seconds = 0;          // for the whole loop, prompt included
 };
+
+// The text `ids` add after `prefix` (both decoded together, so a piece's
+// leading space is kept); empty while the bytes decoded so far do not extend
+// the prefix's text (an incomplete UTF-8 sequence from byte pieces).
+std::string textAfter(const data::Tokenizer &tok, const std::vector<int> &prefix, const std::string &prefixText,
+                      const std::vector<int> &ids);
 
 // Runs generation; returns the exit status (0 done, 1 failure, 2 bad usage).
 int runGenerate(const GenerateOptions &o);

@@ -15,13 +15,15 @@
 
 namespace tlc::train {
 
-void addTrainCommand(CLI::App &tlrun) {
+void addTrainCommand(CLI::App &tlrun, std::vector<WorkFactory> work) {
   auto o = std::make_shared<TrainOptions>();
   CLI::App *cmd = tlrun.add_subcommand("train", "Train a compiled model on llm.c token shards (docs/training.md)");
   cmd->add_option("MODEL", o->model, "the compiled model (.tlx from tlc compile)")->required();
-  cmd->add_option("--data", o->dataDir,
-                  "directory of llm.c token shards (*.bin): names holding 'train' are training data, 'val' validation")
-      ->required();
+  cli::repeatable(cmd->add_option("--data", o->data,
+                                  "directory of llm.c token shards (*.bin): names holding 'train' are training data, "
+                                  "'val' validation; or a mixture, NAME=DIR:WEIGHT per source (repeatable; or "
+                                  "[data.NAME] tables in --config; from the checkpoint on --resume)")
+                      ->type_name("DIR|NAME=DIR:W"));
   cmd->add_option("--out", o->runDir,
                   "run directory: config.json, metrics.jsonl, checkpoints/<step>/, checkpoints/latest")
       ->required();
@@ -40,13 +42,16 @@ void addTrainCommand(CLI::App &tlrun) {
                   "a Hugging Face Llama directory (tlrun export's), a .safetensors file (Hugging Face names; f32, "
                   "bf16 or f16) or a tlc checkpoint (RUN_DIR, RUN_DIR:STEP, a checkpoint directory)")
       ->excludes(resume);
+  cmd->add_flag("--resume-optimizer", o->resumeOptimizer,
+                "with --init-from CHECKPOINT: also its AdamW moments and step count (a new phase: fresh schedule, "
+                "step 0, the data from the start)");
   cmd->footer(keysHelp() +
               "\nDefaults are the TinyLlama recipe (batch_tokens = 1024 x 2048); on a small model or a CPU set\n"
               "batch_tokens, steps and warmup_steps to fit. Exit status: 0 done, 1 failure, 2 bad usage or\n"
               "configuration, 128+N when stopped by signal N (SIGINT/SIGTERM finish the step and write a checkpoint).\n");
-  cli::setAction(*cmd, [o, resume] {
+  cli::setAction(*cmd, [o, resume, work] {
     o->resume = resume->count() > 0;
-    return runTrain(*o);
+    return runTrain(*o, work);
   });
 }
 

@@ -1,13 +1,18 @@
 // `tlrun train`, `tlrun plot` and `tlrun checkpoints` as CLI11 subcommands.
 #pragma once
 
+#include <vector>
+
+#include "runtime/train/periodic.h"
+
 namespace CLI {
 class App;
 }
 
 namespace tlc::train {
 
-void addTrainCommand(CLI::App &tlrun);
+// `work`: what the loop runs every N steps (samples, evaluations).
+void addTrainCommand(CLI::App &tlrun, std::vector<WorkFactory> work = {});
 void addPlotCommand(CLI::App &tlrun);
 void addCheckpointsCommand(CLI::App &tlrun);
 

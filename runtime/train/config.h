@@ -18,6 +18,14 @@ struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// One source of a data mixture (`--data NAME=DIR:WEIGHT`, or a [data.NAME]
+// table with `dir` and `weight`); a plain `--data DIR` is one unnamed source.
+struct DataSource {
+  std::string name, dir;
+  double weight = 1;
+  bool operator==(const DataSource &o) const { return name == o.name && dir == o.dir && weight == o.weight; }
+};
+
 struct Config {
   // Defaults: the TinyLlama recipe (DESIGN.md); see kKeys for the rest.
   int64_t steps = 1430512;
@@ -39,13 +47,27 @@ struct Config {
   int64_t zero = 2;
   double comm_timeout_s = 300;
   double bucket_mb = 25;
+  // The learning-rate schedule after warmup: cosine to min_lr at `steps`;
+  // wsd (warmup-stable-decay) holds lr and decays to min_lr over the last
+  // decay_steps (0: a fifth of the run) with decay_shape; constant holds lr.
+  std::string schedule = "cosine";
+  int64_t decay_steps = 0;
+  std::string decay_shape = "linear";  // linear, cosine or sqrt (1 - sqrt of progress)
+  // Samples and downstream evaluation during training (0: off).
+  int64_t sample_every = 0, sample_tokens = 32, sample_count = 2;
+  std::string sample_prompt;
+  double sample_temperature = 0.8;
+  int64_t eval_every = 0, eval_limit = 0;
+  std::string eval_tasks;  // NAME=FILE.jsonl,... (tlrun evaluate's --tasks)
+  // The training data: empty until --data or [data.NAME] sets it.
+  std::vector<DataSource> data;
 
   nlohmann::json toJson() const;
 };
 
 struct KeyInfo {
   const char *name;
-  const char *type;  // "int", "float" or "bool"
+  const char *type;  // "int", "float", "bool" or "string"
   const char *range; // human-readable
   const char *help;
 };
@@ -67,7 +89,17 @@ Config fromJson(const nlohmann::json &j, const std::string &where);
 // The help text listing every key, its default and range.
 std::string keysHelp();
 
-// The learning rate of 0-indexed step s (llm.c's and nanoGPT's schedule).
+// The learning rate of 0-indexed step s: linear warmup, then the schedule
+// (cosine: llm.c's and nanoGPT's).
 double learningRate(const Config &c, int64_t s);
+// The steps of wsd's decay (decay_steps, or a fifth of the run).
+int64_t decaySteps(const Config &c);
+
+// `--data` values: one DIR (an unnamed source) or NAME=DIR:WEIGHT items
+// (WEIGHT > 0, optional: 1; names unique, [A-Za-z0-9_-]). Throws ConfigError
+// naming the item.
+std::vector<DataSource> parseDataOptions(const std::vector<std::string> &items);
+// "name=dir:weight ..." for messages and the progress header.
+std::string describeData(const std::vector<DataSource> &sources);
 
 }  // namespace tlc::train

@@ -69,7 +69,25 @@ std::string formatDuration(double seconds) {
 std::string progressLine(const nlohmann::json &e, int64_t totalSteps, double elapsed, double eta) {
   std::string s = "step " + std::to_string(e.at("step").get<int64_t>()) + "/" + std::to_string(totalSteps);
   s += " | loss " + fmt("%.4f", e.at("loss").get<double>());
-  if (e.contains("val_loss")) s += " | val " + fmt("%.4f", e.at("val_loss").get<double>());
+  if (e.contains("val_loss")) {
+    s += " | val " + fmt("%.4f", e.at("val_loss").get<double>());
+    if (e.contains("source_val_loss")) {  // a mixture's sources
+      std::string per;
+      for (const auto &[name, v] : e["source_val_loss"].items()) per += (per.empty() ? "" : " ") + name + " " + fmt("%.4f", v.get<double>());
+      s += " (" + per + ")";
+    }
+  }
+  if (e.contains("source_tokens")) {  // each source's share of the tokens so far
+    double total = 0;
+    for (const auto &[name, v] : e["source_tokens"].items()) total += v.get<double>();
+    std::string per;
+    for (const auto &[name, v] : e["source_tokens"].items())
+      per += (per.empty() ? "" : " ") + name + " " + fmt("%.1f%%", total > 0 ? 100 * v.get<double>() / total : 0.0);
+    s += " | " + per;
+  }
+  for (const auto &[key, v] : e.items())  // downstream evaluation: eval_<task>_acc_norm
+    if (key.rfind("eval_", 0) == 0 && key.size() > 9 && key.compare(key.size() - 9, 9, "_acc_norm") == 0 && v.is_number())
+      s += " | " + key.substr(5, key.size() - 14) + " " + fmt("%.3f", v.get<double>());
   s += " | lr " + fmt("%.3e", e.at("lr").get<double>());
   s += " | norm " + fmt("%.4f", e.at("grad_norm").get<double>());
   double tps = e.at("tokens_per_s").get<double>();

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <random>
 
@@ -25,6 +26,7 @@
 #include "runtime/train/config.h"
 #include "runtime/train/data.h"
 #include "runtime/train/metrics.h"
+#include "runtime/train/mixture.h"
 #include "runtime/train/parallel.h"
 #include "runtime/train/run_info.h"
 
@@ -131,10 +133,11 @@ std::vector<float> initialWeights(const artifact::Tensor &p, size_t index, uint6
 
 class Trainer {
  public:
-  Trainer(const TrainOptions &o, Config c, const artifact::Artifact &a, const Layout &l, Dataset &data, TrainingState &e,
-          std::string device, DataParallel &dp, long checkpointTag)
+  Trainer(const TrainOptions &o, Config c, const artifact::Artifact &a, const Layout &l, TrainingData &data,
+          TrainingState &e, std::string device, DataParallel &dp, long checkpointTag,
+          std::vector<std::unique_ptr<PeriodicWork>> work)
       : o_(o), c_(c), a_(a), layout_(l), data_(data), engine_(e), device_(std::move(device)), dp_(dp),
-        checkpointTag_(checkpointTag) {
+        checkpointTag_(checkpointTag), work_(std::move(work)) {
     accum_ = c.batch_tokens / (l.batch * l.seq);
     dp_.attach(engine_);
     memory_ = shard::stateBytes(dp_.layout(), dp_.world() == 1 ? 0 : dp_.zero(), dp_.rank(),
@@ -149,6 +152,16 @@ class Trainer {
       std::vector<float> w = init ? init->values(a_.params[i]) : initialWeights(a_.params[i], i, c_.seed);
       engine_.setParam(i, w.data());
     }
+  }
+
+  // A new phase from a checkpoint: its moments and AdamW's step count (the
+  // bias correction goes on from there); step, data and schedule stay fresh.
+  void adoptOptimizer(const Snapshot &s) {
+    Range opt = engine_.optimizerRange();
+    engine_.upload(FlatBuffer::Master, opt, s.master.data() + opt.begin);
+    engine_.upload(FlatBuffer::M, opt, s.m.data() + opt.begin - s.rangeBegin);
+    engine_.upload(FlatBuffer::V, opt, s.v.data() + opt.begin - s.rangeBegin);
+    state_.adamStep = s.state.adamStep;
   }
 
   void restore(const Snapshot &s) {
@@ -235,14 +248,15 @@ class Trainer {
     return dir;
   }
 
-  double validationLoss() {
+  // The validation loss of source `src` over its first val_batches.
+  double validationLoss(size_t src) {
     // Each rank evaluates a contiguous part; the losses are summed in batch
     // order, as on one rank.
-    int64_t n = std::min(c_.val_batches, data_.validationBatches());
+    int64_t n = std::min(c_.val_batches, data_.validationBatches(src));
     int64_t per = (n + dp_.world() - 1) / dp_.world(), first = dp_.rank() * per;
     std::vector<double> mine(static_cast<size_t>(per), 0.0);
     for (int64_t i = first; i < std::min(n, first + per); ++i) {
-      Batch b = data_.validation(i);
+      Batch b = data_.validation(src, i);
       mine[static_cast<size_t>(i - first)] = engine_.evalLoss(b.inputs.data(), b.targets.data());
     }
     std::vector<double> all = dp_.allGather(mine);
@@ -251,15 +265,51 @@ class Trainer {
     return sum / static_cast<double>(n);
   }
 
+  // val_loss, and for a mixture each source's (source_val_loss) with
+  // val_loss their mean weighted by the mixture's shares.
+  void validate(nlohmann::json &entry) {
+    if (!data_.mixture()) {
+      entry["val_loss"] = validationLoss(0);
+      return;
+    }
+    nlohmann::json per = nlohmann::json::object();
+    double sum = 0, shares = 0;
+    for (size_t src = 0; src < data_.sources(); ++src) {
+      if (!data_.hasValidation(src)) continue;
+      double v = validationLoss(src);
+      per[data_.source(src).name] = v;
+      sum += data_.share(src) * v;
+      shares += data_.share(src);
+    }
+    entry["val_loss"] = sum / shares;
+    entry["source_val_loss"] = per;
+  }
+
+  bool anyValidation() const {
+    for (size_t src = 0; src < data_.sources(); ++src)
+      if (data_.hasValidation(src)) return true;
+    return false;
+  }
+
+  // Every parameter as f32 (from the compute-dtype copy every rank holds).
+  std::vector<std::vector<float>> currentWeights() {
+    std::vector<std::vector<float>> params;
+    for (size_t i = 0; i < a_.params.size(); ++i) {
+      params.emplace_back(static_cast<size_t>(a_.params[i].numel()));
+      engine_.download(FlatBuffer::Params, engine_.rangeOf(i), params.back().data());
+    }
+    return params;
+  }
+
   int run(bool resumed) {
     using Clock = std::chrono::steady_clock;
     // Rank 0 writes the metrics and the progress; the others only errors.
     bool root = dp_.rank() == 0;
     std::unique_ptr<MetricsLog> metrics;
     if (root) metrics = std::make_unique<MetricsLog>(o_.runDir + "/metrics.jsonl", resumed, state_.step);
-    bool validate = data_.hasValidation() && engine_.hasEvalLoss();
+    bool validate = anyValidation() && engine_.hasEvalLoss();
     if (!root) {
-    } else if (!data_.hasValidation()) std::printf("note: %s has no validation shards ('val' in the name): no validation loss\n", o_.dataDir.c_str());
+    } else if (!anyValidation()) std::printf("note: %s has no validation shards ('val' in the name): no validation loss\n", describeData(c_.data).c_str());
     else if (!engine_.hasEvalLoss()) std::printf("note: %s has no forward-only loss: no validation loss\n", o_.model.c_str());
     double peak = peakFlops(device_, a_.paramDType() == artifact::DType::BF16);
     int64_t parameters = 0, embedding = 0;
@@ -274,6 +324,7 @@ class Trainer {
                 o_.model.c_str(), static_cast<long long>(c_.steps), static_cast<long long>(state_.step),
                 static_cast<long long>(accum_), static_cast<long long>(layout_.batch), static_cast<long long>(layout_.seq),
                 static_cast<long long>(c_.batch_tokens), device_.c_str());
+    if (root && data_.mixture()) std::printf("data mixture: %s\n", describeData(c_.data).c_str());
     std::fflush(stdout);
 
     StopSignals signals(root);
@@ -283,6 +334,7 @@ class Trainer {
     // or its owned range.
     Range opt = engine_.optimizerRange(), gradRange = opt;
     double commSum = 0;
+    std::vector<std::vector<float>> weights;  // for periodic work
     while (state_.step < c_.steps) {
       int64_t s = state_.step;  // 0-indexed step being taken
       engine_.zeroGrads();
@@ -343,8 +395,25 @@ class Trainer {
       if (!finite) entry["skipped"] = true;
       commSum += dp_.takeCommSeconds();
       bool valDue = validate && finite && ((c_.val_every > 0 && state_.step % c_.val_every == 0) || last);
-      if (valDue) entry["val_loss"] = validationLoss();
-      if (valDue || last || !finite || state_.step % c_.log_every == 0 || state_.step == firstStep + 1) {
+      if (valDue) this->validate(entry);
+      for (const std::string &notice : data_.takeNotices())
+        if (root) std::printf("note: %s\n", notice.c_str());
+      bool workDone = false;
+      for (auto &w : work_)
+        if (root && finite && state_.step % w->every() == 0) {
+          if (!workDone) weights = currentWeights();
+          nlohmann::json fields = w->run(state_.step, weights);
+          if (fields.is_object()) entry.update(fields);
+          workDone = true;
+        }
+      if (valDue || workDone || last || !finite || state_.step % c_.log_every == 0 || state_.step == firstStep + 1) {
+        if (data_.mixture()) {
+          std::vector<int64_t> used = data_.consumed();
+          nlohmann::json tokens = nlohmann::json::object();
+          for (size_t src = 0; src < used.size(); ++src)
+            tokens[data_.source(src).name] = used[src] * layout_.batch * layout_.seq;
+          entry["source_tokens"] = tokens;
+        }
         Clock::time_point now = Clock::now();
         double interval = std::chrono::duration<double>(now - intervalStart).count();
         double elapsed = std::chrono::duration<double>(now - start).count();
@@ -411,7 +480,7 @@ class Trainer {
   Config c_;
   const artifact::Artifact &a_;
   Layout layout_;
-  Dataset &data_;
+  TrainingData &data_;
   TrainingState &engine_;
   std::string device_;
   DataParallel &dp_;
@@ -419,6 +488,7 @@ class Trainer {
   shard::StateBytes memory_;
   TrainerState state_;
   int64_t accum_ = 1, lastCheckpointStep_ = -1;
+  std::vector<std::unique_ptr<PeriodicWork>> work_;
 };
 
 Config resolveConfig(const TrainOptions &o, const nlohmann::json *checkpointConfig) {
@@ -426,19 +496,59 @@ Config resolveConfig(const TrainOptions &o, const nlohmann::json *checkpointConf
   if (!o.configFile.empty()) applyFile(c, o.configFile);
   applySet(c, o.sets);
   if (o.steps > 0) c.steps = o.steps;
+  if (!o.data.empty()) c.data = parseDataOptions(o.data);  // the command line over the file and checkpoint
+  if (c.data.empty())
+    throw ConfigError("no training data: give --data DIR, or --data NAME=DIR:WEIGHT per source (or [data.NAME] "
+                      "tables in --config)");
   validate(c);
   if (checkpointConfig) {
     Config before = fromJson(*checkpointConfig, "the checkpoint's config");
     if (before.seed != c.seed || before.shuffle != c.shuffle)
       throw ConfigError(std::string("key '") + (before.seed != c.seed ? "seed" : "shuffle") +
                         "' cannot change on resume: the data order depends on it");
+    // The position is a function of the mixture: its names and weights stay
+    // (directories may move). Checkpoints of older runs record no data.
+    auto mix = [](const std::vector<DataSource> &d) {
+      std::string s;
+      for (const DataSource &x : d) s += x.name + ":" + std::to_string(x.weight) + " ";
+      return s;
+    };
+    bool wasMixture = before.data.size() > 1 || (before.data.size() == 1 && !before.data[0].name.empty());
+    bool isMixture = c.data.size() > 1 || !c.data[0].name.empty();
+    if ((before.data.empty() && isMixture) || (!before.data.empty() && (wasMixture || isMixture) &&
+                                               mix(before.data) != mix(c.data)))
+      throw ConfigError("the data mixture cannot change on resume (the data position depends on it): the "
+                        "checkpoint's is '" + (before.data.empty() ? std::string("one directory") : describeData(before.data)) +
+                        "', given '" + describeData(c.data) + "'. To train on other data, start a new phase: "
+                        "--init-from CHECKPOINT [--resume-optimizer] (docs/training.md, \"Phases\")");
   }
   return c;
 }
 
+
+// Sources must share one tokenizer: the ids mean the same in each.
+void checkOneTokenizer(const std::vector<DataSource> &sources) {
+  std::string first, firstDigest;
+  for (const DataSource &d : sources) {
+    std::string manifest = d.dir + "/manifest.json";
+    nlohmann::json m = nlohmann::json::parse(std::ifstream(manifest), nullptr, false);
+    if (!m.is_object()) continue;  // no manifest (or Dataset names a bad one)
+    std::string name = m.contains("tokenizer") && m["tokenizer"].is_object()
+                           ? m["tokenizer"].value("file", "tokenizer.model")
+                           : "tokenizer.model";
+    std::string path = d.dir + "/" + name;
+    if (!fs::is_regular_file(path)) continue;
+    std::string digest = std::to_string(fileFnv1a64(path));
+    if (first.empty()) first = path, firstDigest = digest;
+    else if (digest != firstDigest)
+      throw ConfigError("--data: the sources were tokenized with different tokenizers (" + first + " and " + path +
+                        "): prepare them with one tokenizer (tlrun prepare --tokenizer)");
+  }
+}
+
 }  // namespace
 
-int runTrain(const TrainOptions &o) {
+int runTrain(const TrainOptions &o, const std::vector<WorkFactory> &workFactories) {
   std::string rankPrefix;  // "rank R: " in messages of a multi-rank job
   try {
     // Everything is read and checked before the run directory is touched.
@@ -473,20 +583,29 @@ int runTrain(const TrainOptions &o) {
                         " tokens");
     int64_t vocab = a.config.value("vocab", int64_t{0});
     if (vocab <= 0) throw Failure(o.model + ": the model config has no vocab");
-    Dataset data(o.dataDir, vocab, layout.batch, layout.seq, static_cast<uint64_t>(c.seed), c.shuffle);
+    TrainingData data(c.data, vocab, layout.batch, layout.seq, static_cast<uint64_t>(c.seed), c.shuffle);
+    checkOneTokenizer(c.data);
     if (!o.resume && (fs::exists(o.runDir + "/checkpoints") || fs::exists(o.runDir + "/metrics.jsonl")))
       throw Failure(o.runDir + ": already holds a run (checkpoints/ or metrics.jsonl); continue it with --resume or "
                     "choose another --out");
     if (o.device != "cpu" && o.device != "cuda") throw ConfigError("--device must be cpu or cuda, got '" + o.device + "'");
 
     std::unique_ptr<hf::InitWeights> init;
+    std::string initCheckpoint;  // --init-from a tlc checkpoint: for --resume-optimizer
+    if (o.resumeOptimizer && o.initWeights.empty())
+      throw ConfigError("--resume-optimizer needs --init-from CHECKPOINT (the optimizer state to start from)");
     if (!o.initWeights.empty()) {
       // A tlc checkpoint gives its verified model.safetensors (weights only:
       // a fresh optimizer and schedule); anything else is Hugging Face weights.
       std::string weights = o.initWeights;
       if (std::optional<CheckpointRef> ref = findCheckpointRef(o.initWeights)) {
-        verifyCheckpointFiles(readCheckpointManifest(ref->dir), {"model.safetensors"}, "--init-from");
+        if (!o.resumeOptimizer)
+          verifyCheckpointFiles(readCheckpointManifest(ref->dir), {"model.safetensors"}, "--init-from");
         weights = ref->dir + "/model.safetensors";
+        initCheckpoint = ref->dir;
+      } else if (o.resumeOptimizer) {
+        throw ConfigError("--resume-optimizer: " + o.initWeights + " is not a tlc checkpoint (Hugging Face weights "
+                          "carry no optimizer state)");
       }
       init = std::make_unique<hf::InitWeights>(hf::InitWeights::open(weights, a));
     }
@@ -515,13 +634,12 @@ int runTrain(const TrainOptions &o) {
     }
     // Every rank must train the same model on the same data the same way.
     comm::requireSameOnAllRanks(*comm, "the artifact (" + o.model + ")", fileFnv1a64(o.model));
-    std::string dataList;
-    // Names and sizes, not the directory's spelling (each node may mount its own copy).
-    for (const std::string &f : data.trainFiles())
-      dataList += fs::path(f).filename().string() + ":" + std::to_string(fs::file_size(f)) + "\n";
-    comm::requireSameOnAllRanks(*comm, "the training data (" + o.dataDir + ")", textDigest(dataList));
+    // Names and sizes, not the directories' spelling (each node may mount its own copy).
+    comm::requireSameOnAllRanks(*comm, "the training data (" + describeData(c.data) + ")", textDigest(data.shardList()));
+    Config spelled = c;
+    for (DataSource &d : spelled.data) d.dir.clear();
     comm::requireSameOnAllRanks(*comm, "the configuration (resolved keys, run directory, checkpoint, device)",
-                                textDigest(c.toJson().dump() + "\n" + o.runDir + "\n" + checkpointDir + "\n" + o.device));
+                                textDigest(spelled.toJson().dump() + "\n" + o.runDir + "\n" + checkpointDir + "\n" + o.device));
     if (world > 1) {  // the values, not the path: each node may read its own copy
       uint64_t weights = kFnv1a64Basis;
       if (init)
@@ -553,6 +671,15 @@ int runTrain(const TrainOptions &o) {
                           " and the run ends at step " + std::to_string(c.steps) + " (give --steps N with N > " +
                           std::to_string(snap.state.step) + " to continue it)");
       data.seek(snap.state.data);
+    } else if (o.resumeOptimizer) {  // a new phase: the weights and moments, a fresh step count and data
+      snap = readCheckpoint(initCheckpoint, layout, opt.begin, opt.end, rank == 0);
+    }
+    // Samples and evaluations, set up (and refused) before the run directory is touched.
+    std::vector<std::unique_ptr<PeriodicWork>> work;
+    if (rank == 0) {
+      WorkContext context{c, a, o.model, c.data.front().dir, o.runDir, *device, o.resume ? snap.state.step : 0};
+      for (const WorkFactory &f : workFactories)
+        if (std::unique_ptr<PeriodicWork> w = f(context)) work.push_back(std::move(w));
     }
 
     // Rank 0 owns the run directory; the others wait until it is set up.
@@ -564,14 +691,14 @@ int runTrain(const TrainOptions &o) {
       lock = std::make_unique<RunLock>(o.runDir);
       removeStaleTemporaries(o.runDir);
       writeTextAtomic(o.runDir + "/config.json", c.toJson().dump(2) + "\n");
-      writeRunInfo(o.runDir, {o.model, o.dataDir, a.config, artifact::dtypeName(a.paramDType())});
+      writeRunInfo(o.runDir, {o.model, c.data.front().dir, a.config, artifact::dtypeName(a.paramDType())});
     }
     // Rank 0's pid names the checkpoints' temporary directories.
     long tag = static_cast<long>(dp.allGather({static_cast<double>(getpid())})[0]);
 
     TrainingState engine(a, *device, opt, dp.allocatedElements());
     engine.setMicroBatch(layout.batch);
-    Trainer t(o, c, a, layout, data, engine, device->describe(), dp, tag);
+    Trainer t(o, c, a, layout, data, engine, device->describe(), dp, tag, std::move(work));
     if (world > 1) {  // per-rank memory of the training state, as rank 0 sees it
       shard::StateBytes m = shard::stateBytes(dp.layout(), static_cast<int>(c.zero), rank,
                                               static_cast<int64_t>(artifact::dtypeSize(a.paramDType())));
@@ -587,8 +714,15 @@ int runTrain(const TrainOptions &o) {
       t.restore(snap);
       snap = Snapshot();  // free the host copy
     } else {
-      if (init) std::printf("initial weights from %s\n", init->describe().c_str());
+      if (init && rank == 0) std::printf("initial weights from %s\n", init->describe().c_str());
       t.freshWeights(init.get());
+      if (o.resumeOptimizer) {
+        if (rank == 0)
+          std::printf("optimizer state from %s (AdamW step %lld; the schedule and data start afresh)\n",
+                      initCheckpoint.c_str(), static_cast<long long>(snap.state.adamStep));
+        t.adoptOptimizer(snap);
+        snap = Snapshot();
+      }
     }
     return t.run(o.resume);
   } catch (const ConfigError &e) {
