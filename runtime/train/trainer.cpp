@@ -29,15 +29,14 @@
 #include "runtime/train/mixture.h"
 #include "runtime/train/parallel.h"
 #include "runtime/train/run_info.h"
+#include "runtime/train/run_setup.h"
 
 namespace fs = std::filesystem;
 
 namespace tlc::train {
 namespace {
 
-struct Failure : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using Failure = TrainError;
 
 // SIGINT/SIGTERM: the loop finishes its step, writes a checkpoint and
 // exits. A second signal gets the default action (the checkpoint on disk is
@@ -78,67 +77,22 @@ class StopSignals {
   struct sigaction oldInt_, oldTerm_;
 };
 
-// One writer per run directory.
-class RunLock {
- public:
-  explicit RunLock(const std::string &runDir) {
-    std::string path = runDir + "/.lock";
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
-    if (fd_ < 0) throw Failure(runDir + ": the run directory is not writable (" + std::strerror(errno) + ")");
-    if (flock(fd_, LOCK_EX | LOCK_NB) != 0)
-      throw Failure(runDir + ": another tlrun train is using this run directory");
-  }
-  ~RunLock() { ::close(fd_); }
-
- private:
-  int fd_ = -1;
-};
-
-Layout layoutOf(const artifact::Artifact &a, const std::string &path) {
-  const artifact::EntryPoint *step = a.entry(artifact::kTrainStep);
-  if (!step) throw Failure(path + ": the artifact has no training step ('" + std::string(artifact::kTrainStep) + "')");
-  Layout l;
-  for (const artifact::Tensor &p : a.params) l.tensors.push_back({p.name, p.shape, p.offset, p.numel()});
-  l.flatElements = a.flatElements;
-  for (const artifact::Tensor &in : step->inputs)
-    if (in.name == "tokens" && in.shape.size() == 2) l.batch = in.shape[0], l.seq = in.shape[1];
-  if (l.batch == 0) throw Failure(path + ": the training step has no [B, T] input 'tokens'");
-  return l;
-}
-
-// Fresh weights from the artifact's init specs, seeded per tensor, with our
-// own Box-Muller so the values do not depend on the C++ library.
-std::vector<float> initialWeights(const artifact::Tensor &p, size_t index, uint64_t seed) {
-  std::vector<float> w(static_cast<size_t>(p.numel()));
-  std::string kind = p.init.is_object() ? p.init.value("kind", "") : "";
-  if (kind == "ones") {
-    std::fill(w.begin(), w.end(), 1.0f);
-  } else if (kind == "zeros") {
-    std::fill(w.begin(), w.end(), 0.0f);
-  } else if (kind == "normal") {
-    double stdev = p.init.value("std", 0.02);
-    std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32), static_cast<uint32_t>(index), 0x1417u};
-    std::mt19937_64 rng(seq);
-    auto uniform = [&] { return (static_cast<double>(rng() >> 11) + 0.5) * 0x1.0p-53; };
-    for (size_t i = 0; i < w.size(); i += 2) {
-      double r = std::sqrt(-2 * std::log(uniform())), t = 2 * M_PI * uniform();
-      w[i] = static_cast<float>(stdev * r * std::cos(t));
-      if (i + 1 < w.size()) w[i + 1] = static_cast<float>(stdev * r * std::sin(t));
-    }
-  } else {
-    throw Failure("parameter '" + p.name + "' has an unknown init " + p.init.dump());
-  }
-  return w;
-}
-
 class Trainer {
  public:
+  ~Trainer() {
+    if (trace_) std::fclose(trace_);
+  }
   Trainer(const TrainOptions &o, Config c, const artifact::Artifact &a, const Layout &l, TrainingData &data,
           TrainingState &e, std::string device, DataParallel &dp, long checkpointTag,
           std::vector<std::unique_ptr<PeriodicWork>> work)
       : o_(o), c_(c), a_(a), layout_(l), data_(data), engine_(e), device_(std::move(device)), dp_(dp),
         checkpointTag_(checkpointTag), work_(std::move(work)) {
     accum_ = c.batch_tokens / (l.batch * l.seq);
+    if (const char *path = std::getenv("TLC_TRACE_DATA")) {
+      std::string file = std::string(path) + ".rank" + std::to_string(dp.rank());
+      trace_ = std::fopen(file.c_str(), "ab");
+      if (!trace_) throw Failure(file + ": cannot open (TLC_TRACE_DATA)");
+    }
     dp_.attach(engine_);
     memory_ = shard::stateBytes(dp_.layout(), dp_.world() == 1 ? 0 : dp_.zero(), dp_.rank(),
                                 static_cast<int64_t>(artifact::dtypeSize(a.paramDType())));
@@ -291,6 +245,17 @@ class Trainer {
     return false;
   }
 
+  // TLC_TRACE_DATA=PATH: each rank appends to PATH.rank<R> one line per
+  // micro-batch it trains on (step, stream index, input tokens), so tests
+  // can measure the consumed token stream.
+  void traceBatch(int64_t step, int64_t g, const Batch &b) {
+    std::string line = std::to_string(step) + " " + std::to_string(g);
+    for (int32_t t : b.inputs) line += " " + std::to_string(t);
+    line += "\n";
+    std::fputs(line.c_str(), trace_);
+    std::fflush(trace_);
+  }
+
   // Every parameter as f32 (from the compute-dtype copy every rank holds).
   std::vector<std::vector<float>> currentWeights() {
     std::vector<std::vector<float>> params;
@@ -346,7 +311,9 @@ class Trainer {
           data_.skip();
           continue;
         }
+        int64_t g = data_.position().index;
         Batch b = data_.next();
+        if (trace_) traceBatch(s, g, b);
         message.push_back(engine_.trainMicroBatch(b.inputs.data(), b.targets.data()));
         dp_.afterMicroBatch();
       }
@@ -489,62 +456,8 @@ class Trainer {
   TrainerState state_;
   int64_t accum_ = 1, lastCheckpointStep_ = -1;
   std::vector<std::unique_ptr<PeriodicWork>> work_;
+  FILE *trace_ = nullptr;  // TLC_TRACE_DATA
 };
-
-Config resolveConfig(const TrainOptions &o, const nlohmann::json *checkpointConfig) {
-  Config c = checkpointConfig ? fromJson(*checkpointConfig, "the checkpoint's config") : Config();
-  if (!o.configFile.empty()) applyFile(c, o.configFile);
-  applySet(c, o.sets);
-  if (o.steps > 0) c.steps = o.steps;
-  if (!o.data.empty()) c.data = parseDataOptions(o.data);  // the command line over the file and checkpoint
-  if (c.data.empty())
-    throw ConfigError("no training data: give --data DIR, or --data NAME=DIR:WEIGHT per source (or [data.NAME] "
-                      "tables in --config)");
-  validate(c);
-  if (checkpointConfig) {
-    Config before = fromJson(*checkpointConfig, "the checkpoint's config");
-    if (before.seed != c.seed || before.shuffle != c.shuffle)
-      throw ConfigError(std::string("key '") + (before.seed != c.seed ? "seed" : "shuffle") +
-                        "' cannot change on resume: the data order depends on it");
-    // The position is a function of the mixture: its names and weights stay
-    // (directories may move). Checkpoints of older runs record no data.
-    auto mix = [](const std::vector<DataSource> &d) {
-      std::string s;
-      for (const DataSource &x : d) s += x.name + ":" + std::to_string(x.weight) + " ";
-      return s;
-    };
-    bool wasMixture = before.data.size() > 1 || (before.data.size() == 1 && !before.data[0].name.empty());
-    bool isMixture = c.data.size() > 1 || !c.data[0].name.empty();
-    if ((before.data.empty() && isMixture) || (!before.data.empty() && (wasMixture || isMixture) &&
-                                               mix(before.data) != mix(c.data)))
-      throw ConfigError("the data mixture cannot change on resume (the data position depends on it): the "
-                        "checkpoint's is '" + (before.data.empty() ? std::string("one directory") : describeData(before.data)) +
-                        "', given '" + describeData(c.data) + "'. To train on other data, start a new phase: "
-                        "--init-from CHECKPOINT [--resume-optimizer] (docs/training.md, \"Phases\")");
-  }
-  return c;
-}
-
-
-// Sources must share one tokenizer: the ids mean the same in each.
-void checkOneTokenizer(const std::vector<DataSource> &sources) {
-  std::string first, firstDigest;
-  for (const DataSource &d : sources) {
-    std::string manifest = d.dir + "/manifest.json";
-    nlohmann::json m = nlohmann::json::parse(std::ifstream(manifest), nullptr, false);
-    if (!m.is_object()) continue;  // no manifest (or Dataset names a bad one)
-    std::string name = m.contains("tokenizer") && m["tokenizer"].is_object()
-                           ? m["tokenizer"].value("file", "tokenizer.model")
-                           : "tokenizer.model";
-    std::string path = d.dir + "/" + name;
-    if (!fs::is_regular_file(path)) continue;
-    std::string digest = std::to_string(fileFnv1a64(path));
-    if (first.empty()) first = path, firstDigest = digest;
-    else if (digest != firstDigest)
-      throw ConfigError("--data: the sources were tokenized with different tokenizers (" + first + " and " + path +
-                        "): prepare them with one tokenizer (tlrun prepare --tokenizer)");
-  }
-}
 
 }  // namespace
 
