@@ -209,11 +209,11 @@ std::vector<double> File::toDoubles(const TensorInfo &t) const {
   return out;
 }
 
-void write(const std::string &path, const std::vector<TensorRef> &tensors,
-           const std::map<std::string, std::string> &metadata) {
+StreamWriter::StreamWriter(const std::string &path, const std::vector<TensorRef> &tensors,
+                           const std::map<std::string, std::string> &metadata)
+    : path_(path), tmp_(path + ".tmp." + std::to_string(getpid())) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  uint64_t offset = 0;
   for (const auto &t : tensors) {
     if (t.name.empty() || t.name == "__metadata__") fail(path, "invalid tensor name '" + t.name + "'");
     if (header.contains(t.name)) fail(path, "duplicate tensor name '" + t.name + "'");
@@ -225,32 +225,59 @@ void write(const std::string &path, const std::vector<TensorRef> &tensors,
     uint64_t bytes = static_cast<uint64_t>(n) * dtypeSize(t.dtype);
     header[t.name] = {{"dtype", dtypeName(t.dtype)},
                       {"shape", t.shape},
-                      {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
+                      {"data_offsets", {expected_, expected_ + bytes}}};
+    expected_ += bytes;
   }
   std::string json = header.dump();
   json.append((8 - json.size() % 8) % 8, ' ');  // keep the data 8-byte aligned
-
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  FILE *out = std::fopen(tmp.c_str(), "wb");
-  if (!out) fail(path, std::string("cannot write: ") + std::strerror(errno));  // the user's path, not tmp
-  bool ok = true;
+  out_ = std::fopen(tmp_.c_str(), "wb");
+  if (!out_) fail(path, std::string("cannot write: ") + std::strerror(errno));  // the user's path, not tmp
   uint64_t len = json.size();
-  ok &= std::fwrite(&len, 8, 1, out) == 1;
-  ok &= std::fwrite(json.data(), 1, json.size(), out) == json.size();
+  if (std::fwrite(&len, 8, 1, out_) != 1 || std::fwrite(json.data(), 1, json.size(), out_) != json.size()) {
+    std::string why = std::strerror(errno);
+    std::fclose(out_);
+    out_ = nullptr;
+    std::remove(tmp_.c_str());
+    fail(path, "write failed: " + why);
+  }
+}
+
+StreamWriter::~StreamWriter() {
+  if (!out_) return;
+  std::fclose(out_);
+  std::remove(tmp_.c_str());
+}
+
+void StreamWriter::append(const void *bytes, size_t n) {
+  if (!out_) fail(path_, "internal: append after finish");
+  if (written_ + n > expected_) fail(path_, "internal: more data than the header's tensors");
+  if (n && std::fwrite(bytes, 1, n, out_) != n) fail(path_, std::string("write failed: ") + std::strerror(errno));
+  written_ += n;
+}
+
+void StreamWriter::finish() {
+  if (!out_) fail(path_, "internal: finish twice");
+  if (written_ != expected_)
+    fail(path_, "internal: " + std::to_string(written_) + " of " + std::to_string(expected_) + " data bytes written");
+  bool ok = std::fflush(out_) == 0 && fsync(fileno(out_)) == 0;
+  ok &= std::fclose(out_) == 0;
+  out_ = nullptr;
+  if (!ok || std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    std::string why = std::strerror(errno);
+    std::remove(tmp_.c_str());
+    fail(path_, "write failed: " + why);
+  }
+}
+
+void write(const std::string &path, const std::vector<TensorRef> &tensors,
+           const std::map<std::string, std::string> &metadata) {
+  StreamWriter w(path, tensors, metadata);
   for (const auto &t : tensors) {
     int64_t n = 1;
     for (int64_t d : t.shape) n *= d;
-    size_t bytes = static_cast<size_t>(n) * dtypeSize(t.dtype);
-    if (bytes) ok &= std::fwrite(t.data, 1, bytes, out) == bytes;
+    w.append(t.data, static_cast<size_t>(n) * dtypeSize(t.dtype));
   }
-  ok &= std::fflush(out) == 0 && fsync(fileno(out)) == 0;
-  ok &= std::fclose(out) == 0;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    fail(path, "write failed: " + why);
-  }
+  w.finish();
 }
 
 }  // namespace tlc::safetensors

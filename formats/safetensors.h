@@ -49,6 +49,11 @@ class File {
   // Throws Error when absent.
   const TensorInfo &get(const std::string &name) const;
   const uint8_t *data(const TensorInfo &t) const { return dataStart_ + t.begin; }
+  // Where t's bytes start in the file (for reading it in chunks with pread
+  // instead of touching the mapping: bounded resident memory).
+  uint64_t fileOffset(const TensorInfo &t) const {
+    return static_cast<uint64_t>(dataStart_ - static_cast<const uint8_t *>(map_)) + t.begin;
+  }
   // Converts any float or integer tensor to doubles.
   std::vector<double> toDoubles(const TensorInfo &t) const;
 
@@ -75,5 +80,25 @@ struct TensorRef {
 // existing file.
 void write(const std::string &path, const std::vector<TensorRef> &tensors,
            const std::map<std::string, std::string> &metadata = {});
+
+// The same in pieces, for files larger than the memory one wants to spend:
+// the header from the tensors' names, dtypes and shapes (`data` unused),
+// then the tensors' bytes in order through append() in any chunks, then
+// finish() (fsync, rename). Destroyed unfinished, it removes the temporary.
+class StreamWriter {
+ public:
+  StreamWriter(const std::string &path, const std::vector<TensorRef> &tensors,
+               const std::map<std::string, std::string> &metadata = {});
+  ~StreamWriter();
+  StreamWriter(const StreamWriter &) = delete;
+  StreamWriter &operator=(const StreamWriter &) = delete;
+  void append(const void *bytes, size_t n);
+  void finish();
+
+ private:
+  std::string path_, tmp_;
+  FILE *out_ = nullptr;
+  uint64_t expected_ = 0, written_ = 0;
+};
 
 }  // namespace tlc::safetensors

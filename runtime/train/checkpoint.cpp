@@ -174,18 +174,63 @@ void discardCheckpointTemp(const std::string &tmp) {
   fs::remove_all(tmp, ec);
 }
 
-void writeModelFile(const std::string &tmp, const Layout &l, const float *master) {
+void forEachModelChunk(const Layout &l, int64_t chunk, const std::function<void(int64_t, int64_t)> &visit) {
+  for (const TensorSlot &t : l.tensors)
+    for (int64_t b = t.offset; b < t.offset + t.numel; b += chunk) visit(b, std::min(t.offset + t.numel, b + chunk));
+}
+
+void writeModelFile(const std::string &tmp, const Layout &l, const FlatFill &fill, int64_t chunk) {
   std::vector<safetensors::TensorRef> weights;
-  for (const TensorSlot &t : l.tensors) weights.push_back({t.name, safetensors::DType::F32, t.shape, master + t.offset});
-  safetensors::write(tmp + "/model.safetensors", weights, {{"format", "pt"}});
+  for (const TensorSlot &t : l.tensors) weights.push_back({t.name, safetensors::DType::F32, t.shape, nullptr});
+  safetensors::StreamWriter w(tmp + "/model.safetensors", weights, {{"format", "pt"}});
+  std::vector<float> buf;
+  // After a write error the walk goes on without writing: `fill` may hold
+  // collectives that every rank must complete. The error is thrown after.
+  std::string error;
+  forEachModelChunk(l, chunk, [&](int64_t b, int64_t e) {
+    buf.resize(static_cast<size_t>(e - b));
+    fill(b, e, buf.data());
+    if (error.empty()) try {
+        w.append(buf.data(), buf.size() * 4);
+      } catch (const safetensors::Error &err) {
+        error = err.what();
+      }
+  });
+  if (!error.empty()) throw safetensors::Error(error);
+  w.finish();
+}
+
+void writeModelFile(const std::string &tmp, const Layout &l, const float *master) {
+  writeModelFile(tmp, l, [&](int64_t b, int64_t e, float *into) {
+    std::memcpy(into, master + b, static_cast<size_t>(e - b) * 4);
+  });
+}
+
+void writeOptimizerFile(const std::string &tmp, const OptimizerPart &part, const FlatFill &m, const FlatFill &v,
+                        int64_t chunk) {
+  int64_t n = part.end - part.begin;
+  std::vector<safetensors::TensorRef> moments = {{"exp_avg", safetensors::DType::F32, {n}, nullptr},
+                                                 {"exp_avg_sq", safetensors::DType::F32, {n}, nullptr}};
+  safetensors::StreamWriter w(tmp + "/" + part.file, moments,
+                              {{"range_begin", std::to_string(part.begin)}, {"range_end", std::to_string(part.end)}});
+  std::vector<float> buf;
+  for (const FlatFill *fill : {&m, &v})
+    for (int64_t b = part.begin; b < part.end; b += chunk) {
+      int64_t e = std::min(part.end, b + chunk);
+      buf.resize(static_cast<size_t>(e - b));
+      (*fill)(b, e, buf.data());
+      w.append(buf.data(), buf.size() * 4);
+    }
+  w.finish();
 }
 
 void writeOptimizerFile(const std::string &tmp, const OptimizerPart &part, const float *m, const float *v) {
-  int64_t n = part.end - part.begin;
-  std::vector<safetensors::TensorRef> moments = {{"exp_avg", safetensors::DType::F32, {n}, m},
-                                                 {"exp_avg_sq", safetensors::DType::F32, {n}, v}};
-  safetensors::write(tmp + "/" + part.file, moments,
-                     {{"range_begin", std::to_string(part.begin)}, {"range_end", std::to_string(part.end)}});
+  auto from = [&](const float *base) {
+    return [base, &part](int64_t b, int64_t e, float *into) {
+      std::memcpy(into, base + (b - part.begin), static_cast<size_t>(e - b) * 4);
+    };
+  };
+  writeOptimizerFile(tmp, part, from(m), from(v));
 }
 
 std::string publishCheckpoint(const std::string &runDir, const std::string &tmp, const TrainerState &s, const Layout &l,
@@ -277,7 +322,75 @@ nlohmann::json readCheckpointConfig(const std::string &dir) {
   }
 }
 
-Snapshot readCheckpoint(const std::string &dir, const Layout &expected, int64_t wantBegin, int64_t wantEnd, bool verify) {
+namespace {
+
+// Reads elements [first, first + n) of tensor `t` of `f` with pread into `out`.
+void readElements(const safetensors::File &f, const safetensors::TensorInfo &t, int64_t first, int64_t n, float *out) {
+  int fd = ::open(f.path().c_str(), O_RDONLY);
+  if (fd < 0) fail(f.path(), std::string("cannot read: ") + std::strerror(errno));
+  char *dst = reinterpret_cast<char *>(out);
+  size_t want = static_cast<size_t>(n) * 4, done = 0;
+  off_t at = static_cast<off_t>(f.fileOffset(t) + static_cast<uint64_t>(first) * 4);
+  while (done < want) {
+    ssize_t got = ::pread(fd, dst + done, want - done, at + static_cast<off_t>(done));
+    if (got <= 0) {
+      int err = errno;
+      ::close(fd);
+      fail(f.path(), got == 0 ? std::string("ends early: truncated") : std::string("read error: ") + std::strerror(err));
+    }
+    done += static_cast<size_t>(got);
+  }
+  ::close(fd);
+}
+
+}  // namespace
+
+void readMasterChunks(const std::string &dir, const Snapshot &s, const FlatVisit &visit, int64_t chunk) {
+  try {
+    safetensors::File model = safetensors::File::open(dir + "/model.safetensors");
+    std::vector<float> buf;
+    for (const TensorSlot &t : s.layout.tensors) {
+      const safetensors::TensorInfo &info = model.get(t.name);
+      for (int64_t b = 0; b < t.numel; b += chunk) {
+        int64_t n = std::min(chunk, t.numel - b);
+        buf.resize(static_cast<size_t>(n));
+        readElements(model, info, b, n, buf.data());
+        visit(t.offset + b, t.offset + b + n, buf.data());
+      }
+    }
+  } catch (const safetensors::Error &e) {
+    throw CheckpointError(e.what());
+  }
+}
+
+void readMomentChunks(const std::string &dir, const Snapshot &s, int64_t wantBegin, int64_t wantEnd, const FlatVisit &m,
+                      const FlatVisit &v, int64_t chunk) {
+  std::vector<Range> saved;
+  for (const OptimizerPart &p : s.parts) saved.push_back({p.begin, p.end});
+  try {
+    std::vector<shard::Read> reads = shard::reshard(saved, s.layout.flatElements, {wantBegin, wantEnd});
+    std::vector<float> buf;
+    for (const shard::Read &r : reads) {
+      const OptimizerPart &p = s.parts[static_cast<size_t>(r.file)];
+      safetensors::File f = safetensors::File::open(dir + "/" + p.file);
+      for (auto [name, visit] : {std::pair{"exp_avg", &m}, std::pair{"exp_avg_sq", &v}})
+        for (int64_t k = 0; k < r.count; k += chunk) {
+          int64_t n = std::min(chunk, r.count - k);
+          buf.resize(static_cast<size_t>(n));
+          readElements(f, f.get(name), r.fileElement + k, n, buf.data());
+          int64_t flat = wantBegin + r.destElement + k;
+          (*visit)(flat, flat + n, buf.data());
+        }
+    }
+  } catch (const safetensors::Error &e) {
+    throw CheckpointError(e.what());
+  } catch (const shard::ShardError &e) {
+    throw CheckpointError(dir + "/state.json: the optimizer ranges overlap or leave a gap: " + e.what());
+  }
+}
+
+Snapshot readCheckpoint(const std::string &dir, const Layout &expected, int64_t wantBegin, int64_t wantEnd, bool verify,
+                        bool withData) {
   std::string statePath = dir + "/state.json";
   CheckpointManifest manifest = readCheckpointManifest(dir);
   const nlohmann::json &state = manifest.state;
@@ -321,23 +434,20 @@ Snapshot readCheckpoint(const std::string &dir, const Layout &expected, int64_t 
   }
 
   const Layout &l = snap.layout;
-  snap.master.assign(static_cast<size_t>(l.flatElements), 0.0f);
   try {
+    // Headers only here: the data is read in chunks below (or by the trainer).
     safetensors::File model = safetensors::File::open(dir + "/model.safetensors");
     for (const TensorSlot &t : l.tensors) {
       const safetensors::TensorInfo &info = model.get(t.name);
       if (info.dtype != safetensors::DType::F32 || info.numel() != t.numel)
         fail(model.path(), "tensor '" + t.name + "' is not f32 of " + std::to_string(t.numel) + " elements");
-      std::memcpy(snap.master.data() + t.offset, model.data(info), static_cast<size_t>(t.numel) * 4);
     }
     if (wantEnd < 0) wantBegin = 0, wantEnd = l.flatElements;
     if (wantBegin < 0 || wantEnd > l.flatElements || wantBegin > wantEnd)
       fail(statePath, "range [" + std::to_string(wantBegin) + ", " + std::to_string(wantEnd) + ") outside the flat buffers");
     snap.rangeBegin = wantBegin;
-    snap.m.assign(static_cast<size_t>(wantEnd - wantBegin), 0.0f);
-    snap.v.assign(static_cast<size_t>(wantEnd - wantBegin), 0.0f);
     // The range files in flat order; they must tile [0, flatElements).
-    std::vector<OptimizerPart> parts;
+    std::vector<OptimizerPart> &parts = snap.parts;
     for (const auto &part : state.at("optimizer"))
       parts.push_back({part.at("file").get<std::string>(), part.at("begin").get<int64_t>(), part.at("end").get<int64_t>()});
     std::sort(parts.begin(), parts.end(), [](const OptimizerPart &x, const OptimizerPart &y) { return x.begin < y.begin; });
@@ -352,34 +462,38 @@ Snapshot readCheckpoint(const std::string &dir, const Layout &expected, int64_t 
     if (covered != l.flatElements)
       fail(statePath, "the optimizer ranges cover " + std::to_string(covered) + " of " + std::to_string(l.flatElements) +
                           " elements");
-    std::vector<shard::Read> reads;
     try {
-      reads = shard::reshard(saved, l.flatElements, {wantBegin, wantEnd});
+      shard::reshard(saved, l.flatElements, {wantBegin, wantEnd});
     } catch (const shard::ShardError &e) {
       fail(statePath, std::string("the optimizer ranges overlap or leave a gap: ") + e.what());
     }
-    std::map<int, safetensors::File> open;
-    for (const shard::Read &r : reads) {
-      const OptimizerPart &p = parts[static_cast<size_t>(r.file)];
-      auto it = open.find(r.file);
-      if (it == open.end()) {
-        it = open.emplace(r.file, safetensors::File::open(dir + "/" + p.file)).first;
-        for (const char *name : {"exp_avg", "exp_avg_sq"}) {
-          const safetensors::TensorInfo &info = it->second.get(name);
-          if (info.dtype != safetensors::DType::F32 || info.numel() != p.end - p.begin)
-            fail(it->second.path(), std::string("'") + name + "' does not hold f32 elements [" + std::to_string(p.begin) +
-                                        ", " + std::to_string(p.end) + ")");
-        }
+    for (const OptimizerPart &p : parts) {
+      safetensors::File f = safetensors::File::open(dir + "/" + p.file);
+      for (const char *name : {"exp_avg", "exp_avg_sq"}) {
+        const safetensors::TensorInfo &info = f.get(name);
+        if (info.dtype != safetensors::DType::F32 || info.numel() != p.end - p.begin)
+          fail(f.path(), std::string("'") + name + "' does not hold f32 elements [" + std::to_string(p.begin) + ", " +
+                             std::to_string(p.end) + ")");
       }
-      const safetensors::File &f = it->second;
-      for (auto [name, into] : {std::pair{"exp_avg", &snap.m}, std::pair{"exp_avg_sq", &snap.v}})
-        std::memcpy(into->data() + r.destElement, f.data(f.get(name)) + r.fileElement * 4, static_cast<size_t>(r.count) * 4);
     }
   } catch (const safetensors::Error &e) {
     throw CheckpointError(e.what());
   } catch (const nlohmann::json::exception &e) {
     fail(statePath, std::string("malformed: ") + e.what());
   }
+  if (!withData) return snap;
+  snap.master.assign(static_cast<size_t>(l.flatElements), 0.0f);
+  readMasterChunks(dir, snap, [&](int64_t b, int64_t e, const float *v) {
+    std::memcpy(snap.master.data() + b, v, static_cast<size_t>(e - b) * 4);
+  });
+  snap.m.assign(static_cast<size_t>(wantEnd - wantBegin), 0.0f);
+  snap.v.assign(static_cast<size_t>(wantEnd - wantBegin), 0.0f);
+  auto into = [&](std::vector<float> &dst) {
+    return [&dst, wantBegin](int64_t b, int64_t e, const float *v) {
+      std::memcpy(dst.data() + (b - wantBegin), v, static_cast<size_t>(e - b) * 4);
+    };
+  };
+  readMomentChunks(dir, snap, wantBegin, wantEnd, into(snap.m), into(snap.v));
   return snap;
 }
 

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -63,21 +64,35 @@ struct TrainerState {
   double loss = std::numeric_limits<double>::quiet_NaN();  // the last step's training loss
 };
 
-// A checkpoint in host memory: every master weight, and the moments of one
-// flat range (everything on one rank; a rank's own range when reading).
-struct Snapshot {
-  TrainerState state;
-  Layout layout;
-  std::vector<float> master;       // layout.flatElements
-  int64_t rangeBegin = 0;          // optimizer range of m and v
-  std::vector<float> m, v;
-};
-
 // One optimizer range file of a checkpoint.
 struct OptimizerPart {
   std::string file;
   int64_t begin = 0, end = 0;
 };
+
+// A checkpoint in host memory: every master weight, and the moments of one
+// flat range (everything on one rank; a rank's own range when reading).
+// Read without data (readCheckpoint's withData false), only the state, the
+// layout and the range files are filled: the trainer then streams the data.
+struct Snapshot {
+  TrainerState state;
+  Layout layout;
+  std::vector<OptimizerPart> parts;  // flat order
+  std::vector<float> master;       // layout.flatElements
+  int64_t rangeBegin = 0;          // optimizer range of m and v
+  std::vector<float> m, v;
+};
+
+// Saving and loading go through host buffers of at most this many elements
+// (64 MiB of f32), whatever the model's size.
+constexpr int64_t kCheckpointChunkElements = int64_t{1} << 24;
+// Supplies flat elements [begin, end) into `into`; receives them from `values`.
+using FlatFill = std::function<void(int64_t begin, int64_t end, float *into)>;
+using FlatVisit = std::function<void(int64_t begin, int64_t end, const float *values)>;
+// The model file's data in file order: pieces [begin, end) of at most
+// `chunk` elements, each inside one tensor. Every rank of a job walks the
+// same pieces (the trainer gathers each from its owner).
+void forEachModelChunk(const Layout &l, int64_t chunk, const std::function<void(int64_t begin, int64_t end)> &visit);
 
 // FNV-1a 64 of a whole file (and its size in `bytes`); throws CheckpointError
 // naming the file when it cannot be read. Checksums in state.json, export's
@@ -99,6 +114,14 @@ std::string checkpointTempDir(const std::string &runDir, int64_t step, long tag)
 void createCheckpointTemp(const std::string &tmp);
 void writeModelFile(const std::string &tmp, const Layout &l, const float *master);
 void writeOptimizerFile(const std::string &tmp, const OptimizerPart &part, const float *m, const float *v);
+// The same streamed: `fill` is called in forEachModelChunk's order (model;
+// for every chunk even after a write error, which is thrown at the end, so
+// that collectives inside `fill` complete on every rank) or in flat order
+// over the part's range, m then v (optimizer).
+void writeModelFile(const std::string &tmp, const Layout &l, const FlatFill &fill,
+                    int64_t chunk = kCheckpointChunkElements);
+void writeOptimizerFile(const std::string &tmp, const OptimizerPart &part, const FlatFill &m, const FlatFill &v,
+                        int64_t chunk = kCheckpointChunkElements);
 std::string publishCheckpoint(const std::string &runDir, const std::string &tmp, const TrainerState &s, const Layout &l,
                               const std::vector<OptimizerPart> &parts, int64_t keep);
 void discardCheckpointTemp(const std::string &tmp);  // after a failure: best effort
@@ -113,7 +136,14 @@ void discardCheckpointTemp(const std::string &tmp);  // after a failure: best ef
 // the checksums but not the sizes (data-parallel ranks other than 0: rank 0
 // checks them).
 Snapshot readCheckpoint(const std::string &dir, const Layout &expected, int64_t wantBegin = 0, int64_t wantEnd = -1,
-                        bool verify = true);
+                        bool verify = true, bool withData = true);
+// The data of a checkpoint readCheckpoint has verified, in chunks read with
+// pread (bounded resident memory): every tensor's master weights in file
+// order, and the moments over `want` from whichever range files hold them.
+void readMasterChunks(const std::string &dir, const Snapshot &s, const FlatVisit &visit,
+                      int64_t chunk = kCheckpointChunkElements);
+void readMomentChunks(const std::string &dir, const Snapshot &s, int64_t wantBegin, int64_t wantEnd,
+                      const FlatVisit &m, const FlatVisit &v, int64_t chunk = kCheckpointChunkElements);
 
 // The resolved config recorded in a checkpoint (before reading the rest).
 nlohmann::json readCheckpointConfig(const std::string &dir);

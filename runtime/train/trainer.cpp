@@ -110,22 +110,36 @@ class Trainer {
 
   // A new phase from a checkpoint: its moments and AdamW's step count (the
   // bias correction goes on from there); step, data and schedule stay fresh.
-  void adoptOptimizer(const Snapshot &s) {
-    Range opt = engine_.optimizerRange();
-    engine_.upload(FlatBuffer::Master, opt, s.master.data() + opt.begin);
-    engine_.upload(FlatBuffer::M, opt, s.m.data() + opt.begin - s.rangeBegin);
-    engine_.upload(FlatBuffer::V, opt, s.v.data() + opt.begin - s.rangeBegin);
+  void adoptOptimizer(const std::string &dir, const Snapshot &s) {
+    loadWeights(dir, s);
+    loadMoments(dir, s);
     state_.adamStep = s.state.adamStep;
   }
 
-  void restore(const Snapshot &s) {
-    Range opt = engine_.optimizerRange(), all{0, engine_.flatElements()};
-    engine_.upload(FlatBuffer::Params, all, s.master.data());
-    engine_.upload(FlatBuffer::Master, opt, s.master.data() + opt.begin);
-    if (opt.begin < s.rangeBegin || opt.end > s.rangeBegin + static_cast<int64_t>(s.m.size()))
-      throw Failure("internal: the checkpoint was read for another optimizer range");
-    engine_.upload(FlatBuffer::M, opt, s.m.data() + opt.begin - s.rangeBegin);
-    engine_.upload(FlatBuffer::V, opt, s.v.data() + opt.begin - s.rangeBegin);
+  // Params (everywhere) and master weights (the optimizer range) from the
+  // checkpoint's model file, in chunks.
+  void loadWeights(const std::string &dir, const Snapshot &s) {
+    Range opt = engine_.optimizerRange();
+    readMasterChunks(dir, s, [&](int64_t b, int64_t e, const float *v) {
+      engine_.upload(FlatBuffer::Params, {b, e}, v);
+      int64_t pb = std::max(b, opt.begin), pe = std::min(e, opt.end);
+      if (pb < pe) engine_.upload(FlatBuffer::Master, {pb, pe}, v + (pb - b));
+    });
+  }
+
+  void loadMoments(const std::string &dir, const Snapshot &s) {
+    Range opt = engine_.optimizerRange();
+    auto upload = [this](FlatBuffer which) {
+      return [this, which](int64_t b, int64_t e, const float *v) { engine_.upload(which, {b, e}, v); };
+    };
+    readMomentChunks(dir, s, opt.begin, opt.end, upload(FlatBuffer::M), upload(FlatBuffer::V));
+  }
+
+  // A verified checkpoint (read without data), streamed chunk by chunk
+  // onto the device.
+  void restore(const std::string &dir, const Snapshot &s) {
+    loadWeights(dir, s);
+    loadMoments(dir, s);
     state_ = s.state;
     data_.seek(state_.data);
   }
@@ -140,7 +154,7 @@ class Trainer {
     s.data = data_.position();
     s.config = c_.toJson();
     const shard::Layout &l = dp_.layout();
-    Range opt = engine_.optimizerRange(), saved = dp_.savedRange();
+    Range opt = engine_.optimizerRange();
     bool root = dp_.rank() == 0;
     std::string tmp = checkpointTempDir(o_.runDir, s.step, checkpointTag_);
     std::string error;
@@ -160,19 +174,20 @@ class Trainer {
       }
     agree("creating the checkpoint directory");
 
-    std::vector<float> master;
-    if (dp_.world() == 1 || opt.size() == l.elements) {
-      if (root) {
-        master.assign(static_cast<size_t>(l.elements), 0.0f);
-        engine_.download(FlatBuffer::Master, opt, master.data());
+    // Streamed in chunks (bounded host memory): the master weights of each
+    // chunk come from the ranks that own them (every rank walks the chunks),
+    // each rank's moments from its own device buffers.
+    bool local = dp_.world() == 1 || opt.size() == l.elements;
+    auto gatherMaster = [&](int64_t b, int64_t e, float *into) {
+      if (local) return engine_.download(FlatBuffer::Master, {b, e}, into);
+      for (int r = 0; r < dp_.world(); ++r) {
+        Range own = l.ownedBy(r);
+        int64_t pb = std::max(b, own.begin), pe = std::min(e, own.end);
+        if (pb >= pe) continue;
+        if (r == dp_.rank()) engine_.download(FlatBuffer::Master, {pb, pe}, into + (pb - b));
+        dp_.comm().host().broadcast(into + (pb - b), static_cast<size_t>(pe - pb), comm::DType::F32, r);
       }
-    } else {  // gather the shards of master weights (exact: a copy)
-      master.assign(static_cast<size_t>(l.padded()), 0.0f);
-      Range mine = l.shardOf(dp_.rank());
-      engine_.download(FlatBuffer::Master, opt, master.data() + opt.begin);
-      dp_.comm().host().allGather(master.data() + mine.begin, master.data(), static_cast<size_t>(l.shard),
-                                  comm::DType::F32);
-    }
+    };
     auto partOf = [&](int r) {
       Range own = l.ownedBy(r);
       std::string file = dp_.world() == 1 ? "optimizer.safetensors"
@@ -180,11 +195,19 @@ class Trainer {
       return OptimizerPart{file, own.begin, own.end};
     };
     try {
-      if (root) writeModelFile(tmp, layout_, master.data());
-      std::vector<float> m(static_cast<size_t>(saved.size())), v(m.size());
-      engine_.download(FlatBuffer::M, saved, m.data());
-      engine_.download(FlatBuffer::V, saved, v.data());
-      writeOptimizerFile(tmp, partOf(dp_.rank()), m.data(), v.data());
+      if (root) {
+        writeModelFile(tmp, layout_, gatherMaster);
+      } else if (!local) {
+        std::vector<float> buf;
+        forEachModelChunk(layout_, kCheckpointChunkElements, [&](int64_t b, int64_t e) {
+          buf.resize(static_cast<size_t>(e - b));
+          gatherMaster(b, e, buf.data());
+        });
+      }
+      auto download = [&](FlatBuffer which) {
+        return [this, which](int64_t b, int64_t e, float *into) { engine_.download(which, {b, e}, into); };
+      };
+      writeOptimizerFile(tmp, partOf(dp_.rank()), download(FlatBuffer::M), download(FlatBuffer::V));
     } catch (const std::exception &e) {
       error = "saving checkpoint " + o_.runDir + "/checkpoints/" + std::to_string(s.step) + " failed: " + e.what();
     }
@@ -572,7 +595,7 @@ int runTrain(const TrainOptions &o, const std::vector<WorkFactory> &workFactorie
     Snapshot snap;
     if (o.resume) {  // this rank's range of the moments, whatever ranks wrote them
       try {
-        snap = readCheckpoint(checkpointDir, layout, opt.begin, opt.end, rank == 0);
+        snap = readCheckpoint(checkpointDir, layout, opt.begin, opt.end, rank == 0, false);
       } catch (const CheckpointError &e) {
         std::string run = runDirOfCheckpoint(checkpointDir);
         if (run.empty()) throw;
@@ -585,7 +608,7 @@ int runTrain(const TrainOptions &o, const std::vector<WorkFactory> &workFactorie
                           std::to_string(snap.state.step) + " to continue it)");
       data.seek(snap.state.data);
     } else if (o.resumeOptimizer) {  // a new phase: the weights and moments, a fresh step count and data
-      snap = readCheckpoint(initCheckpoint, layout, opt.begin, opt.end, rank == 0);
+      snap = readCheckpoint(initCheckpoint, layout, opt.begin, opt.end, rank == 0, false);
     }
     // Samples and evaluations, set up (and refused) before the run directory is touched.
     std::vector<std::unique_ptr<PeriodicWork>> work;
@@ -624,7 +647,7 @@ int runTrain(const TrainOptions &o, const std::vector<WorkFactory> &workFactorie
     if (o.resume) {
       if (rank == 0)
         std::printf("resuming from %s (step %lld)\n", checkpointDir.c_str(), static_cast<long long>(snap.state.step));
-      t.restore(snap);
+      t.restore(checkpointDir, snap);
       snap = Snapshot();  // free the host copy
     } else {
       if (init && rank == 0) std::printf("initial weights from %s\n", init->describe().c_str());
@@ -633,7 +656,7 @@ int runTrain(const TrainOptions &o, const std::vector<WorkFactory> &workFactorie
         if (rank == 0)
           std::printf("optimizer state from %s (AdamW step %lld; the schedule and data start afresh)\n",
                       initCheckpoint.c_str(), static_cast<long long>(snap.state.adamStep));
-        t.adoptOptimizer(snap);
+        t.adoptOptimizer(initCheckpoint, snap);
         snap = Snapshot();
       }
     }
