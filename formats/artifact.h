@@ -33,6 +33,10 @@ constexpr const char *kTrainStep = "train_step";  // tokens, targets -> loss; gr
 constexpr const char *kEvalLoss = "eval_loss";    // tokens, targets -> loss; forward only
 // token, position, KV caches -> logits, KV caches with the token (generation)
 constexpr const char *kDecodeStep = "decode_step";
+// tokens i32 [B, T] -> logits [B, T, vocab] in the parameters' dtype (f32 or
+// bf16): the forward pass of every position (tlrun evaluate); any B up to the
+// compiled one
+constexpr const char *kForwardLogits = "forward_logits";
 // Optimizer kernels over a runtime range of the flat buffers (see Lowering).
 constexpr const char *kAdamWKernel = "opt_adamw";
 constexpr const char *kSumSqPartialKernel = "opt_sumsq_partial";

@@ -165,27 +165,21 @@ llvm::Error validate(const LlamaConfig &c) {
   return llvm::Error::success();
 }
 
-OwningOpRef<ModuleOp> buildTinyLlama(MLIRContext &context, const LlamaConfig &c,
-                                     Type floatType) {
+namespace {
+
+/// The logits [B, T, vocab] of `tokens` [B, T]: the decoder both the loss and
+/// forward_logits are made of, so the two are the same model op for op.
+dsl::Tensor llamaLogits(dsl::Graph &g, const LlamaConfig &c, const LlamaWeights &w, dsl::Tensor tokens) {
   using namespace dsl;
-  Graph g(context, "tinyllama", floatType);
   const int64_t B = c.microBatch, T = c.seq, D = c.dim, H = c.heads,
                 KV = c.kvHeads, hd = c.headDim();
-
-  // Parameters in Hugging Face state-dict order.
-  LlamaWeights w = declareLlamaWeights(g, c);
-  Tensor embed = w.embed, finalNorm = w.finalNorm, lmHead = w.lmHead;
-  const std::vector<LlamaLayerWeights> &layers = w.layers;
-  Tensor tokens = g.input("tokens", {B, T}, g.i32());
-  Tensor targets = g.input("targets", {B, T}, g.i32());
-
-  Tensor h = gather(embed, tokens);  // [B, T, D]
+  Tensor h = gather(w.embed, tokens);  // [B, T, D]
   nn::RopeTables rope = nn::ropeTables(g, T, hd, c.ropeTheta);
   auto heads = [&](Tensor x, int64_t n) {  // [B, T, n*hd] -> [B, n, T, hd]
     return transpose(reshape(x, {B, T, n, hd}), {0, 2, 1, 3});
   };
   for (int64_t i = 0; i < c.layers; ++i) {
-    const LlamaLayerWeights &l = layers[i];
+    const LlamaLayerWeights &l = w.layers[i];
     std::string name = "model.layers." + std::to_string(i);
     {
       Graph::Scope scope(g, name + ".self_attn");
@@ -204,16 +198,46 @@ OwningOpRef<ModuleOp> buildTinyLlama(MLIRContext &context, const LlamaConfig &c,
     }
   }
   Graph::Scope scope(g, "lm_head");
-  Tensor logits = nn::linear(nn::rmsNorm(h, finalNorm, c.normEps), lmHead);
-  Tensor loss = nn::crossEntropy(reshape(logits, {B * T, c.vocab}),
-                                 reshape(targets, {B * T}));
+  return nn::linear(nn::rmsNorm(h, w.finalNorm, c.normEps), w.lmHead);
+}
 
+/// Records the config as the function's tl.model dictionary.
+void setModelConfig(dsl::Graph &g, const LlamaConfig &c) {
   Builder &b = g.builder();
   g.setConfig("model", b.getStringAttr("tinyllama"));
   g.setConfig("preset", b.getStringAttr(c.preset));
   for (const auto &f : kIntFields) g.setConfig(f.key, b.getI64IntegerAttr(c.*f.member));
   for (const auto &f : kFloatFields) g.setConfig(f.key, b.getF64FloatAttr(c.*f.member));
+}
+
+} // namespace
+
+OwningOpRef<ModuleOp> buildTinyLlama(MLIRContext &context, const LlamaConfig &c,
+                                     Type floatType) {
+  using namespace dsl;
+  Graph g(context, "tinyllama", floatType);
+  const int64_t B = c.microBatch, T = c.seq;
+  // Parameters in Hugging Face state-dict order.
+  LlamaWeights w = declareLlamaWeights(g, c);
+  Tensor tokens = g.input("tokens", {B, T}, g.i32());
+  Tensor targets = g.input("targets", {B, T}, g.i32());
+  Tensor logits = llamaLogits(g, c, w, tokens);
+  Graph::Scope scope(g, "lm_head");
+  Tensor loss = nn::crossEntropy(reshape(logits, {B * T, c.vocab}),
+                                 reshape(targets, {B * T}));
+  setModelConfig(g, c);
   return g.finish(loss);
+}
+
+OwningOpRef<ModuleOp> buildTinyLlamaLogits(MLIRContext &context, const LlamaConfig &c,
+                                           Type floatType) {
+  using namespace dsl;
+  Graph g(context, "tinyllama_logits", floatType);
+  LlamaWeights w = declareLlamaWeights(g, c);
+  Tensor tokens = g.input(kLogitsTokens, {c.microBatch, c.seq}, g.i32());
+  Tensor logits = llamaLogits(g, c, w, tokens);
+  setModelConfig(g, c);
+  return g.finish({logits}, {kLogitsOutput});
 }
 
 llvm::Expected<LlamaConfig> configFromAttr(Attribute modelAttr) {

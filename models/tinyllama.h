@@ -53,6 +53,15 @@ mlir::OwningOpRef<mlir::ModuleOp> buildTinyLlama(mlir::MLIRContext &context,
                                                  const LlamaConfig &config,
                                                  mlir::Type floatType);
 
+/// Emits `@tinyllama_logits(params..., tokens) -> logits`: the same model
+/// as buildTinyLlama (its forward pass op for op) up to the logits, [B, T,
+/// vocab] in `floatType`, for scoring text (tlrun evaluate).
+constexpr const char *kLogitsTokens = "tokens";  // i32 [micro_batch, seq]
+constexpr const char *kLogitsOutput = "logits";  // [micro_batch, seq, vocab]
+mlir::OwningOpRef<mlir::ModuleOp> buildTinyLlamaLogits(mlir::MLIRContext &context,
+                                                       const LlamaConfig &config,
+                                                       mlir::Type floatType);
+
 /// Reads a config back from a function's `tl.model` attribute.
 llvm::Expected<LlamaConfig> configFromAttr(mlir::Attribute modelAttr);
 

@@ -34,6 +34,9 @@ RULES = {
                          "cli/", "formats/"],
     "runtime/eval": ["runtime/exec/", "runtime/train/training_state.h", "runtime/train/checkpoint_ref.h",
                      "cli/", "formats/"],
+    "runtime/evaluate": ["runtime/exec/", "runtime/data/", "runtime/train/checkpoint_ref.h",
+                         "runtime/train/run_info.h", "runtime/train/periodic.h", "runtime/train/config.h",
+                         "runtime/hf/init_weights.h", "cli/", "formats/"],
     "runtime": ["runtime/exec/", "runtime/comm/", "formats/"],
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')

@@ -8,8 +8,10 @@
 #include "cli/cli.h"
 #include "runtime/data/command.h"
 #include "runtime/eval/command.h"
+#include "runtime/evaluate/command.h"
 #include "runtime/generate/command.h"
 #include "runtime/generate/training_samples.h"
+#include "runtime/evaluate/training_eval.h"
 #include "runtime/hf/command.h"
 #include "runtime/train/command.h"
 
@@ -17,11 +19,12 @@ int main(int argc, char **argv) {
   CLI::App tlrun{"tlrun: train, evaluate and sample compiled .tlx models on a CPU or a CUDA GPU", "tlrun"};
   tlc::cli::configureTool(tlrun);
   tlc::data::addPrepareCommand(tlrun);
-  // What the training loop runs every N steps: samples (and evaluations).
-  tlc::train::addTrainCommand(tlrun, {tlc::generate::makeTrainingSamples});
+  // What the training loop runs every N steps: samples and evaluations.
+  tlc::train::addTrainCommand(tlrun, {tlc::generate::makeTrainingSamples, tlc::evaluate::makeTrainingEvaluation});
   tlc::train::addPlotCommand(tlrun);
   tlc::train::addCheckpointsCommand(tlrun);
   tlc::addEvalCommand(tlrun);
+  tlc::evaluate::addEvaluateCommand(tlrun);
   tlc::generate::addGenerateCommand(tlrun);
   tlc::hf::addExportCommand(tlrun);
   return tlc::cli::run(tlrun, argc, argv);

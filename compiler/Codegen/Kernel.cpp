@@ -25,6 +25,12 @@ const char *kCpuLibrary =
 const char *kCudaPrelude =
 #include "compiler/Codegen/Library/cuda_prelude.cuh.inc"
     ;
+const char *kCudaMma =
+#include "compiler/Codegen/Library/cuda_mma.cuh.inc"
+    ;
+const char *kCudaAttention =
+#include "compiler/Codegen/Library/cuda_attention.cuh.inc"
+    ;
 
 std::string countOf(const KernelSpec &k) { return k.count.empty() ? std::to_string(k.workItems) : k.count; }
 
@@ -102,7 +108,7 @@ extern "C" void {name}(void *const *args, int *err, const int64_t *tl_counts) {{
 }
 
 std::string emitCuda(const std::vector<KernelSpec> &kernels) {
-  std::string out = kCudaPrelude;
+  std::string out = std::string(kCudaPrelude) + kCudaMma + kCudaAttention;
   for (const KernelSpec &k : kernels) {
     std::string body = k.isElementwise() ? fmt::format(R"(  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= {n}) return;

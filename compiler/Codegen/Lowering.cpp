@@ -401,10 +401,10 @@ LogicalResult Lowering::lowerEntry(const EntryFunction &entry, LoweringStats &st
   a.entries.push_back({});
   e = &a.entries.back();
   e->name = entry.name;
-  // The training step and the loss run any micro-batch up to the compiled
-  // one; the decode step keeps its shapes.
-  batch = entry.name == art::kTrainStep || entry.name == art::kEvalLoss ? BatchAnalysis::run(entry.func)
-                                                                          : BatchAnalysis();
+  // The training step, the loss and the logits run any micro-batch up to
+  // the compiled one; the decode step keeps its shapes.
+  bool resizable = entry.name == art::kTrainStep || entry.name == art::kEvalLoss || entry.name == art::kForwardLogits;
+  batch = resizable ? BatchAnalysis::run(entry.func) : BatchAnalysis();
   e->batch = batch.compiledBatch();
   buffer.clear();
   pendingGrads.clear();

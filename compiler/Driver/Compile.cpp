@@ -1,7 +1,7 @@
 //===- Compile.cpp - a model to a multi-entry-point artifact -------------===//
 #include "compiler/Driver/Compile.h"
 
-#include "compiler/Driver/DecodeStep.h"
+#include "compiler/Driver/ModelEntries.h"
 #include "compiler/Driver/ModelFunction.h"
 #include "compiler/Passes/Passes.h"
 #include "compiler/Verify/FusionCheck.h"
@@ -23,6 +23,8 @@ FailureOr<::tlc::artifact::Artifact> compileModel(ModuleOp module, func::FuncOp 
   // Built from the function's tl.model before autodiff changes the function.
   FailureOr<OwningOpRef<ModuleOp>> decode = buildDecodeStep(func, printIr);
   if (failed(decode)) return failure();
+  FailureOr<OwningOpRef<ModuleOp>> logits = buildForwardLogits(func, printIr);
+  if (failed(logits)) return failure();
   // The forward-only copy is taken before autodiff changes the function.
   OwningOpRef<ModuleOp> forward = module.clone();
   auto forwardFunc = forward->lookupSymbol<func::FuncOp>(func.getSymName());
@@ -43,6 +45,8 @@ FailureOr<::tlc::artifact::Artifact> compileModel(ModuleOp module, func::FuncOp 
                                                  {::tlc::artifact::kEvalLoss, forwardFunc}};
   if (*decode)
     entries.push_back({::tlc::artifact::kDecodeStep, *(*decode)->getOps<func::FuncOp>().begin()});
+  if (*logits)
+    entries.push_back({::tlc::artifact::kForwardLogits, *(*logits)->getOps<func::FuncOp>().begin()});
   // Sizes are checked on what is lowered: fused attention never stores its scores.
   for (const codegen::EntryFunction &e : entries)
     if (failed(checkTensorSizes(e.func))) return failure();

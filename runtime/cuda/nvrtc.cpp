@@ -64,15 +64,17 @@ std::string nvrtcVersionString() {
   return std::to_string(major) + "." + std::to_string(minor);
 }
 
-Compiled compileWithNvrtc(const std::string &source, const std::string &arch) {
+Compiled compileWithNvrtc(const std::string &source, const std::string &arch,
+                          const std::vector<std::string> &extraOptions) {
   const Nvrtc &api = nvrtc();
   if (!api.error.empty()) throw DeviceError(api.error);
   nvrtcProgram prog;
   if (api.create(&prog, source.c_str(), "tlc_kernels.cu", 0, nullptr, nullptr) != NVRTC_SUCCESS)
     throw DeviceError("nvrtcCreateProgram failed");
   std::string archOpt = "--gpu-architecture=" + arch;
-  const char *opts[] = {archOpt.c_str(), "--std=c++17", "-default-device"};
-  nvrtcResult r = api.compile(prog, 3, opts);
+  std::vector<const char *> opts = {archOpt.c_str(), "--std=c++17", "-default-device"};
+  for (const std::string &o : extraOptions) opts.push_back(o.c_str());
+  nvrtcResult r = api.compile(prog, static_cast<int>(opts.size()), opts.data());
   Compiled out;
   size_t n = 0;
   api.logSize(prog, &n);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace tlc::cuda {
 
@@ -21,7 +22,9 @@ bool nvrtcAvailable(std::string *why = nullptr);
 std::string nvrtcVersionString();
 
 // Compiles `source` for `arch` (e.g. "sm_90") with NVRTC; throws
-// DeviceError when NVRTC itself cannot be loaded.
-Compiled compileWithNvrtc(const std::string &source, const std::string &arch);
+// DeviceError when NVRTC itself cannot be loaded. `extraOptions` follow
+// tlc's own (tests pass "--ptxas-options=-v" for register and spill counts).
+Compiled compileWithNvrtc(const std::string &source, const std::string &arch,
+                          const std::vector<std::string> &extraOptions = {});
 
 }  // namespace tlc::cuda

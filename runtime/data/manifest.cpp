@@ -138,4 +138,12 @@ Manifest readManifest(const std::string &dir) {
   return m;
 }
 
+std::string tokenizerPathOf(const std::string &dir) {
+  std::error_code ec;
+  std::string file = std::filesystem::is_regular_file(dir + "/manifest.json", ec) ? readManifest(dir).tokenizerFile
+                                                                                   : "tokenizer.model";
+  std::string path = dir + "/" + file;
+  return std::filesystem::is_regular_file(path, ec) ? path : "";
+}
+
 }  // namespace tlc::data

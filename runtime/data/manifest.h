@@ -37,6 +37,9 @@ struct Manifest {
 // Reads DIR/manifest.json and checks that every listed shard exists with the
 // size its token count implies; throws Error naming the file and the key.
 Manifest readManifest(const std::string &dir);
+// The tokenizer file of a data directory (the manifest's, else
+// tokenizer.model); "" when there is none.
+std::string tokenizerPathOf(const std::string &dir);
 // Writes `path` atomically (temporary file, then rename).
 void writeManifest(const std::string &path, const Manifest &m);
 

@@ -94,6 +94,13 @@ void Executor::setInput(size_t entry, size_t i, const void *host, int64_t batch)
 void Executor::getOutput(size_t entry, size_t o, void *host) {
   device_.download(host, outputs_[entry][o], a_.buffers[a_.entries[entry].outputs[o].buffer].bytes);
 }
+void Executor::getOutputBytes(size_t entry, size_t o, void *host, int64_t offset, int64_t bytes) {
+  const artifact::Tensor &t = a_.entries[entry].outputs[o];
+  if (offset < 0 || bytes < 0 || offset + bytes > a_.buffers[t.buffer].bytes)
+    throw artifact::Error(a_.entries[entry].name + ": bytes " + std::to_string(offset) + ".." +
+                          std::to_string(offset + bytes) + " are outside output '" + t.name + "'");
+  device_.download(host, static_cast<char *>(outputs_[entry][o]) + offset, bytes);
+}
 
 void Executor::swapInputOutput(size_t entry, size_t i, size_t o) {
   const artifact::EntryPoint &e = a_.entries[entry];

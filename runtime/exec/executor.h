@@ -44,6 +44,10 @@ class Executor {
   // The micro-batch `batch` stands for (0: the compiled one), checked.
   int64_t resolveBatch(size_t entry, int64_t batch) const;
   void getOutput(size_t entry, size_t o, void *host);
+  // Bytes [offset, offset + bytes) of output o: the part of a large output
+  // the host needs (the logits of a few positions); throws artifact::Error
+  // for a range outside it.
+  void getOutputBytes(size_t entry, size_t o, void *host, int64_t offset, int64_t bytes);
   // Exchanges the device buffers of input i and output o (of equal size):
   // state an entry point carries from one run to the next (a KV cache)
   // stays on the device, double-buffered.

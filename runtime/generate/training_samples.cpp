@@ -20,12 +20,10 @@ namespace tlc::generate {
 namespace {
 
 std::string tokenizerOf(const std::string &dataDir) {
-  std::string file = fs::is_regular_file(dataDir + "/manifest.json") ? data::readManifest(dataDir).tokenizerFile
-                                                                      : "tokenizer.model";
-  std::string path = dataDir + "/" + file;
-  if (!fs::is_regular_file(path))
-    throw train::ConfigError("key 'sample_every': " + dataDir + " has no tokenizer (" + file +
-                             "): prepare the data with tlrun prepare, or set sample_every=0");
+  std::string path = data::tokenizerPathOf(dataDir);
+  if (path.empty())
+    throw train::ConfigError("key 'sample_every': " + dataDir + " has no tokenizer: prepare the data with tlrun prepare, or "
+                             "set sample_every=0");
   return path;
 }
 

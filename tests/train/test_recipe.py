@@ -14,6 +14,8 @@
   phases    --init-from CHECKPOINT --resume-optimizer on new data: step 0, fresh schedule, and the
             moments after one step are beta * the checkpoint's plus those of a fresh start from the
             same weights, exactly as AdamW's update says
+  evaluate  eval_every scores eval_tasks into metrics.jsonl, equal to tlrun evaluate on the checkpoint
+            of that step; a missing task file is refused before anything is written
   samples   sample_every writes samples.jsonl and the log; a greedy sample equals tlrun generate
             from the checkpoint of that step; resume keeps the samples up to its step
   bad-input every bad mixture, schedule or phase option exits 2 naming it, writing nothing
@@ -265,6 +267,33 @@ def test_samples(work, rng):
           f"sample_every without a tokenizer is refused naming the key ({r.stderr.strip()[-200:]})")
 
 
+def test_evaluate(work, rng):
+    words = ["cat", "dog", "tree", "house", "river", "stone", "cloud", "apple", "road", "light"]
+    task = os.path.join(work, "piqa.jsonl")
+    with open(task, "w") as f:
+        for i in range(24):
+            w = rng.choice(words, size=6)
+            # short choices: the model's context is 16 tokens (longer contexts are cut from the left)
+            f.write(json.dumps({"goal": f"How do I {w[0]} the {w[1]}?", "sol1": f"a {w[2]}", "sol2": f"the {w[4]}",
+                                "label": int(rng.integers(0, 2))}) + "\n")
+    run = os.path.join(work, "eval-run")
+    sets = merge_sets(BASE, f"steps=6,checkpoint_every=3,eval_every=3,eval_tasks=piqa={task}")
+    r = train(run, "--data", DATA, "--set", sets)
+    check(r.returncode == 0 and "eval 3: piqa acc" in r.stdout, f"eval_every scores the tasks ({r.stderr.strip()[-300:]})")
+    logged = {e["step"]: e for e in metrics(run) if "eval_piqa_acc" in e}
+    check(sorted(logged) == [3, 6], "eval_piqa_acc and _acc_norm in metrics.jsonl at steps 3 and 6")
+    for step in (3, 6):
+        e = tlrun("evaluate", f"{run}:{step}", "--tasks", f"piqa={task}", "--json")
+        got = json.loads(e.stdout[e.stdout.index("{"):])["tasks"][0] if e.returncode == 0 else {}
+        check(got.get("acc") == logged[step]["eval_piqa_acc"] and
+              got.get("acc_norm") == logged[step]["eval_piqa_acc_norm"],
+              f"step {step}: the same as tlrun evaluate on that step's checkpoint ({got})")
+    r = train(os.path.join(work, "eval-bad"), "--data", DATA, "--set",
+              merge_sets(BASE, f"steps=2,eval_every=1,eval_tasks=piqa={os.path.join(work, 'none.jsonl')}"))
+    check(r.returncode != 0 and "none.jsonl" in r.stderr and not os.path.exists(os.path.join(work, "eval-bad")),
+          f"a missing task file is refused before the run directory is made ({r.stderr.strip()[-200:]})")
+
+
 def test_bad_input(work, rng):
     a = source("bad-a", rng, 0, 200, 3000)
     target = os.path.join(work, "bad-run")
@@ -290,7 +319,7 @@ def test_bad_input(work, rng):
 
 
 TESTS = {"mixture": test_mixture, "resume": test_resume, "schedule": test_schedule, "phases": test_phases,
-         "samples": test_samples, "bad-input": test_bad_input}
+         "samples": test_samples, "evaluate": test_evaluate, "bad-input": test_bad_input}
 
 
 def setup(args, work, rng):

@@ -13,7 +13,9 @@
 #include "TestSupport.h"
 
 #include <cstdlib>
+#include <random>
 #include <string>
+#include <vector>
 
 class CompiledModelTest : public TlContextTest {
 protected:
@@ -35,5 +37,32 @@ protected:
                                     /*printIr=*/false, /*verifyFusion=*/false, stats);
     EXPECT_TRUE(succeeded(a)) << diagnostics;
     return *a;
+  }
+
+  /// The same from a function not known as a DSL model (its tl.model
+  /// removed): an artifact without decode_step and forward_logits.
+  tlc::artifact::Artifact compileWithoutModel(const std::string &preset, const std::string &overrides) {
+    auto config = tlc::models::preset(preset);
+    EXPECT_TRUE(config && !tlc::models::applyOverrides(*config, overrides));
+    mlir::OwningOpRef<mlir::ModuleOp> m =
+        tlc::models::buildTinyLlama(context, *config, mlir::Builder(&context).getF32Type());
+    auto func = *m->getOps<mlir::func::FuncOp>().begin();
+    func->removeAttr(mlir::tl::TLDialect::kModelAttrName);
+    mlir::tl::codegen::LoweringStats stats;
+    auto a = mlir::tl::compileModel(*m, func, true, false, /*verifyFusion=*/false, stats);
+    EXPECT_TRUE(succeeded(a)) << diagnostics;
+    return *a;
+  }
+
+  /// Random parameters in artifact order: vectors near 1, matrices around 0.
+  static std::vector<std::vector<float>> randomParams(const tlc::artifact::Artifact &a, std::mt19937 &rng) {
+    std::normal_distribution<double> normal(0.0, 1.0);
+    std::vector<std::vector<float>> params;
+    for (const auto &p : a.params) {
+      std::vector<float> v(p.numel());
+      for (float &x : v) x = static_cast<float>((p.shape.size() == 1 ? 1.0 : 0.0) + 0.3 * normal(rng));
+      params.push_back(v);
+    }
+    return params;
   }
 };

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <thread>
 #include <vector>
 
@@ -19,18 +20,37 @@ namespace {
 const char *kEmulation = R"(
 #include <barrier>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <math.h>
 #include <mutex>
+#include <vector>
 namespace tlemu {
 struct Ctx {
   long long bx = 0, tx = 0, bdim = 1;
   std::barrier<> *block = nullptr, *warp = nullptr;
-  float *slots = nullptr;
+  uint32_t *slots = nullptr;  // the warp's exchange area: kSlotWords per lane
   float *shared = nullptr;
+  long long sharedBytes = 0;
 };
+constexpr int kSlotWords = 16;
 inline thread_local Ctx ctx;
 inline std::mutex atomics;
+[[noreturn]] inline void fail(const char *what) {
+  std::fprintf(stderr, "emulated cuda: %s (block %lld, thread %lld)\n", what, ctx.bx, ctx.tx);
+  std::abort();
+}
+inline int lane() { return static_cast<int>(ctx.tx % 32); }
+inline uint32_t *slot(int l) { return ctx.slots + kSlotWords * l; }
+inline void warpSync() { ctx.warp->arrive_and_wait(); }
+inline bool inShared(const void *p, long long bytes) {
+  auto *c = static_cast<const char *>(p), *s = reinterpret_cast<const char *>(ctx.shared);
+  return c >= s && c + bytes <= s + ctx.sharedBytes;
+}
+inline void checkAligned(const void *p, const char *what) {
+  if (reinterpret_cast<uintptr_t>(p) % 16) fail(what);
+}
 }  // namespace tlemu
 struct tl_dim3 { long long x; };
 #define blockIdx (tl_dim3{tlemu::ctx.bx})
@@ -41,11 +61,12 @@ struct tl_dim3 { long long x; };
 #define __forceinline__ inline
 inline void __syncthreads() { tlemu::ctx.block->arrive_and_wait(); }
 inline float __shfl_xor_sync(unsigned, float v, int o) {
-  int lane = static_cast<int>(tlemu::ctx.tx % 32);
-  tlemu::ctx.slots[lane] = v;
-  tlemu::ctx.warp->arrive_and_wait();
-  float r = tlemu::ctx.slots[lane ^ o];
-  tlemu::ctx.warp->arrive_and_wait();
+  const int lane = tlemu::lane();
+  std::memcpy(tlemu::slot(lane), &v, 4);
+  tlemu::warpSync();
+  float r;
+  std::memcpy(&r, tlemu::slot(lane ^ o), 4);
+  tlemu::warpSync();
   return r;
 }
 inline float __int_as_float(int i) { float f; std::memcpy(&f, &i, 4); return f; }
@@ -64,11 +85,88 @@ inline float atomicAdd(float *p, float v) {
   return old;
 }
 extern "C" void tlemu_set(long long bx, long long tx, long long bdim, void *block, void *warp,
-                          float *slots, float *shared) {
+                          uint32_t *slots, float *shared, long long sharedBytes) {
   tlemu::ctx = {bx, tx, bdim, static_cast<std::barrier<> *>(block), static_cast<std::barrier<> *>(warp),
-                slots, shared};
+                slots, shared, sharedBytes};
 }
 )";
+
+// The tensor-core primitives of compiler/Codegen/Library/cuda_mma.cuh, from
+// the PTX ISA's fragment layouts (g = lane / 4, t = lane % 4; a register
+// holds two b16, the lower column in its low half): each lane publishes its
+// operands in the warp's exchange slots, and computes its own results from
+// everyone's. cp.async copies are deferred to the wait that covers their
+// group, so a kernel that reads a tile before waiting reads stale data, as it
+// may on a GPU.
+const char *kTensorCores = R"emu(
+namespace tlemu {
+inline float bf16At(uint32_t reg, int high) { return __uint_as_float(high ? reg & 0xffff0000u : reg << 16); }
+struct AsyncCopy { void *dst; const void *src; bool valid; };
+inline thread_local std::vector<AsyncCopy> uncommitted;
+inline thread_local std::vector<std::vector<AsyncCopy>> groups;
+template <int N> void loadMatrices(uint32_t (&r)[N], const void *row, bool trans) {
+  const int l = lane(), g = l / 4, t = l % 4;
+  std::memcpy(slot(l), &row, sizeof row);
+  warpSync();
+  auto rowOf = [](int from) {
+    const uint16_t *p;
+    std::memcpy(&p, slot(from), sizeof p);
+    if (!inShared(p, 16)) fail("ldmatrix: a row outside shared memory");
+    checkAligned(p, "ldmatrix: a row not 16-byte aligned");
+    return p;
+  };
+  for (int i = 0; i < N; ++i) {
+    // Lanes 8i..8i+7 give matrix i's rows; lane l gets (g, 2t) and (g, 2t + 1),
+    // or with .trans (2t, g) and (2t + 1, g).
+    const uint16_t lo = trans ? rowOf(8 * i + 2 * t)[g] : rowOf(8 * i + g)[2 * t];
+    const uint16_t hi = trans ? rowOf(8 * i + 2 * t + 1)[g] : rowOf(8 * i + g)[2 * t + 1];
+    r[i] = lo | (uint32_t)hi << 16;
+  }
+  warpSync();
+}
+}  // namespace tlemu
+inline void mmaBf16(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  using namespace tlemu;
+  const int l = lane(), g = l / 4, t = l % 4;
+  std::memcpy(slot(l), a, 16);
+  std::memcpy(slot(l) + 4, b, 8);
+  warpSync();
+  // A (16 x 16): row r, column k sits in lane (r % 8) * 4 + (k % 8) / 2,
+  // register r / 8 + 2 * (k / 8). B (16 x 8): row k, column n in lane
+  // n * 4 + (k % 8) / 2, register k / 8.
+  auto A = [](int r, int k) { return bf16At(slot((r % 8) * 4 + (k % 8) / 2)[r / 8 + 2 * (k / 8)], k & 1); };
+  auto B = [](int k, int n) { return bf16At(slot(n * 4 + (k % 8) / 2)[4 + k / 8], k & 1); };
+  float out[4];
+  for (int i = 0; i < 4; ++i) {  // D: c_i at row g (+ 8 for i >= 2), column 2t + (i & 1)
+    const int row = g + 8 * (i / 2), col = 2 * t + (i & 1);
+    float acc = d[i];
+    for (int k = 0; k < 16; ++k) acc += A(row, k) * B(k, col);
+    out[i] = acc;
+  }
+  warpSync();
+  std::memcpy(d, out, sizeof out);
+}
+template <int N> void ldmatrix(uint32_t (&r)[N], const void *row) { tlemu::loadMatrices(r, row, false); }
+template <int N> void ldmatrixTrans(uint32_t (&r)[N], const void *row) { tlemu::loadMatrices(r, row, true); }
+inline void cpAsync16(void *shared, const void *global, bool valid = true) {
+  if (!tlemu::inShared(shared, 16)) tlemu::fail("cp.async: the destination is not in shared memory");
+  tlemu::checkAligned(shared, "cp.async: the destination is not 16-byte aligned");
+  if (valid) tlemu::checkAligned(global, "cp.async: the source is not 16-byte aligned");
+  tlemu::uncommitted.push_back({shared, global, valid});
+}
+inline void cpAsyncCommit() {
+  tlemu::groups.push_back(std::move(tlemu::uncommitted));
+  tlemu::uncommitted.clear();
+}
+template <int N> void cpAsyncWait() {
+  while (tlemu::groups.size() > N) {
+    for (const tlemu::AsyncCopy &c : tlemu::groups.front())
+      if (c.valid) std::memcpy(c.dst, c.src, 16);
+      else std::memset(c.dst, 0, 16);
+    tlemu::groups.erase(tlemu::groups.begin());
+  }
+}
+)emu";
 
 std::string replaceAll(std::string s, const std::string &from, const std::string &to) {
   for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))
@@ -76,7 +174,7 @@ std::string replaceAll(std::string s, const std::string &from, const std::string
   return s;
 }
 
-using SetCtx = void (*)(long long, long long, long long, void *, void *, float *, float *);
+using SetCtx = void (*)(long long, long long, long long, void *, void *, uint32_t *, float *, long long);
 using P = void *;
 
 void call(void *fn, const std::vector<void *> &a) {
@@ -131,9 +229,11 @@ class EmulatedCuda : public Device {
                           "typedef unsigned int uint32_t;\n", "typedef unsigned short uint16_t;\n",
                           "typedef unsigned char uint8_t;\n"})
       src = replaceAll(src, t, "");
-    src = replaceAll(src, "extern __shared__ float tiles[];", "float *tiles = tlemu::ctx.shared;");
+    // Dynamic shared memory: the block's buffer.
+    src = std::regex_replace(src, std::regex(R"(extern __shared__ (?:__align__\(\d+\) )?(\w+) (\w+)\[\];)"),
+                             "$1 *$2 = reinterpret_cast<$1 *>(tlemu::ctx.shared);");
     std::string base = kernelCacheDir() + "/emu-" + std::to_string(getpid()) + "-" + std::to_string(counter_++);
-    std::ofstream(base + ".cpp") << kEmulation << src;
+    std::ofstream(base + ".cpp") << kEmulation << kTensorCores << src;
     std::string cmd = "c++ -std=c++20 -O1 -shared -fPIC -w -o " + base + ".so " + base + ".cpp 2>&1";
     FILE *p = popen(cmd.c_str(), "r");
     std::string log;
@@ -150,9 +250,9 @@ class EmulatedCuda : public Device {
       size_t at = src.find("void " + k.name + "(");
       size_t end = src.find("\n}\n", at);
       std::string body = src.substr(at, end - at);
-      cooperative_[k.name] = body.find("__syncthreads") != std::string::npos ||
-                             body.find("warpSum") != std::string::npos ||
-                             body.find("warpMax") != std::string::npos;
+      cooperative_[k.name] = false;
+      for (const char *warpWide : {"__syncthreads", "warpSum", "warpMax", "mmaBf16", "ldmatrix", "TlFlashAttention"})
+        cooperative_[k.name] = cooperative_[k.name] || body.find(warpWide) != std::string::npos;
     }
   }
 
@@ -164,11 +264,13 @@ class EmulatedCuda : public Device {
     // pointer would use.
     for (int64_t c : counts) a.push_back(reinterpret_cast<void *>(static_cast<intptr_t>(c)));
     void *fn = fns_.at(k.name);
-    std::vector<float> shared(k.sharedBytes / 4 + 1);
+    struct alignas(16) Chunk { float f[4]; };  // cp.async and ldmatrix need 16-byte rows
+    std::vector<Chunk> chunks(k.sharedBytes / 16 + 1);
+    float *shared = chunks[0].f;
     for (int64_t b = 0; b < (grid < 0 ? k.grid : grid); ++b) {
       if (!cooperative_.at(k.name)) {
         for (int64_t t = 0; t < k.block; ++t) {
-          set_(b, t, k.block, nullptr, nullptr, nullptr, shared.data());
+          set_(b, t, k.block, nullptr, nullptr, nullptr, shared, k.sharedBytes);
           call(fn, a);
         }
         continue;
@@ -176,14 +278,14 @@ class EmulatedCuda : public Device {
       std::barrier<> block(k.block);
       int64_t warps = (k.block + 31) / 32;
       std::vector<std::unique_ptr<std::barrier<>>> warpBarriers;
-      std::vector<std::vector<float>> slots(warps, std::vector<float>(32));
+      std::vector<std::vector<uint32_t>> slots(warps, std::vector<uint32_t>(32 * 16));
       for (int64_t w = 0; w < warps; ++w)
         warpBarriers.push_back(std::make_unique<std::barrier<>>(std::min<int64_t>(32, k.block - 32 * w)));
       std::vector<std::thread> threads;
       for (int64_t t = 0; t < k.block; ++t)
         threads.emplace_back([&, t] {
           std::barrier<> *warp = warpBarriers[t / 32].get();
-          set_(b, t, k.block, &block, warp, slots[t / 32].data(), shared.data());
+          set_(b, t, k.block, &block, warp, slots[t / 32].data(), shared, k.sharedBytes);
           call(fn, a);
           block.arrive_and_drop();  // a thread that returned no longer takes part
           warp->arrive_and_drop();

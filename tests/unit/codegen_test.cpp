@@ -96,10 +96,11 @@ protected:
   /// TinyLlama (`preset` with `overrides`) through the default pipeline,
   /// lowered to an artifact.
   FailureOr<tlc::artifact::Artifact> compiledStep(const std::string &preset,
-                                                  const std::string &overrides = "") {
+                                                  const std::string &overrides = "", bool bf16 = false) {
     auto config = tlc::models::preset(preset);
     if (!config || tlc::models::applyOverrides(*config, overrides)) return failure();
-    OwningOpRef<ModuleOp> m = tlc::models::buildTinyLlama(context, *config, Builder(&context).getF32Type());
+    Builder b(&context);
+    OwningOpRef<ModuleOp> m = tlc::models::buildTinyLlama(context, *config, bf16 ? Type(b.getBF16Type()) : b.getF32Type());
     PassManager pm(&context);
     tl::buildTrainPipeline(pm);
     if (failed(pm.run(*m))) return failure();
@@ -423,11 +424,44 @@ TEST_P(NvrtcTest, AllKernelsCompileWithoutWarnings) {
 
 INSTANTIATE_TEST_SUITE_P(Presets, NvrtcTest, ::testing::Values("tiny", "1.1b"));
 
+/// bf16 TinyLlama 1.1B: attention and its gradient on the tensor-core
+/// kernels (Library/cuda_attention.cuh), compiled for Hopper without a
+/// warning or a spill; f32 keeps the scalar kernels.
+TEST_F(CodegenTest, Bf16TinyLlamaAttentionRunsOnTensorCores) {
+  auto f32 = compiledStep("1.1b");
+  ASSERT_TRUE(succeeded(f32)) << diagnostics;
+  EXPECT_EQ(f32->cudaSource.find("TlFlashAttention<32"), std::string::npos);
+  auto artifact = compiledStep("1.1b", "", /*bf16=*/true);
+  ASSERT_TRUE(succeeded(artifact)) << diagnostics;
+  const std::string shape = "TlFlashAttention<32, 4, 2048, 2048, 64, true>::";
+  std::vector<std::string> kernels;
+  for (const char *entry : {"forward(", "gradQuery(", "gradKeyValue("}) {
+    const size_t at = artifact->cudaSource.find(shape + entry);
+    ASSERT_NE(at, std::string::npos) << entry;
+    const size_t name = artifact->cudaSource.rfind("__global__ void ", at) + 16;
+    kernels.push_back(artifact->cudaSource.substr(name, artifact->cudaSource.find('(', name) - name));
+  }
+  std::string why;
+  if (!tlc::cuda::nvrtcAvailable(&why)) GTEST_SKIP() << why;
+  tlc::cuda::Compiled c = tlc::cuda::compileWithNvrtc(artifact->cudaSource, "sm_90", {"--ptxas-options=-v"});
+  ASSERT_TRUE(c.ok) << c.log;
+  EXPECT_EQ(c.log.find("warning"), std::string::npos) << c.log;
+  for (const std::string &k : kernels) {
+    const size_t at = c.log.find("entry function '" + k + "'");
+    ASSERT_NE(at, std::string::npos) << k;
+    const std::string report = c.log.substr(at, c.log.find("Used", at) - at);
+    EXPECT_NE(report.find("0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads"), std::string::npos)
+        << k << ":\n" << report;
+  }
+}
+
 /// The CUDA prelude (compiler/Codegen/Library/cuda_prelude.cuh) on its own,
 /// with a kernel that uses every helper, compiles without a warning.
 TEST_F(CodegenTest, CudaPreludeCompilesOnItsOwn) {
   std::string why;
   if (!tlc::cuda::nvrtcAvailable(&why)) GTEST_SKIP() << why;
+  // The tensor-core files after it are compiled with kernels that use them
+  // in TensorCoreTest.CompilesWithNvrtcForAmpereAndHopperWithoutSpills.
   std::ifstream file(TL_KERNEL_LIBRARY_DIR "/cuda_prelude.cuh");
   ASSERT_TRUE(file) << TL_KERNEL_LIBRARY_DIR;
   std::string prelude((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());

@@ -38,13 +38,7 @@ protected:
   }
 
   std::vector<std::vector<float>> randomParams(const tlc::artifact::Artifact &a) {
-    std::vector<std::vector<float>> params;
-    for (const auto &p : a.params) {
-      std::vector<float> v(p.numel());
-      for (float &x : v) x = static_cast<float>((p.shape.size() == 1 ? 1.0 : 0.0) + 0.3 * normal(rng));
-      params.push_back(v);
-    }
-    return params;
+    return CompiledModelTest::randomParams(a, rng);
   }
 
   /// The mean next-token loss of the decode step's logits over B sequences,
@@ -89,7 +83,6 @@ protected:
   }
 
   std::mt19937 rng{11};
-  std::normal_distribution<double> normal{0.0, 1.0};
 };
 
 TEST_F(DecodeTest, DecodeStepIsTheForwardPassWithACache) { checkAgainstEvalLoss(false, 5e-7); }
@@ -119,18 +112,11 @@ TEST_F(DecodeTest, DecodeStepShapesAndNames) {
 }
 
 TEST_F(DecodeTest, ArtifactsWithoutADecodeStepAskForARecompile) {
-  auto config = tlc::models::preset("tiny");
-  ASSERT_TRUE(config && !tlc::models::applyOverrides(*config, kSmall));
-  OwningOpRef<ModuleOp> m = tlc::models::buildTinyLlama(context, *config, Builder(&context).getF32Type());
-  auto func = *m->getOps<func::FuncOp>().begin();
-  func->removeAttr(tl::TLDialect::kModelAttrName);  // not known as a DSL model: no decode step
-  tl::codegen::LoweringStats stats;
-  auto a = tl::compileModel(*m, func, true, false, /*verifyFusion=*/false, stats);
-  ASSERT_TRUE(succeeded(a)) << diagnostics;
-  EXPECT_EQ(a->entry(tlc::artifact::kDecodeStep), nullptr);
+  tlc::artifact::Artifact a = compileWithoutModel("tiny", kSmall);  // no decode step
+  EXPECT_EQ(a.entry(tlc::artifact::kDecodeStep), nullptr);
   auto device = tlc::makeCpuDevice();
   try {
-    Decoder d(*a, *device, "old.tlx");
+    Decoder d(a, *device, "old.tlx");
     FAIL() << "a decoder without a decode step";
   } catch (const tlc::artifact::Error &e) {
     EXPECT_NE(std::string(e.what()).find("old.tlx: the artifact has no decode step"), std::string::npos) << e.what();

@@ -4,8 +4,10 @@
 // memory on CUDA, the T x T scores never stored; the backward recomputes
 // probabilities from the saved log-sum-exp, one kernel for dQ (query rows)
 // and one for dK/dV (key rows over their head group), without atomics.
-// The CUDA bodies are generated here; the CPU bodies call the tiled C++
-// templates of Library/cpu_library.h with the op's shapes.
+// The CPU bodies call the tiled C++ templates of Library/cpu_library.h with
+// the op's shapes; bf16 attention on CUDA calls the tensor-core templates of
+// Library/cuda_attention.cuh (FlashAttention-2); f32 attention's CUDA bodies
+// (a query or key row a thread) are generated here.
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/Codegen/GeneratorSupport.h"
@@ -35,12 +37,50 @@ struct AttentionShape {
         kv(shapeOf(k)[1]), s(shapeOf(k)[2]), g(h / kv), scale(scale), causal(causal),
         batch(ctx.count(q, b).expr), batched(ctx.batched(q)) {}
   std::string keys(const std::string &i) const { return causal ? "(" + i + " + 1)" : S(s); }
+  std::string shapeArgs() const {
+    return S(h) + ", " + S(kv) + ", " + S(t) + ", " + S(s) + ", " + S(d) + ", " + (causal ? "true" : "false");
+  }
   /// The CPU library's tiled kernels for this shape (Library/cpu_library.h).
-  std::string cpuTemplate() const {
-    return "TlAttention<" + S(h) + ", " + S(kv) + ", " + S(t) + ", " + S(s) + ", " + S(d) +
-           ", " + (causal ? "true" : "false") + ">";
+  std::string cpuTemplate() const { return "TlAttention<" + shapeArgs() + ">"; }
+  /// Calls of entry `fn` of the CPU templates and of the CUDA tensor-core
+  /// ones (Library/cuda_attention.cuh) with the tensors `args`.
+  std::string cpuCall(const std::string &fn, const std::string &args) const {
+    return "  " + cpuTemplate() + "::" + fn + "(" + batch + ", " + args + ", " + F(scale) + ");\n";
+  }
+  std::string cudaCall(const std::string &fn, const std::string &args) const {
+    return "  TlFlashAttention<" + shapeArgs() + ">::" + fn + "(" + args + ", " + F(scale) + ");\n";
   }
 };
+
+/// FlashAttention-2 on tensor cores (Library/cuda_attention.cuh) takes bf16
+/// tensors with a head dimension of 16, 32, ... 128; f32 attention (and any
+/// other head size) keeps the scalar CUDA kernels below.
+bool useTensorCores(const AttentionShape &a, std::initializer_list<Value> tensors) {
+  for (Value v : tensors)
+    if (!isBf16(v)) return false;
+  return a.d % 16 == 0 && a.d <= 128 && a.h % a.kv == 0;
+}
+
+/// Blocks of cuda_attention.cuh: 4 warps; 64 rows a tile of stride d + 8.
+constexpr int64_t kTensorCoreThreads = 128, kTensorCoreRows = 64;
+struct TensorCoreShared {  // bytes of dynamic shared memory, as TlFlashAttention lays them out
+  int64_t forward, gradQuery, gradKeyValue;
+  explicit TensorCoreShared(int64_t d) {
+    const int64_t tile = kTensorCoreRows * (d + 8), bq = d > 64 ? 32 : 64, qTile = bq * (d + 8);
+    forward = 5 * tile * 2;
+    gradQuery = 6 * tile * 2;
+    gradKeyValue = (2 * tile + 4 * qTile) * 2 + 4 * bq * 4;
+  }
+};
+
+/// A step on the tensor-core kernels: a block for every 64 `rows` of each of
+/// `heads` heads of every batch row.
+LoweredStep tensorCoreStep(Builder &k, const AttentionShape &a, const std::string &fn, const std::string &args,
+                           int64_t heads, int64_t rows, int64_t shared) {
+  return k.custom(a.cpuCall(fn, args), a.cudaCall(fn, args),
+                  a.b * heads * ((rows + kTensorCoreRows - 1) / kTensorCoreRows), kTensorCoreThreads, shared,
+                  a.batched);
+}
 
 std::string dotLoop(int64_t d, const std::string &acc, const std::string &a, const std::string &b) {
   return "      for (int64_t d = 0; d < " + S(d) + "; ++d) " + acc + " += " + a + " * " + b + ";\n";
@@ -106,7 +146,7 @@ LoweredOp attention(AttentionOp op, const std::string &name, const KernelContext
       m = mn;
 )", arg("dot", dotLoop(a.d, "sc", "qv[d]", kj)), arg("scale", F(a.scale)), arg("d", a.d), arg("vj", vj));
   };
-  const std::string cpu = "  " + a.cpuTemplate() + "::forward(" + a.batch + ", o, lse, q, k, v, " + F(a.scale) + ");\n";
+  const std::string args = "o, lse, q, k, v";
   // CUDA: a block of 64 query rows of one (batch, head); tiles of keys.
   const int64_t tile = attentionTile(a.d), qTiles = (a.t + 63) / 64;
   std::string cuda = queryBlock(a, tile, "i") + fmt::format(R"(  float qv[{d}], acc[{d}], m = -TL_INF, l = 0.0f;
@@ -120,7 +160,11 @@ LoweredOp attention(AttentionOp op, const std::string &name, const KernelContext
       arg("update", update("kt[jj * " + D + " + d]", "vt[jj * " + D + " + d]")),
       arg("storeO", o.st("row * " + D + " + d", "acc[d] / l")), arg("storeLse", lse.st("row", "m + logf(l)")));
   LoweredOp out;
-  out.steps.push_back(k.custom(cpu, cuda, a.b * a.h * qTiles, 64, 2 * tile * a.d * 4, a.batched));
+  if (useTensorCores(a, {op.getQuery(), op.getKey(), op.getValue(), op.getResult()}))
+    out.steps.push_back(tensorCoreStep(k, a, "forward", args, a.h, a.t, TensorCoreShared(a.d).forward));
+  else
+    out.steps.push_back(k.custom(a.cpuCall("forward", args), cuda, a.b * a.h * qTiles, 64, 2 * tile * a.d * 4,
+                                 a.batched));
   return out;
 }
 
@@ -128,6 +172,9 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, const Kerne
   AttentionShape a(op.getQuery(), op.getKey(), op.getScale().convertToDouble(), op.getCausal(), ctx);
   const std::string D = S(a.d);
   const int64_t tile = attentionTile(a.d);
+  const bool tensorCores = useTensorCores(a, {op.getGrad(), op.getQuery(), op.getKey(), op.getValue(), op.getOutput(),
+                                              op.getQueryGrad(), op.getKeyGrad(), op.getValueGrad()});
+  const TensorCoreShared tcShared(a.d);
   LoweredOp out;
   out.scratchBytes.push_back(a.b * a.h * a.t * 4);  // delta = rowsum(dO * O)
   {
@@ -162,10 +209,12 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, const Kerne
         arg("dotScore", dotLoop(a.d, "sc", "qv[d]", "kt[jj * " + D + " + d]")),
         arg("dotDp", dotLoop(a.d, "dp", "dov[d]", "vt[jj * " + D + " + d]")), arg("scale", F(a.scale)),
         arg("storeDq", dq.st("row * " + D + " + d", "acc[d]")));
-    out.steps.push_back(k.custom("  " + a.cpuTemplate() + "::gradQuery(" + a.batch + ", dq, dout, q, k, v, lse, delta, " +
-                                     F(a.scale) + ");\n",
-                                 cuda, a.b * a.h * qTiles, 64,
-                                 2 * tile * a.d * 4, a.batched));
+    const std::string args = "dq, dout, q, k, v, lse, delta";
+    if (tensorCores)
+      out.steps.push_back(tensorCoreStep(k, a, "gradQuery", args, a.h, a.t, tcShared.gradQuery));
+    else
+      out.steps.push_back(k.custom(a.cpuCall("gradQuery", args), cuda, a.b * a.h * qTiles, 64, 2 * tile * a.d * 4,
+                                   a.batched));
   }
   {  // dK, dV: key rows, over the queries of their head group.
     Builder k(name + "_dkdv");
@@ -221,10 +270,12 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, const Kerne
         arg("dotScore", dotLoop(a.d, "sc", "qs[ii * " + D + " + d]", "kv[d]")),
         arg("dotDp", dotLoop(a.d, "dp", "dos[ii * " + D + " + d]", "vv[d]")), arg("scale", F(a.scale)),
         arg("storeDk", dk.st(at, "dka[d]")), arg("storeDv", dv.st(at, "dva[d]")));
-    out.steps.push_back(k.custom("  " + a.cpuTemplate() + "::gradKeyValue(" + a.batch + ", dk, dv, dout, q, k, v, lse, delta, " +
-                                     F(a.scale) + ");\n",
-                                 cuda, a.b * a.kv * kTiles, 64,
-                                 (2 * tile * a.d + 2 * tile) * 4, a.batched));
+    const std::string args = "dk, dv, dout, q, k, v, lse, delta";
+    if (tensorCores)
+      out.steps.push_back(tensorCoreStep(k, a, "gradKeyValue", args, a.kv, a.s, tcShared.gradKeyValue));
+    else
+      out.steps.push_back(k.custom(a.cpuCall("gradKeyValue", args), cuda, a.b * a.kv * kTiles, 64,
+                                   (2 * tile * a.d + 2 * tile) * 4, a.batched));
   }
   return out;
 }
