@@ -77,6 +77,9 @@ void Executor::setParam(size_t i, const void *host) {
 int64_t Executor::resolveBatch(size_t entry, int64_t batch) const {
   const artifact::EntryPoint &e = a_.entries[entry];
   if (batch == 0 || batch == e.batch) return e.batch;
+  // Without a run-time batch count (the compiler found no batch dimension,
+  // as at B = 1) the compiled micro-batch, the inputs' leading extent, runs.
+  if (e.batch == 0 && !e.inputs.empty() && !e.inputs[0].shape.empty() && batch == e.inputs[0].shape[0]) return 0;
   if (e.batch == 0)
     throw artifact::Error(e.name + " runs only the micro-batch it was compiled for, not " + std::to_string(batch));
   if (batch < 0 || batch > e.batch)

@@ -161,15 +161,9 @@ int64_t TrainingState::batchSize() const {
   return artifact().entries[impl_->train.entry].inputs[impl_->train.tokens].shape[0];
 }
 void TrainingState::setMicroBatch(int64_t b) {
-  // The compiled micro-batch always runs, also where the compiler found no
-  // batch dimension to make a run-time count of (B = 1).
-  if (b == artifact().entries[impl_->train.entry].inputs[impl_->train.tokens].shape[0]) {
-    impl_->batch = 0;
-    return;
-  }
   impl_->ex.resolveBatch(impl_->train.entry, b);  // throws for a batch it cannot run
   if (impl_->hasEval) impl_->ex.resolveBatch(impl_->eval.entry, b);
-  impl_->batch = b;
+  impl_->batch = b == artifact().entries[impl_->train.entry].inputs[impl_->train.tokens].shape[0] ? 0 : b;
 }
 int64_t TrainingState::seqLen() const {
   return artifact().entries[impl_->train.entry].inputs[impl_->train.tokens].shape[1];

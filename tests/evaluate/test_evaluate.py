@@ -37,7 +37,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "train"))
 sys.path.insert(0, os.path.join(HERE, "..", "parity"))
 from llama_reference import llama_logits  # noqa: E402
-from trainlib import check, compile_model, read_safetensors, read_shard, run_groups  # noqa: E402
+from trainlib import check, compile_model, prepare_fortunes, read_safetensors, read_shard, run_groups  # noqa: E402
 
 FORTUNES = "/usr/share/games/fortunes"
 VOCAB = 400
@@ -432,9 +432,7 @@ def setup(args, work, rng):
     ARGS, WORK = args, work
     os.environ.setdefault("TLC_CACHE_DIR", os.path.join(work, "cache"))
     data = os.path.join(work, "data")
-    ok(tlrun("prepare", "--input", f"{FORTUNES}/goedel", f"{FORTUNES}/pets", f"{FORTUNES}/magic", "--format",
-             "fortune", "--train-tokenizer", str(VOCAB), "--val-fraction", "0.1", "--out", data, "--quiet"),
-       "tlrun prepare")
+    prepare_fortunes(args.tlrun, data, VOCAB, files=("goedel", "pets", "magic"))
     TOKENIZER = os.path.join(data, "tokenizer.model")
     TLX, info = compile_model(args.tlc, work, overrides=MODEL_SETS)
     RUN = os.path.join(work, "run")

@@ -32,9 +32,9 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trainlib import check, compile_model, merge_sets, metrics, read_safetensors, run_groups, tree_state, write_shard  # noqa: E402
+from trainlib import (check, compile_model, merge_sets, metrics, prepare_fortunes, read_safetensors,  # noqa: E402
+                      run_groups, tree_state, write_shard)
 
-FORTUNES = "/usr/share/games/fortunes"
 VOCAB = 400
 MODEL_SETS = f"layers=2,dim=64,heads=4,kv_heads=2,ffn=96,vocab={VOCAB},seq=16,micro_batch=2"
 BASE = "batch_tokens=128,warmup_steps=2,lr=1e-2,min_lr=1e-3,log_every=1,val_every=0,checkpoint_every=0"
@@ -327,11 +327,7 @@ def setup(args, work, rng):
     ARGS, WORK = args, work
     os.environ.setdefault("TLC_CACHE_DIR", os.path.join(work, "cache"))
     DATA = os.path.join(work, "data")
-    r = subprocess.run([args.tlrun, "prepare", "--input", f"{FORTUNES}/goedel", f"{FORTUNES}/pets", "--format",
-                        "fortune", "--train-tokenizer", str(VOCAB), "--val-fraction", "0.1", "--out", DATA, "--quiet"],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"tlrun prepare failed: {r.stderr}")
+    prepare_fortunes(args.tlrun, DATA, VOCAB)
     TLX, _ = compile_model(args.tlc, work, overrides=MODEL_SETS)
     return ()
 

@@ -34,6 +34,14 @@ def merge_sets(*lists):
     return ",".join(f"{k}={v}" for k, v in merged.items())
 
 
+def prepare_fortunes(tlrun, out, vocab, files=("goedel", "pets")):
+    """`tlrun prepare` on Debian's fortune files with a trained `vocab`-piece
+    tokenizer (10% validation) into `out`; exits naming the failure."""
+    run([tlrun, "prepare", "--input", *[f"/usr/share/games/fortunes/{f}" for f in files], "--format", "fortune",
+         "--train-tokenizer", str(vocab), "--val-fraction", "0.1", "--out", out, "--quiet"])
+    return out
+
+
 def compile_model(tlc, workdir, overrides=TINY, name="model"):
     """Emits and compiles a tiny TinyLlama; returns (artifact path, info json)."""
     mlir = os.path.join(workdir, name + ".mlir")
