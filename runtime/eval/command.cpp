@@ -63,14 +63,9 @@ int evalCommand(const EvalOptions &options) {
     if (!std::filesystem::is_regular_file(weights))
       train::resolveCheckpointRef(weights, "a .safetensors weights file");  // throws, saying what it is
     inputs::expectKind(weights, inputs::FileKind::Safetensors, "--weights");
-    std::string parent = std::filesystem::path(weights).parent_path().string();
-    if (parent.empty()) parent = ".";
-    if (std::filesystem::path(weights).filename() == "model.safetensors" &&
-        std::filesystem::is_regular_file(parent + "/state.json"))
-      checkpoint = parent;
+    checkpoint = train::checkpointOfWeightsFile(weights);
   }
-  if (!checkpoint.empty())
-    train::verifyCheckpointFiles(train::readCheckpointManifest(checkpoint), {"model.safetensors"}, "tlrun eval");
+  if (!checkpoint.empty()) train::verifyCheckpointWeights(checkpoint, "tlrun eval");
   inputs::expectKind(tokensPath, inputs::FileKind::TokenShard, "--tokens");
   if (!gradsPath.empty()) inputs::expectWritable(gradsPath, "--dump-grads");
   const artifact::EntryPoint *step = a.entry(artifact::kTrainStep);

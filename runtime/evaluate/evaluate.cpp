@@ -117,8 +117,7 @@ Sources resolveSources(const EvaluateOptions &o) {
   const std::string &s = o.source;
   std::string runDir;
   if (std::optional<train::CheckpointRef> ref = train::findCheckpointRef(s)) {
-    train::verifyCheckpointFiles(train::readCheckpointManifest(ref->dir), {"model.safetensors"}, "tlrun evaluate");
-    f.weights = ref->dir + "/model.safetensors";
+    f.weights = train::verifyCheckpointWeights(ref->dir, "tlrun evaluate");
     runDir = train::runDirOfCheckpoint(ref->dir);
   } else if (isHfDirectory(s)) {
     f.weights = s;

@@ -64,14 +64,12 @@ RunFiles resolveRunFiles(const GenerateOptions &o) {
     f.weights = checkpoint + "/model.safetensors";
   } else if (fs::is_regular_file(s)) {
     f.weights = s;
-    std::string parent = fs::path(s).parent_path().string();
-    if (parent.empty()) parent = ".";
-    if (fs::path(s).filename() == "model.safetensors" && fs::is_regular_file(parent + "/state.json")) checkpoint = parent;
+    checkpoint = train::checkpointOfWeightsFile(s);
   } else {
     train::resolveCheckpointRef(s, "a .safetensors weights file");  // throws, saying what it is
   }
   if (!checkpoint.empty()) {
-    train::verifyCheckpointFiles(train::readCheckpointManifest(checkpoint), {"model.safetensors"}, "tlrun generate");
+    train::verifyCheckpointWeights(checkpoint, "tlrun generate");
     runDir = train::runDirOfCheckpoint(checkpoint);
   }
   nlohmann::json run;

@@ -170,7 +170,7 @@ void exportCheckpoint(const ExportOptions &o) {
     throw Error(o.outDir + ": already holds " + list + "; use --force to replace them (other files are kept)");
   }
 
-  train::verifyCheckpointFiles(train::readCheckpointManifest(checkpoint), {"model.safetensors"}, "tlrun export");
+  train::verifyCheckpointWeights(checkpoint, "tlrun export");
   std::string weightsPath = checkpoint + "/model.safetensors";
   safetensors::File weights = safetensors::File::open(weightsPath);
   std::set<std::string> names;

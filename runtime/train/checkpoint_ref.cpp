@@ -210,4 +210,15 @@ std::vector<std::string> verifyCheckpointFiles(const CheckpointManifest &m, cons
   return warnings;
 }
 
+std::string verifyCheckpointWeights(const std::string &dir, const std::string &command) {
+  verifyCheckpointFiles(readCheckpointManifest(dir), {"model.safetensors"}, command);
+  return dir + "/model.safetensors";
+}
+
+std::string checkpointOfWeightsFile(const std::string &file) {
+  fs::path p(file);
+  fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
+  return p.filename() == "model.safetensors" && isFile(dir / "state.json") ? dir.string() : "";
+}
+
 }  // namespace tlc::train

@@ -71,4 +71,12 @@ std::string checkCheckpointFile(const std::string &dir, const CheckpointFile &f,
 std::vector<std::string> verifyCheckpointFiles(const CheckpointManifest &m, const std::vector<std::string> &reading,
                                                const std::string &command);
 
+// What the weights' readers (generate, eval, evaluate, export, --init-from)
+// do: verify DIR/model.safetensors in full and the rest by size; returns
+// its path.
+std::string verifyCheckpointWeights(const std::string &dir, const std::string &command);
+// The checkpoint a weights file belongs to: its directory when `file` is a
+// model.safetensors beside a state.json, "" otherwise.
+std::string checkpointOfWeightsFile(const std::string &file);
+
 }  // namespace tlc::train

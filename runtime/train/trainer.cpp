@@ -536,7 +536,7 @@ int runTrain(const TrainOptions &o, const std::vector<WorkFactory> &workFactorie
       std::string weights = o.initWeights;
       if (std::optional<CheckpointRef> ref = findCheckpointRef(o.initWeights)) {
         if (!o.resumeOptimizer)
-          verifyCheckpointFiles(readCheckpointManifest(ref->dir), {"model.safetensors"}, "--init-from");
+          verifyCheckpointWeights(ref->dir, "--init-from");
         weights = ref->dir + "/model.safetensors";
         initCheckpoint = ref->dir;
       } else if (o.resumeOptimizer) {
