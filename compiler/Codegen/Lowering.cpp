@@ -336,12 +336,7 @@ LogicalResult Lowering::bindResults(func::FuncOp func) {
   auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
   DenseMap<Value, int> outputOf;
   for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
-    Value root = v;
-    bool onlyReturned = v.hasOneUse();
-    while (auto r = root.getDefiningOp<ReshapeOp>()) {
-      root = r.getInput();
-      onlyReturned &= root.hasOneUse();
-    }
+    auto [root, onlyReturned] = traceReturned(v);
     auto dtype = dtypeOf(v, ret.getLoc());
     if (failed(dtype)) return failure();
     if (auto g = func.getResultAttrOfType<StringAttr>(i, TLDialect::kGradAttrName)) {

@@ -9,12 +9,26 @@
 
 #include "mlir/Pass/PassManager.h"
 
+#include <functional>
+
 namespace mlir::tl {
 
 FailureOr<::tlc::artifact::Artifact> compileModel(ModuleOp module, func::FuncOp func,
                                                   bool isLossFunction, bool printIr, bool verifyFusion,
-                                                  codegen::LoweringStats &stats) {
+                                                  codegen::LoweringStats &stats,
+                                                  const RecomputeRequest &recompute) {
+  auto recomputePass = [&] {
+    return recompute.mode == RecomputeMode::None && recompute.activationBudget == 0 && !recompute.report
+               ? nullptr
+               : createTlRecomputePass(recompute.mode, recompute.activationBudget, false, recompute.report);
+  };
   if (!isLossFunction) {
+    // A training step written by hand: recomputation is its only pass.
+    if (auto pass = recomputePass()) {
+      PassManager pm(module.getContext());
+      pm.addPass(std::move(pass));
+      if (failed(pm.run(module))) return failure();
+    }
     if (failed(checkTensorSizes(func))) return failure();
     return codegen::lowerToArtifact(func, stats);
   }
@@ -32,14 +46,15 @@ FailureOr<::tlc::artifact::Artifact> compileModel(ModuleOp module, func::FuncOp 
   if (forwardFunc && forwardFunc.getNumResults() == 1 &&
       !forwardFunc.getResultAttr(0, TLDialect::kOutputAttrName))
     forwardFunc.setResultAttr(0, TLDialect::kOutputAttrName, StringAttr::get(&context, "loss"));
-  auto runPipeline = [&](ModuleOp m, void (*build)(OpPassManager &)) {
+  auto runPipeline = [&](ModuleOp m, const std::function<void(OpPassManager &)> &build) {
     PassManager pm(&context);
     if (printIr) pm.enableIRPrinting();
     build(pm);
     return validation::runWithFusionChecking(pm, m, verifyFusion);
   };
-  if (!forwardFunc || failed(runPipeline(module, buildTrainPipeline)) ||
-      failed(runPipeline(*forward, buildLossPipeline)))
+  if (!forwardFunc ||
+      failed(runPipeline(module, [&](OpPassManager &pm) { buildTrainPipeline(pm, recomputePass()); })) ||
+      failed(runPipeline(*forward, [](OpPassManager &pm) { buildLossPipeline(pm); })))
     return failure();
   std::vector<codegen::EntryFunction> entries = {{::tlc::artifact::kTrainStep, func},
                                                  {::tlc::artifact::kEvalLoss, forwardFunc}};

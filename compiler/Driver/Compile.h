@@ -3,6 +3,7 @@
 #define TL_COMPILER_DRIVER_COMPILE_H
 
 #include "compiler/Codegen/Lowering.h"
+#include "compiler/Passes/Recompute.h"
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -17,9 +18,16 @@ namespace mlir::tl {
 /// ModelEntries.h). A function that is already a training step gives
 /// "train_step" only.
 /// `printIr` prints the IR after every pass. Diagnostics go to the context.
+/// `recompute` says what tl-recompute does in the training step.
+struct RecomputeRequest {
+  RecomputeMode mode = RecomputeMode::None;
+  int64_t activationBudget = 0; // estimated live bytes to fit, 0: none
+  RecomputeReport *report = nullptr;
+};
 FailureOr<::tlc::artifact::Artifact> compileModel(ModuleOp module, func::FuncOp func,
                                                   bool isLossFunction, bool printIr, bool verifyFusion,
-                                                  codegen::LoweringStats &stats);
+                                                  codegen::LoweringStats &stats,
+                                                  const RecomputeRequest &recompute = {});
 
 } // namespace mlir::tl
 

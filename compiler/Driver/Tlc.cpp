@@ -2,6 +2,7 @@
 #include "compiler/Driver/Tlc.h"
 
 #include "compiler/Driver/Compile.h"
+#include "compiler/Driver/MemoryPlan.h"
 #include "compiler/Driver/ModelFunction.h"
 #include "compiler/Evaluator/ReferenceEvaluator.h"
 #include "compiler/Codegen/Lowering.h"
@@ -31,6 +32,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <map>
 #include <string>
 #include <vector>
@@ -121,8 +123,8 @@ struct InfoOptions {
   bool json = false;
 };
 struct CompileOptions {
-  std::string file, output, target = "all", dumpDir, archs;
-  bool printIr = false, verifyFusion = false;
+  std::string file, output, target = "all", dumpDir, archs, memoryBudget, recompute;
+  bool printIr = false, verifyFusion = false, report = false;
 };
 struct EvalOptions {
   std::string file, weightsPath, tokensPath, precisionName = "f32", gradsPath;
@@ -311,13 +313,59 @@ int compileCommand(const CompileOptions &options) {
     if (!arch.starts_with("sm_") || arch.size() < 5)
       throw ::tlc::cli::UsageError("compile: --arch expects names like sm_90, got '" + arch.str() + "'");
   }
-  ModelFile model;
-  if (!model.load(files[0])) return 1;
-  checkStorageTypes(model.sig, files[0]);
+  // --recompute's default: TLC_RECOMPUTE (for running a test suite with
+  // recomputation), else auto under a budget, none without.
+  std::string modeName = options.recompute;
+  const char *fromEnvironment = std::getenv("TLC_RECOMPUTE");
+  if (modeName.empty() && fromEnvironment && *fromEnvironment) modeName = fromEnvironment;
+  if (modeName.empty()) modeName = options.memoryBudget.empty() ? "none" : "auto";
+  std::optional<RecomputeMode> mode = parseRecomputeMode(modeName);
+  if (!mode)
+    throw ::tlc::cli::UsageError("compile: --recompute (or TLC_RECOMPUTE) must be none, auto or full, got '" +
+                                 modeName + "'");
+  int64_t budget = options.memoryBudget.empty() ? 0 : parseByteSize(options.memoryBudget, "--memory-budget");
+  // The budget is for the whole device; what recomputation can change is the
+  // arena, so the planner gets what the parameters, gradients and optimizer
+  // state leave. Its estimate of the arena is close, not exact (the planner's
+  // first fit fragments): a plan over the budget is redone with the overshoot
+  // taken off, a few times.
+  RecomputeReport recomputed;
+  FailureOr<::tlc::artifact::Artifact> artifact = failure();
   codegen::LoweringStats stats;
-  FailureOr<::tlc::artifact::Artifact> artifact =
-      compileModel(*model.module, model.func, model.sig.grads.empty(), printIr, options.verifyFusion, stats);
-  if (failed(artifact)) return 1;
+  int64_t plannerBudget = 0, available = 0;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    ModelFile model;
+    if (!model.load(files[0])) return 1;
+    checkStorageTypes(model.sig, files[0]);
+    if (budget > 0 && attempt == 0) {
+      int64_t paramBytes = !model.sig.params.empty() && model.sig.params[0].dtype == "bf16" ? 2 : 4;
+      DeviceState state = deviceStateOf(model.sig.parameterCount(), paramBytes);
+      available = budget - state.total();
+      if (available <= 0)
+        throw "compile: --memory-budget " + options.memoryBudget + " (" + humanBytes(budget) +
+            ") does not hold the training state alone: parameters, gradients and optimizer state take " +
+            humanBytes(state.total()) + " before any activation (the budget counts one unsharded rank; " +
+            "ZeRO, zero=1/2, shards the optimizer state across ranks)";
+      plannerBudget = available;
+    }
+    stats = {};
+    recomputed = {};
+    RecomputeRequest request{*mode, plannerBudget, &recomputed};
+    artifact = compileModel(*model.module, model.func, model.sig.grads.empty(), printIr, options.verifyFusion,
+                            stats, request);
+    if (failed(artifact)) return 1;
+    if (budget <= 0 || deviceTotal(*artifact) <= budget) break;
+    plannerBudget -= deviceTotal(*artifact) - budget + (4ll << 20);
+    if (plannerBudget <= 0) break;
+  }
+  if (budget > 0 && deviceTotal(*artifact) > budget)
+    throw "compile: the step does not fit --memory-budget " + options.memoryBudget + " (" + humanBytes(budget) +
+        "): it needs " + humanBytes(deviceTotal(*artifact)) + ", of which the arena is " +
+        humanBytes(artifact->arenaBytes) +
+        (*mode == RecomputeMode::None ? std::string(" with nothing recomputed (--recompute none)")
+                                      : std::string(" with everything recomputed that lowers it")) +
+        "; a smaller micro_batch or seq lowers the arena, ZeRO (zero=1/2) shards the optimizer state across "
+        "ranks (the budget counts one unsharded rank)";
   if (target == "cpu") artifact->cudaSource.clear();
   if (target == "cuda") artifact->cpuSource.clear();
   // Precompiled cubins: tlrun uses them on a matching GPU, NVRTC otherwise.
@@ -345,11 +393,13 @@ int compileCommand(const CompileOptions &options) {
   llvm::outs() << llvm::formatv(
       "compiled {0} -> {1}\n  fused ops: {2}, fusion groups: {3}\n  kernels: {4}, GEMMs: {5}\n"
       "{6}  flat parameters: {7} elements ({8})\n  arena: {9} bytes (the largest entry point's)\n"
-      "  targets: {10}{12}\n  compile time: {11:F3} s\n",
+      "{13}{14}  targets: {10}{12}\n  compile time: {11:F3} s\n",
       files[0], output, stats.fusedOps, stats.fusionGroups, stats.kernels, stats.gemms,
       entryPointSummary(*artifact), withCommas(artifact->flatElements),
       ::tlc::artifact::dtypeName(artifact->paramDType()), withCommas(artifact->arenaBytes), target,
-      seconds, archs.empty() ? std::string() : " (cubins: " + archs + ")");
+      seconds, archs.empty() ? std::string() : " (cubins: " + archs + ")", recomputeSummary(recomputed),
+      memoryEstimate(*artifact));
+  if (options.report) llvm::outs() << recomputeDecisions(recomputed);
   return 0;
 }
 
@@ -520,6 +570,16 @@ void addCompileCommand(CLI::App &tlc) {
                     "a fusion that changes the numbers is an error (docs/writing-a-fusion-pass.md)");
   compile->add_option("--dump-kernels", o->dumpDir, "write DIR/kernels.cpp and DIR/kernels.cu")
       ->type_name("DIR");
+  compile->add_option("--memory-budget", o->memoryBudget,
+                      "fit one device's training memory (parameters, gradients, optimizer state,\n"
+                      "activations) in SIZE by recomputing forward values in the backward, e.g. 30GiB")
+      ->type_name("SIZE");
+  compile->add_option("--recompute", o->recompute,
+                      "none: keep every forward value; auto: recompute the cheap ones (elementwise,\n"
+                      "norms, rope), then what fits --memory-budget at the fewest FLOPs; full: all that\n"
+                      "lowers the peak. Default: auto with --memory-budget, else none (or TLC_RECOMPUTE)")
+      ->type_name("MODE");
+  compile->add_flag("--report", o->report, "list what is recomputed (op, values, bytes, FLOPs, where)");
   ::tlc::cli::setAction(*compile, [o] { return compileCommand(*o); });
 }
 

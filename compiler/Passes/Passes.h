@@ -26,12 +26,22 @@ namespace mlir::tl {
 /// tl-fuse-elementwise groups, which computes such a reduction once.
 void regroupRepeatedReductions(func::FuncOp func);
 
+/// A returned value seen through its reshapes (views): the value that
+/// produces it, and whether nothing but the return reads it on the way, so
+/// that code generation may have the producer write the result itself.
+struct ReturnedValue {
+  Value root;
+  bool onlyReturned;
+};
+ReturnedValue traceReturned(Value v);
+
 /// CSE and the forward fusions (rmsnorm, rope, attention, cross-entropy):
 /// the start of every pipeline. A new forward fusion pass goes here.
 void addForwardFusions(OpPassManager &pm);
-/// The default pipeline: the forward fusions, tl-autodiff, CSE, elementwise
+/// The default pipeline: the forward fusions, tl-autodiff, CSE,
+/// `afterAutodiff` when given (tl-recompute from tlc compile), elementwise
 /// fusion.
-void buildTrainPipeline(OpPassManager &pm);
+void buildTrainPipeline(OpPassManager &pm, std::unique_ptr<Pass> afterAutodiff = nullptr);
 /// The forward-only pipeline (the loss, the decode step): the forward
 /// fusions, CSE, elementwise fusion.
 void buildLossPipeline(OpPassManager &pm);

@@ -24,6 +24,39 @@ def TlAutodiff : Pass<"tl-autodiff", "ModuleOp"> {
   let dependentDialects = ["::mlir::tl::TLDialect"];
 }
 
+def TlRecompute : Pass<"tl-recompute", "ModuleOp"> {
+  let summary = "Recompute forward values in the backward instead of keeping them";
+  let description = [{
+    For every training step (a function returning a loss and `tl.grad`
+    results, as tl-autodiff makes them), decides which forward values the
+    backward recomputes right before it first reads them, instead of keeping
+    them alive from the forward, and rewrites the backward to read the
+    recomputed copies. The decision uses an estimate of the live bytes at
+    every op (reshapes are views) and each op's `RecomputeOpInterface`: its
+    FLOPs, whether a result may be recomputed (never attention, never saved
+    statistics), and from which values.
+
+    `mode=none` changes nothing; `mode=auto` recomputes the cheap values
+    (elementwise ops, norms, rope, copies: at most 8 FLOPs per element)
+    whose recomputation lowers the peak, then, with `budget` (bytes of live
+    activations), the candidates with the fewest FLOPs per byte saved until
+    the estimated peak fits; `mode=full` keeps going while anything lowers
+    the peak. Results are unchanged: the recomputation is the same
+    computation on the same inputs. Runs after tl-autodiff and before
+    tl-fuse-elementwise, which then fuses the recomputed elementwise ops into
+    their readers.
+  }];
+  let options = [
+    Option<"mode", "mode", "std::string", /*default=*/"\"auto\"",
+           "none, auto or full">,
+    Option<"budget", "budget", "int64_t", /*default=*/"0",
+           "Estimated live activation bytes to fit (auto), 0 for none">,
+    Option<"report", "report", "bool", /*default=*/"false",
+           "Emit a remark per recomputed value and a summary">,
+  ];
+  let dependentDialects = ["::mlir::tl::TLDialect"];
+}
+
 // Every fusion pass takes `report`: emit a remark for each fusion and for
 // each near-miss with the reason it was refused (`tlc-opt ... --mlir-print...`
 // not needed: remarks go to stderr).

@@ -17,12 +17,14 @@ void addForwardFusions(OpPassManager &pm) {
   pm.addPass(createTlFuseCrossEntropy());
 }
 
-void buildTrainPipeline(OpPassManager &pm) {
+void buildTrainPipeline(OpPassManager &pm, std::unique_ptr<Pass> afterAutodiff) {
   // Forward fusion first, so autodiff applies the fused ops' rules and emits
   // fused backward ops.
   addForwardFusions(pm);
   pm.addPass(createTlAutodiff());
   pm.addPass(createCSEPass());
+  // Recomputed elementwise ops are then fused into the kernels that read them.
+  if (afterAutodiff) pm.addPass(std::move(afterAutodiff));
   pm.addPass(createTlFuseElementwise());
 }
 

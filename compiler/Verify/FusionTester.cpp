@@ -10,6 +10,7 @@
 #include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
+#include "llvm/ADT/StringMap.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "llvm/ADT/StringSet.h"
 #include "llvm/Support/FileSystem.h"
@@ -229,11 +230,13 @@ struct CaseRunner {
       report.failures.push_back({seedName, what, beforeText, "the pass failed on valid IR", countOps(*module)});
       return;
     }
-    // Fused: an op the pass introduced (a fused op, a tl.fusion group).
-    llvm::StringSet<> names;
-    module->walk([&](Operation *op) { names.insert(op->getName().getStringRef()); });
+    // Fused: ops the pass introduced (a fused op, a tl.fusion group, a
+    // recomputed copy): some op name occurs more often than before.
+    llvm::StringMap<int> before, now;
+    module->walk([&](Operation *op) { ++before[op->getName().getStringRef()]; });
+    after->walk([&](Operation *op) { ++now[op->getName().getStringRef()]; });
     bool fused = false;
-    after->walk([&](Operation *op) { fused |= !names.contains(op->getName().getStringRef()); });
+    for (const auto &entry : now) fused |= entry.getValue() > before.lookup(entry.getKey());
     report.fused += fused;
     for (auto before : module->getOps<func::FuncOp>()) {
       auto fused = after->lookupSymbol<func::FuncOp>(before.getSymName());

@@ -2,14 +2,19 @@
 // diagnostics are collected in `diagnostics` for assertions.
 #pragma once
 
+#include "compiler/Evaluator/HostTensor.h"
 #include "dialects/tl/IR/TlOps.h"
 
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <random>
 #include <string>
+#include <vector>
 
 class TlContextTest : public ::testing::Test {
 protected:
@@ -27,3 +32,23 @@ protected:
   mlir::MLIRContext context;
   std::string diagnostics;
 };
+
+/// Random arguments for a model function: token ids below 97, gains near 1,
+/// other tensors fan-in scaled so that activations and logits stay O(1).
+inline std::vector<tlc::HostTensor> randomModelArguments(mlir::func::FuncOp func, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> normal;
+  std::vector<tlc::HostTensor> args;
+  for (mlir::BlockArgument arg : func.getArguments()) {
+    auto type = mlir::cast<mlir::RankedTensorType>(arg.getType());
+    tlc::HostTensor t({type.getShape().begin(), type.getShape().end()});
+    if (type.getElementType().isInteger(32)) {
+      for (double &x : t.data) x = static_cast<double>(rng() % 97);
+    } else {
+      double scale = 1.0 / std::sqrt(static_cast<double>(type.getShape().back()));
+      for (double &x : t.data) x = type.getRank() == 1 ? 1 + 0.2 * normal(rng) : scale * normal(rng);
+    }
+    args.push_back(t);
+  }
+  return args;
+}

@@ -51,20 +51,7 @@ protected:
   /// Random fan-in-scaled weights and random tokens, evaluated in f64.
   std::vector<HostTensor> run(ModuleOp m, uint32_t seed) {
     auto func = *m.getOps<func::FuncOp>().begin();
-    std::mt19937 rng(seed);
-    std::normal_distribution<double> normal;
-    std::vector<HostTensor> args;
-    for (BlockArgument arg : func.getArguments()) {
-      auto type = cast<RankedTensorType>(arg.getType());
-      HostTensor t({type.getShape().begin(), type.getShape().end()});
-      if (type.getElementType().isInteger(32)) {
-        for (double &x : t.data) x = static_cast<double>(rng() % 97);  // < vocab
-      } else {
-        double scale = 1.0 / std::sqrt(static_cast<double>(type.getShape().back()));
-        for (double &x : t.data) x = type.getRank() == 1 ? 1 + 0.2 * normal(rng) : scale * normal(rng);
-      }
-      args.push_back(t);
-    }
+    std::vector<HostTensor> args = randomModelArguments(func, seed);
     auto r = tl::evaluate(func, args, tl::Precision::F64);
     EXPECT_TRUE(succeeded(r)) << diagnostics;
     return succeeded(r) ? *r : std::vector<HostTensor>{};
