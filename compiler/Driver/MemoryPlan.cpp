@@ -45,6 +45,15 @@ int64_t parseByteSize(const std::string &text, const std::string &option) {
   return static_cast<int64_t>(value * it->second);
 }
 
+std::string withCommas(int64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
 std::string humanBytes(int64_t bytes) {
   const char *names[] = {"B", "KB", "MB", "GB", "TB"};
   double v = static_cast<double>(bytes);
@@ -81,6 +90,18 @@ int64_t trainingIoBytes(const art::Artifact &a) {
   return io;
 }
 } // namespace
+
+/// One line per entry point: its steps and its arena plan.
+std::string entryPointSummary(const art::Artifact &a) {
+  std::string out;
+  for (const auto &e : a.entries)
+    out += llvm::formatv("  entry point {0}: {1} steps, arena {2} bytes planned (tensors sum to {3} "
+                         "bytes, {4:P} of it)\n",
+                         e.name, e.steps.size(), withCommas(e.arenaBytes), withCommas(e.unplannedBytes),
+                         static_cast<double>(e.arenaBytes) / std::max<int64_t>(1, e.unplannedBytes))
+               .str();
+  return out;
+}
 
 int64_t deviceTotal(const art::Artifact &a) { return stateOf(a).total() + a.arenaBytes + trainingIoBytes(a); }
 

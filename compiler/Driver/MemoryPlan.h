@@ -20,6 +20,9 @@ namespace mlir::tl {
 /// "1.5TiB", or plain bytes; a UsageError naming `option` otherwise.
 int64_t parseByteSize(const std::string &text, const std::string &option);
 
+/// 1,234,567.
+std::string withCommas(int64_t n);
+
 /// "29.3 GB" (decimal, three significant digits), "512 KB", "17 B".
 std::string humanBytes(int64_t bytes);
 
@@ -32,6 +35,9 @@ struct DeviceState {
   int64_t total() const { return params + grads + optimizer + workspace; }
 };
 DeviceState deviceStateOf(int64_t flatElements, int64_t paramBytes);
+
+/// One line per entry point: its steps and its arena plan.
+std::string entryPointSummary(const ::tlc::artifact::Artifact &a);
 
 /// Everything one device holds while training `a`: the state above, the
 /// arena and the training entry points' inputs and outputs.

@@ -207,15 +207,6 @@ std::string shapeString(const std::vector<int64_t> &shape) {
   return s + "]";
 }
 
-std::string withCommas(int64_t n) {
-  std::string digits = std::to_string(n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
 int infoCommand(const InfoOptions &options) {
   const bool json = options.json;
   ModelFile model;
@@ -279,18 +270,6 @@ int infoCommand(const InfoOptions &options) {
                                   shapeString(p.shape), p.dtype, withCommas(p.count()));
   llvm::outs() << "total parameters: " << withCommas(sig.parameterCount()) << "\n";
   return 0;
-}
-
-/// One line per entry point: its steps and its arena plan.
-std::string entryPointSummary(const ::tlc::artifact::Artifact &a) {
-  std::string out;
-  for (const auto &e : a.entries)
-    out += llvm::formatv("  entry point {0}: {1} steps, arena {2} bytes planned (tensors sum to {3} "
-                         "bytes, {4:P} of it)\n",
-                         e.name, e.steps.size(), withCommas(e.arenaBytes), withCommas(e.unplannedBytes),
-                         static_cast<double>(e.arenaBytes) / std::max<int64_t>(1, e.unplannedBytes))
-               .str();
-  return out;
 }
 
 int compileCommand(const CompileOptions &options) {
