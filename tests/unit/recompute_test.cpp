@@ -114,8 +114,9 @@ TEST_F(RecomputeTest, PlannedMemoryFallsAndABudgetIsMet) {
   for (const auto &d : automatic.decisions) EXPECT_TRUE(d.cheap) << d.op;
   EXPECT_GT(full.recomputedFlops, automatic.recomputedFlops);
   EXPECT_GT(full.stepFlops, 0);
-  // The planner's estimate is the planned arena within a few percent.
-  EXPECT_NEAR(static_cast<double>(none.peakBefore), static_cast<double>(arenaNone), 0.05 * arenaNone);
+  // The planner's estimate is the planned arena within 10% (it does not see
+  // kernels' scratch buffers or the first fit's fragmentation).
+  EXPECT_NEAR(static_cast<double>(none.peakBefore), static_cast<double>(arenaNone), 0.1 * arenaNone);
   // A budget between auto's and full's peak is met with fewer FLOPs than full.
   int64_t budget = (automatic.peakAfter + full.peakAfter) / 2;
   tl::RecomputeReport budgeted;
