@@ -68,6 +68,9 @@ class Communicator {
   // Whether buffers are device pointers (NCCL) or host memory (MPI, single).
   virtual bool deviceBuffers() const = 0;
   virtual std::string describe() const = 0;  // "mpi (4 ranks, open mpi 4.1.4)"
+  // Whether another thread may run the collectives, one thread at a time
+  // (MPI_THREAD_SERIALIZED): the trainer's communication thread.
+  virtual bool serializedThreads() const { return true; }
 
   // Starts a collective (MPI: non-blocking; NCCL: enqueued on the
   // communicator's stream, ordered after work already on the legacy default

@@ -102,10 +102,13 @@ class MpiCommunicator : public Communicator {
     int initialized = 0;
     MPI_Initialized(&initialized);
     if (!initialized) {
-      int provided = 0;
-      int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+      // Serialized: the trainer's communication thread runs collectives
+      // while the main thread computes (never both at once).
+      int rc = MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &threadLevel_);
       if (rc != MPI_SUCCESS) throw CommError("MPI_Init_thread failed: " + mpiError(rc));
       ownsMpi_ = true;
+    } else {
+      MPI_Query_thread(&threadLevel_);
     }
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     check(MPI_Comm_dup(MPI_COMM_WORLD, &comm_), "MPI_Comm_dup");
@@ -133,6 +136,7 @@ class MpiCommunicator : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   bool deviceBuffers() const override { return false; }
+  bool serializedThreads() const override { return threadLevel_ >= MPI_THREAD_SERIALIZED; }
   std::string describe() const override {
     return "mpi (" + std::to_string(size_) + " ranks, " + library_ + ")";
   }
@@ -260,6 +264,7 @@ class MpiCommunicator : public Communicator {
 
   double timeout_;
   bool ownsMpi_ = false;
+  int threadLevel_ = MPI_THREAD_SINGLE;
   MPI_Comm comm_ = MPI_COMM_NULL, diag_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   uint64_t seq_ = 0;

@@ -54,6 +54,7 @@ StateBytes stateBytes(const Layout &l, int zero, int rank, int64_t paramBytes) {
   int64_t mine = zero == 0 ? l.elements : l.ownedBy(rank).size();
   StateBytes b;
   b.params = (zero >= 3 ? mine : full) * paramBytes;
+  b.paramGathered = zero >= 3 ? (full - mine) * paramBytes : 0;
   b.grads = (zero >= 2 ? mine : full) * 4;
   b.gradScratch = zero >= 2 ? (full - mine) * 4 : 0;
   b.master = mine * 4;

@@ -113,7 +113,7 @@ void Executor::swapInputOutput(size_t entry, size_t i, size_t o) {
   std::swap(inputs_[entry][i], outputs_[entry][o]);
 }
 
-void Executor::run(size_t entry, int64_t batch) {
+void Executor::run(size_t entry, int64_t batch, const std::function<void(size_t step)> &afterStep) {
   const artifact::EntryPoint &e = a_.entries[entry];
   batch = resolveBatch(entry, batch);
   if (inputs_[entry].size() != e.inputs.size() || outputs_[entry].size() != e.outputs.size())
@@ -137,6 +137,7 @@ void Executor::run(size_t entry, int64_t batch) {
       device_.synchronize();
       stepSeconds_[entry][i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
+    if (afterStep) afterStep(i);
   }
   device_.synchronize();
   int code = 0;

@@ -4,6 +4,7 @@
 // TrainingState (engine.h) builds the training state on top of it.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,8 +40,11 @@ class Executor {
   // compiled one; up to it where the entry point allows, see
   // artifact::EntryPoint::batch); throws DeviceError naming the op whose
   // kernel reported an out-of-range index, artifact::Error for a batch the
-  // entry point cannot run.
-  void run(size_t entry, int64_t batch = 0);
+  // entry point cannot run. `afterStep(i)`, when given, is called once step
+  // i has been issued (on the CPU device: has finished; a GPU caller must
+  // order its own work after the device's stream): data parallelism starts
+  // a gradient bucket's reduction as soon as its last writer has run.
+  void run(size_t entry, int64_t batch = 0, const std::function<void(size_t step)> &afterStep = {});
   // The micro-batch `batch` stands for (0: the compiled one), checked.
   int64_t resolveBatch(size_t entry, int64_t batch) const;
   void getOutput(size_t entry, size_t o, void *host);

@@ -54,12 +54,14 @@ const std::vector<Key> &table() {
       {{"decay_norms", "bool", "true/false", "apply weight decay to the parameters the model exempts (norms) as well"}, &Config::decay_norms, 0, 1},
       {{"final_checkpoint", "bool", "true/false", "write a checkpoint when the run ends (false: benchmarks; a signal "
         "still writes one)"}, &Config::final_checkpoint, 0, 1},
-      {{"zero", "int", "0 .. 2", "data parallelism: 0 replicated (all-reduce), 1 optimizer state sharded, 2 gradients "
-        "reduced to their owners every micro-batch too (3, parameters sharded, is not built)"}, &Config::zero, 0, 2},
+      {{"zero", "int", "0 .. 3", "data parallelism: 0 replicated (all-reduce), 1 optimizer state sharded, 2 gradients "
+        "reduced to their owners every micro-batch too, 3 parameters sharded between steps too"}, &Config::zero, 0, 3},
       {{"comm_timeout_s", "float", "1 .. 1e9", "seconds a rank waits in a collective before the job is ended naming "
         "the ranks that did not arrive"}, &Config::comm_timeout_s, 1, 1e9},
-      {{"bucket_mb", "float", "1e-6 .. 1e9", "MiB of f32 gradients per reduction bucket (zero=2)"}, &Config::bucket_mb,
+      {{"bucket_mb", "float", "1e-6 .. 1e9", "MiB of f32 gradients per reduction bucket (zero=2, 3)"}, &Config::bucket_mb,
        1e-6, 1e9},
+      {{"overlap", "bool", "true/false", "zero=2, 3 on CPU ranks (MPI): reduce each gradient bucket on a communication "
+        "thread as soon as the backward pass has finished it"}, &Config::overlap, 0, 1},
       {{"schedule", "string", "cosine|wsd|constant", "learning rate after warmup: cosine to min_lr at the last step; "
         "wsd holds lr, then decays to min_lr over the last decay_steps; constant holds lr"}, &Config::schedule, 0, 0},
       {{"decay_steps", "int", ">= 0", "wsd: steps of the final decay (0: a fifth of steps)"}, &Config::decay_steps, 0,

@@ -47,6 +47,7 @@ struct Config {
   int64_t zero = 2;
   double comm_timeout_s = 300;
   double bucket_mb = 25;
+  bool overlap = true;  // zero=2/3 on MPI: buckets reduced on a communication thread during backward
   // The learning-rate schedule after warmup: cosine to min_lr at `steps`;
   // wsd (warmup-stable-decay) holds lr and decays to min_lr over the last
   // decay_steps (0: a fifth of the run) with decay_shape; constant holds lr.

@@ -1,14 +1,56 @@
 #include "runtime/train/parallel.h"
 
-#include <cstring>
-#include <memory>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "runtime/exec/comm_points.h"
 #include "runtime/train/checkpoint.h"
 
 namespace tlc::train {
 
-DataParallel::DataParallel(comm::Communicator &c, Device &device, int zero, int64_t flatElements, double bucketMb)
+struct DataParallel::Overlap {
+  using Clock = std::chrono::steady_clock;
+  std::vector<size_t> order;   // bucket indices in the order their gradients become final
+  std::vector<int64_t> ready;  // ready[k]: the step after which order[k] may be reduced
+  size_t next = 0;             // order[next..] not handed over yet (main thread only)
+  Clock::time_point computeStart;
+  std::mutex mu;
+  std::condition_variable wake, done;
+  std::deque<size_t> queue;
+  size_t outstanding = 0;  // handed over, not finished
+  bool stop = false;
+  std::exception_ptr error;
+  std::vector<std::pair<Clock::time_point, Clock::time_point>> spans;  // reductions of this micro-batch
+  Overlapped totals;
+  std::thread thread;
+
+  void handOver(int64_t step) {
+    std::lock_guard<std::mutex> l(mu);
+    size_t before = next;
+    while (next < order.size() && ready[next] <= step) {
+      queue.push_back(order[next++]);
+      ++outstanding;
+    }
+    if (next != before) wake.notify_one();
+  }
+};
+
+DataParallel::DataParallel(comm::Communicator &c, Device &device, int zero, int64_t flatElements, double bucketMb,
+                           bool overlap)
     : comm_(c), device_(device), zero_(zero), layout_(shard::makeLayout(flatElements, c.size())) {
+  // On host buffers only: a GPU's kernels are still running when their step
+  // is issued (NCCL would need events on the compute stream).
+  wantOverlap_ = overlap && zero >= 2 && c.size() > 1 && !c.deviceBuffers() && c.serializedThreads();
   if (world() > 1 && layout_.ownedBy(rank()).size() == 0 && zero_ > 0)
     throw shard::ShardError("the model's " + std::to_string(flatElements) + " flat elements are too few for " +
                             std::to_string(world()) + " ranks with sharded optimizer state (rank " +
@@ -23,22 +65,130 @@ Range DataParallel::optimizerRange() const {
 
 int64_t DataParallel::allocatedElements() const { return active() ? layout_.padded() : layout_.elements; }
 
-void DataParallel::attach(TrainingState &e) { engine_ = &e; }
+DataParallel::~DataParallel() {
+  if (!overlap_) return;
+  bool idle;
+  {
+    std::lock_guard<std::mutex> l(overlap_->mu);
+    overlap_->stop = true;
+    idle = overlap_->outstanding == 0;
+  }
+  overlap_->wake.notify_one();
+  // Unwinding from an error mid-micro-batch: a reduction may wait for peers
+  // that will not come; the job is ending, so the thread is left to it.
+  if (idle) overlap_->thread.join();
+  else overlap_->thread.detach();
+}
+
+void DataParallel::attach(TrainingState &e) {
+  engine_ = &e;
+  if (!wantOverlap_ || overlap_) return;
+  const artifact::Artifact &a = e.artifact();
+  CommPoints points = commPoints(a, *a.entry(artifact::kTrainStep));
+  auto o = std::make_unique<Overlap>();
+  std::vector<std::pair<int64_t, size_t>> byStep;
+  for (size_t i = 0; i < buckets_.size(); ++i) byStep.push_back({points.gradsFinalAfter(a, buckets_[i].range), i});
+  // Ties (one tensor's buckets): the end of the buffer first, as without overlap.
+  std::stable_sort(byStep.begin(), byStep.end(),
+                   [](const auto &x, const auto &y) { return x.first < y.first || (x.first == y.first && x.second > y.second); });
+  for (auto &[step, i] : byStep) {
+    o->ready.push_back(step);
+    o->order.push_back(i);
+  }
+  Overlap *raw = o.get();
+  o->thread = std::thread([this, raw] {
+    Overlap &v = *raw;
+    for (;;) {
+      size_t b;
+      bool failed;
+      {
+        std::unique_lock<std::mutex> l(v.mu);
+        v.wake.wait(l, [&] { return v.stop || !v.queue.empty(); });
+        if (v.queue.empty()) return;
+        b = v.queue.front();
+        v.queue.pop_front();
+        failed = v.error != nullptr;
+      }
+      Overlap::Clock::time_point t0 = Overlap::Clock::now();
+      std::exception_ptr error;
+      if (!failed) try {
+          reduceBucket(b);
+        } catch (...) {
+          error = std::current_exception();
+        }
+      {
+        std::lock_guard<std::mutex> l(v.mu);
+        v.spans.push_back({t0, Overlap::Clock::now()});
+        if (error && !v.error) v.error = error;
+        --v.outstanding;
+      }
+      v.done.notify_all();
+    }
+  });
+  overlap_ = std::move(o);
+}
+
+std::function<void(size_t)> DataParallel::stepHook() {
+  if (!overlap_) return {};
+  overlap_->next = 0;
+  overlap_->computeStart = Overlap::Clock::now();
+  return [o = overlap_.get()](size_t step) { o->handOver(static_cast<int64_t>(step)); };
+}
+
+void DataParallel::quiesce() noexcept {
+  if (!overlap_) return;
+  std::unique_lock<std::mutex> l(overlap_->mu);
+  overlap_->done.wait(l, [&] { return overlap_->outstanding == 0; });
+}
+
+void DataParallel::reduceBucket(size_t i) {
+  const shard::Bucket &b = buckets_[i];
+  float *p = static_cast<float *>(engine_->devicePointer(FlatBuffer::Grads)) + b.range.begin;
+  comm_.start({comm::Op::Reduce, p, p, static_cast<size_t>(b.range.size()), comm::DType::F32, b.owner})->wait();
+}
+
+DataParallel::Overlapped DataParallel::takeOverlapped() {
+  Overlapped o;
+  if (overlap_) std::swap(o, overlap_->totals);
+  return o;
+}
 
 void DataParallel::afterMicroBatch() {
-  if (!active() || zero_ != 2) return;
+  if (!active() || zero_ < 2) return;
   Timer t(commSeconds_);
   float *grads = static_cast<float *>(engine_->devicePointer(FlatBuffer::Grads));
-  // The backward pass writes the last parameters' gradients first: the
-  // buckets at the end are started first. (The compiled step is one call,
-  // so they start after it returns: see docs/distributed.md.)
-  std::vector<std::unique_ptr<comm::Work>> started;
-  for (size_t i = buckets_.size(); i-- > 0;) {
-    const shard::Bucket &b = buckets_[i];
-    float *p = grads + b.range.begin;
-    started.push_back(comm_.start({comm::Op::Reduce, p, p, static_cast<size_t>(b.range.size()), comm::DType::F32, b.owner}));
+  if (overlap_) {
+    // The buckets not yet handed over (none, once every step has run), then
+    // the wait for the rest: the part of the communication not hidden.
+    Overlap &o = *overlap_;
+    Overlap::Clock::time_point computeEnd = Overlap::Clock::now();
+    o.handOver(std::numeric_limits<int64_t>::max());
+    std::unique_lock<std::mutex> l(o.mu);
+    o.done.wait(l, [&] { return o.outstanding == 0; });
+    for (auto &[b, e] : o.spans) {
+      o.totals.busy += std::chrono::duration<double>(e - b).count();
+      auto hb = std::max(b, o.computeStart), he = std::min(e, computeEnd);
+      if (hb < he) o.totals.hidden += std::chrono::duration<double>(he - hb).count();
+    }
+    o.spans.clear();
+    if (o.error) std::rethrow_exception(std::exchange(o.error, nullptr));
+  } else if (zero_ == 3) {
+    // One reduce-scatter in place: the owner's shard adds this micro-batch
+    // of every rank onto its running sum (the others zeroed theirs below).
+    comm_.reduceScatter(grads, grads + layout_.shardOf(rank()).begin, static_cast<size_t>(layout_.shard),
+                        comm::DType::F32);
+  } else {
+    // Without overlap the buckets start once the step has returned; the
+    // backward pass writes the last parameters' gradients first, so the
+    // buckets at the end are started first.
+    std::vector<std::unique_ptr<comm::Work>> started;
+    for (size_t i = buckets_.size(); i-- > 0;) {
+      const shard::Bucket &b = buckets_[i];
+      float *p = grads + b.range.begin;
+      started.push_back(comm_.start({comm::Op::Reduce, p, p, static_cast<size_t>(b.range.size()), comm::DType::F32, b.owner}));
+    }
+    for (auto &w : started) w->wait();
   }
-  for (auto &w : started) w->wait();
   // Only the owned sums stay: the next micro-batch adds onto them.
   Range mine = layout_.shardOf(rank());
   if (mine.begin > 0) device_.zero(grads, static_cast<size_t>(mine.begin) * sizeof(float));
@@ -47,7 +197,7 @@ void DataParallel::afterMicroBatch() {
 }
 
 void DataParallel::afterAccumulation() {
-  if (!active() || zero_ == 2) return;
+  if (!active() || zero_ >= 2) return;
   Timer t(commSeconds_);
   float *grads = static_cast<float *>(engine_->devicePointer(FlatBuffer::Grads));
   if (zero_ == 0) {
@@ -58,8 +208,46 @@ void DataParallel::afterAccumulation() {
   }
 }
 
-void DataParallel::gatherParams() {
+void DataParallel::afterUpdate() {
   if (!active() || zero_ == 0) return;
+  if (zero_ == 3) return releaseOthersParams();
+  allGatherParams();
+}
+
+void DataParallel::needFullParams() {
+  if (!active() || zero_ != 3 || paramsWhole_) return;
+  allGatherParams();
+  paramsWhole_ = true;
+}
+
+// The parameters outside this rank's shard are stale after its update:
+// zeroed, so that a read without needFullParams() shows in the trajectory,
+// and on the host their whole pages are returned to the system.
+void DataParallel::releaseOthersParams() {
+  paramsWhole_ = false;
+  size_t bytes = artifact::dtypeSize(engine_->artifact().paramDType());
+  char *params = static_cast<char *>(engine_->devicePointer(FlatBuffer::Params));
+  Range mine = layout_.shardOf(rank());
+  auto release = [&](char *begin, char *end) {
+    if (begin >= end) return;
+    if (!comm_.deviceBuffers()) {
+      uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+      char *b = reinterpret_cast<char *>((reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page);
+      char *e = reinterpret_cast<char *>(reinterpret_cast<uintptr_t>(end) / page * page);
+      // Anonymous private memory reads back as zeros after MADV_DONTNEED.
+      if (b < e && madvise(b, static_cast<size_t>(e - b), MADV_DONTNEED) == 0) {
+        device_.zero(begin, static_cast<size_t>(b - begin));
+        device_.zero(e, static_cast<size_t>(end - e));
+        return;
+      }
+    }
+    device_.zero(begin, static_cast<size_t>(end - begin));
+  };
+  release(params, params + mine.begin * bytes);
+  release(params + mine.end * bytes, params + layout_.padded() * bytes);
+}
+
+void DataParallel::allGatherParams() {
   Timer t(commSeconds_);
   bool bf16 = engine_->artifact().paramDType() == artifact::DType::BF16;
   size_t bytes = bf16 ? 2 : 4;

@@ -12,10 +12,24 @@
 //           owners in buckets (started from the end of the buffer); a rank
 //           then zeroes the gradients it does not own, so the next
 //           micro-batch adds onto its owned sums; update + all-gather.
+//   zero 3  parameters sharded between steps: after the update a rank
+//           releases the parameters it does not own, and gathers them again
+//           before they are next read (the step's first micro-batch, a
+//           validation, rank 0's periodic work); gradients are reduce-
+//           scattered into the owners' shards after every micro-batch.
+//
+// Overlap (zero 2, 3 on MPI, config key `overlap`): the steps of the
+// compiled train_step report to stepHook(); a bucket whose gradients are all
+// final (runtime/exec/comm_points.h) goes to a communication thread, which
+// reduces it to its owner while the backward pass goes on. afterMicroBatch()
+// then waits only for the buckets still running. Same reductions, same
+// order, same sums as without overlap: the trajectory is bitwise unchanged.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,7 +43,9 @@ namespace tlc::train {
 class DataParallel {
  public:
   // `flatElements`: the artifact's flat size; `bucketMb`: zero=2's buckets.
-  DataParallel(comm::Communicator &c, Device &device, int zero, int64_t flatElements, double bucketMb);
+  DataParallel(comm::Communicator &c, Device &device, int zero, int64_t flatElements, double bucketMb,
+               bool overlap = false);
+  ~DataParallel();
 
   int rank() const { return comm_.rank(); }
   int world() const { return comm_.size(); }
@@ -51,9 +67,21 @@ class DataParallel {
   int64_t firstMicroBatch(int64_t accum) const { return rank() * (accum / world()); }
 
   void attach(TrainingState &e);
-  void afterMicroBatch();    // zero 2: reduce to owners
+  // For trainMicroBatch: starts buckets as their gradients become final
+  // (empty without overlap). Its micro-batch ends with afterMicroBatch().
+  std::function<void(size_t step)> stepHook();
+  void afterMicroBatch();    // zero 2: reduce to owners; zero 3: reduce-scatter
+  // Waits for the buckets already handed to the communication thread (each
+  // bounded by comm_timeout_s): before the training state's buffers go away
+  // while an error unwinds mid-micro-batch.
+  void quiesce() noexcept;
   void afterAccumulation();  // zero 0: all-reduce; zero 1: reduce-scatter
-  void gatherParams();       // zero 1, 2: all-gather the updated shards
+  // After the optimizer updated this rank's shard: zero 1, 2 all-gather the
+  // updated shards; zero 3 releases the others (sharded at rest).
+  void afterUpdate();
+  // Before anything reads the whole parameter buffer (every rank calls it at
+  // the same points): zero 3 all-gathers the shards unless already whole.
+  void needFullParams();
 
   // Sum over ranks in rank order of one double per rank (host).
   double sumOverRanks(double mine);
@@ -61,8 +89,16 @@ class DataParallel {
   std::vector<double> allGather(const std::vector<double> &mine);
   void barrier();
 
-  // Seconds spent in collectives since the last call.
+  // Seconds spent in collectives since the last call (with overlap: the
+  // main thread's wait for them, what is not hidden).
   double takeCommSeconds();
+  bool overlapping() const { return overlap_ != nullptr; }
+  // With overlap, since the last call: seconds the communication thread
+  // spent reducing, and how many of them fell while the step computed.
+  struct Overlapped {
+    double busy = 0, hidden = 0;
+  };
+  Overlapped takeOverlapped();
 
  private:
   struct Timer {
@@ -77,7 +113,14 @@ class DataParallel {
   shard::Layout layout_;
   std::vector<shard::Bucket> buckets_;
   TrainingState *engine_ = nullptr;
+  struct Overlap;  // the communication thread and its queue (parallel.cpp)
+  std::unique_ptr<Overlap> overlap_;
+  bool wantOverlap_ = false;
+  bool paramsWhole_ = false;  // zero 3: the params buffer holds every shard's current values
   double commSeconds_ = 0;
+  void allGatherParams();
+  void releaseOthersParams();
+  void reduceBucket(size_t i);
 };
 
 // A digest of a text (the data files, the configuration) for

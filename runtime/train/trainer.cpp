@@ -80,6 +80,7 @@ class StopSignals {
 class Trainer {
  public:
   ~Trainer() {
+    dp_.quiesce();  // no reduction may outlive the engine's buffers
     if (trace_) std::fclose(trace_);
   }
   Trainer(const TrainOptions &o, Config c, const artifact::Artifact &a, const Layout &l, TrainingData &data,
@@ -321,10 +322,11 @@ class Trainer {
     // Where this rank's reduced gradients are: everything (one rank, zero=0)
     // or its owned range.
     Range opt = engine_.optimizerRange(), gradRange = opt;
-    double commSum = 0;
+    double commSum = 0, busySum = 0, hiddenSum = 0;
     std::vector<std::vector<float>> weights;  // for periodic work
     while (state_.step < c_.steps) {
       int64_t s = state_.step;  // 0-indexed step being taken
+      dp_.needFullParams();  // zero=3: gathered for the step
       engine_.zeroGrads();
       // This rank's slice of the global batch; the others' are skipped.
       int64_t mineFirst = dp_.firstMicroBatch(accum_), mineCount = accum_ / dp_.world();
@@ -337,7 +339,7 @@ class Trainer {
         int64_t g = data_.position().index;
         Batch b = data_.next();
         if (trace_) traceBatch(s, g, b);
-        message.push_back(engine_.trainMicroBatch(b.inputs.data(), b.targets.data()));
+        message.push_back(engine_.trainMicroBatch(b.inputs.data(), b.targets.data(), dp_.stepHook()));
         dp_.afterMicroBatch();
       }
       dp_.afterAccumulation();
@@ -370,7 +372,7 @@ class Trainer {
         double clip = c_.grad_clip / (norm + 1e-6);
         if (c_.grad_clip > 0 && clip < 1) h.gradScale *= clip;
         engine_.adamw(opt, h);
-        dp_.gatherParams();
+        dp_.afterUpdate();
         state_.nonfiniteInARow = 0;
       } else {
         ++state_.skippedSteps;
@@ -384,11 +386,19 @@ class Trainer {
       nlohmann::json entry = {{"step", state_.step}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm}};
       if (!finite) entry["skipped"] = true;
       commSum += dp_.takeCommSeconds();
+      DataParallel::Overlapped ov = dp_.takeOverlapped();
+      busySum += ov.busy, hiddenSum += ov.hidden;
       bool valDue = validate && finite && ((c_.val_every > 0 && state_.step % c_.val_every == 0) || last);
-      if (valDue) this->validate(entry);
+      if (valDue) {
+        dp_.needFullParams();
+        this->validate(entry);
+      }
       for (const std::string &notice : data_.takeNotices())
         if (root) std::printf("note: %s\n", notice.c_str());
-      bool workDone = false;
+      bool workDone = false, workDue = false;
+      for (auto &w : work_) workDue |= root && finite && state_.step % w->every() == 0;
+      // Only rank 0 has periodic work; with zero=3 every rank joins the gather it needs.
+      if (dp_.zero() == 3 && dp_.active() && dp_.sumOverRanks(workDue ? 1 : 0) > 0) dp_.needFullParams();
       for (auto &w : work_)
         if (root && finite && state_.step % w->every() == 0) {
           if (!workDone) weights = currentWeights();
@@ -414,12 +424,16 @@ class Trainer {
         entry["elapsed_s"] = elapsed;
         if (dp_.world() > 1) {
           entry["comm_s"] = commSum / static_cast<double>(intervalSteps);
+          if (dp_.overlapping()) {  // the communication thread: busy seconds, the part while computing
+            entry["comm_thread_s"] = busySum / static_cast<double>(intervalSteps);
+            entry["comm_hidden"] = busySum > 0 ? hiddenSum / busySum : 0.0;
+          }
           entry["world"] = dp_.world();
-          entry["mem_params_bytes"] = memory_.params;
+          entry["mem_params_bytes"] = memory_.params + memory_.paramGathered;
           entry["mem_grads_bytes"] = memory_.grads + memory_.gradScratch;
           entry["mem_optimizer_bytes"] = memory_.master + memory_.moments;
         }
-        commSum = 0;
+        commSum = busySum = hiddenSum = 0;
         double eta = elapsed / static_cast<double>(state_.step - firstStep) * static_cast<double>(c_.steps - state_.step);
         if (root) {
           metrics->append(entry);
@@ -589,7 +603,7 @@ int runTrain(const TrainOptions &o, const std::vector<WorkFactory> &workFactorie
     if (accum % world != 0)
       throw ConfigError("key 'batch_tokens' (" + std::to_string(c.batch_tokens) + ") is " + std::to_string(accum) +
                         " micro-batches, which the " + std::to_string(world) + " ranks cannot share equally");
-    DataParallel dp(*comm, *device, static_cast<int>(c.zero), a.flatElements, c.bucket_mb);
+    DataParallel dp(*comm, *device, static_cast<int>(c.zero), a.flatElements, c.bucket_mb, c.overlap);
     Range opt = dp.optimizerRange();
 
     Snapshot snap;
@@ -638,7 +652,8 @@ int runTrain(const TrainOptions &o, const std::vector<WorkFactory> &workFactorie
     if (world > 1) {  // per-rank memory of the training state, as rank 0 sees it
       shard::StateBytes m = shard::stateBytes(dp.layout(), static_cast<int>(c.zero), rank,
                                               static_cast<int64_t>(artifact::dtypeSize(a.paramDType())));
-      std::vector<double> all = dp.allGather({static_cast<double>(m.params), static_cast<double>(m.grads + m.gradScratch),
+      std::vector<double> all = dp.allGather({static_cast<double>(m.params + m.paramGathered),
+                                              static_cast<double>(m.grads + m.gradScratch),
                                               static_cast<double>(m.master + m.moments)});
       for (int r = 0; rank == 0 && r < world; ++r)
         std::printf("rank %d memory: params %.0f B, grads %.0f B, optimizer state %.0f B (zero=%lld)\n", r, all[3 * r],

@@ -91,10 +91,11 @@ struct TrainingState::Impl {
   }
 
   size_t paramSize() const { return artifact::dtypeSize(ex.artifact().paramDType()); }
-  float run(const EntryIo &io, const int32_t *tokens, const int32_t *targets) {
+  float run(const EntryIo &io, const int32_t *tokens, const int32_t *targets,
+            const std::function<void(size_t)> &afterStep = {}) {
     ex.setInput(io.entry, io.tokens, tokens, batch);
     ex.setInput(io.entry, io.targets, targets, batch);
-    ex.run(io.entry, batch);
+    ex.run(io.entry, batch, afterStep);
     const artifact::Tensor &t = ex.artifact().entries[io.entry].outputs[io.loss];
     if (t.dtype == artifact::DType::BF16) {
       uint16_t h;
@@ -171,8 +172,9 @@ int64_t TrainingState::seqLen() const {
 bool TrainingState::hasEvalLoss() const { return impl_->hasEval; }
 std::string TrainingState::layoutHash() const { return artifact().layoutHash(); }
 
-float TrainingState::trainMicroBatch(const int32_t *tokens, const int32_t *targets) {
-  return impl_->run(impl_->train, tokens, targets);
+float TrainingState::trainMicroBatch(const int32_t *tokens, const int32_t *targets,
+                                     const std::function<void(size_t step)> &afterStep) {
+  return impl_->run(impl_->train, tokens, targets, afterStep);
 }
 void TrainingState::zeroGrads() {
   auto start = Impl::Clock::now();

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -83,7 +84,9 @@ class TrainingState {
   // before the first micro-batch of an optimizer step). Returns the loss
   // (mean over the micro-batch's tokens). Throws DeviceError naming the op
   // when an id is beyond the vocabulary.
-  float trainMicroBatch(const int32_t *tokens, const int32_t *targets);
+  // `afterStep(i)`: called after step i of train_step (Executor::run).
+  float trainMicroBatch(const int32_t *tokens, const int32_t *targets,
+                        const std::function<void(size_t step)> &afterStep = {});
   void zeroGrads();
   // Forward-only loss (no gradients computed, grads untouched): validation.
   // Throws artifact::Error when the artifact has no eval_loss entry point.

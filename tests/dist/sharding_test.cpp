@@ -116,6 +116,8 @@ TEST(Sharding, OptimizerStatePerRankIsOneNth) {
       EXPECT_EQ(z2.grads, l.ownedBy(r).size() * 4);
       EXPECT_EQ(z2.grads + z2.gradScratch, l.padded() * 4);  // one padded buffer, as zero=1 today
       EXPECT_EQ(z3.params, l.ownedBy(r).size() * 2);
+      EXPECT_EQ(z3.params + z3.paramGathered, l.padded() * 2);  // gathered whole for the step
+      EXPECT_EQ(z3.grads + z3.gradScratch, l.padded() * 4);
       sum += z1.master + z1.moments;
     }
     EXPECT_EQ(sum, whole.master + whole.moments);  // no optimizer state twice

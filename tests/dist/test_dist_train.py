@@ -5,7 +5,7 @@
               and validation trajectory of the same global batch within 1e-6 relative (gradient
               norms 1e-5); the final weights agree; each rank's logged optimizer-state memory is
               its 1/N share of the total
-  bf16        a bf16 model on 2 (zero=2) and 4 (zero=1) ranks follows its 1-rank trajectory
+  bf16        a bf16 model on 2 (zero=2, zero=3) and 4 (zero=1) ranks follows its 1-rank trajectory
   reshard     a 4-rank checkpoint resumed on 2 ranks, and a 2-rank one on 4, continue the
               1-rank trajectory; a 1-rank resume of a 4-rank checkpoint too
   kill        a rank killed (SIGKILL) mid-run ends the job with a message naming it, in time;
@@ -16,6 +16,15 @@
               reports SIGINT (exit 130), and 2 ranks resume it
   mismatch    a configuration or --init-from weights that differ on one rank are refused at start,
               naming the rank; a global batch the ranks cannot share equally is refused
+  zero3       zero=3 (parameters sharded between steps, gradients reduce-scattered every
+              micro-batch) on 1, 2 and 4 ranks follows the 1-rank trajectory as zero=2 does; the
+              logged memory is the honest one (parameters gathered whole for the step)
+  zero3-resume  zero=3 on 4 ranks -> zero=2 on 2 ranks -> 1 rank continues the 1-rank trajectory
+  kill-zero3, hang-zero3, signal-zero3, mismatch-zero3   the fault groups under zero=3
+  overlap     gradient buckets reduced on the communication thread during the backward pass give
+              bitwise the results of overlap=false (zero=2, 3; 2 and 4 ranks); the hidden fraction
+              is logged
+  samples-zero3  rank 0's samples under zero=3 (4 ranks) are 1 rank's
 
 Fresh random data every run (the seed is printed). Run with /usr/bin/python3.
 """
@@ -32,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
 from trainlib import (TINY, check, compile_model, latest, markov_table, markov_tokens, merge_sets,  # noqa: E402
-                      metrics, read_safetensors, run_groups, write_safetensors, write_shard)
+                      metrics, prepare_fortunes, read_safetensors, run_groups, write_safetensors, write_shard)
 
 # 4 micro-batches of 2x16 per step: 1, 2 or 4 ranks share them equally.
 BASE = ("batch_tokens=128,warmup_steps=2,lr=3e-3,min_lr=3e-4,log_every=1,val_every=3,val_batches=4,"
@@ -134,19 +143,21 @@ def test_bf16(work, rng, data, model):
     subprocess.run([ARGS.tlc, "emit", "tinyllama", "--preset", "tiny", "--set", TINY, "--dtype", "bf16", "-o", mlir], check=True)
     subprocess.run([ARGS.tlc, "compile", mlir, "-o", tlx, "--target", "cpu"], check=True, capture_output=True)
     runs = {}
-    for ranks, zero in [(1, 2), (2, 2), (4, 1)]:
+    configs = [(1, 2), (2, 2), (4, 1), (2, 3)]  # zero=3: bf16 shards released and gathered
+    for ranks, zero in configs:
         run_dir = os.path.join(work, f"bf16-r{ranks}z{zero}")
         out = train(ranks, [tlx, "--data", data, "--out", run_dir, "--set", merge_sets(BASE, f"steps=6,zero={zero}")])
         check(out.returncode == 0, f"bf16, {ranks} ranks zero={zero} trains ({out.stderr.strip()[-300:]})")
         if out.returncode == 0:
-            runs[ranks] = run_dir
-    if len(runs) == 3:
-        ref_w = read_safetensors(os.path.join(latest(runs[1]), "model.safetensors"))
-        for ranks in (2, 4):
-            compare(f"bf16, {ranks} ranks", metrics(runs[1]), metrics(runs[ranks]), list(range(1, 7)))
-            w = read_safetensors(os.path.join(latest(runs[ranks]), "model.safetensors"))
+            runs[ranks, zero] = run_dir
+    if len(runs) == len(configs):
+        ref_w = read_safetensors(os.path.join(latest(runs[1, 2]), "model.safetensors"))
+        for ranks, zero in configs[1:]:
+            name = f"bf16, {ranks} ranks zero={zero}"
+            compare(name, metrics(runs[1, 2]), metrics(runs[ranks, zero]), list(range(1, 7)))
+            w = read_safetensors(os.path.join(latest(runs[ranks, zero]), "model.safetensors"))
             diff = max(float(np.max(np.abs(w[k] - ref_w[k]))) for k in ref_w)
-            check(diff < WEIGHT_BOUND, f"bf16, {ranks} ranks: the final f32 master weights match 1 rank ({diff:.1e})")
+            check(diff < WEIGHT_BOUND, f"{name}: the final f32 master weights match 1 rank ({diff:.1e})")
 
 
 def test_reshard(work, rng, data, model):
@@ -186,10 +197,10 @@ def wait_for(lines, pattern, timeout=60):
     return None
 
 
-def fault(work, data, model, name, sig, timeout_s, expect):
+def fault(work, data, model, name, sig, timeout_s, expect, base=BASE):
     run_dir = os.path.join(work, name)
     proc, lines = start_job([model, "--data", data, "--out", run_dir, "--set",
-                             merge_sets(BASE, f"steps=100000,checkpoint_every=2,comm_timeout_s={timeout_s}")])
+                             merge_sets(base, f"steps=100000,checkpoint_every=2,comm_timeout_s={timeout_s}")])
     pid = wait_for(lines, r"^rank 1 of 2 \(pid (\d+)")
     step = wait_for(lines, r"^step 3/")
     check(pid is not None and step is not None, f"{name}: the job starts and trains")
@@ -223,19 +234,19 @@ def fault(work, data, model, name, sig, timeout_s, expect):
     check(out.returncode == 0, f"{name}: it resumes ({out.stderr.strip()[-300:]})")
 
 
-def test_kill(work, rng, data, model):
-    fault(work, data, model, "kill", signal.SIGKILL, 30, r"rank 1 .*signal 9|process rank 1|rank 1 did not arrive")
+def test_kill(work, rng, data, model, base=BASE, name="kill"):
+    fault(work, data, model, name, signal.SIGKILL, 30, r"rank 1 .*signal 9|process rank 1|rank 1 did not arrive", base)
 
 
-def test_hang(work, rng, data, model):
-    fault(work, data, model, "hang", signal.SIGSTOP, 4, r"rank 1 did not arrive")
+def test_hang(work, rng, data, model, base=BASE, name="hang"):
+    fault(work, data, model, name, signal.SIGSTOP, 4, r"rank 1 did not arrive", base)
 
 
-def test_signal(work, rng, data, model):
+def test_signal(work, rng, data, model, base=BASE, name="signal"):
     """SIGINT to rank 1 alone: every rank stops after the same step, a checkpoint is written, and
     every rank reports the signal rank 1 got (interrupted, 130)."""
-    run_dir = os.path.join(work, "signal")
-    proc, lines = start_job([model, "--data", data, "--out", run_dir, "--set", merge_sets(BASE, "steps=100000,checkpoint_every=0")])
+    run_dir = os.path.join(work, name)
+    proc, lines = start_job([model, "--data", data, "--out", run_dir, "--set", merge_sets(base, "steps=100000,checkpoint_every=0")])
     pid = wait_for(lines, r"^rank 1 of 2 \(pid (\d+)")
     step = wait_for(lines, r"^step 3/")
     check(pid is not None and step is not None, "signal: the job starts and trains")
@@ -262,9 +273,9 @@ def test_signal(work, rng, data, model):
               f"signal: 2 ranks resume it ({out.stderr.strip()[-300:]})")
 
 
-def test_mismatch(work, rng, data, model):
+def test_mismatch(work, rng, data, model, base=BASE):
     run_dir = os.path.join(work, "mismatch")
-    args = [ARGS.tlrun, "train", model, "--data", data, "--out", run_dir, "--set", merge_sets(BASE, "steps=4")]
+    args = [ARGS.tlrun, "train", model, "--data", data, "--out", run_dir, "--set", merge_sets(base, "steps=4")]
     cmd = [ARGS.mpiexec, "--allow-run-as-root", "--oversubscribe", "-np", "1"] + args + [":", "-np", "1"] + args + \
           ["--set", "weight_decay=0.05"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -283,7 +294,7 @@ def test_mismatch(work, rng, data, model):
         inits.append(os.path.join(work, f"init{k}.safetensors"))
         write_safetensors(inits[-1], w)
     args = [ARGS.tlrun, "train", model, "--data", data, "--out", os.path.join(work, "inits"), "--set",
-            merge_sets(BASE, "steps=2")]
+            merge_sets(base, "steps=2")]
     cmd = [ARGS.mpiexec, "--allow-run-as-root", "--oversubscribe", "-np", "1"] + args + ["--init-from", inits[0],
                                                                                            ":", "-np", "1"] + args + \
           ["--init-from", inits[1]]
@@ -292,14 +303,140 @@ def test_mismatch(work, rng, data, model):
                                             out.stdout + out.stderr) is not None,
           f"ranks with other --init-from weights are refused ({out.returncode})")
     # A global batch the ranks cannot share equally (4 micro-batches, 3 ranks).
-    out = train(3, [model, "--data", data, "--out", os.path.join(work, "uneven"), "--set", merge_sets(BASE, "steps=2")])
+    out = train(3, [model, "--data", data, "--out", os.path.join(work, "uneven"), "--set", merge_sets(base, "steps=2")])
     check(out.returncode != 0 and "which the 3 ranks cannot share equally" in out.stderr
           and not os.path.exists(os.path.join(work, "uneven")),
           f"4 micro-batches on 3 ranks: refused naming batch_tokens, nothing written ({out.returncode})")
 
 
+ZERO3 = merge_sets(BASE, "zero=3")
+
+
+def final_weights_diff(run_dir, ref_w):
+    w = read_safetensors(os.path.join(latest(run_dir), "model.safetensors"))
+    return set(w) == set(ref_w), max(float(np.max(np.abs(w[k] - ref_w[k]))) for k in ref_w)
+
+
+def test_zero3(work, rng, data, model):
+    """zero=3 follows the 1-rank trajectory. Its parameters outside a rank's shard are zeroed after
+    every update, so a read that misses the gather (a step, a validation every 3 steps) would
+    show here as a diverging loss."""
+    ref_dir = os.path.join(work, "z3-ref")
+    out = train(1, [model, "--data", data, "--out", ref_dir, "--set", merge_sets(BASE, "steps=6")])
+    check(out.returncode == 0, f"1 rank trains 6 steps ({out.stderr.strip()[-300:]})")
+    ref = metrics(ref_dir)
+    flat = json.load(open(os.path.join(latest(ref_dir), "state.json")))["layout"]["flat_elements"]
+    ref_w = read_safetensors(os.path.join(latest(ref_dir), "model.safetensors"))
+    for ranks in (1, 2, 4):
+        name = f"{ranks} rank(s) zero=3"
+        run_dir = os.path.join(work, f"z3-r{ranks}")
+        out = train(ranks, [model, "--data", data, "--out", run_dir, "--set", merge_sets(ZERO3, "steps=6")])
+        check(out.returncode == 0, f"{name} trains ({out.stderr.strip()[-400:]})")
+        if out.returncode != 0:
+            continue
+        compare(name, ref, metrics(run_dir), list(range(1, 7)))
+        same, diff = final_weights_diff(run_dir, ref_w)
+        check(same and diff < WEIGHT_BOUND, f"{name}: the final full weights match 1 rank ({diff:.1e})")
+        if ranks == 1:
+            continue
+        mem = {int(r): (int(p), int(g), int(o)) for r, p, g, o in
+               re.findall(r"^rank (\d+) memory: params (\d+) B, grads (\d+) B, optimizer state (\d+) B", out.stdout, re.M)}
+        padded = ranks * ((-(-flat // ranks) + 63) // 64 * 64)
+        # f32 parameters: the whole padded buffer while a step runs (gathered), as the gradients.
+        check(len(mem) == ranks and all(p == 4 * padded and g == 4 * padded for p, g, _ in mem.values())
+              and sum(o for _, _, o in mem.values()) == 12 * flat,
+              f"{name}: logged memory: parameters and gradients {4 * padded} B (gathered / scratch), "
+              f"optimizer state 1/{ranks} of {12 * flat} B ({mem})")
+
+
+def test_zero3_resume(work, rng, data, model):
+    """zero=3 on 4 ranks -> zero=2 on 2 ranks (from step 2) -> 1 rank (from step 4)."""
+    ref_dir = os.path.join(work, "z3r-ref")
+    out = train(1, [model, "--data", data, "--out", ref_dir, "--set", merge_sets(BASE, "steps=6")])
+    check(out.returncode == 0, "1 rank trains 6 steps")
+    ref = metrics(ref_dir)
+    a, b, c = (os.path.join(work, n) for n in ("z3r-4", "z3r-4-2", "z3r-4-2-1"))
+    out = train(4, [model, "--data", data, "--out", a, "--set", merge_sets(ZERO3, "steps=6,checkpoint_every=2")])
+    check(out.returncode == 0, f"4 ranks zero=3 train 6 steps ({out.stderr.strip()[-300:]})")
+    compare("4 ranks zero=3", ref, metrics(a), list(range(1, 7)))
+    out = train(2, [model, "--data", data, "--out", b, "--resume=" + os.path.join(a, "checkpoints", "2"),
+                    "--set", "zero=2,checkpoint_every=2"])
+    check(out.returncode == 0 and "resuming from" in out.stdout and "zero=2" in out.stdout,
+          f"2 ranks zero=2 resume the 4-rank zero=3 checkpoint of step 2 ({out.stderr.strip()[-400:]})")
+    if out.returncode == 0:
+        compare("4 ranks zero=3 -> 2 ranks zero=2", ref, metrics(b), [3, 4, 5, 6])
+    out = train(1, [model, "--data", data, "--out", c, "--resume=" + os.path.join(b, "checkpoints", "4")])
+    check(out.returncode == 0 and "resuming from" in out.stdout,
+          f"1 rank resumes the 2-rank zero=2 checkpoint of step 4 ({out.stderr.strip()[-400:]})")
+    if out.returncode == 0:
+        compare("... -> 1 rank", ref, metrics(c), [5, 6])
+    # And back up: 1 rank's checkpoint of step 4 (written by the 4 -> 2 run) on 4 ranks zero=3.
+    d = os.path.join(work, "z3r-4-2-4")
+    out = train(4, [model, "--data", data, "--out", d, "--resume=" + os.path.join(b, "checkpoints", "4"),
+                    "--set", "zero=3"])
+    check(out.returncode == 0, f"4 ranks zero=3 resume the 2-rank zero=2 checkpoint ({out.stderr.strip()[-400:]})")
+    if out.returncode == 0:
+        compare("2 ranks zero=2 -> 4 ranks zero=3", ref, metrics(d), [5, 6])
+
+
+def test_overlap(work, rng, data, model):
+    """Buckets reduced on the communication thread during the backward pass (overlap=true, the
+    default) give bitwise the losses, norms and weights of overlap=false (the same reductions in
+    the same order), for zero=2 and zero=3 on 2 and 4 ranks; metrics.jsonl carries the thread's
+    busy time and the fraction of it hidden behind compute."""
+    ref_dir = os.path.join(work, "ov-ref")
+    out = train(1, [model, "--data", data, "--out", ref_dir, "--set", merge_sets(BASE, "steps=4")])
+    check(out.returncode == 0, "1 rank trains 4 steps")
+    for ranks, zero in [(2, 2), (2, 3), (4, 3)]:
+        runs = {}
+        for overlap in ("true", "false"):
+            run_dir = os.path.join(work, f"ov-r{ranks}z{zero}-{overlap}")
+            out = train(ranks, [model, "--data", data, "--out", run_dir, "--set",
+                                merge_sets(BASE, f"steps=4,zero={zero},overlap={overlap}")])
+            check(out.returncode == 0, f"{ranks} ranks zero={zero} overlap={overlap} trains ({out.stderr.strip()[-300:]})")
+            runs[overlap] = run_dir
+        if not all(os.path.exists(os.path.join(d, "metrics.jsonl")) for d in runs.values()):
+            continue
+        on, off = metrics(runs["true"]), metrics(runs["false"])
+        keys = ("loss", "grad_norm", "val_loss")
+        same = len(on) == len(off) and all(a.get(k) == b.get(k) for a, b in zip(on, off) for k in keys)
+        w_on = read_safetensors(os.path.join(latest(runs["true"]), "model.safetensors"))
+        w_off = read_safetensors(os.path.join(latest(runs["false"]), "model.safetensors"))
+        same_w = all(np.array_equal(w_on[k], w_off[k]) for k in w_off)
+        check(same and same_w, f"{ranks} ranks zero={zero}: overlap on and off agree bitwise (losses, norms, weights)")
+        compare(f"{ranks} ranks zero={zero} overlapped", metrics(ref_dir), on, [1, 2, 3, 4])
+        hidden = [e.get("comm_hidden") for e in on]
+        check(all(h is not None and 0 <= h <= 1 and e["comm_thread_s"] > 0 for h, e in zip(hidden, on))
+              and all("comm_hidden" not in e for e in off),
+              f"{ranks} ranks zero={zero}: metrics carry comm_thread_s and comm_hidden in [0, 1] with overlap only "
+              f"({', '.join(f'{h:.2f}' for h in hidden if h is not None)})")
+
+
+def test_samples_zero3(work, rng, data, model):
+    """Rank 0's samples during training read the whole parameter buffer: under zero=3 every rank
+    joins its gather. 4 ranks follow 1 rank bitwise, so their greedy samples are the same text."""
+    text = prepare_fortunes(ARGS.tlrun, os.path.join(work, "fortunes"), 400)  # the smallest tokenizer is 260
+    model, _ = compile_model(ARGS.tlc, work, overrides=TINY.replace("vocab=64", "vocab=400"), name="model400")
+    runs = {}
+    for ranks in (1, 4):
+        run_dir = os.path.join(work, f"samples-z3-r{ranks}")
+        out = train(ranks, [model, "--data", text, "--out", run_dir, "--set", merge_sets(
+            ZERO3, "steps=4,sample_every=2,sample_count=1,sample_tokens=6,sample_temperature=0,sample_prompt=The")])
+        check(out.returncode == 0, f"{ranks} rank(s) zero=3 train with samples ({out.stderr.strip()[-300:]})")
+        if out.returncode == 0:
+            with open(os.path.join(run_dir, "samples.jsonl")) as f:
+                runs[ranks] = [(s["step"], s["ids"]) for s in map(json.loads, f)]
+    if len(runs) == 2:
+        check(len(runs[1]) == 2 and runs[4] == runs[1],
+              f"4 ranks zero=3 sample what 1 rank samples at steps 2 and 4 ({runs[4]} vs {runs[1]})")
+
+
 TESTS = {"trajectory": test_trajectory, "bf16": test_bf16, "reshard": test_reshard, "kill": test_kill, "hang": test_hang,
-         "signal": test_signal, "mismatch": test_mismatch}
+         "signal": test_signal, "mismatch": test_mismatch, "zero3": test_zero3, "zero3-resume": test_zero3_resume, "overlap": test_overlap, "samples-zero3": test_samples_zero3,
+         "kill-zero3": lambda *a: test_kill(*a, base=ZERO3, name="kill-zero3"),
+         "hang-zero3": lambda *a: test_hang(*a, base=ZERO3, name="hang-zero3"),
+         "signal-zero3": lambda *a: test_signal(*a, base=ZERO3, name="signal-zero3"),
+         "mismatch-zero3": lambda *a: test_mismatch(*a, base=ZERO3)}
 
 
 def setup(args, work, rng):
