@@ -52,6 +52,9 @@ inline void checkAligned(const void *p, const char *what) {
   if (reinterpret_cast<uintptr_t>(p) % 16) fail(what);
 }
 }  // namespace tlemu
+// Library/cuda_prelude.cuh's 16-byte accesses must be aligned as on a GPU.
+#define TL_CHECK_ALIGNED(p, bytes) \
+  if (reinterpret_cast<uintptr_t>(p) % (bytes)) tlemu::fail("a vector access not aligned to its width")
 struct tl_dim3 { long long x; };
 #define blockIdx (tl_dim3{tlemu::ctx.bx})
 #define threadIdx (tl_dim3{tlemu::ctx.tx})
@@ -251,7 +254,7 @@ class EmulatedCuda : public Device {
       size_t end = src.find("\n}\n", at);
       std::string body = src.substr(at, end - at);
       cooperative_[k.name] = false;
-      for (const char *warpWide : {"__syncthreads", "warpSum", "warpMax", "mmaBf16", "ldmatrix", "TlFlashAttention"})
+      for (const char *warpWide : {"__syncthreads", "warpSum", "warpMax", "blockSum", "blockMax", "mmaBf16", "ldmatrix", "TlFlashAttention"})
         cooperative_[k.name] = cooperative_[k.name] || body.find(warpWide) != std::string::npos;
     }
   }

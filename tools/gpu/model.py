@@ -22,8 +22,17 @@ Assumptions (H100 SXM; change them here, they are the model):
     35% of peak, dQ and dK/dV 25% (FlashAttention-2's mma.sync kernels reach
     about 35% forward on H100; backward recomputes S and dP in both kernels);
     causal work counts the visible tiles. Scalar f32 attention: 30% of FMA peak.
-  - every other kernel is memory-bound: each of its buffers crosses HBM once
-    at 75% of bandwidth (the measured copy is 2.98 TB/s, 89%).
+  - every other kernel is memory-bound: each of its buffers crosses HBM once,
+    at 75% of bandwidth (the measured copy is 2.98 TB/s, 89%) or at what the
+    loads it keeps in flight sustain, if less (Little's law): resident threads
+    (grid x block, at most 2048 per SM on 132 SMs) x loads a thread has in
+    flight (one per buffer it reads, times a `#pragma unroll N`, or 4 for a
+    loop without one) x their
+    width (16 bytes where the kernel uses tlLoad, Library/cuda_prelude.cuh's
+    vector loads; else one element of the compute dtype), over 600 ns of
+    load latency. Until issue 17 part 3 every such kernel was put at 75%,
+    which hid the single-thread and 64-block reductions and the scalar
+    2-byte loads.
   - launches: 3 us floor per kernel or GEMM (no CUDA graphs).
   - AdamW and the clipping norm run once per step over the flat buffers
     (30 + 4 bytes per parameter), as in the anchor, which steps every micro-batch.
@@ -45,6 +54,7 @@ GEMM_EFF_LARGE, GEMM_EFF_SMALL, GEMM_LARGE_FLOPS = 0.75, 0.50, 1e10
 ATTN_EFF = {"forward": 0.35, "gradQuery": 0.25, "gradKeyValue": 0.25}
 SCALAR_ATTN_EFF = 0.30
 MEMORY_EFF = 0.75
+SMS, THREADS_PER_SM, LOAD_LATENCY_S = 132, 2048, 600e-9
 LAUNCH_S = 3e-6
 ADAMW_BYTES_PER_PARAM = 30 + 4  # master, m, v read+write, grad read, bf16 params write; sum of squares
 DTYPE_BYTES = {"f32": 4, "bf16": 2, "f16": 2, "f64": 8}
@@ -103,6 +113,17 @@ def scalar_attention_cost(name, body, shapes):
     return flops, SCALAR_ATTN_EFF * PEAK_F32, "attention (scalar f32)"
 
 
+def kernel_bandwidth(body, grid, block, reads, element_bytes):
+    """Bytes/s a memory-bound kernel sustains: 75% of HBM, or less when its
+    resident threads keep too few bytes in flight (Little's law)."""
+    threads = min(max(grid, 1) * max(block, 1), SMS * THREADS_PER_SM)
+    width = 16 if "tlLoad(" in body else element_bytes
+    # A loop without a pragma: nvcc's usual unroll by 4 of a simple loop.
+    unroll = max([int(u) for u in re.findall(r"#pragma unroll (\d+)", body)] + [4 if "for (" in body else 1])
+    in_flight = threads * max(reads, 1) * width * unroll
+    return min(MEMORY_EFF * BANDWIDTH, in_flight / LOAD_LATENCY_S)
+
+
 def model(manifest, cuda, entry_name):
     entry = next((e for e in manifest["entry_points"] if e["name"] == entry_name), None)
     if entry is None:
@@ -112,6 +133,9 @@ def model(manifest, cuda, entry_name):
     head_dim = cfg["dim"] // cfg["heads"]
     shapes = (batch, cfg["heads"], seq, seq, head_dim, True)
     bodies = kernel_bodies(cuda)
+    specs = {k["name"]: k for k in manifest["kernels"]}
+    # The compute dtype, from the CUDA source: bf16 artifacts store activations as uint16_t.
+    element_bytes = 2 if re.search(r"__global__ void k\d+_\w+\([^)]*uint16_t \*", cuda) else 4
     buffers = manifest["buffers"]
     rows = OrderedDict()
 
@@ -140,16 +164,23 @@ def model(manifest, cuda, entry_name):
                 flops, rate, label = cost
                 seconds = max(flops / rate, nbytes / (MEMORY_EFF * BANDWIDTH)) + LAUNCH_S
             else:
-                flops, label = 0.0, "memory-bound"
-                seconds = nbytes / (MEMORY_EFF * BANDWIDTH) + LAUNCH_S
+                spec = specs.get(name, {})
+                # The buffers it reads: its const pointer parameters.
+                reads = len(re.findall(r"const \w+ \*", body[:body.find(")")]))
+                bw = kernel_bandwidth(body, step.get("grid", spec.get("grid", 1)), spec.get("block", 256), reads,
+                                      element_bytes)
+                flops, label = 0.0, f"memory-bound ({bw / BANDWIDTH:.0%} of HBM)"
+                seconds = nbytes / bw + LAUNCH_S
             add(name, label, flops, nbytes, seconds)
         else:  # zero: a memset
             add("zero", "memset", 0.0, nbytes, nbytes / (MEMORY_EFF * BANDWIDTH) + LAUNCH_S)
 
     params = manifest["flat"]["elements"]
-    opt_bytes = params * ADAMW_BYTES_PER_PARAM
-    add("opt_adamw + clip norm", "memory-bound (once a step)", 0.0, opt_bytes,
-        opt_bytes / (MEMORY_EFF * BANDWIDTH) + 3 * LAUNCH_S)
+    for name, per_param, reads in (("opt_adamw", ADAMW_BYTES_PER_PARAM - 4, 5), ("opt_sumsq_partial", 4, 1)):
+        spec = specs.get(name, {"grid": 4096, "block": 256})
+        bw = kernel_bandwidth(bodies.get(name, ""), spec["grid"], spec["block"], reads, 4)
+        add(name + " (once a step)", f"memory-bound ({bw / BANDWIDTH:.0%} of HBM)", 0.0, params * per_param,
+            params * per_param / bw + (2 if name == "opt_sumsq_partial" else 1) * LAUNCH_S)
     total = sum(r["seconds"] for r in rows.values())
     return rows, total, batch * seq
 

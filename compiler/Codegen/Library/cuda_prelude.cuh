@@ -43,3 +43,85 @@ TL_INLINE float warpMax(float v) {
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
 }
+// Row kernels (one block per row): 16-byte global accesses and block
+// reductions. A thread holds N consecutive elements of a row in floats;
+// tlLoad/tlStore move them in words of up to 16 bytes, so `p` must be
+// aligned to that width: the generators use N > 1 only where every row of
+// every tensor they touch starts so aligned (the arena and the flat buffers
+// align tensors to 256 bytes). The emulator checks the alignment.
+#ifndef TL_CHECK_ALIGNED
+#define TL_CHECK_ALIGNED(p, bytes)
+#endif
+template <int W> struct alignas(4 * W) TlWords { uint32_t w[W]; };
+template <int N> TL_INLINE void tlLoad(float (&f)[N], const float *p) {
+  constexpr int W = N < 4 ? N : 4;
+  TL_CHECK_ALIGNED(p, 4 * W);
+#pragma unroll
+  for (int c = 0; c < N / W; ++c) {
+    const TlWords<W> v = reinterpret_cast<const TlWords<W> *>(p)[c];
+#pragma unroll
+    for (int i = 0; i < W; ++i) f[c * W + i] = __uint_as_float(v.w[i]);
+  }
+}
+template <int N> TL_INLINE void tlStore(float *p, const float (&f)[N]) {
+  constexpr int W = N < 4 ? N : 4;
+  TL_CHECK_ALIGNED(p, 4 * W);
+#pragma unroll
+  for (int c = 0; c < N / W; ++c) {
+    TlWords<W> v;
+#pragma unroll
+    for (int i = 0; i < W; ++i) v.w[i] = __float_as_uint(f[c * W + i]);
+    reinterpret_cast<TlWords<W> *>(p)[c] = v;
+  }
+}
+template <int N> TL_INLINE void tlLoad(float (&f)[N], const uint16_t *p) {
+  if constexpr (N == 1) {
+    f[0] = bf2f(p[0]);
+  } else {
+    constexpr int W = N / 2 < 4 ? N / 2 : 4;  // words of two bf16
+    TL_CHECK_ALIGNED(p, 4 * W);
+#pragma unroll
+    for (int c = 0; c < N / (2 * W); ++c) {
+      const TlWords<W> v = reinterpret_cast<const TlWords<W> *>(p)[c];
+#pragma unroll
+      for (int i = 0; i < W; ++i) {
+        f[2 * (c * W + i)] = bf2f((uint16_t)(v.w[i] & 0xffffu));
+        f[2 * (c * W + i) + 1] = bf2f((uint16_t)(v.w[i] >> 16));
+      }
+    }
+  }
+}
+template <int N> TL_INLINE void tlStore(uint16_t *p, const float (&f)[N]) {
+  if constexpr (N == 1) {
+    p[0] = f2bf(f[0]);
+  } else {
+    constexpr int W = N / 2 < 4 ? N / 2 : 4;
+    TL_CHECK_ALIGNED(p, 4 * W);
+#pragma unroll
+    for (int c = 0; c < N / (2 * W); ++c) {
+      TlWords<W> v;
+#pragma unroll
+      for (int i = 0; i < W; ++i)
+        v.w[i] = (uint32_t)f2bf(f[2 * (c * W + i)]) | ((uint32_t)f2bf(f[2 * (c * W + i) + 1]) << 16);
+      reinterpret_cast<TlWords<W> *>(p)[c] = v;
+    }
+  }
+}
+// The sum (max) of v over the block, the same value in every thread: a
+// fixed order (warps, then the warp sums), so it is deterministic. `red`
+// holds 32 floats of shared memory; blockDim.x is a multiple of 32 and every
+// thread of the block calls it.
+TL_INLINE float blockSum(float v, float *red) {
+  v = warpSum(v);
+  __syncthreads();  // an earlier call's readers are done with red
+  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
+  __syncthreads();
+  return warpSum(threadIdx.x % 32 < blockDim.x / 32 ? red[threadIdx.x % 32] : 0.0f);
+}
+TL_INLINE float blockMax(float v, float *red) {
+  v = warpMax(v);
+  __syncthreads();
+  if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = v;
+  __syncthreads();
+  return warpMax(threadIdx.x % 32 < blockDim.x / 32 ? red[threadIdx.x % 32] : -TL_INF);
+}
