@@ -53,7 +53,8 @@ std::string paramList(const KernelSpec &k) {
 void KernelSpec::finalizeLaunch() {
   if (!isElementwise()) return;
   block = 256;
-  grid = std::max<int64_t>(1, (workItems + block - 1) / block);
+  int64_t perBlock = block * kElementsPerThread;
+  grid = std::max<int64_t>(1, (workItems + perBlock - 1) / perBlock);
 }
 
 std::string kernelKey(const KernelSpec &k) {
@@ -110,9 +111,16 @@ extern "C" void {name}(void *const *args, int *err, const int64_t *tl_counts) {{
 std::string emitCuda(const std::vector<KernelSpec> &kernels) {
   std::string out = std::string(kCudaPrelude) + kCudaMma + kCudaAttention;
   for (const KernelSpec &k : kernels) {
-    std::string body = k.isElementwise() ? fmt::format(R"(  const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    // An elementwise thread takes kElementsPerThread elements a block apart
+    // (coalesced), unrolled: that many loads in flight, which a memory-bound
+    // kernel needs to approach the bandwidth.
+    std::string body = k.isElementwise() ? fmt::format(R"(  const int64_t first = (int64_t)blockIdx.x * blockDim.x * {per} + threadIdx.x;
+#pragma unroll {per}
+  for (int tl_e = 0; tl_e < {per}; ++tl_e) {{
+  const int64_t i = first + (int64_t)tl_e * blockDim.x;
   if (i >= {n}) return;
-{body})", arg("n", countOf(k)), arg("body", k.body))
+{body}  }}
+)", arg("n", countOf(k)), arg("body", k.body), arg("per", kElementsPerThread))
                                          : k.cudaBody;
     fmt::format_to(std::back_inserter(out), R"(
 // ---- {name}

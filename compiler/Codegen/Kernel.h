@@ -24,6 +24,9 @@ struct KernelParam {
   bool isConst = true;
 };
 
+/// Elements each CUDA thread of an elementwise kernel computes.
+constexpr int kElementsPerThread = 4;
+
 struct KernelSpec {
   std::string name;
   std::vector<KernelParam> params;

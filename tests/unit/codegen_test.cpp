@@ -2,6 +2,7 @@
 // reference evaluator (f32) on random inputs with ragged sizes (rows not a
 // multiple of 8, widths not of 32, sequences not of the attention tile),
 // the artifact format, and NVRTC compiles of the CUDA kernels of TinyLlama.
+#include "compiler/Codegen/Kernel.h"
 #include "compiler/Codegen/Lowering.h"
 #include "compiler/Evaluator/ReferenceEvaluator.h"
 #include "compiler/Passes/Passes.h"
@@ -453,6 +454,29 @@ TEST_F(CodegenTest, Bf16TinyLlamaAttentionRunsOnTensorCores) {
     EXPECT_NE(report.find("0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads"), std::string::npos)
         << k << ":\n" << report;
   }
+}
+
+/// Every kernel of the bf16 1.1B step compiles for Hopper without a spill,
+/// and the elementwise ones take several elements a thread (loads in flight).
+TEST_F(CodegenTest, Bf16TinyLlamaKernelsCompileWithoutSpills) {
+  auto artifact = compiledStep("1.1b", "", /*bf16=*/true);
+  ASSERT_TRUE(succeeded(artifact)) << diagnostics;
+  EXPECT_NE(artifact->cudaSource.find("#pragma unroll " + std::to_string(tl::codegen::kElementsPerThread) +
+                                      "\n  for (int tl_e = 0;"),
+            std::string::npos);
+  std::string why;
+  if (!tlc::cuda::nvrtcAvailable(&why)) GTEST_SKIP() << why;
+  tlc::cuda::Compiled c = tlc::cuda::compileWithNvrtc(artifact->cudaSource, "sm_90", {"--ptxas-options=-v"});
+  ASSERT_TRUE(c.ok) << c.log;
+  int entries = 0;
+  for (size_t at = c.log.find("entry function '"); at != std::string::npos;
+       at = c.log.find("entry function '", at + 1), ++entries) {
+    // A stack frame is allowed: sinf/cosf's slow argument reduction (the
+    // rope tables) keeps its table there.
+    const std::string report = c.log.substr(at, c.log.find("Used", at) - at);
+    EXPECT_NE(report.find(" 0 bytes spill stores, 0 bytes spill loads"), std::string::npos) << report;
+  }
+  EXPECT_EQ(static_cast<size_t>(entries), artifact->kernels.size());
 }
 
 /// The CUDA prelude (compiler/Codegen/Library/cuda_prelude.cuh) on its own,
