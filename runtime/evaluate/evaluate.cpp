@@ -130,6 +130,13 @@ Sources resolveSources(const EvaluateOptions &o) {
     }
   } else if (isFile(s) && inputs::detect(s) == inputs::FileKind::Safetensors) {
     f.weights = s;
+    // A checkpoint's model.safetensors named as a file is verified as the
+    // checkpoint would be, and its run supplies the model and tokenizer.
+    std::string checkpoint = train::checkpointOfWeightsFile(s);
+    if (!checkpoint.empty()) {
+      train::verifyCheckpointWeights(checkpoint, "tlrun evaluate");
+      runDir = train::runDirOfCheckpoint(checkpoint);
+    }
   } else {
     train::resolveCheckpointRef(s, "a Hugging Face directory (config.json, model.safetensors) or a .safetensors "
                                    "weights file");  // throws, saying what it is

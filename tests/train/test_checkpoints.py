@@ -23,7 +23,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trainlib import check, compile_model, prepare_fortunes, metrics, run_groups, tree_state  # noqa: E402
+from trainlib import check, compile_model, latest, prepare_fortunes, metrics, run_groups, tree_state  # noqa: E402
 
 VOCAB = 400
 MODEL_SETS = f"layers=2,dim=64,heads=4,kv_heads=2,ffn=96,vocab={VOCAB},seq=16,micro_batch=2"
@@ -141,8 +141,19 @@ def damage_cases(run):
             ("corrupt state.json", corrupt_state), ("latest names a pruned step", pruned)]
 
 
+def text_file(work):
+    path = os.path.join(work, "evaluate.txt")
+    with open(path, "w") as f:
+        f.write("A small text to score: the checkpoint must be read before it is.\n")
+    return path
+
+
 def test_damaged(work, rng):
     base = make_run("damaged-base", rng)
+    # Intact, a checkpoint's weights file evaluates with the run's model and tokenizer.
+    r = tlrun("evaluate", os.path.join(latest(base), "model.safetensors"), "--text", text_file(work))
+    check(r.returncode == 0 and "perplexity" in r.stdout.lower(),
+          f"evaluate CHECKPOINT/model.safetensors finds the run's model and tokenizer ({r.stderr.strip()[-300:]})")
     for i, (name, damage) in enumerate(damage_cases(base)):
         run = os.path.join(work, f"damaged-{i}")
         shutil.copytree(base, run)
@@ -169,7 +180,11 @@ def test_damaged(work, rng):
             continue
         expect = {"flipped model byte": model + ": checksum mismatch", "corrupt state.json": state + ": corrupt",
                   "latest names a pruned step": "latest: names " + os.path.join(run, "checkpoints", "6")}[name]
-        for what, read in readers + [("--resume", lambda: train(target, f"--resume={run}", steps=7))]:
+        refusing = readers + [("--resume", lambda: train(target, f"--resume={run}", steps=7))]
+        if os.path.exists(model):  # a checkpoint's weights named as a file are verified too
+            refusing.append(("evaluate CHECKPOINT/model.safetensors",
+                             lambda: tlrun("evaluate", model, "--text", text_file(work))))
+        for what, read in refusing:
             r = read()
             check(r.returncode == 1 and expect in r.stderr, f"{name}: {what} refuses with '{expect}' "
                   f"({r.stderr.strip()[-300:]})")
