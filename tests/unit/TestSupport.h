@@ -4,6 +4,7 @@
 
 #include "compiler/Evaluator/HostTensor.h"
 #include "dialects/tl/IR/TlOps.h"
+#include "formats/half.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
@@ -49,6 +50,25 @@ inline std::vector<tlc::HostTensor> randomModelArguments(mlir::func::FuncOp func
       for (double &x : t.data) x = type.getRank() == 1 ? 1 + 0.2 * normal(rng) : scale * normal(rng);
     }
     args.push_back(t);
+  }
+  return args;
+}
+
+/// Arguments drawn from `uniform` as the bf16 kernel tests use them: ids in
+/// [0, idRange), bf16 tensors' values rounded to bf16, other floats to f32.
+template <typename Rng, typename Distribution>
+std::vector<tlc::HostTensor> roundedRandomArguments(mlir::func::FuncOp func, Rng &rng, Distribution &uniform,
+                                                    int64_t idRange) {
+  std::vector<tlc::HostTensor> args;
+  for (mlir::BlockArgument a : func.getArguments()) {
+    auto t = mlir::cast<mlir::RankedTensorType>(a.getType());
+    tlc::HostTensor h({t.getShape().begin(), t.getShape().end()});
+    for (double &x : h.data) {
+      if (t.getElementType().isInteger(32)) x = static_cast<double>(rng() % idRange);
+      else if (t.getElementType().isBF16()) x = tlc::roundToBf16(static_cast<float>(uniform(rng)));
+      else x = static_cast<float>(uniform(rng));
+    }
+    args.push_back(h);
   }
   return args;
 }

@@ -48,17 +48,7 @@ protected:
     auto artifact = tl::codegen::lowerToArtifact(func, stats);
     ASSERT_TRUE(succeeded(artifact)) << diagnostics;
 
-    std::vector<HostTensor> args;
-    for (BlockArgument a : func.getArguments()) {
-      auto t = cast<RankedTensorType>(a.getType());
-      HostTensor h({t.getShape().begin(), t.getShape().end()});
-      for (double &x : h.data) {
-        if (t.getElementType().isInteger(32)) x = static_cast<double>(rng() % idRange);
-        else if (t.getElementType().isBF16()) x = tlc::roundToBf16(static_cast<float>(uniform(rng)));
-        else x = static_cast<float>(uniform(rng));
-      }
-      args.push_back(h);
-    }
+    std::vector<HostTensor> args = roundedRandomArguments(func, rng, uniform, idRange);
     auto expect = tl::evaluate(*ref->getOps<func::FuncOp>().begin(), args, tl::Precision::F64);
     ASSERT_TRUE(succeeded(expect)) << diagnostics;
 

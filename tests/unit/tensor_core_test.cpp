@@ -9,6 +9,7 @@
 #include "runtime/exec/device.h"
 
 #include "CudaEmulator.h"
+#include "PtxasUsage.h"
 
 #include <gtest/gtest.h>
 
@@ -329,26 +330,7 @@ TEST_F(TensorCoreTest, AsyncCopiesLandByTheirGroupsWait) {
   }
 }
 
-/// ptxas's report (--ptxas-options=-v) for each kernel: registers, spills.
-struct Usage {
-  int registers = -1, spillStores = -1, spillLoads = -1, stack = -1;
-};
-std::map<std::string, Usage> ptxasUsage(const std::string &log) {
-  std::map<std::string, Usage> out;
-  std::string current;
-  std::smatch m;
-  std::istringstream in(log);
-  for (std::string line; std::getline(in, line);) {
-    if (std::regex_search(line, m, std::regex("Compiling entry function '(\\w+)'"))) current = m[1];
-    else if (std::regex_search(line, m, std::regex("(\\d+) bytes stack frame, (\\d+) bytes spill stores, (\\d+) bytes spill loads"))) {
-      out[current].stack = std::stoi(m[1]);
-      out[current].spillStores = std::stoi(m[2]);
-      out[current].spillLoads = std::stoi(m[3]);
-    } else if (std::regex_search(line, m, std::regex("Used (\\d+) registers")))
-      out[current].registers = std::stoi(m[1]);
-  }
-  return out;
-}
+using tlc::testing::ptxasUsage;
 
 TEST_F(TensorCoreTest, CompilesWithNvrtcForAmpereAndHopperWithoutSpills) {
   std::string why;
