@@ -139,6 +139,25 @@ Step stepFrom(const nlohmann::json &js) {
   return s;
 }
 
+nlohmann::json eventJson(const CommEvent &c) {
+  nlohmann::json j = {{"kind", commEventName(c.kind)}, {"group", c.group}, {"after", c.after}};
+  if (c.kind == CommEvent::Gather) j["need"] = c.need;
+  return j;
+}
+
+CommEvent eventFrom(const nlohmann::json &j) {
+  CommEvent c;
+  std::string kind = j.at("kind").get<std::string>();
+  if (kind == "gather") c.kind = CommEvent::Gather;
+  else if (kind == "release") c.kind = CommEvent::Release;
+  else if (kind == "grads_final") c.kind = CommEvent::GradsFinal;
+  else throw Error("unknown communication event '" + kind + "'");
+  c.group = j.at("group").get<int>();
+  c.after = j.at("after").get<int64_t>();
+  if (c.kind == CommEvent::Gather) c.need = j.at("need").get<int64_t>();
+  return c;
+}
+
 nlohmann::json manifest(const Artifact &a) {
   nlohmann::json j;
   j["version"] = kVersion;
@@ -146,6 +165,9 @@ nlohmann::json manifest(const Artifact &a) {
   j["params"] = nlohmann::json::array();
   for (const auto &t : a.params) j["params"].push_back(tensorJson(t));
   j["flat"] = {{"elements", a.flatElements}, {"alignment", kFlatAlignment}, {"layout_hash", a.layoutHash()}};
+  j["groups"] = nlohmann::json::array();
+  for (const auto &g : a.groups)
+    j["groups"].push_back({{"name", g.name}, {"first", g.first}, {"last", g.last}, {"begin", g.begin}, {"end", g.end}});
   j["buffers"] = nlohmann::json::array();
   for (const auto &b : a.buffers)
     j["buffers"].push_back({{"bytes", b.bytes}, {"kind", kindName(b.kind)}, {"offset", b.offset}});
@@ -158,10 +180,11 @@ nlohmann::json manifest(const Artifact &a) {
   for (const auto &e : a.entries) {
     nlohmann::json je = {{"name", e.name}, {"arena_bytes", e.arenaBytes},
                          {"unplanned_bytes", e.unplannedBytes}, {"batch", e.batch}};
-    for (const char *key : {"inputs", "outputs", "steps"}) je[key] = nlohmann::json::array();
+    for (const char *key : {"inputs", "outputs", "steps", "comm"}) je[key] = nlohmann::json::array();
     for (const auto &t : e.inputs) je["inputs"].push_back(tensorJson(t));
     for (const auto &t : e.outputs) je["outputs"].push_back(tensorJson(t));
     for (const auto &s : e.steps) je["steps"].push_back(stepJson(s));
+    for (const auto &c : e.comm) je["comm"].push_back(eventJson(c));
     j["entry_points"].push_back(je);
   }
   return j;
@@ -177,6 +200,9 @@ Artifact fromManifest(const nlohmann::json &j) {
                 std::to_string(kFlatAlignment));
   if (j.at("flat").at("layout_hash").get<std::string>() != a.layoutHash())
     throw Error("the flat layout's hash does not match its parameters");
+  for (const auto &g : j.at("groups"))
+    a.groups.push_back({g.at("name").get<std::string>(), g.at("first").get<int>(), g.at("last").get<int>(),
+                        g.at("begin").get<int64_t>(), g.at("end").get<int64_t>()});
   for (const auto &b : j.at("buffers"))
     a.buffers.push_back({b.at("bytes").get<int64_t>(), parseKind(b.at("kind").get<std::string>()),
                          b.at("offset").get<int64_t>()});
@@ -194,6 +220,7 @@ Artifact fromManifest(const nlohmann::json &j) {
     for (const auto &t : je.at("inputs")) e.inputs.push_back(tensorFrom(t));
     for (const auto &t : je.at("outputs")) e.outputs.push_back(tensorFrom(t));
     for (const auto &js : je.at("steps")) e.steps.push_back(stepFrom(js));
+    for (const auto &jc : je.at("comm")) e.comm.push_back(eventFrom(jc));
     a.entries.push_back(std::move(e));
   }
   return a;
@@ -228,6 +255,15 @@ void validate(const Artifact &a) {
     end = p.offset + p.numel();
   }
   if (end > a.flatElements) throw Error("the parameters overrun the flat buffer");
+  int next = 0;
+  for (const auto &g : a.groups) {
+    if (g.first != next || g.last < g.first || g.last >= static_cast<int>(a.params.size()) ||
+        g.begin != a.params[g.first].offset || g.end != a.params[g.last].offset + a.params[g.last].numel())
+      throw Error("parameter group '" + g.name + "' does not continue the groups' tiling of the parameters");
+    next = g.last + 1;
+  }
+  if (!a.groups.empty() && next != static_cast<int>(a.params.size()))
+    throw Error("the parameter groups do not cover every parameter");
   for (const auto &e : a.entries) {
     std::string where = "entry point '" + e.name + "'";
     if (e.arenaBytes > a.arenaBytes) throw Error(where + " needs a larger arena");
@@ -256,6 +292,15 @@ void validate(const Artifact &a) {
         throw Error(step + " runs unknown kernel '" + s.kernel + "'");
       if (s.kind == Step::Gemm && s.buffers.size() != 3) throw Error(step + ": a gemm takes three buffers");
       if (s.kind == Step::Zero && s.buffers.size() != 1) throw Error(step + ": a zero takes one buffer");
+    }
+    int64_t previous = -1;
+    for (const auto &c : e.comm) {
+      int64_t steps = static_cast<int64_t>(e.steps.size());
+      if (c.group < 0 || c.group >= static_cast<int>(a.groups.size()) || c.after < -1 || c.after >= steps ||
+          c.after < previous || (c.kind == CommEvent::Gather && (c.need <= c.after || c.need >= steps)))
+        throw Error(where + ": communication event " + commEventName(c.kind) + " of group " +
+                    std::to_string(c.group) + " after step " + std::to_string(c.after) + " is out of order or range");
+      previous = c.after;
     }
   }
 }
@@ -296,6 +341,15 @@ const char *dtypeName(DType d) {
   return "?";
 }
 size_t dtypeSize(DType d) { return d == DType::BF16 ? 2 : 4; }
+const char *commEventName(CommEvent::Kind k) {
+  switch (k) {
+    case CommEvent::Release: return "release";
+    case CommEvent::Gather: return "gather";
+    case CommEvent::GradsFinal: return "grads_final";
+  }
+  return "?";
+}
+
 DType parseDType(const std::string &name) {
   if (name == "f32") return DType::F32;
   if (name == "bf16") return DType::BF16;

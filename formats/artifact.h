@@ -1,7 +1,9 @@
 // The .tlx artifact: everything tlrun needs to train and evaluate a compiled
 // model, in one self-describing, versioned file. No MLIR here.
 //
-// Version 4: kernels take their counts of rows and elements as arguments
+// Version 5: the compiler's communication plan: parameter groups (layers)
+// and, per entry point, where data parallelism gathers, releases and
+// reduces each group (CommEvent). Version 4: kernels take their counts of rows and elements as arguments
 // (`int64_t tl_n0, ...`, last), recorded per step with which follow the
 // micro-batch, so steps of different shapes share one kernel. Version 3:
 // entry points that allow it record the compiled micro-batch. Version 2: the
@@ -25,7 +27,7 @@
 
 namespace tlc::artifact {
 
-constexpr uint32_t kVersion = 4;
+constexpr uint32_t kVersion = 5;
 constexpr int64_t kFlatAlignment = 64;  // elements: 256 bytes of f32
 
 // Entry point names the runtime knows.
@@ -118,6 +120,30 @@ struct Kernel {
   bool checksErrors = false;  // takes a trailing int* error flag
 };
 
+// Parameters gathered and released together under fully sharded data
+// parallelism (zero=3): a run of consecutive parameters in flat order (a
+// transformer layer), so elements [begin, end) of the flat buffers.
+struct ParamGroup {
+  std::string name;     // "model.layers.3", or the parameter's own name
+  int first = 0, last = 0;  // params[first..last]
+  int64_t begin = 0, end = 0;
+};
+
+// One point of an entry point's communication plan, by step index: once step
+// `after` has been issued (-1: before the first step), gather the group's
+// parameters from their owners (Gather: they must have arrived before step
+// `need`, the first that reads them), release the gathered parameters
+// (Release: no step reads them again before its next Gather), or reduce its
+// gradients, which no later step writes (GradsFinal). Sorted by `after`;
+// at equal `after`: releases, then gathers, then gradients.
+struct CommEvent {
+  enum Kind { Release, Gather, GradsFinal } kind = Gather;
+  int group = 0;
+  int64_t after = -1;
+  int64_t need = -1;  // Gather only
+};
+const char *commEventName(CommEvent::Kind k);
+
 // One compiled function: its data inputs and outputs (Input/Output buffers
 // index these) and its schedule. Buffers, kernels and the arena are shared
 // by every entry point; each plans its own arena use from offset 0.
@@ -130,12 +156,14 @@ struct EntryPoint {
   // The compiled micro-batch, when the entry point runs any micro-batch up
   // to it (its inputs' leading axis); 0: only the compiled shapes.
   int64_t batch = 0;
+  std::vector<CommEvent> comm;  // the communication plan (empty: reads no parameter)
 };
 
 struct Artifact {
   nlohmann::json config;  // the model's tl.model dictionary
   std::vector<Tensor> params;  // in flat order, every one with its offset
   int64_t flatElements = 0;    // size of each full flat buffer, padding included
+  std::vector<ParamGroup> groups;  // tile params in flat order (the communication plan's units)
   std::vector<Buffer> buffers;
   int64_t arenaBytes = 0;  // the largest entry point's
   std::vector<Kernel> kernels;

@@ -33,7 +33,7 @@ RULES = {
     "runtime/generate": ["runtime/data/", "runtime/exec/", "runtime/hf/", "runtime/train/",
                          "cli/", "formats/"],
     "runtime/eval": ["runtime/exec/", "runtime/train/training_state.h", "runtime/train/checkpoint_ref.h",
-                     "cli/", "formats/"],
+                     "runtime/train/checkpoint_weights.h", "cli/", "formats/"],
     "runtime/evaluate": ["runtime/exec/", "runtime/data/", "runtime/train/checkpoint_ref.h",
                          "runtime/train/run_info.h", "runtime/train/periodic.h", "runtime/train/config.h",
                          "runtime/hf/init_weights.h", "cli/", "formats/"],

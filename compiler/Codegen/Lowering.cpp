@@ -1,6 +1,7 @@
 //===- Lowering.cpp - a training step to a .tlx artifact -----------------===//
 #include "compiler/Codegen/Lowering.h"
 
+#include "compiler/Codegen/CommPlan.h"
 #include "compiler/Codegen/ExprGen.h"
 #include "compiler/Codegen/KernelInterfaces.h"
 #include "compiler/Codegen/OptimizerKernels.h"
@@ -437,6 +438,7 @@ FailureOr<art::Artifact> Lowering::run(ArrayRef<EntryFunction> entries, Lowering
   for (const EntryFunction &entry : entries)
     if (failed(lowerEntry(entry, stats))) return failure();
   art::assignFlatLayout(a);
+  planCommunication(a);
   kernels.push_back(adamwKernel(a.paramDType() == art::DType::BF16 ? "uint16_t" : "float", a.flatElements));
   kernels.push_back(sumSqPartialKernel());
   kernels.push_back(sumSqFinalKernel());

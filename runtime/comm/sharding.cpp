@@ -48,13 +48,14 @@ std::vector<Bucket> buckets(const Layout &l, int64_t bucketElements, int64_t ali
   return out;
 }
 
-StateBytes stateBytes(const Layout &l, int zero, int rank, int64_t paramBytes) {
+StateBytes stateBytes(const Layout &l, int zero, int rank, int64_t paramBytes, int64_t gatheredElements) {
   if (zero < 0 || zero > 3) throw ShardError("sharding: zero must be 0, 1, 2 or 3, got " + std::to_string(zero));
   int64_t full = zero == 0 ? l.elements : l.padded();
   int64_t mine = zero == 0 ? l.elements : l.ownedBy(rank).size();
   StateBytes b;
   b.params = (zero >= 3 ? mine : full) * paramBytes;
-  b.paramGathered = zero >= 3 ? (full - mine) * paramBytes : 0;
+  int64_t others = gatheredElements < 0 ? full - mine : std::min(full - mine, gatheredElements);
+  b.paramGathered = zero >= 3 ? others * paramBytes : 0;
   b.grads = (zero >= 2 ? mine : full) * 4;
   b.gradScratch = zero >= 2 ? (full - mine) * 4 : 0;
   b.master = mine * 4;

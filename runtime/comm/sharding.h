@@ -62,15 +62,16 @@ std::vector<Bucket> buckets(const Layout &l, int64_t bucketElements, int64_t ali
 // micro-batch's gradients into one padded flat buffer before its buckets are
 // reduced, so the rest of that buffer, beside the owned range, is scratch
 // (0 where the gradients themselves are full): grads + gradScratch is the
-// buffer actually allocated. Likewise ZeRO-3's `paramGathered`: its
-// parameters are sharded between steps, but the compiled step reads the
-// whole flat buffer, so the rest of it is gathered for the step (the
-// per-layer gather that would bound this by two layers is not built).
+// buffer allocated; on the host the reduced scratch is released, so only the
+// gradients not yet reduced are resident. ZeRO-3's `paramGathered`: what a
+// rank holds of the others' parameters at once, `gatheredElements` (the
+// communication plan's peak, runtime/exec/comm_points.h), or with -1 the
+// rest of the whole buffer (gathered for the step, as on device buffers).
 struct StateBytes {
   int64_t params = 0, paramGathered = 0, grads = 0, gradScratch = 0, master = 0, moments = 0;
   int64_t total() const { return params + paramGathered + grads + gradScratch + master + moments; }
 };
-StateBytes stateBytes(const Layout &l, int zero, int rank, int64_t paramBytes);
+StateBytes stateBytes(const Layout &l, int zero, int rank, int64_t paramBytes, int64_t gatheredElements = -1);
 
 // Resharding a checkpoint: `saved[i]` is the flat range file i holds (its
 // owned range when it was written). They must tile [0, elements) in order.

@@ -3,9 +3,11 @@
 // target -march=native resolves to), GEMMs by
 // OpenBLAS's cblas_sgemm when present (loaded with dlopen), else a plain loop.
 #include <dlfcn.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -66,6 +68,19 @@ class CpuDevice : public Device {
   void upload(void *dst, const void *src, size_t n) override { std::memcpy(dst, src, n); }
   void download(void *dst, const void *src, size_t n) override { std::memcpy(dst, src, n); }
   void zero(void *p, size_t n) override { std::memset(p, 0, n); }
+  void decommit(void *p, size_t n) override {
+    char *begin = static_cast<char *>(p), *end = begin + n;
+    uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    char *b = reinterpret_cast<char *>((reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page);
+    char *e = reinterpret_cast<char *>(reinterpret_cast<uintptr_t>(end) / page * page);
+    // Anonymous private memory (calloc's) reads back as zeros after MADV_DONTNEED.
+    if (b < e && madvise(b, static_cast<size_t>(e - b), MADV_DONTNEED) == 0) {
+      std::memset(begin, 0, static_cast<size_t>(b - begin));
+      std::memset(e, 0, static_cast<size_t>(end - e));
+      return;
+    }
+    std::memset(p, 0, n);
+  }
   void synchronize() override {}
 
   void loadKernels(const artifact::Artifact &a) override {

@@ -15,6 +15,7 @@
 #include "formats/artifact.h"
 #include "runtime/exec/device.h"
 #include "runtime/train/checkpoint_ref.h"
+#include "runtime/train/checkpoint_weights.h"
 #include "runtime/train/training_state.h"
 #include "cli/inputs.h"
 #include "formats/safetensors.h"
@@ -54,11 +55,10 @@ int evalCommand(const EvalOptions &options) {
   inputs::expectKind(model, inputs::FileKind::Artifact, "MODEL");
   artifact::Artifact a = artifact::read(model);
   // --weights: a weights file, or a checkpoint (any reference form) whose
-  // model.safetensors is verified against its state.json.
-  std::string weightsFile = weights, checkpoint;
+  // weight files (either form) are verified against its state.json.
+  std::string checkpoint;
   if (std::optional<train::CheckpointRef> ref = train::findCheckpointRef(weights)) {
     checkpoint = ref->dir;
-    weightsFile = checkpoint + "/model.safetensors";
   } else {
     if (!std::filesystem::is_regular_file(weights))
       train::resolveCheckpointRef(weights, "a .safetensors weights file");  // throws, saying what it is
@@ -72,12 +72,17 @@ int evalCommand(const EvalOptions &options) {
   if (!step || step->inputs.empty() || step->inputs[0].shape.size() != 2)
     throw artifact::Error(model + ": no training step with inputs 'tokens' and 'targets' of shape [B, T]");
   int64_t batch = step->inputs[0].shape[0], seq = step->inputs[0].shape[1];
-  safetensors::File w = safetensors::File::open(weightsFile);
-  std::vector<inputs::ParamSpec> specs;
-  for (const auto &p : a.params) specs.push_back({p.name, p.shape, artifact::dtypeName(p.dtype)});
-  inputs::checkWeights(w, specs);
   std::vector<std::vector<float>> params;
-  for (const auto &p : a.params) params.push_back(paramValues(w, p));
+  if (!checkpoint.empty()) {
+    train::CheckpointWeights w = train::CheckpointWeights::open(checkpoint);
+    for (const auto &p : a.params) params.push_back(w.values(p.name, p.shape));
+  } else {
+    safetensors::File w = safetensors::File::open(weights);
+    std::vector<inputs::ParamSpec> specs;
+    for (const auto &p : a.params) specs.push_back({p.name, p.shape, artifact::dtypeName(p.dtype)});
+    inputs::checkWeights(w, specs);
+    for (const auto &p : a.params) params.push_back(paramValues(w, p));
+  }
   std::vector<uint16_t> tokens = tokens::readShard(tokensPath);
   size_t steps = tokens::requireMicroBatches(tokensPath, tokens.size(), batch, seq);
   inputs::checkTokenIds(tokensPath, tokens, steps, batch, seq, a.config.value("vocab", int64_t{0}));

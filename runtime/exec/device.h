@@ -26,6 +26,11 @@ class Device {
   virtual void upload(void *dst, const void *src, size_t bytes) = 0;
   virtual void download(void *dst, const void *src, size_t bytes) = 0;
   virtual void zero(void *p, size_t bytes) = 0;
+  // Zeroes the bytes and hands the memory behind them back where the device
+  // can (the CPU: every whole page inside, MADV_DONTNEED; it is faulted in
+  // again, zero, when next touched): a sharded rank's gathered parameters
+  // and reduced gradients between uses. Elsewhere the same as zero().
+  virtual void decommit(void *p, size_t bytes) { zero(p, bytes); }
 
   // JIT-compiles (or loads from the cache) every kernel of the artifact.
   virtual void loadKernels(const artifact::Artifact &a) = 0;

@@ -22,6 +22,7 @@
 #include "cli/inputs.h"
 #include "formats/safetensors.h"
 #include "runtime/train/checkpoint_ref.h"
+#include "runtime/train/checkpoint_weights.h"
 #include "runtime/train/run_info.h"
 
 namespace tlc::generate {
@@ -58,10 +59,9 @@ RunFiles resolveRunFiles(const GenerateOptions &o) {
   const std::string &s = o.source;
   // A checkpoint (any reference form), or a weights file; a checkpoint's
   // weights are verified against its state.json either way.
-  std::string checkpoint;
+  std::string &checkpoint = f.checkpoint;
   if (std::optional<train::CheckpointRef> ref = train::findCheckpointRef(s)) {
     checkpoint = ref->dir;
-    f.weights = checkpoint + "/model.safetensors";
   } else if (fs::is_regular_file(s)) {
     f.weights = s;
     checkpoint = train::checkpointOfWeightsFile(s);
@@ -69,7 +69,8 @@ RunFiles resolveRunFiles(const GenerateOptions &o) {
     train::resolveCheckpointRef(s, "a .safetensors weights file");  // throws, saying what it is
   }
   if (!checkpoint.empty()) {
-    train::verifyCheckpointWeights(checkpoint, "tlrun generate");
+    std::string weights = train::verifyCheckpointWeights(checkpoint, "tlrun generate");
+    if (f.weights.empty()) f.weights = weights;
     runDir = train::runDirOfCheckpoint(checkpoint);
   }
   nlohmann::json run;
@@ -114,14 +115,19 @@ Generation generate(const GenerateOptions &o, const RunFiles &files, Device &dev
   if (tok.vocabSize() > decoder.vocab())
     throw std::runtime_error(files.tokenizer + ": the tokenizer has " + std::to_string(tok.vocabSize()) +
                              " pieces but the model's vocabulary is " + std::to_string(decoder.vocab()));
-  safetensors::File w = safetensors::File::open(files.weights);
-  for (size_t i = 0; i < a.params.size(); ++i) {
-    const safetensors::TensorInfo &t = w.get(a.params[i].name);
-    if (t.shape != a.params[i].shape)
-      throw safetensors::Error(w.path() + ": tensor '" + t.name + "' has shape " + shapeString(t.shape) +
-                               " but the model needs " + shapeString(a.params[i].shape));
-    std::vector<double> values = w.toDoubles(t);
-    decoder.setParam(i, std::vector<float>(values.begin(), values.end()).data());
+  if (!files.checkpoint.empty()) {  // either form of checkpoint weights
+    train::CheckpointWeights w = train::CheckpointWeights::open(files.checkpoint);
+    for (size_t i = 0; i < a.params.size(); ++i) decoder.setParam(i, w.values(a.params[i].name, a.params[i].shape).data());
+  } else {
+    safetensors::File w = safetensors::File::open(files.weights);
+    for (size_t i = 0; i < a.params.size(); ++i) {
+      const safetensors::TensorInfo &t = w.get(a.params[i].name);
+      if (t.shape != a.params[i].shape)
+        throw safetensors::Error(w.path() + ": tensor '" + t.name + "' has shape " + shapeString(t.shape) +
+                                 " but the model needs " + shapeString(a.params[i].shape));
+      std::vector<double> values = w.toDoubles(t);
+      decoder.setParam(i, std::vector<float>(values.begin(), values.end()).data());
+    }
   }
 
   Generation g;

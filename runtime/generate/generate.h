@@ -25,6 +25,7 @@ struct GenerateOptions {
 // Where a run's pieces are: the weights, the artifact, the tokenizer.
 struct RunFiles {
   std::string weights, model, tokenizer;
+  std::string checkpoint;  // the checkpoint the weights are read through (either form); "" for a bare file
 };
 // Resolves `o.source` (a run directory: its latest checkpoint; a checkpoint
 // directory; a weights file) and the artifact and tokenizer it was trained

@@ -24,6 +24,7 @@
 #include "formats/safetensors.h"
 #include "runtime/train/checkpoint.h"
 #include "runtime/train/checkpoint_ref.h"
+#include "runtime/train/checkpoint_weights.h"
 #include "runtime/train/run_info.h"
 
 namespace fs = std::filesystem;
@@ -139,6 +140,43 @@ std::vector<std::string> existingOutputs(const std::string &out) {
   return found;
 }
 
+// model.safetensors in the export's dtype, streamed: each tensor read from
+// the checkpoint in chunks, converted and appended. Returns the parameters.
+int64_t writeWeights(const std::string &path, const train::CheckpointWeights &weights,
+                     const std::vector<std::pair<std::string, std::vector<int64_t>>> &tensors, const std::string &dtype,
+                     const std::map<std::string, std::string> &metadata) {
+  safetensors::DType out = dtype == "f32" ? safetensors::DType::F32
+                           : dtype == "bf16" ? safetensors::DType::BF16 : safetensors::DType::F16;
+  std::vector<safetensors::TensorRef> refs;
+  for (const auto &[name, shape] : tensors) refs.push_back({name, out, shape, nullptr});
+  safetensors::StreamWriter w(path, refs, metadata);
+  std::vector<uint16_t> halves;
+  int64_t parameters = 0;
+  for (const auto &[name, shape] : tensors) {
+    const train::TensorSlot &t = *weights.find(name);
+    parameters += t.numel;
+    weights.read(t, [&](int64_t b, int64_t e, const float *v) {
+      size_t n = static_cast<size_t>(e - b);
+      if (out == safetensors::DType::F32) return w.append(v, n * 4);
+      halves.resize(n);
+      for (size_t i = 0; i < n; ++i) {
+        halves[i] = out == safetensors::DType::BF16 ? floatToBf16(v[i]) : floatToF16(v[i]);
+        // f16 tops out at 65504: a larger weight would silently become inf.
+        if (out == safetensors::DType::F16 && std::isfinite(v[i]) && (halves[i] & 0x7fff) == 0x7c00) {
+          char value[32];
+          std::snprintf(value, sizeof value, "%.9g", static_cast<double>(v[i]));
+          throw Error(weights.dir() + ": tensor '" + name + "' element " + std::to_string(b + static_cast<int64_t>(i)) +
+                      " is " + value + ", beyond float16's range (largest finite value 65504): it would be written as "
+                      "inf; export with --dtype bf16 or f32");
+        }
+      }
+      w.append(halves.data(), n * 2);
+    });
+  }
+  w.finish();
+  return parameters;
+}
+
 void exportCheckpoint(const ExportOptions &o) {
   train::CheckpointRef ref = train::resolveCheckpointRef(o.source);
   std::string checkpoint = ref.dir;
@@ -170,19 +208,21 @@ void exportCheckpoint(const ExportOptions &o) {
     throw Error(o.outDir + ": already holds " + list + "; use --force to replace them (other files are kept)");
   }
 
+  // Either form of checkpoint weights, verified, read tensor by tensor in
+  // chunks: host memory is bounded by a chunk, not by the model.
   train::verifyCheckpointWeights(checkpoint, "tlrun export");
-  std::string weightsPath = checkpoint + "/model.safetensors";
-  safetensors::File weights = safetensors::File::open(weightsPath);
+  train::CheckpointWeights weights = train::CheckpointWeights::open(checkpoint);
+  std::string weightsPath = checkpoint + (weights.sharded() ? "/state.json" : "/model.safetensors");
   std::set<std::string> names;
   for (const auto &[name, shape] : expected) {
-    const safetensors::TensorInfo *t = weights.find(name);
+    const train::TensorSlot *t = weights.find(name);
     if (!t) throw Error(weightsPath + ": has no tensor '" + name + "'");
     if (t->shape != shape)
       throw Error(weightsPath + ": tensor '" + name + "' has shape " + shapeText(t->shape) + " but the model's is " +
                   shapeText(shape));
     names.insert(name);
   }
-  for (const safetensors::TensorInfo &t : weights.tensors())
+  for (const train::TensorSlot &t : weights.layout().tensors)
     if (!names.count(t.name)) throw Error(weightsPath + ": tensor '" + t.name + "' is not a parameter of a Llama model");
 
   // Everything goes into a temporary directory beside OUT_DIR first.
@@ -196,41 +236,10 @@ void exportCheckpoint(const ExportOptions &o) {
   if (!fs::create_directory(tmp, ec))  // name the path given, not the temporary
     throw Error("--hf " + o.outDir + ": cannot write beside it (" + ec.message() + ")");
   try {
-    std::vector<safetensors::TensorRef> refs;
-    std::vector<std::vector<uint16_t>> halves;  // converted tensors, kept until written
-    halves.reserve(expected.size());
-    int64_t parameters = 0;
-    for (const auto &[name, shape] : expected) {
-      const safetensors::TensorInfo &t = weights.get(name);
-      parameters += t.numel();
-      if (o.dtype == "f32" && t.dtype == safetensors::DType::F32) {
-        refs.push_back({name, safetensors::DType::F32, shape, weights.data(t)});
-        continue;
-      }
-      std::vector<double> v = weights.toDoubles(t);
-      if (o.dtype == "f32") throw Error(weightsPath + ": tensor '" + name + "' is not F32");
-      std::vector<uint16_t> h(v.size());
-      for (size_t i = 0; i < v.size(); ++i) {
-        float x = static_cast<float>(v[i]);
-        h[i] = o.dtype == "bf16" ? floatToBf16(x) : floatToF16(x);
-        // f16 tops out at 65504: a larger weight would silently become inf.
-        if (o.dtype == "f16" && std::isfinite(x) && (h[i] & 0x7fff) == 0x7c00) {
-          char value[32];
-          std::snprintf(value, sizeof value, "%.9g", v[i]);
-          throw Error(weightsPath + ": tensor '" + name + "' element " + std::to_string(i) + " is " + value +
-                      ", beyond float16's range (largest finite value 65504): it would be written as inf; "
-                      "export with --dtype bf16 or f32");
-        }
-      }
-      halves.push_back(std::move(h));
-      refs.push_back({name, o.dtype == "bf16" ? safetensors::DType::BF16 : safetensors::DType::F16, shape,
-                      halves.back().data()});
-    }
-    nlohmann::json state = parseJson(checkpoint + "/state.json");
-    safetensors::write((tmp / "model.safetensors").string(), refs,
-                       {{"format", "pt"}, {"tlc_checkpoint", fs::absolute(checkpoint).lexically_normal().string()},
-                        {"tlc_step", std::to_string(state.value("step", int64_t{0}))}});
-    fsyncPath((tmp / "model.safetensors").string());
+    int64_t parameters = writeWeights((tmp / "model.safetensors").string(), weights, expected, o.dtype,
+                                      {{"format", "pt"},
+                                       {"tlc_checkpoint", fs::absolute(checkpoint).lexically_normal().string()},
+                                       {"tlc_step", std::to_string(weights.step())}});
 
     writeSynced((tmp / "config.json").string(), llamaConfig(model, tdtype, tok.bos, tok.eos).dump(2) + "\n");
     nlohmann::json gen = {{"bos_token_id", tok.bos}, {"eos_token_id", tok.eos},
@@ -263,7 +272,7 @@ void exportCheckpoint(const ExportOptions &o) {
     fsyncPath(out.string());
     std::printf("exported %s (step %lld, %lld parameters, %s) to %s: config.json, model.safetensors, "
                 "generation_config.json%s\n",
-                checkpoint.c_str(), static_cast<long long>(state.value("step", int64_t{0})),
+                checkpoint.c_str(), static_cast<long long>(weights.step()),
                 static_cast<long long>(parameters), o.dtype.c_str(), out.c_str(),
                 tok.file.empty() ? "" : ", tokenizer.model, tokenizer_config.json");
     if (!tok.note.empty()) std::printf("note: %s\n", tok.note.c_str());

@@ -65,10 +65,44 @@ bool isFloat(safetensors::DType d) {
 
 }  // namespace
 
+// A checkpoint's weights: the same checks on its layout and values, read
+// through the checkpoint (either form) in chunks.
+InitWeights InitWeights::fromCheckpoint(const std::string &dir, const artifact::Artifact &a) {
+  InitWeights w;
+  auto checkpoint = std::make_shared<train::CheckpointWeights>(train::CheckpointWeights::open(dir));
+  std::string where = dir + (checkpoint->sharded() ? "/state.json" : "/model.safetensors");
+  std::set<std::string> params;
+  for (const artifact::Tensor &p : a.params) {
+    const train::TensorSlot *t = checkpoint->find(p.name);
+    if (!t) throw Error(where + ": has no tensor '" + p.name + "' (the model needs it with shape " + shapeText(p.shape) + ")");
+    if (t->shape != p.shape)
+      throw Error(where + ": tensor '" + p.name + "' has shape " + shapeText(t->shape) + " but the model's is " +
+                  shapeText(p.shape));
+    int64_t bad = -1;
+    checkpoint->read(*t, [&](int64_t b, int64_t e, const float *v) {
+      for (int64_t i = 0; bad < 0 && i < e - b; ++i)
+        if (!std::isfinite(v[i])) bad = b + i;
+    });
+    if (bad >= 0) throw Error(where + ": tensor '" + p.name + "' holds a non-finite value at element " + std::to_string(bad));
+    params.insert(p.name);
+  }
+  for (const train::TensorSlot &t : checkpoint->layout().tensors)
+    if (!params.count(t.name)) throw Error(where + ": tensor '" + t.name + "' is not a parameter of the model");
+  w.checkpoint_ = std::move(checkpoint);
+  return w;
+}
+
 InitWeights InitWeights::open(const std::string &path, const artifact::Artifact &a) {
   InitWeights w;
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error(path + ": does not exist (--init-from takes a directory or a .safetensors file)");
+  if (fs::is_directory(path, ec) && fs::exists(path + "/state.json", ec)) {
+    try {
+      return fromCheckpoint(path, a);
+    } catch (const train::CheckpointError &e) {
+      throw Error(e.what());
+    }
+  }
   bool tied = false;
   if (fs::is_directory(path, ec)) {
     std::string config = path + "/config.json";
@@ -133,6 +167,7 @@ InitWeights InitWeights::open(const std::string &path, const artifact::Artifact 
 }
 
 std::vector<float> InitWeights::values(const artifact::Tensor &p) const {
+  if (checkpoint_) return checkpoint_->values(p.name, p.shape);
   const Source &s = params_.at(p.name);
   const safetensors::File &f = files_[s.file];
   std::vector<double> d = f.toDoubles(f.get(s.tensor));
@@ -140,6 +175,7 @@ std::vector<float> InitWeights::values(const artifact::Tensor &p) const {
 }
 
 std::string InitWeights::describe() const {
+  if (checkpoint_) return checkpoint_->describe();
   std::string s;
   for (const safetensors::File &f : files_) s += (s.empty() ? "" : ", ") + f.path();
   return s;

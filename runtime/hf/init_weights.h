@@ -1,16 +1,19 @@
 // Initial weights for `tlrun train --init-from`: a Hugging Face Llama
 // directory (what tlrun export writes, or a downloaded LlamaForCausalLM:
 // model.safetensors, or model.safetensors.index.json and its shards;
-// config.json checked against the model when present) or one .safetensors
-// file, under Hugging Face names, in f32, bf16, f16 or f64.
+// config.json checked against the model when present), one .safetensors
+// file, under Hugging Face names, in f32, bf16, f16 or f64, or a tlc
+// checkpoint directory (its weights in either form, checkpoint_weights.h).
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "formats/artifact.h"
 #include "formats/safetensors.h"
+#include "runtime/train/checkpoint_weights.h"
 
 namespace tlc::hf {
 
@@ -30,6 +33,8 @@ class InitWeights {
   std::string describe() const;
 
  private:
+  static InitWeights fromCheckpoint(const std::string &dir, const artifact::Artifact &a);
+  std::shared_ptr<const train::CheckpointWeights> checkpoint_;  // set: a checkpoint's weights
   std::vector<safetensors::File> files_;
   struct Source {
     size_t file;

@@ -1,14 +1,20 @@
 // Checkpoints: RUN_DIR/checkpoints/<step>/ holding
 //   model.safetensors      the f32 master weights under their Hugging Face
-//                          names (loadable on its own),
+//                          names (loadable on its own; checkpoint_weights=full),
+//   master-<r>-of-<N>.safetensors
+//                          or instead (checkpoint_weights=sharded) the master
+//                          weights as flat ranges, one file per rank ("master"
+//                          over elements [begin, end) of the flat buffer), so
+//                          that no rank gathers the model,
 //   optimizer.safetensors  AdamW's moments as flat ranges ("exp_avg",
 //                          "exp_avg_sq" over elements [begin, end) of the
 //                          flat buffers; state.json lists the range files, so
 //                          ranks can each write theirs and a different number
 //                          of ranks can re-cut them on resume),
 //   state.json             step, data position, RNG, resolved config, the flat
-//                          layout (tensor offsets) and its identity, and the
-//                          size and FNV-1a 64 checksum of every other file.
+//                          layout (tensor offsets) and its identity, the range
+//                          files ("optimizer", and "weights" when sharded) and
+//                          the size and FNV-1a 64 checksum of every other file.
 //                          It also records the last step's training loss
 //                          ("loss") and when it was saved ("saved_at", UTC),
 //                          for tlrun checkpoints.
@@ -33,7 +39,12 @@
 
 namespace tlc::train {
 
-constexpr int kCheckpointFormatVersion = 1;
+// Format versions: 1 keeps the weights in model.safetensors; 2 adds sharded
+// weights (state.json's "weights" lists their range files). A full checkpoint
+// is still written as version 1, so that an older tlrun reads it; readers
+// accept every version up to kCheckpointFormatVersion.
+constexpr int kCheckpointFormatVersion = 2;
+constexpr int kFullWeightsFormatVersion = 1;
 
 struct CheckpointError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -64,20 +75,30 @@ struct TrainerState {
   double loss = std::numeric_limits<double>::quiet_NaN();  // the last step's training loss
 };
 
-// One optimizer range file of a checkpoint.
-struct OptimizerPart {
+// One range file of a checkpoint: the moments (optimizer-*) or, sharded,
+// the master weights (master-*) of flat elements [begin, end).
+struct RangePart {
   std::string file;
   int64_t begin = 0, end = 0;
 };
+using OptimizerPart = RangePart;
+
+// The range file names of rank `rank` of `world`: optimizer-<r>-of-<N>.safetensors
+// (one rank: optimizer.safetensors) and master-<r>-of-<N>.safetensors.
+std::string optimizerFileName(int rank, int world);
+std::string weightFileName(int rank, int world);
 
 // A checkpoint in host memory: every master weight, and the moments of one
 // flat range (everything on one rank; a rank's own range when reading).
 // Read without data (readCheckpoint's withData false), only the state, the
 // layout and the range files are filled: the trainer then streams the data.
+// `weightParts` empty: the weights are model.safetensors (writeCheckpoint
+// writes that form unless it is given the parts).
 struct Snapshot {
   TrainerState state;
   Layout layout;
   std::vector<OptimizerPart> parts;  // flat order
+  std::vector<RangePart> weightParts;  // sharded weights, flat order
   std::vector<float> master;       // layout.flatElements
   int64_t rangeBegin = 0;          // optimizer range of m and v
   std::vector<float> m, v;
@@ -107,9 +128,10 @@ std::string writeCheckpoint(const std::string &runDir, const Snapshot &snap, int
 
 // The same in pieces, for data-parallel ranks sharing the run directory:
 // rank 0 creates the temporary directory, every rank writes its optimizer
-// range file (and rank 0 the full model) into it, and after a barrier rank 0
-// publishes it: state.json last (checksums of every file), the rename, latest,
-// pruning. `tag` makes the temporary name unique (rank 0's pid).
+// range file (and rank 0 the full model, or every rank its weight range
+// file) into it, and after a barrier rank 0 publishes it: state.json last
+// (checksums of every file), the rename, latest, pruning. `tag` makes the
+// temporary name unique (rank 0's pid).
 std::string checkpointTempDir(const std::string &runDir, int64_t step, long tag);
 void createCheckpointTemp(const std::string &tmp);
 void writeModelFile(const std::string &tmp, const Layout &l, const float *master);
@@ -122,8 +144,14 @@ void writeModelFile(const std::string &tmp, const Layout &l, const FlatFill &fil
                     int64_t chunk = kCheckpointChunkElements);
 void writeOptimizerFile(const std::string &tmp, const OptimizerPart &part, const FlatFill &m, const FlatFill &v,
                         int64_t chunk = kCheckpointChunkElements);
+// Sharded weights: `part`'s range of the master weights, `fill` called in
+// flat order (no collectives: each rank writes what it owns).
+void writeWeightFile(const std::string &tmp, const RangePart &part, const FlatFill &fill,
+                     int64_t chunk = kCheckpointChunkElements);
+// `weightParts` empty: the weights are model.safetensors.
 std::string publishCheckpoint(const std::string &runDir, const std::string &tmp, const TrainerState &s, const Layout &l,
-                              const std::vector<OptimizerPart> &parts, int64_t keep);
+                              const std::vector<OptimizerPart> &parts, int64_t keep,
+                              const std::vector<RangePart> &weightParts = {});
 void discardCheckpointTemp(const std::string &tmp);  // after a failure: best effort
 
 // Checkpoint references (run directory, latest, RUN_DIR:STEP) are resolved
@@ -139,11 +167,25 @@ Snapshot readCheckpoint(const std::string &dir, const Layout &expected, int64_t 
                         bool verify = true, bool withData = true);
 // The data of a checkpoint readCheckpoint has verified, in chunks read with
 // pread (bounded resident memory): every tensor's master weights in file
-// order, and the moments over `want` from whichever range files hold them.
+// order (from model.safetensors, or re-cut from the weight range files: the
+// same pieces either way), and the moments over `want` from whichever range
+// files hold them.
 void readMasterChunks(const std::string &dir, const Snapshot &s, const FlatVisit &visit,
+                      int64_t chunk = kCheckpointChunkElements);
+// One tensor's master weights, likewise.
+void readMasterTensor(const std::string &dir, const Snapshot &s, const TensorSlot &t, const FlatVisit &visit,
                       int64_t chunk = kCheckpointChunkElements);
 void readMomentChunks(const std::string &dir, const Snapshot &s, int64_t wantBegin, int64_t wantEnd,
                       const FlatVisit &m, const FlatVisit &v, int64_t chunk = kCheckpointChunkElements);
+
+// What the weights' readers need (checkpoint_weights.h): the state, the
+// checkpoint's own layout and its weight files (model.safetensors or the
+// range files, headers checked), without the optimizer's files, whose
+// damage they only warn about. Checksums are verifyCheckpointWeights'.
+Snapshot readCheckpointWeights(const std::string &dir);
+
+// "[2, 3]": a shape in the readers' messages.
+std::string shapeText(const std::vector<int64_t> &shape);
 
 // The resolved config recorded in a checkpoint (before reading the rest).
 nlohmann::json readCheckpointConfig(const std::string &dir);

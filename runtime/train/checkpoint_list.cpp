@@ -78,6 +78,12 @@ CheckpointEntry inspect(const fs::path &dir, int64_t step, bool verify) {
   e.savedAt = m.state.value("saved_at", "");
   if (e.savedAt.empty()) e.savedAt = utcOf(dir / "state.json");
   if (m.state.contains("loss") && m.state["loss"].is_number()) e.loss = m.state["loss"].get<double>();
+  try {
+    e.weightFiles = checkpointWeightFiles(m);
+    e.shardedWeights = m.state.contains("weights");
+  } catch (const CheckpointError &err) {
+    e.problems.push_back(err.what());
+  }
   if (m.state.contains("step") && m.state["step"] != step)
     e.problems.push_back(e.dir + "/state.json: records step " + m.state["step"].dump() + ", not " + std::to_string(step));
   for (const CheckpointFile &f : m.files) {
@@ -147,7 +153,8 @@ std::string formatListing(const CheckpointListing &l, bool verify) {
                     (l.entries.size() == 1 ? " checkpoint" : " checkpoints") + "\n";
   if (l.entries.empty()) return out;
   char line[256];
-  std::snprintf(line, sizeof(line), "  %10s  %-20s  %9s  %10s  %s\n", "step", "saved (UTC)", "loss", "size", "status");
+  std::snprintf(line, sizeof(line), "  %10s  %-20s  %9s  %10s  %-10s  %s\n", "step", "saved (UTC)", "loss", "size",
+                "weights", "status");
   out += line;
   int64_t newestIntact = -1;
   for (const CheckpointEntry &e : l.entries) {
@@ -160,8 +167,14 @@ std::string formatListing(const CheckpointListing &l, bool verify) {
     std::string status = !e.problems.empty() ? "DAMAGED" : verify ? "verified" : "ok";
     if (e.latest) status += " (latest)";
     if (e.problems.empty()) newestIntact = e.step;
-    std::snprintf(line, sizeof(line), "  %10lld  %-20s  %9s  %10s  %s\n", static_cast<long long>(e.step),
-                  e.savedAt.empty() ? "-" : e.savedAt.c_str(), loss.c_str(), sizeText(e.bytes).c_str(), status.c_str());
+    // Sharded weights: how many range files (one per rank that wrote them).
+    std::string weights = e.weightFiles.empty() ? "-"
+                          : e.shardedWeights  ? std::to_string(e.weightFiles.size()) +
+                                                    (e.weightFiles.size() == 1 ? " range" : " ranges")
+                                              : "full";
+    std::snprintf(line, sizeof(line), "  %10lld  %-20s  %9s  %10s  %-10s  %s\n", static_cast<long long>(e.step),
+                  e.savedAt.empty() ? "-" : e.savedAt.c_str(), loss.c_str(), sizeText(e.bytes).c_str(), weights.c_str(),
+                  status.c_str());
     out += line;
     for (const std::string &p : e.problems) out += "              " + p + "\n";
   }
@@ -185,6 +198,9 @@ nlohmann::json listingJson(const CheckpointListing &l) {
                        {"saved_at", e.savedAt},
                        {"loss", std::isnan(e.loss) ? nlohmann::json() : nlohmann::json(e.loss)},
                        {"bytes", e.bytes},
+                       {"weights", e.weightFiles.empty() ? nlohmann::json()
+                                                         : nlohmann::json(e.shardedWeights ? "sharded" : "full")},
+                       {"weight_files", e.weightFiles},
                        {"latest", e.latest},
                        {"intact", e.problems.empty()},
                        {"verified", e.verified},

@@ -18,6 +18,8 @@ struct CheckpointEntry {
   std::string savedAt;  // UTC, ISO 8601: state.json's saved_at, else its modification time
   double loss = std::numeric_limits<double>::quiet_NaN();  // the step's training loss
   uint64_t bytes = 0;   // every file of the checkpoint directory
+  std::vector<std::string> weightFiles;  // model.safetensors, or the weight range files (sharded)
+  bool shardedWeights = false;
   bool latest = false;  // named by checkpoints/latest
   bool verified = false;  // every checksum read and matched (--verify)
   std::vector<std::string> problems;  // empty: intact

@@ -159,8 +159,9 @@ CheckpointManifest readCheckpointManifest(const std::string &dir) {
   }
   try {
     if (!m.state.is_object() || m.state.value("format", "") != "tlc-checkpoint") fail(statePath, "not a tlc checkpoint");
-    if (m.state.at("version") != kCheckpointFormatVersion)
-      fail(statePath, "checkpoint format version " + m.state.at("version").dump() + " is not supported (this tlrun reads " +
+    const nlohmann::json &version = m.state.at("version");
+    if (!version.is_number_integer() || version.get<int64_t>() < 1 || version.get<int64_t>() > kCheckpointFormatVersion)
+      fail(statePath, "checkpoint format version " + version.dump() + " is not supported (this tlrun reads 1 to " +
                           std::to_string(kCheckpointFormatVersion) + ")");
     for (const auto &[name, entry] : m.state.at("files").items())
       m.files.push_back({name, entry.at("bytes").get<uint64_t>(), entry.at("fnv1a64").get<std::string>()});
@@ -210,9 +211,22 @@ std::vector<std::string> verifyCheckpointFiles(const CheckpointManifest &m, cons
   return warnings;
 }
 
+std::vector<std::string> checkpointWeightFiles(const CheckpointManifest &m) {
+  if (!m.state.contains("weights")) return {"model.safetensors"};
+  std::vector<std::string> names;
+  const nlohmann::json &parts = m.state["weights"];
+  if (parts.is_array())
+    for (const nlohmann::json &p : parts)
+      if (p.is_object() && p.contains("file") && p["file"].is_string()) names.push_back(p["file"].get<std::string>());
+  if (names.empty() || names.size() != parts.size())
+    fail(m.dir + "/state.json", "malformed: 'weights' must list the weight range files as {file, begin, end}");
+  return names;
+}
+
 std::string verifyCheckpointWeights(const std::string &dir, const std::string &command) {
-  verifyCheckpointFiles(readCheckpointManifest(dir), {"model.safetensors"}, command);
-  return dir + "/model.safetensors";
+  CheckpointManifest m = readCheckpointManifest(dir);
+  verifyCheckpointFiles(m, checkpointWeightFiles(m), command);
+  return m.state.contains("weights") ? dir : dir + "/model.safetensors";
 }
 
 std::string checkpointOfWeightsFile(const std::string &file) {

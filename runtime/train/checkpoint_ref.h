@@ -71,9 +71,15 @@ std::string checkCheckpointFile(const std::string &dir, const CheckpointFile &f,
 std::vector<std::string> verifyCheckpointFiles(const CheckpointManifest &m, const std::vector<std::string> &reading,
                                                const std::string &command);
 
+// The files holding a checkpoint's weights: model.safetensors, or the
+// range files of sharded weights (state.json's "weights"); throws
+// CheckpointError naming state.json when that list is malformed.
+std::vector<std::string> checkpointWeightFiles(const CheckpointManifest &m);
+
 // What the weights' readers (generate, eval, evaluate, export, --init-from)
-// do: verify DIR/model.safetensors in full and the rest by size; returns
-// its path.
+// do: verify the weight files in full and the rest by size. Returns what
+// hf::InitWeights::open reads: DIR/model.safetensors, or DIR itself when
+// the weights are sharded (read through checkpoint_weights.h).
 std::string verifyCheckpointWeights(const std::string &dir, const std::string &command);
 // The checkpoint a weights file belongs to: its directory when `file` is a
 // model.safetensors beside a state.json, "" otherwise.

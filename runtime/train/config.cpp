@@ -49,6 +49,10 @@ const std::vector<Key> &table() {
       {{"checkpoint_every", "int", ">= 0", "steps between checkpoints (0: only the final one)"},
        &Config::checkpoint_every, 0, kBig},
       {{"keep_checkpoints", "int", ">= 0", "newest checkpoints kept (0: all)"}, &Config::keep_checkpoints, 0, kBig},
+      {{"checkpoint_weights", "string", "full|sharded", "master weights in checkpoints: full (model.safetensors, "
+        "gathered to rank 0) or sharded (each rank writes its flat range, no gather; tlrun export writes "
+        "model.safetensors from them); unset: sharded with zero=3 on several ranks, else full"},
+       &Config::checkpoint_weights, 0, 0},
       {{"nonfinite_limit", "int", ">= 1", "consecutive steps with a non-finite loss or gradient norm that stop the run"},
        &Config::nonfinite_limit, 1, kBig},
       {{"decay_norms", "bool", "true/false", "apply weight decay to the parameters the model exempts (norms) as well"}, &Config::decay_norms, 0, 1},
@@ -106,7 +110,11 @@ std::string formatDefault(const Config &c, const Key &k) {
   std::visit([&](auto m) {
     using T = std::decay_t<decltype(c.*m)>;
     if constexpr (std::is_same_v<T, bool>) s << (c.*m ? "true" : "false");
-    else if constexpr (std::is_same_v<T, std::string>) s << '"' << c.*m << '"';
+    // A choice left empty is decided later (checkpoint_weights: by the job).
+    else if constexpr (std::is_same_v<T, std::string>) {
+      if ((c.*m).empty() && std::string(k.info.range) != "text") s << "(unset)";
+      else s << '"' << c.*m << '"';
+    }
     else s << c.*m;
   }, k.member);
   return s.str();
@@ -165,6 +173,7 @@ const std::vector<KeyInfo> &configKeys() {
 nlohmann::json Config::toJson() const {
   nlohmann::json j = nlohmann::json::object();
   for (const Key &k : table()) std::visit([&](auto m) { j[k.info.name] = this->*m; }, k.member);
+  if (checkpoint_weights.empty()) j.erase("checkpoint_weights");  // unresolved: read back as unset
   if (!data.empty()) {
     nlohmann::json sources = nlohmann::json::array();
     for (const DataSource &d : data) sources.push_back({{"name", d.name}, {"dir", d.dir}, {"weight", d.weight}});
@@ -296,6 +305,10 @@ void validate(const Config &c) {
                        std::to_string(c.steps - c.warmup_steps) + "): the decay would start during warmup");
   if (c.eval_every > 0 && c.eval_tasks.empty())
     fail("config", "key 'eval_every' needs key 'eval_tasks' (NAME=FILE.jsonl,...)");
+}
+
+void resolveCheckpointWeights(Config &c, int world) {
+  if (c.checkpoint_weights.empty()) c.checkpoint_weights = c.zero == 3 && world > 1 ? "sharded" : "full";
 }
 
 std::string keysHelp() {

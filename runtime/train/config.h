@@ -38,6 +38,10 @@ struct Config {
   bool shuffle = true;
   int64_t log_every = 10, val_every = 1000, val_batches = 20;
   int64_t checkpoint_every = 1000, keep_checkpoints = 3;
+  // "full": rank 0 writes model.safetensors (gathered); "sharded": each rank
+  // writes its owned range of the master weights. Empty until the job's
+  // world size is known (resolveCheckpointWeights).
+  std::string checkpoint_weights;
   // Beyond the fixed interface keys.
   int64_t nonfinite_limit = 5;  // consecutive non-finite steps that stop the run
   bool decay_norms = false;     // weight decay on 1-D tensors (norms) too
@@ -85,6 +89,9 @@ void applySet(Config &c, const std::vector<std::string> &items);
 void applyFile(Config &c, const std::string &path);
 // Ranges of every key and their relations (min_lr <= lr, ...).
 void validate(const Config &c);
+// checkpoint_weights when unset: sharded where the parameters are sharded at
+// rest (zero=3 on several ranks), so that no rank gathers the model; else full.
+void resolveCheckpointWeights(Config &c, int world);
 Config fromJson(const nlohmann::json &j, const std::string &where);
 
 // The help text listing every key, its default and range.

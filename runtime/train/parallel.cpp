@@ -1,8 +1,5 @@
 #include "runtime/train/parallel.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <condition_variable>
 #include <cstring>
@@ -20,13 +17,18 @@ namespace tlc::train {
 
 struct DataParallel::Overlap {
   using Clock = std::chrono::steady_clock;
+  // A bucket to reduce, or a gather of a plan (event `index` of `plan`).
+  struct Job {
+    size_t index = 0;
+    EntryPlan *plan = nullptr;
+  };
   std::vector<size_t> order;   // bucket indices in the order their gradients become final
   std::vector<int64_t> ready;  // ready[k]: the step after which order[k] may be reduced
   size_t next = 0;             // order[next..] not handed over yet (main thread only)
   Clock::time_point computeStart;
   std::mutex mu;
   std::condition_variable wake, done;
-  std::deque<size_t> queue;
+  std::deque<Job> queue;
   size_t outstanding = 0;  // handed over, not finished
   bool stop = false;
   std::exception_ptr error;
@@ -38,10 +40,16 @@ struct DataParallel::Overlap {
     std::lock_guard<std::mutex> l(mu);
     size_t before = next;
     while (next < order.size() && ready[next] <= step) {
-      queue.push_back(order[next++]);
+      queue.push_back({order[next++], nullptr});
       ++outstanding;
     }
     if (next != before) wake.notify_one();
+  }
+  void handOverGather(EntryPlan &p, size_t event) {
+    std::lock_guard<std::mutex> l(mu);
+    queue.push_back({event, &p});
+    ++outstanding;
+    wake.notify_one();
   }
 };
 
@@ -50,13 +58,14 @@ DataParallel::DataParallel(comm::Communicator &c, Device &device, int zero, int6
     : comm_(c), device_(device), zero_(zero), layout_(shard::makeLayout(flatElements, c.size())) {
   // On host buffers only: a GPU's kernels are still running when their step
   // is issued (NCCL would need events on the compute stream).
-  wantOverlap_ = overlap && zero >= 2 && c.size() > 1 && !c.deviceBuffers() && c.serializedThreads();
+  wantOverlap_ = overlap && zero >= 1 && c.size() > 1 && !c.deviceBuffers() && c.serializedThreads();
   if (world() > 1 && layout_.ownedBy(rank()).size() == 0 && zero_ > 0)
     throw shard::ShardError("the model's " + std::to_string(flatElements) + " flat elements are too few for " +
                             std::to_string(world()) + " ranks with sharded optimizer state (rank " +
                             std::to_string(rank()) + " would own nothing): use fewer ranks or zero=0");
   int64_t bucketElements = std::max<int64_t>(1, static_cast<int64_t>(bucketMb * (1 << 20) / 4));
   buckets_ = shard::buckets(layout_, bucketElements);
+  perGroup_ = zero_ == 3 && active() && !c.deviceBuffers();
 }
 
 Range DataParallel::optimizerRange() const {
@@ -82,8 +91,17 @@ DataParallel::~DataParallel() {
 
 void DataParallel::attach(TrainingState &e) {
   engine_ = &e;
-  if (!wantOverlap_ || overlap_) return;
   const artifact::Artifact &a = e.artifact();
+  perGroup_ = perGroup_ && !a.groups.empty();
+  if (perGroup_ && plans_.empty())
+    for (const artifact::EntryPoint &entry : a.entries) {
+      EntryPlan p;
+      for (const artifact::CommEvent &c : entry.comm)
+        if (c.kind != artifact::CommEvent::GradsFinal) p.events.push_back(c);
+      p.arrived.assign(p.events.size(), 0);
+      plans_.push_back(std::move(p));
+    }
+  if (!wantOverlap_ || overlap_) return;
   CommPoints points = commPoints(a, *a.entry(artifact::kTrainStep));
   auto o = std::make_unique<Overlap>();
   std::vector<std::pair<int64_t, size_t>> byStep;
@@ -99,20 +117,21 @@ void DataParallel::attach(TrainingState &e) {
   o->thread = std::thread([this, raw] {
     Overlap &v = *raw;
     for (;;) {
-      size_t b;
+      Overlap::Job job;
       bool failed;
       {
         std::unique_lock<std::mutex> l(v.mu);
         v.wake.wait(l, [&] { return v.stop || !v.queue.empty(); });
         if (v.queue.empty()) return;
-        b = v.queue.front();
+        job = v.queue.front();
         v.queue.pop_front();
         failed = v.error != nullptr;
       }
       Overlap::Clock::time_point t0 = Overlap::Clock::now();
       std::exception_ptr error;
       if (!failed) try {
-          reduceBucket(b);
+          if (job.plan) gatherGroup(job.plan->events[job.index].group);
+          else reduceBucket(job.index);
         } catch (...) {
           error = std::current_exception();
         }
@@ -120,6 +139,7 @@ void DataParallel::attach(TrainingState &e) {
         std::lock_guard<std::mutex> l(v.mu);
         v.spans.push_back({t0, Overlap::Clock::now()});
         if (error && !v.error) v.error = error;
+        if (job.plan) job.plan->arrived[job.index] = 1;
         --v.outstanding;
       }
       v.done.notify_all();
@@ -128,11 +148,95 @@ void DataParallel::attach(TrainingState &e) {
   overlap_ = std::move(o);
 }
 
-std::function<void(size_t)> DataParallel::stepHook() {
-  if (!overlap_) return {};
-  overlap_->next = 0;
-  overlap_->computeStart = Overlap::Clock::now();
-  return [o = overlap_.get()](size_t step) { o->handOver(static_cast<int64_t>(step)); };
+std::function<void(size_t)> DataParallel::stepHook(const char *entry, bool lastMicroBatch) {
+  bool train = std::string(entry) == artifact::kTrainStep;
+  // zero=1 reduces only the step's sums: during its last micro-batch.
+  Overlap *o = train && (zero_ >= 2 || lastMicroBatch) ? overlap_.get() : nullptr;
+  if (train) reducing_ = o != nullptr;
+  EntryPlan *plan = nullptr;
+  const artifact::EntryPoint *e = engine_->artifact().entry(entry);
+  if (perGroup_ && e) {
+    plan = &plans_.at(static_cast<size_t>(e - engine_->artifact().entries.data()));
+    plan->next = 0;
+    std::fill(plan->arrived.begin(), plan->arrived.end(), 0);
+  }
+  if (o) {
+    o->next = 0;
+    o->computeStart = Overlap::Clock::now();
+  }
+  if (plan) {
+    planEvents(*plan, -1);
+    waitGathers(*plan, 0);
+  }
+  if (!o && !plan) return {};
+  return [this, o, plan](size_t step) {
+    int64_t s = static_cast<int64_t>(step);
+    if (plan) planEvents(*plan, s);
+    if (o) o->handOver(s);
+    if (plan) waitGathers(*plan, s + 1);
+  };
+}
+
+// Releases now; gathers on the communication thread when there is one
+// (waited for by waitGathers), else at once.
+void DataParallel::planEvents(EntryPlan &p, int64_t after) {
+  for (; p.next < p.events.size() && p.events[p.next].after <= after; ++p.next) {
+    const artifact::CommEvent &c = p.events[p.next];
+    if (c.kind == artifact::CommEvent::Release) {
+      releaseGroup(c.group);
+    } else if (overlap_) {
+      overlap_->handOverGather(p, p.next);
+    } else {
+      Timer t(commSeconds_);
+      gatherGroup(c.group);
+      p.arrived[p.next] = 1;
+    }
+  }
+}
+
+void DataParallel::waitGathers(EntryPlan &p, int64_t need) {
+  for (size_t k = 0; k < p.next; ++k) {
+    const artifact::CommEvent &c = p.events[k];
+    if (c.kind != artifact::CommEvent::Gather || c.need != need || p.arrived[k]) continue;
+    Timer t(commSeconds_);
+    std::unique_lock<std::mutex> l(overlap_->mu);
+    overlap_->done.wait(l, [&] { return p.arrived[k] || overlap_->error; });
+    if (overlap_->error) std::rethrow_exception(std::exchange(overlap_->error, nullptr));
+  }
+}
+
+// A group's parameters from their owners: one broadcast per owner of a part
+// of it, in rank order (copies: the values are bitwise those of the owners).
+void DataParallel::gatherGroup(int group) {
+  const artifact::ParamGroup &g = engine_->artifact().groups.at(static_cast<size_t>(group));
+  bool bf16 = engine_->artifact().paramDType() == artifact::DType::BF16;
+  size_t bytes = bf16 ? 2 : 4;
+  char *params = static_cast<char *>(engine_->devicePointer(FlatBuffer::Params));
+  std::vector<std::unique_ptr<comm::Work>> started;
+  for (int r = 0; r < world(); ++r) {
+    Range s = layout_.shardOf(r);
+    int64_t b = std::max(g.begin, s.begin), e = std::min(g.end, s.end);
+    if (b >= e) continue;
+    char *p = params + b * static_cast<int64_t>(bytes);
+    started.push_back(comm_.start({comm::Op::Broadcast, p, p, static_cast<size_t>(e - b),
+                                   bf16 ? comm::DType::BF16 : comm::DType::F32, r}));
+  }
+  for (auto &w : started) w->wait();
+}
+
+// The group's parameters this rank does not own read as zeros again (so a
+// read the plan did not gather shows in the trajectory), their pages freed.
+void DataParallel::releaseGroup(int group) {
+  if (paramsWhole_) return;  // gathered for periodic work: released by doneWithFullParams
+  const artifact::ParamGroup &g = engine_->artifact().groups.at(static_cast<size_t>(group));
+  size_t bytes = artifact::dtypeSize(engine_->artifact().paramDType());
+  char *params = static_cast<char *>(engine_->devicePointer(FlatBuffer::Params));
+  Range mine = layout_.shardOf(rank());
+  auto release = [&](int64_t b, int64_t e) {
+    if (b < e) device_.decommit(params + b * static_cast<int64_t>(bytes), static_cast<size_t>(e - b) * bytes);
+  };
+  release(g.begin, std::min(g.end, mine.begin));
+  release(std::max(g.begin, mine.end), g.end);
 }
 
 void DataParallel::quiesce() noexcept {
@@ -145,6 +249,8 @@ void DataParallel::reduceBucket(size_t i) {
   const shard::Bucket &b = buckets_[i];
   float *p = static_cast<float *>(engine_->devicePointer(FlatBuffer::Grads)) + b.range.begin;
   comm_.start({comm::Op::Reduce, p, p, static_cast<size_t>(b.range.size()), comm::DType::F32, b.owner})->wait();
+  // The next micro-batch adds onto zeros here; until then the pages are free.
+  if (b.owner != rank()) device_.decommit(p, static_cast<size_t>(b.range.size()) * sizeof(float));
 }
 
 DataParallel::Overlapped DataParallel::takeOverlapped() {
@@ -154,12 +260,13 @@ DataParallel::Overlapped DataParallel::takeOverlapped() {
 }
 
 void DataParallel::afterMicroBatch() {
-  if (!active() || zero_ < 2) return;
+  if (!active() || zero_ == 0 || (zero_ == 1 && !reducing_)) return;
   Timer t(commSeconds_);
   float *grads = static_cast<float *>(engine_->devicePointer(FlatBuffer::Grads));
   if (overlap_) {
     // The buckets not yet handed over (none, once every step has run), then
     // the wait for the rest: the part of the communication not hidden.
+    reducing_ = false;
     Overlap &o = *overlap_;
     Overlap::Clock::time_point computeEnd = Overlap::Clock::now();
     o.handOver(std::numeric_limits<int64_t>::max());
@@ -172,6 +279,7 @@ void DataParallel::afterMicroBatch() {
     }
     o.spans.clear();
     if (o.error) std::rethrow_exception(std::exchange(o.error, nullptr));
+    if (zero_ == 1) return;  // its whole gradients stay until the next step's zeroGrads
   } else if (zero_ == 3) {
     // One reduce-scatter in place: the owner's shard adds this micro-batch
     // of every rank onto its running sum (the others zeroed theirs below).
@@ -190,14 +298,28 @@ void DataParallel::afterMicroBatch() {
     for (auto &w : started) w->wait();
   }
   // Only the owned sums stay: the next micro-batch adds onto them.
+  releaseOthersGrads();
+}
+
+void DataParallel::releaseOthersGrads() {
+  float *grads = static_cast<float *>(engine_->devicePointer(FlatBuffer::Grads));
   Range mine = layout_.shardOf(rank());
-  if (mine.begin > 0) device_.zero(grads, static_cast<size_t>(mine.begin) * sizeof(float));
+  if (mine.begin > 0) device_.decommit(grads, static_cast<size_t>(mine.begin) * sizeof(float));
   if (mine.end < layout_.padded())
-    device_.zero(grads + mine.end, static_cast<size_t>(layout_.padded() - mine.end) * sizeof(float));
+    device_.decommit(grads + mine.end, static_cast<size_t>(layout_.padded() - mine.end) * sizeof(float));
+}
+
+void DataParallel::zeroGrads() {
+  if (!active() || zero_ < 2) return engine_->zeroGrads();
+  Range mine = layout_.shardOf(rank());
+  device_.zero(static_cast<float *>(engine_->devicePointer(FlatBuffer::Grads)) + mine.begin,
+               static_cast<size_t>(mine.size()) * sizeof(float));
+  releaseOthersGrads();
 }
 
 void DataParallel::afterAccumulation() {
-  if (!active() || zero_ >= 2) return;
+  // zero=1 with overlap: reduced during the last micro-batch (afterMicroBatch).
+  if (!active() || zero_ >= 2 || (zero_ == 1 && overlap_)) return;
   Timer t(commSeconds_);
   float *grads = static_cast<float *>(engine_->devicePointer(FlatBuffer::Grads));
   if (zero_ == 0) {
@@ -214,37 +336,44 @@ void DataParallel::afterUpdate() {
   allGatherParams();
 }
 
+void DataParallel::beforeRun() {
+  if (!perGroup_) needFullParams();
+}
+
 void DataParallel::needFullParams() {
   if (!active() || zero_ != 3 || paramsWhole_) return;
   allGatherParams();
   paramsWhole_ = true;
 }
 
+void DataParallel::doneWithFullParams() {
+  if (perGroup_ && paramsWhole_) releaseOthersParams();
+}
+
+Range DataParallel::paramsAtRest() const {
+  return zero_ == 3 && active() ? layout_.shardOf(rank()) : Range{0, layout_.padded()};
+}
+
+int64_t DataParallel::gatheredElements() const {
+  if (zero_ != 3 || !active()) return 0;
+  if (!perGroup_) return -1;
+  const artifact::Artifact &a = engine_->artifact();
+  int64_t peak = 0;
+  for (const char *name : {artifact::kTrainStep, artifact::kEvalLoss})
+    if (const artifact::EntryPoint *e = a.entry(name)) peak = std::max(peak, peakGatheredElements(a, *e));
+  return peak;
+}
+
 // The parameters outside this rank's shard are stale after its update:
-// zeroed, so that a read without needFullParams() shows in the trajectory,
-// and on the host their whole pages are returned to the system.
+// zeroed, so that a read without a gather shows in the trajectory, and on
+// the host their whole pages are returned to the system.
 void DataParallel::releaseOthersParams() {
   paramsWhole_ = false;
   size_t bytes = artifact::dtypeSize(engine_->artifact().paramDType());
   char *params = static_cast<char *>(engine_->devicePointer(FlatBuffer::Params));
   Range mine = layout_.shardOf(rank());
-  auto release = [&](char *begin, char *end) {
-    if (begin >= end) return;
-    if (!comm_.deviceBuffers()) {
-      uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-      char *b = reinterpret_cast<char *>((reinterpret_cast<uintptr_t>(begin) + page - 1) / page * page);
-      char *e = reinterpret_cast<char *>(reinterpret_cast<uintptr_t>(end) / page * page);
-      // Anonymous private memory reads back as zeros after MADV_DONTNEED.
-      if (b < e && madvise(b, static_cast<size_t>(e - b), MADV_DONTNEED) == 0) {
-        device_.zero(begin, static_cast<size_t>(b - begin));
-        device_.zero(e, static_cast<size_t>(end - e));
-        return;
-      }
-    }
-    device_.zero(begin, static_cast<size_t>(end - begin));
-  };
-  release(params, params + mine.begin * bytes);
-  release(params + mine.end * bytes, params + layout_.padded() * bytes);
+  device_.decommit(params, static_cast<size_t>(mine.begin) * bytes);
+  device_.decommit(params + mine.end * static_cast<int64_t>(bytes), static_cast<size_t>(layout_.padded() - mine.end) * bytes);
 }
 
 void DataParallel::allGatherParams() {

@@ -12,18 +12,25 @@
 //           owners in buckets (started from the end of the buffer); a rank
 //           then zeroes the gradients it does not own, so the next
 //           micro-batch adds onto its owned sums; update + all-gather.
-//   zero 3  parameters sharded between steps: after the update a rank
-//           releases the parameters it does not own, and gathers them again
-//           before they are next read (the step's first micro-batch, a
-//           validation, rank 0's periodic work); gradients are reduce-
-//           scattered into the owners' shards after every micro-batch.
+//   zero 3  parameters sharded at rest: a rank holds the parameters it
+//           owns. On host buffers (MPI) the compiler's communication plan
+//           (runtime/exec/comm_points.h) gathers each group (layer) from its
+//           owners one group ahead of its first reader and releases it after
+//           its last, in train_step and eval_loss alike; rank 0's periodic
+//           work gathers everything, then releases it. On device buffers
+//           (NCCL) the whole buffer is gathered before the step instead.
+//           Gradients are reduced to their owners every micro-batch, and a
+//           rank releases the reduced gradients it does not own.
 //
-// Overlap (zero 2, 3 on MPI, config key `overlap`): the steps of the
+// Overlap (zero 1, 2, 3 on MPI, config key `overlap`): the steps of the
 // compiled train_step report to stepHook(); a bucket whose gradients are all
 // final (runtime/exec/comm_points.h) goes to a communication thread, which
-// reduces it to its owner while the backward pass goes on. afterMicroBatch()
-// then waits only for the buckets still running. Same reductions, same
-// order, same sums as without overlap: the trajectory is bitwise unchanged.
+// reduces it to its owner while the backward pass goes on (zero 1: in the
+// step's last micro-batch, for the step's sums). afterMicroBatch() then waits
+// only for the buckets still running. Same sums in the same order as without
+// overlap (a bucket's reduce is its part of the reduce-scatter): the
+// trajectory is bitwise unchanged. zero 3's gathers run on the same thread,
+// in the order every rank issues them.
 #pragma once
 
 #include <chrono>
@@ -67,10 +74,17 @@ class DataParallel {
   int64_t firstMicroBatch(int64_t accum) const { return rank() * (accum / world()); }
 
   void attach(TrainingState &e);
-  // For trainMicroBatch: starts buckets as their gradients become final
-  // (empty without overlap). Its micro-batch ends with afterMicroBatch().
-  std::function<void(size_t step)> stepHook();
-  void afterMicroBatch();    // zero 2: reduce to owners; zero 3: reduce-scatter
+  // For a run of entry point `entry` (train_step: a micro-batch, ended by
+  // afterMicroBatch(); eval_loss): does what the plan wants before its first
+  // step (zero=3: the first gathers) and returns the hook for its steps
+  // (Executor::run's afterStep): zero=3's gathers and releases, and with
+  // overlap the buckets whose gradients have become final. Empty when there
+  // is nothing to do. zero=1 reduces its buckets (with overlap) during the
+  // step's `lastMicroBatch` only.
+  std::function<void(size_t step)> stepHook(const char *entry = artifact::kTrainStep, bool lastMicroBatch = true);
+  // zero 2: reduce to owners; zero 3: reduce-scatter; zero 1 with overlap,
+  // after the last micro-batch: wait for its buckets.
+  void afterMicroBatch();
   // Waits for the buckets already handed to the communication thread (each
   // bounded by comm_timeout_s): before the training state's buffers go away
   // while an error unwinds mid-micro-batch.
@@ -79,9 +93,24 @@ class DataParallel {
   // After the optimizer updated this rank's shard: zero 1, 2 all-gather the
   // updated shards; zero 3 releases the others (sharded at rest).
   void afterUpdate();
+  // Before a run of train_step or eval_loss: zero 3 without a plan (device
+  // buffers) all-gathers the shards unless already whole; with one, the
+  // run's hooks gather what it reads.
+  void beforeRun();
   // Before anything reads the whole parameter buffer (every rank calls it at
-  // the same points): zero 3 all-gathers the shards unless already whole.
+  // the same points): zero 3 all-gathers the shards unless already whole;
+  // doneWithFullParams() releases them again where a plan gathers per group.
   void needFullParams();
+  void doneWithFullParams();
+  // zero 3 (active): the flat range of parameters a rank keeps at rest, its
+  // shard; otherwise everything. Loading weights touches only this range.
+  Range paramsAtRest() const;
+  // zero 2, 3: zeroes the owned gradients and releases the rest (the
+  // training state's zeroGrads() otherwise).
+  void zeroGrads();
+  // zero 3 with a plan: the most elements of parameters gathered at once
+  // (train_step's or eval_loss's peak); -1: the whole buffer.
+  int64_t gatheredElements() const;
 
   // Sum over ranks in rank order of one double per rank (host).
   double sumOverRanks(double mine);
@@ -118,9 +147,23 @@ class DataParallel {
   bool wantOverlap_ = false;
   bool paramsWhole_ = false;  // zero 3: the params buffer holds every shard's current values
   double commSeconds_ = 0;
+  // zero 3 on host buffers: the artifact's plan of each entry point run.
+  struct EntryPlan {
+    std::vector<artifact::CommEvent> events;  // gathers and releases, by `after`
+    size_t next = 0;                          // events[next..] not done in this run
+    std::vector<char> arrived;                // per event: a gather has completed
+  };
+  bool perGroup_ = false;
+  bool reducing_ = false;  // this train_step run hands buckets to the communication thread
+  std::vector<EntryPlan> plans_;  // per entry point of the artifact
   void allGatherParams();
   void releaseOthersParams();
+  void releaseOthersGrads();
   void reduceBucket(size_t i);
+  void gatherGroup(int group);
+  void releaseGroup(int group);
+  void planEvents(EntryPlan &p, int64_t after);  // issues the events after step `after`
+  void waitGathers(EntryPlan &p, int64_t need);  // before step `need`
 };
 
 // A digest of a text (the data files, the configuration) for

@@ -96,16 +96,24 @@ class Trainer {
     }
     dp_.attach(engine_);
     memory_ = shard::stateBytes(dp_.layout(), dp_.world() == 1 ? 0 : dp_.zero(), dp_.rank(),
-                                static_cast<int64_t>(artifact::dtypeSize(a.paramDType())));
+                                static_cast<int64_t>(artifact::dtypeSize(a.paramDType())), dp_.gatheredElements());
     std::vector<bool> decay;
     for (const artifact::Tensor &p : a.params) decay.push_back(p.decay || c.decay_norms);
     engine_.setWeightDecayMask(decay);
   }
 
+  // Params (zero=3: only the shard a rank keeps at rest, so that its peak
+  // memory stays a step's; the rest is gathered where it is read) and master
+  // weights (the optimizer range), exactly as setParam sets them.
   void freshWeights(const hf::InitWeights *init) {
+    Range keep = dp_.paramsAtRest(), opt = engine_.optimizerRange();
     for (size_t i = 0; i < a_.params.size(); ++i) {
       std::vector<float> w = init ? init->values(a_.params[i]) : initialWeights(a_.params[i], i, c_.seed);
-      engine_.setParam(i, w.data());
+      Range p = engine_.rangeOf(i);
+      Range kept{std::max(p.begin, keep.begin), std::min(p.end, keep.end)};
+      Range master{std::max(p.begin, opt.begin), std::min(p.end, opt.end)};
+      if (kept.size() > 0) engine_.upload(FlatBuffer::Params, kept, w.data() + (kept.begin - p.begin));
+      if (master.size() > 0) engine_.upload(FlatBuffer::Master, master, w.data() + (master.begin - p.begin));
     }
   }
 
@@ -121,8 +129,10 @@ class Trainer {
   // checkpoint's model file, in chunks.
   void loadWeights(const std::string &dir, const Snapshot &s) {
     Range opt = engine_.optimizerRange();
+    Range keep = dp_.paramsAtRest();  // zero=3: the shard (as freshWeights)
     readMasterChunks(dir, s, [&](int64_t b, int64_t e, const float *v) {
-      engine_.upload(FlatBuffer::Params, {b, e}, v);
+      int64_t kb = std::max(b, keep.begin), ke = std::min(e, keep.end);
+      if (kb < ke) engine_.upload(FlatBuffer::Params, {kb, ke}, v + (kb - b));
       int64_t pb = std::max(b, opt.begin), pe = std::min(e, opt.end);
       if (pb < pe) engine_.upload(FlatBuffer::Master, {pb, pe}, v + (pb - b));
     });
@@ -145,8 +155,9 @@ class Trainer {
     data_.seek(state_.data);
   }
 
-  // Every rank writes its owned range of the moments; rank 0 also the full
-  // master weights (gathered) and, after every rank's file is on disk,
+  // Every rank writes its owned range of the moments, and with sharded
+  // weights its owned range of the master weights; with full weights rank 0
+  // writes them all (gathered). After every rank's files are on disk rank 0
   // publishes the checkpoint with state.json last. A rank that fails makes
   // every rank fail with its message; `latest` then still names the previous one.
   std::string checkpoint() {
@@ -190,13 +201,19 @@ class Trainer {
       }
     };
     auto partOf = [&](int r) {
-      Range own = l.ownedBy(r);
-      std::string file = dp_.world() == 1 ? "optimizer.safetensors"
-                                          : "optimizer-" + std::to_string(r) + "-of-" + std::to_string(dp_.world()) + ".safetensors";
-      return OptimizerPart{file, own.begin, own.end};
+      return OptimizerPart{optimizerFileName(r, dp_.world()), l.ownedBy(r).begin, l.ownedBy(r).end};
+    };
+    bool sharded = c_.checkpoint_weights == "sharded";
+    auto weightPartOf = [&](int r) {
+      return RangePart{weightFileName(r, dp_.world()), l.ownedBy(r).begin, l.ownedBy(r).end};
+    };
+    auto download = [&](FlatBuffer which) {
+      return [this, which](int64_t b, int64_t e, float *into) { engine_.download(which, {b, e}, into); };
     };
     try {
-      if (root) {
+      if (sharded) {  // each rank's own master weights: no collective
+        writeWeightFile(tmp, weightPartOf(dp_.rank()), download(FlatBuffer::Master));
+      } else if (root) {
         writeModelFile(tmp, layout_, gatherMaster);
       } else if (!local) {
         std::vector<float> buf;
@@ -205,9 +222,6 @@ class Trainer {
           gatherMaster(b, e, buf.data());
         });
       }
-      auto download = [&](FlatBuffer which) {
-        return [this, which](int64_t b, int64_t e, float *into) { engine_.download(which, {b, e}, into); };
-      };
       writeOptimizerFile(tmp, partOf(dp_.rank()), download(FlatBuffer::M), download(FlatBuffer::V));
     } catch (const std::exception &e) {
       error = "saving checkpoint " + o_.runDir + "/checkpoints/" + std::to_string(s.step) + " failed: " + e.what();
@@ -217,8 +231,12 @@ class Trainer {
     std::string dir = o_.runDir + "/checkpoints/" + std::to_string(s.step);
     if (root) try {
         std::vector<OptimizerPart> parts;
-        for (int r = 0; r < dp_.world(); ++r) parts.push_back(partOf(r));
-        dir = publishCheckpoint(o_.runDir, tmp, s, layout_, parts, c_.keep_checkpoints);
+        std::vector<RangePart> weightParts;
+        for (int r = 0; r < dp_.world(); ++r) {
+          parts.push_back(partOf(r));
+          if (sharded) weightParts.push_back(weightPartOf(r));
+        }
+        dir = publishCheckpoint(o_.runDir, tmp, s, layout_, parts, c_.keep_checkpoints, weightParts);
       } catch (const std::exception &e) {
         error = e.what();
       }
@@ -235,7 +253,8 @@ class Trainer {
     std::vector<double> mine(static_cast<size_t>(per), 0.0);
     for (int64_t i = first; i < std::min(n, first + per); ++i) {
       Batch b = data_.validation(src, i);
-      mine[static_cast<size_t>(i - first)] = engine_.evalLoss(b.inputs.data(), b.targets.data());
+      mine[static_cast<size_t>(i - first)] =
+          engine_.evalLoss(b.inputs.data(), b.targets.data(), dp_.stepHook(artifact::kEvalLoss));
     }
     std::vector<double> all = dp_.allGather(mine);
     double sum = 0;
@@ -326,8 +345,8 @@ class Trainer {
     std::vector<std::vector<float>> weights;  // for periodic work
     while (state_.step < c_.steps) {
       int64_t s = state_.step;  // 0-indexed step being taken
-      dp_.needFullParams();  // zero=3: gathered for the step
-      engine_.zeroGrads();
+      dp_.beforeRun();  // zero=3 without a plan: gathered for the step
+      dp_.zeroGrads();
       // This rank's slice of the global batch; the others' are skipped.
       int64_t mineFirst = dp_.firstMicroBatch(accum_), mineCount = accum_ / dp_.world();
       std::vector<double> message = {0.0, 0.0};
@@ -339,7 +358,9 @@ class Trainer {
         int64_t g = data_.position().index;
         Batch b = data_.next();
         if (trace_) traceBatch(s, g, b);
-        message.push_back(engine_.trainMicroBatch(b.inputs.data(), b.targets.data(), dp_.stepHook()));
+        bool lastOfMine = k + 1 == mineFirst + mineCount;
+        message.push_back(engine_.trainMicroBatch(b.inputs.data(), b.targets.data(),
+                                                  dp_.stepHook(artifact::kTrainStep, lastOfMine)));
         dp_.afterMicroBatch();
       }
       dp_.afterAccumulation();
@@ -390,7 +411,7 @@ class Trainer {
       busySum += ov.busy, hiddenSum += ov.hidden;
       bool valDue = validate && finite && ((c_.val_every > 0 && state_.step % c_.val_every == 0) || last);
       if (valDue) {
-        dp_.needFullParams();
+        dp_.beforeRun();
         this->validate(entry);
       }
       for (const std::string &notice : data_.takeNotices())
@@ -406,6 +427,7 @@ class Trainer {
           if (fields.is_object()) entry.update(fields);
           workDone = true;
         }
+      dp_.doneWithFullParams();
       if (valDue || workDone || last || !finite || state_.step % c_.log_every == 0 || state_.step == firstStep + 1) {
         if (data_.mixture()) {
           std::vector<int64_t> used = data_.consumed();
@@ -551,7 +573,7 @@ int runTrain(const TrainOptions &o, const std::vector<WorkFactory> &workFactorie
       if (std::optional<CheckpointRef> ref = findCheckpointRef(o.initWeights)) {
         if (!o.resumeOptimizer)
           verifyCheckpointWeights(ref->dir, "--init-from");
-        weights = ref->dir + "/model.safetensors";
+        weights = ref->dir;  // hf::InitWeights reads either form of checkpoint weights
         initCheckpoint = ref->dir;
       } else if (o.resumeOptimizer) {
         throw ConfigError("--resume-optimizer: " + o.initWeights + " is not a tlc checkpoint (Hugging Face weights "
@@ -570,6 +592,7 @@ int runTrain(const TrainOptions &o, const std::vector<WorkFactory> &workFactorie
     co.timeoutSeconds = c.comm_timeout_s;
     std::unique_ptr<comm::Communicator> comm = comm::makeCommunicator(co);
     int rank = comm->rank(), world = comm->size();
+    resolveCheckpointWeights(c, world);
     // Collectives run on the flat buffers where they live: NCCL on GPU memory, MPI on host memory.
     bool gpu = o.device == "cuda";
     if ((world > 1 || comm->deviceBuffers()) && comm->deviceBuffers() != gpu)
@@ -651,7 +674,8 @@ int runTrain(const TrainOptions &o, const std::vector<WorkFactory> &workFactorie
     Trainer t(o, c, a, layout, data, engine, device->describe(), dp, tag, std::move(work));
     if (world > 1) {  // per-rank memory of the training state, as rank 0 sees it
       shard::StateBytes m = shard::stateBytes(dp.layout(), static_cast<int>(c.zero), rank,
-                                              static_cast<int64_t>(artifact::dtypeSize(a.paramDType())));
+                                              static_cast<int64_t>(artifact::dtypeSize(a.paramDType())),
+                                              dp.gatheredElements());
       std::vector<double> all = dp.allGather({static_cast<double>(m.params + m.paramGathered),
                                               static_cast<double>(m.grads + m.gradScratch),
                                               static_cast<double>(m.master + m.moments)});

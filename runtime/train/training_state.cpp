@@ -181,11 +181,12 @@ void TrainingState::zeroGrads() {
   impl_->dev.zero(impl_->ex.flatGrads(), impl_->allocated * sizeof(float));
   impl_->record(0, start);
 }
-float TrainingState::evalLoss(const int32_t *tokens, const int32_t *targets) {
+float TrainingState::evalLoss(const int32_t *tokens, const int32_t *targets,
+                              const std::function<void(size_t step)> &afterStep) {
   if (!impl_->hasEval)
     throw artifact::Error("the artifact has no eval_loss entry point (it was compiled from a training "
                           "step): recompile the model's loss function with tlc compile");
-  return impl_->run(impl_->eval, tokens, targets);
+  return impl_->run(impl_->eval, tokens, targets, afterStep);
 }
 
 double TrainingState::gradSquaredNorm(Range r) {

@@ -90,7 +90,8 @@ class TrainingState {
   void zeroGrads();
   // Forward-only loss (no gradients computed, grads untouched): validation.
   // Throws artifact::Error when the artifact has no eval_loss entry point.
-  float evalLoss(const int32_t *tokens, const int32_t *targets);
+  float evalLoss(const int32_t *tokens, const int32_t *targets,
+                 const std::function<void(size_t step)> &afterStep = {});
 
   // Sum of squares of grads over `r` (the raw accumulated sums: gradScale is
   // not applied), reduced on the device in double in a fixed order, so the

@@ -25,6 +25,11 @@
               bitwise the results of overlap=false (zero=2, 3; 2 and 4 ranks); the hidden fraction
               is logged
   samples-zero3  rank 0's samples under zero=3 (4 ranks) are 1 rank's
+  sharded-checkpoint  4 ranks zero=3 write sharded weights (a range file per rank, no
+              model.safetensors); 2 ranks zero=2 and 1 rank resume them on the 1-rank trajectory;
+              export gives bitwise the tensors, and generate the greedy ids, of the same run saved
+              with checkpoint_weights=full; a flipped, truncated or missing range file is refused by
+              resume, export and generate naming it, writing nothing
 
 Fresh random data every run (the seed is printed). Run with /usr/bin/python3.
 """
@@ -40,8 +45,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
-from trainlib import (TINY, check, compile_model, latest, markov_table, markov_tokens, merge_sets,  # noqa: E402
-                      metrics, prepare_fortunes, read_safetensors, run_groups, write_safetensors, write_shard)
+from trainlib import (TINY, check, check_damaged_file_refused, checkpoint_weights, compile_model,  # noqa: E402
+                      latest, markov_table, markov_tokens, merge_sets, metrics, prepare_fortunes, read_safetensors, run_groups, write_safetensors,
+                      write_shard)
 
 # 4 micro-batches of 2x16 per step: 1, 2 or 4 ranks share them equally.
 BASE = ("batch_tokens=128,warmup_steps=2,lr=3e-3,min_lr=3e-4,log_every=1,val_every=3,val_batches=4,"
@@ -105,7 +111,7 @@ def test_trajectory(work, rng, data, model):
     check(out.returncode == 0, f"1 rank trains 6 steps ({out.stderr.strip()[-300:]})")
     ref = metrics(ref_dir)
     flat = json.load(open(os.path.join(latest(ref_dir), "state.json")))["layout"]["flat_elements"]
-    ref_w = read_safetensors(os.path.join(latest(ref_dir), "model.safetensors"))
+    ref_w = checkpoint_weights(latest(ref_dir))
     for ranks, zero in [(2, 2), (4, 2), (2, 0), (2, 1)]:
         name = f"{ranks} ranks zero={zero}"
         run_dir = os.path.join(work, f"r{ranks}z{zero}")
@@ -119,7 +125,7 @@ def test_trajectory(work, rng, data, model):
         compare(name, ref, got, list(range(1, 7)))
         check(all("comm_s" in e and e["world"] == ranks for e in got), f"{name}: metrics.jsonl carries comm_s per step")
         check(re.search(r"\| comm \d+\.\d ms/step", out.stdout) is not None, f"{name}: the progress line shows comm time")
-        w = read_safetensors(os.path.join(latest(run_dir), "model.safetensors"))
+        w = checkpoint_weights(latest(run_dir))
         diff = max(float(np.max(np.abs(w[k] - ref_w[k]))) for k in ref_w)
         check(set(w) == set(ref_w) and diff < WEIGHT_BOUND,
               f"{name}: the final full weights match 1 rank (largest difference {diff:.1e}, bound {WEIGHT_BOUND:g})")
@@ -151,11 +157,11 @@ def test_bf16(work, rng, data, model):
         if out.returncode == 0:
             runs[ranks, zero] = run_dir
     if len(runs) == len(configs):
-        ref_w = read_safetensors(os.path.join(latest(runs[1, 2]), "model.safetensors"))
+        ref_w = checkpoint_weights(latest(runs[1, 2]))
         for ranks, zero in configs[1:]:
             name = f"bf16, {ranks} ranks zero={zero}"
             compare(name, metrics(runs[1, 2]), metrics(runs[ranks, zero]), list(range(1, 7)))
-            w = read_safetensors(os.path.join(latest(runs[ranks, zero]), "model.safetensors"))
+            w = checkpoint_weights(latest(runs[ranks, zero]))
             diff = max(float(np.max(np.abs(w[k] - ref_w[k]))) for k in ref_w)
             check(diff < WEIGHT_BOUND, f"{name}: the final f32 master weights match 1 rank ({diff:.1e})")
 
@@ -312,8 +318,27 @@ def test_mismatch(work, rng, data, model, base=BASE):
 ZERO3 = merge_sets(BASE, "zero=3")
 
 
+def plan_peak_gathered(tlx):
+    """The compiler's communication plan (the artifact's manifest): the most elements of parameter
+    groups gathered at once in train_step or eval_loss."""
+    with open(tlx, "rb") as f:
+        head = f.read(16)
+        manifest = json.loads(f.read(int.from_bytes(head[8:16], "little")))
+    groups = manifest["groups"]
+    peak = 0
+    for e in manifest["entry_points"]:
+        if e["name"] not in ("train_step", "eval_loss"):
+            continue
+        now = 0
+        for c in e["comm"]:
+            size = groups[c["group"]]["end"] - groups[c["group"]]["begin"]
+            now += size if c["kind"] == "gather" else -size if c["kind"] == "release" else 0
+            peak = max(peak, now)
+    return peak
+
+
 def final_weights_diff(run_dir, ref_w):
-    w = read_safetensors(os.path.join(latest(run_dir), "model.safetensors"))
+    w = checkpoint_weights(latest(run_dir))
     return set(w) == set(ref_w), max(float(np.max(np.abs(w[k] - ref_w[k]))) for k in ref_w)
 
 
@@ -326,7 +351,7 @@ def test_zero3(work, rng, data, model):
     check(out.returncode == 0, f"1 rank trains 6 steps ({out.stderr.strip()[-300:]})")
     ref = metrics(ref_dir)
     flat = json.load(open(os.path.join(latest(ref_dir), "state.json")))["layout"]["flat_elements"]
-    ref_w = read_safetensors(os.path.join(latest(ref_dir), "model.safetensors"))
+    ref_w = checkpoint_weights(latest(ref_dir))
     for ranks in (1, 2, 4):
         name = f"{ranks} rank(s) zero=3"
         run_dir = os.path.join(work, f"z3-r{ranks}")
@@ -341,12 +366,18 @@ def test_zero3(work, rng, data, model):
             continue
         mem = {int(r): (int(p), int(g), int(o)) for r, p, g, o in
                re.findall(r"^rank (\d+) memory: params (\d+) B, grads (\d+) B, optimizer state (\d+) B", out.stdout, re.M)}
-        padded = ranks * ((-(-flat // ranks) + 63) // 64 * 64)
-        # f32 parameters: the whole padded buffer while a step runs (gathered), as the gradients.
-        check(len(mem) == ranks and all(p == 4 * padded and g == 4 * padded for p, g, _ in mem.values())
+        shard = (-(-flat // ranks) + 63) // 64 * 64
+        padded = ranks * shard
+        owned = [min(flat, (r + 1) * shard) - min(flat, r * shard) for r in range(ranks)]
+        # f32 parameters: the rank's shard and what the plan gathers at most; gradients: the
+        # padded buffer (the reduced ones are released on the host, but allocated).
+        peak = plan_peak_gathered(model)
+        check(len(mem) == ranks and peak < flat
+              and all(mem[r][0] == 4 * (owned[r] + min(padded - owned[r], peak)) and mem[r][1] == 4 * padded
+                      for r in range(ranks))
               and sum(o for _, _, o in mem.values()) == 12 * flat,
-              f"{name}: logged memory: parameters and gradients {4 * padded} B (gathered / scratch), "
-              f"optimizer state 1/{ranks} of {12 * flat} B ({mem})")
+              f"{name}: logged memory: parameters the shard and at most {peak} gathered elements of {flat}, "
+              f"gradients {4 * padded} B (scratch), optimizer state 1/{ranks} of {12 * flat} B ({mem})")
 
 
 def test_zero3_resume(work, rng, data, model):
@@ -382,12 +413,13 @@ def test_zero3_resume(work, rng, data, model):
 def test_overlap(work, rng, data, model):
     """Buckets reduced on the communication thread during the backward pass (overlap=true, the
     default) give bitwise the losses, norms and weights of overlap=false (the same reductions in
-    the same order), for zero=2 and zero=3 on 2 and 4 ranks; metrics.jsonl carries the thread's
+    the same order), for zero=1 (its last micro-batch), 2 and 3 on 2 and 4 ranks; metrics.jsonl
+    carries the thread's
     busy time and the fraction of it hidden behind compute."""
     ref_dir = os.path.join(work, "ov-ref")
     out = train(1, [model, "--data", data, "--out", ref_dir, "--set", merge_sets(BASE, "steps=4")])
     check(out.returncode == 0, "1 rank trains 4 steps")
-    for ranks, zero in [(2, 2), (2, 3), (4, 3)]:
+    for ranks, zero in [(2, 1), (2, 2), (2, 3), (4, 3)]:
         runs = {}
         for overlap in ("true", "false"):
             run_dir = os.path.join(work, f"ov-r{ranks}z{zero}-{overlap}")
@@ -400,8 +432,8 @@ def test_overlap(work, rng, data, model):
         on, off = metrics(runs["true"]), metrics(runs["false"])
         keys = ("loss", "grad_norm", "val_loss")
         same = len(on) == len(off) and all(a.get(k) == b.get(k) for a, b in zip(on, off) for k in keys)
-        w_on = read_safetensors(os.path.join(latest(runs["true"]), "model.safetensors"))
-        w_off = read_safetensors(os.path.join(latest(runs["false"]), "model.safetensors"))
+        w_on = checkpoint_weights(latest(runs["true"]))
+        w_off = checkpoint_weights(latest(runs["false"]))
         same_w = all(np.array_equal(w_on[k], w_off[k]) for k in w_off)
         check(same and same_w, f"{ranks} ranks zero={zero}: overlap on and off agree bitwise (losses, norms, weights)")
         compare(f"{ranks} ranks zero={zero} overlapped", metrics(ref_dir), on, [1, 2, 3, 4])
@@ -431,12 +463,68 @@ def test_samples_zero3(work, rng, data, model):
               f"4 ranks zero=3 sample what 1 rank samples at steps 2 and 4 ({runs[4]} vs {runs[1]})")
 
 
+def test_sharded_checkpoint(work, rng, data, model):
+    """Sharded weights on 4 ranks zero=3 (their default) against checkpoint_weights=full."""
+    text = prepare_fortunes(ARGS.tlrun, os.path.join(work, "fortunes"), 400)  # generate needs a tokenizer
+    model, _ = compile_model(ARGS.tlc, work, overrides=TINY.replace("vocab=64", "vocab=400"), name="model400")
+    runs = {}
+    for name, ranks, sets in [("ref", 1, "steps=6"), ("sharded", 4, "zero=3,steps=6,checkpoint_every=2"),
+                              ("full", 4, "zero=3,steps=6,checkpoint_every=2,checkpoint_weights=full")]:
+        runs[name] = os.path.join(work, "sc-" + name)
+        out = train(ranks, [model, "--data", text, "--out", runs[name], "--set", merge_sets(BASE, sets)])
+        check(out.returncode == 0, f"{name}: {ranks} rank(s) train 6 steps ({out.stderr.strip()[-300:]})")
+        if out.returncode != 0:
+            return
+    ref, sharded, full = runs["ref"], runs["sharded"], runs["full"]
+    ckpt = latest(sharded)
+    state = json.load(open(os.path.join(ckpt, "state.json")))
+    files = sorted(f for f in os.listdir(ckpt) if f.startswith("master-"))
+    check(files == [f"master-{r}-of-4.safetensors" for r in range(4)] and
+          not os.path.exists(os.path.join(ckpt, "model.safetensors")) and
+          [p["file"] for p in state["weights"]] == files and all(f in state["files"] for f in files) and
+          state["version"] == 2 and state["config"]["checkpoint_weights"] == "sharded",
+          f"zero=3 on 4 ranks: a weight range file per rank listed in state.json, no model.safetensors ({files})")
+    check("weights" not in json.load(open(os.path.join(latest(full), "state.json"))) and
+          os.path.exists(os.path.join(latest(full), "model.safetensors")), "checkpoint_weights=full: model.safetensors")
+    compare("4 ranks zero=3, sharded checkpoints", metrics(ref), metrics(sharded), list(range(1, 7)))
+    for name, ranks, step, extra in [("2 ranks zero=2", 2, 2, ["--set", "zero=2"]), ("1 rank", 1, 4, [])]:
+        out_dir = os.path.join(work, f"sc-resume-{ranks}")
+        out = train(ranks, [model, "--data", text, "--out", out_dir,
+                            "--resume=" + os.path.join(sharded, "checkpoints", str(step))] + extra)
+        check(out.returncode == 0 and "resuming from" in out.stdout,
+              f"{name} resume the sharded checkpoint of step {step} ({out.stderr.strip()[-300:]})")
+        if out.returncode == 0:
+            compare(f"sharded, step {step} -> {name}", metrics(ref), metrics(out_dir), list(range(step + 1, 7)))
+
+    exported, ids = {}, {}
+    for name in ("sharded", "full"):
+        hf = os.path.join(work, f"sc-hf-{name}")
+        out = subprocess.run([ARGS.tlrun, "export", runs[name], "--hf", hf], capture_output=True, text=True)
+        check(out.returncode == 0, f"export the {name} checkpoint ({out.stderr.strip()[-300:]})")
+        exported[name] = read_safetensors(os.path.join(hf, "model.safetensors")) if out.returncode == 0 else {}
+        out = subprocess.run([ARGS.tlrun, "generate", runs[name], "--prompt", "The", "--max-tokens", "8",
+                              "--temperature", "0", "--json"], capture_output=True, text=True)
+        check(out.returncode == 0, f"generate from the {name} checkpoint ({out.stderr.strip()[-300:]})")
+        ids[name] = json.loads(out.stdout)["ids"] if out.returncode == 0 else None
+    a, b = exported["sharded"], exported["full"]
+    check(a and set(a) == set(b) and all(a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]) for k in a),
+          f"export of the sharded checkpoint: the tensors of the full one, bitwise ({len(a)} tensors)")
+    check(ids["sharded"] is not None and ids["sharded"] == ids["full"],
+          f"generate: the same greedy ids from both ({ids['sharded']})")
+
+    # Damaged range files: every reader refuses naming the file and writes nothing.
+    tlrun = lambda *args: lambda: subprocess.run([ARGS.tlrun, *args], capture_output=True, text=True)  # noqa: E731
+    check_damaged_file_refused(ARGS.tlrun, sharded, work, "master-2-of-4.safetensors", lambda copy, out, target: [
+        ("resume", tlrun("train", model, "--data", text, "--out", target, "--resume=" + copy, "--steps", "8")),
+        ("export", tlrun("export", copy, "--hf", out)),
+        ("generate", tlrun("generate", copy, "--prompt", "The", "--max-tokens", "2"))], truncate_to=200)
+
 TESTS = {"trajectory": test_trajectory, "bf16": test_bf16, "reshard": test_reshard, "kill": test_kill, "hang": test_hang,
          "signal": test_signal, "mismatch": test_mismatch, "zero3": test_zero3, "zero3-resume": test_zero3_resume, "overlap": test_overlap, "samples-zero3": test_samples_zero3,
          "kill-zero3": lambda *a: test_kill(*a, base=ZERO3, name="kill-zero3"),
          "hang-zero3": lambda *a: test_hang(*a, base=ZERO3, name="hang-zero3"),
          "signal-zero3": lambda *a: test_signal(*a, base=ZERO3, name="signal-zero3"),
-         "mismatch-zero3": lambda *a: test_mismatch(*a, base=ZERO3)}
+         "mismatch-zero3": lambda *a: test_mismatch(*a, base=ZERO3), "sharded-checkpoint": test_sharded_checkpoint}
 
 
 def setup(args, work, rng):

@@ -6,7 +6,7 @@ by global norm (active), 3 accumulated micro-batches per step, weight decay on
 2-D tensors only, llm.c's sequential data order (shuffle=false).
 
 Checked per step: the logged loss and gradient norm (relative error < 1e-5);
-at the end: every weight tensor (||ours - torch|| / ||torch|| < 1e-5).
+at the end: every weight tensor (||ours - torch|| / ||torch|| < WEIGHT_BOUND).
 Fresh random weights and tokens every run (the seed is printed).
 Run with /usr/bin/python3.
 """
@@ -27,6 +27,12 @@ from trainlib import compile_model, metrics, read_safetensors, run, write_safete
 
 STEPS, ACCUM, WARMUP = 8, 3, 3
 LR, MIN_LR, CLIP, WD, BETAS, EPS = 3e-3, 3e-4, 0.5, 0.1, (0.9, 0.95), 1e-8
+# AdamW's step m / sqrt(v) is about lr whatever the gradient's size, so an element whose
+# accumulated gradient is within rounding of zero moves by up to lr in a direction the
+# rounding picks: over 42 fresh seeds the worst tensor was 2.0e-5 relative (most under 1e-5;
+# the bound was 1e-5 and failed about one run in ten). A real error (a missed decay, a wrong
+# bias correction, clipping off) is above 1e-3.
+WEIGHT_BOUND = 1e-4
 OVERRIDES = "layers=2,dim=64,heads=4,kv_heads=2,ffn=96,vocab=96,seq=16,micro_batch=2"
 
 
@@ -114,10 +120,10 @@ def main():
             if moved < 1e-3:
                 print(f"{name} barely moved ({moved:.1e}): weak test")
                 ok = False
-        good = worst < 1e-5 and set(ours) == set(w)
+        good = worst < WEIGHT_BOUND and set(ours) == set(w)
         ok &= good
         print(f"final weights of {len(ours)} tensors after {STEPS} steps ({ACCUM} micro-batches each, clipping in "
-              f"{clipped}): worst rel.err {worst:.2e} ({worst_name})  (< 1e-05)  {'ok' if good else 'FAIL'}")
+              f"{clipped}): worst rel.err {worst:.2e} ({worst_name})  (< {WEIGHT_BOUND:g})  {'ok' if good else 'FAIL'}")
     sys.exit(0 if ok else 1)
 
 

@@ -13,6 +13,10 @@
            reader refuses naming the file, and nothing is written
   list     tlrun checkpoints RUN_DIR: steps, losses (metrics.jsonl's), sizes, latest; --json;
            a truncation found by sizes, a flipped byte only by --verify; exit 1 when damaged
+  sharded  checkpoint_weights=sharded on one rank (one weight range file, no model.safetensors):
+           eval, evaluate, generate, export, --init-from [--resume-optimizer] and --resume give
+           exactly what the same run saved in full gives; a damaged range file is refused by each
+           naming it, writing nothing, and a damaged optimizer file only warned about
 
 Fresh random training seeds every run (the seed is printed). Run with /usr/bin/python3.
 """
@@ -23,7 +27,8 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from trainlib import check, compile_model, latest, prepare_fortunes, metrics, run_groups, tree_state  # noqa: E402
+from trainlib import (check, check_damaged_file_refused, checkpoint_weights, compile_model, latest,  # noqa: E402
+                      prepare_fortunes, metrics, read_safetensors, run_groups, tree_state)
 
 VOCAB = 400
 MODEL_SETS = f"layers=2,dim=64,heads=4,kv_heads=2,ffn=96,vocab={VOCAB},seq=16,micro_batch=2"
@@ -233,7 +238,78 @@ def test_list(work, rng):
     check(tlrun("checkpoints", "--help").returncode == 0, "tlrun checkpoints --help")
 
 
-TESTS = {"refs": test_refs, "damaged": test_damaged, "list": test_list}
+def evaluate_json(source):
+    r = tlrun("evaluate", source, "--text", text_file(WORK), "--json")
+    return (json.loads(r.stdout)["perplexity"] if r.returncode == 0 else None), r
+
+
+def test_sharded(work, rng):
+    seed = int(rng.integers(1, 2**31))
+    runs = {}
+    for form in ("full", "sharded"):
+        runs[form] = os.path.join(work, f"form-{form}")
+        r = train(runs[form], "--set", f"checkpoint_every=2,seed={seed},checkpoint_weights={form}")
+        check(r.returncode == 0, f"train saving {form} weights ({r.stderr.strip()[-300:]})")
+        if r.returncode != 0:
+            return
+    full, sharded = runs["full"], runs["sharded"]
+    ckpt = latest(sharded)
+    check(sorted(os.listdir(ckpt)) == ["master-0-of-1.safetensors", "optimizer.safetensors", "state.json"],
+          f"one rank, sharded: a single weight range file and no model.safetensors ({sorted(os.listdir(ckpt))})")
+    check([e["loss"] for e in metrics(full)] == [e["loss"] for e in metrics(sharded)], "the two runs train alike")
+    w_full, w_sharded = checkpoint_weights(latest(full)), checkpoint_weights(ckpt)
+    check(all((w_full[k] == w_sharded[k]).all() for k in w_full) and set(w_full) == set(w_sharded),
+          "the range file holds the full checkpoint's weights, bitwise")
+
+    same = lambda what, a, b: check(a is not None and a == b, f"{what}: sharded as full ({a})")  # noqa: E731
+    for ref in (sharded, f"{sharded}:4", os.path.join(sharded, "checkpoints", "latest")):
+        twin = ref.replace(sharded, full)
+        same(f"eval --weights {os.path.basename(ref)}", eval_loss(ref)[0], eval_loss(twin)[0])
+    same("generate", greedy(sharded)[0], greedy(full)[0])
+    same("evaluate --text", evaluate_json(sharded)[0], evaluate_json(full)[0])
+    exported = {}
+    for form, run in runs.items():
+        r = tlrun("export", run, "--hf", os.path.join(work, f"form-hf-{form}"), "--dtype", "bf16")
+        exported[form] = read_safetensors(os.path.join(work, f"form-hf-{form}", "model.safetensors")) \
+            if r.returncode == 0 else {}
+    check(exported["full"] and set(exported["full"]) == set(exported["sharded"]) and
+          all((exported["full"][k] == exported["sharded"][k]).all() for k in exported["full"]),
+          "export --dtype bf16: the same tensors")
+    for extra in ([], ["--resume-optimizer"]):
+        losses = {}
+        for form, run in runs.items():
+            out = os.path.join(work, f"form-init-{form}{len(extra)}")
+            r = train(out, "--init-from", run, *extra, steps=2)
+            losses[form] = [e["loss"] for e in metrics(out)] if r.returncode == 0 else None
+            if form == "sharded":
+                check(r.returncode == 0 and f"initial weights from {ckpt}/master-0-of-1.safetensors" in r.stdout,
+                      f"--init-from {' '.join(extra)} names the range file ({(r.stdout + r.stderr).strip()[-200:]})")
+        same(f"--init-from {' '.join(extra)}: the losses", losses["sharded"], losses["full"])
+    resumed = os.path.join(work, "form-resume")
+    r = train(resumed, f"--resume={sharded}:4", steps=6)
+    same("--resume=RUN:4: steps 5 and 6", [e["loss"] for e in metrics(resumed)][-2:] if r.returncode == 0 else None,
+         [e["loss"] for e in metrics(sharded)][-2:])
+    r = tlrun("checkpoints", sharded, "--verify")
+    check(r.returncode == 0 and r.stdout.count("verified") == 3 and "1 range " in r.stdout,
+          f"tlrun checkpoints --verify: every range file verified ({r.stdout.strip()[-300:]})")
+
+    # A damaged weight range file: every reader refuses naming it; a damaged optimizer file only warns.
+    check_damaged_file_refused(ARGS.tlrun, sharded, work, "master-0-of-1.safetensors", lambda copy, out, target: [
+        ("export", lambda: tlrun("export", copy, "--hf", out)), ("generate", lambda: greedy(copy)[1]),
+        ("eval", lambda: eval_loss(copy)[1]), ("evaluate", lambda: evaluate_json(copy)[1]),
+        ("--init-from", lambda: train(target, "--init-from", copy, steps=1)),
+        ("--resume", lambda: train(target, f"--resume={copy}", steps=7))])
+    run = os.path.join(work, "form-damaged-optimizer")
+    shutil.copytree(sharded, run)
+    optimizer = os.path.join(latest(run), "optimizer.safetensors")
+    os.truncate(optimizer, 100)
+    r = tlrun("export", run, "--hf", os.path.join(work, "form-damaged-optimizer-hf"))
+    warned = [line for line in r.stderr.splitlines() if line.startswith("warning: " + optimizer)]
+    check(r.returncode == 0 and len(warned) == 1,
+          f"a truncated optimizer file: export works and warns once ({r.stderr.strip()[-200:]})")
+
+
+TESTS = {"refs": test_refs, "damaged": test_damaged, "list": test_list, "sharded": test_sharded}
 
 
 def setup(args, work, rng):

@@ -4,6 +4,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,60 @@ def metrics(run_dir):
 def latest(run_dir):
     with open(os.path.join(run_dir, "checkpoints", "latest")) as f:
         return os.path.join(run_dir, "checkpoints", f.read().strip())
+
+
+def checkpoint_weights(ckpt):
+    """A checkpoint's f32 master weights by Hugging Face name, from model.safetensors or, sharded
+    (checkpoint_weights=sharded), from the range files state.json lists under "weights"."""
+    with open(os.path.join(ckpt, "state.json")) as f:
+        state = json.load(f)
+    if "weights" not in state:
+        return read_safetensors(os.path.join(ckpt, "model.safetensors"))
+    layout = state["layout"]
+    flat = np.zeros(layout["flat_elements"], dtype=np.float32)
+    for part in state["weights"]:
+        flat[part["begin"]:part["end"]] = read_safetensors(os.path.join(ckpt, part["file"]))["master"]
+    return {t["name"]: flat[t["offset"]:t["offset"] + t["numel"]].reshape(t["shape"]) for t in layout["tensors"]}
+
+
+def flip_byte(path, back=5):
+    """Flips bits of the byte `back` bytes before the end of the file (its data, not its header)."""
+    with open(path, "r+b") as f:
+        f.seek(-back, os.SEEK_END)
+        byte = f.read(1)
+        f.seek(-back, os.SEEK_END)
+        f.write(bytes([byte[0] ^ 0x21]))
+
+
+def file_damages(truncate_to=64):
+    """(name, damage(path), what every verifying reader says about the path): a flipped byte, a
+    truncation and a missing file."""
+    return [("flipped", flip_byte, "checksum mismatch"),
+            ("truncated", lambda path: os.truncate(path, truncate_to), f"has {truncate_to} bytes"),
+            ("missing", os.remove, "missing: the checkpoint is incomplete")]
+
+
+def check_damaged_file_refused(tlrun, run_dir, work, name, readers, truncate_to=64):
+    """For each of file_damages: a copy of `run_dir` with the latest checkpoint's file `name`
+    damaged; every reader of `readers(copy, out, target)` ((what, call) pairs, each call giving a
+    finished process) and `tlrun checkpoints --verify` must fail with exit 1 naming the file, and
+    leave the copy, `out` and `target` (paths they would write) as they were."""
+    for i, (kind, damage, why) in enumerate(file_damages(truncate_to)):
+        copy = os.path.join(work, f"damaged-{kind}-{name}")
+        shutil.copytree(run_dir, copy)
+        path = os.path.join(latest(copy), name)
+        damage(path)
+        out, target = copy + "-out", copy + "-target"
+        before = tree_state(copy)
+        for what, call in readers(copy, out, target) + [
+                ("checkpoints --verify", lambda: subprocess.run([tlrun, "checkpoints", copy, "--verify"],
+                                                                capture_output=True, text=True))]:
+            r = call()
+            said = r.stdout if what == "checkpoints --verify" else r.stderr
+            check(r.returncode == 1 and f"{path}: {why}" in said,
+                  f"{kind} {name}: {what} refuses naming it ({said.strip()[-200:]})")
+        check(tree_state(copy) == before and not os.path.exists(out) and not os.path.exists(target),
+              f"{kind} {name}: nothing written or changed")
 
 
 def tree_state(*roots):

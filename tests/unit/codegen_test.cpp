@@ -402,7 +402,7 @@ TEST_F(CodegenTest, ArtifactRoundTripAndCorruption) {
   EXPECT_NE(errorOf("not an artifact at all").find("bad magic"), std::string::npos);
   std::string future = good;
   future[4] = 9;
-  EXPECT_NE(errorOf(future).find("artifact version 9, this tlrun reads 4: recompile with tlc compile"),
+  EXPECT_NE(errorOf(future).find("artifact version 9, this tlrun reads " + std::to_string(tlc::artifact::kVersion) + ": recompile with tlc compile"),
             std::string::npos);
 }
 

@@ -1,9 +1,11 @@
 // Checkpoints: bitwise round trip, `latest`, pruning, and refusal of corrupt,
 // partial and incompatible checkpoints; a failed save changes nothing; every
-// form of checkpoint reference; readers' warnings; tlrun checkpoints' listing.
+// form of checkpoint reference; readers' warnings; tlrun checkpoints' listing;
+// sharded weights read back, re-cut and verified like the full form.
 #include "runtime/train/checkpoint.h"
 #include "runtime/train/checkpoint_list.h"
 #include "runtime/train/checkpoint_ref.h"
+#include "runtime/train/checkpoint_weights.h"
 
 #include <signal.h>
 #include <sys/resource.h>
@@ -404,4 +406,81 @@ TEST(TrainCheckpoint, ChunkedSaveAndLoadAreExact) {
     EXPECT_TRUE(std::equal(m.begin(), m.end(), s.m.begin() + 50));
     EXPECT_TRUE(std::equal(v.begin(), v.end(), s.v.begin() + 50));
   }
+}
+
+// Sharded weights (checkpoint_weights=sharded): three ranks' range files of
+// the master weights instead of model.safetensors, listed in state.json
+// (version 2); every reader gets the same values in the same pieces as from
+// the full form, and a damaged or missing range file is refused naming it.
+TEST(TrainCheckpoint, ShardedWeightsReadLikeFullOnes) {
+  Snapshot s = randomSnapshot(8, 21);
+  std::string full = writeCheckpoint(freshDir("sharded_full"), s, 0);
+  s.weightParts = {{weightFileName(0, 3), 0, 64}, {weightFileName(1, 3), 64, 128}, {weightFileName(2, 3), 128, 192}};
+  std::string run = freshDir("sharded"), dir = writeCheckpoint(run, s, 0);
+  EXPECT_EQ(entries(dir), (std::vector<std::string>{"master-0-of-3.safetensors", "master-1-of-3.safetensors",
+                                                     "master-2-of-3.safetensors", "optimizer.safetensors", "state.json"}));
+  CheckpointManifest m = readCheckpointManifest(dir);
+  EXPECT_EQ(m.state["version"], 2);
+  EXPECT_EQ(readCheckpointManifest(full).state["version"], 1);  // older tlrun still reads full ones
+  EXPECT_EQ(m.state["weights"][1], (nlohmann::json{{"file", "master-1-of-3.safetensors"}, {"begin", 64}, {"end", 128}}));
+  EXPECT_EQ(checkpointWeightFiles(m).size(), 3u);
+  EXPECT_EQ(verifyCheckpointWeights(dir, "tlrun export"), dir);
+  EXPECT_EQ(verifyCheckpointWeights(full, "tlrun export"), full + "/model.safetensors");
+
+  Snapshot back = readCheckpoint(dir, tinyLayout());
+  EXPECT_EQ(0, std::memcmp(back.master.data(), s.master.data(), 192 * 4));
+  EXPECT_EQ(0, std::memcmp(back.m.data(), s.m.data(), 192 * 4));
+  for (int64_t chunk : {int64_t{1}, int64_t{7}, int64_t{100}}) {
+    std::vector<std::pair<int64_t, int64_t>> pieces[2];
+    std::vector<float> values[2];
+    for (int form = 0; form < 2; ++form)
+      readMasterChunks(form ? dir : full, readCheckpoint(form ? dir : full, tinyLayout(), 0, -1, true, false),
+                       [&](int64_t b, int64_t e, const float *x) {
+                         pieces[form].push_back({b, e});
+                         values[form].insert(values[form].end(), x, x + (e - b));
+                       }, chunk);
+    EXPECT_EQ(pieces[0], pieces[1]) << chunk;
+    EXPECT_EQ(values[0], values[1]) << chunk;
+  }
+  CheckpointWeights w = CheckpointWeights::open(dir);
+  EXPECT_TRUE(w.sharded());
+  std::vector<float> head = w.values("lm_head.weight", {10, 6});
+  EXPECT_TRUE(std::equal(head.begin(), head.end(), s.master.begin() + 128));
+  EXPECT_EQ(head, CheckpointWeights::open(full).values("lm_head.weight", {10, 6}));
+  std::string e = errorOf([&] { w.values("lm_head.weight", {6, 10}); });
+  EXPECT_NE(e.find(dir + "/state.json: tensor 'lm_head.weight' has shape [10, 6] but the model needs [6, 10]"),
+            std::string::npos) << e;
+
+  // Written in chunks, a range file is byte-identical to a whole write.
+  std::string tmp = freshDir("sharded_chunks");
+  writeWeightFile(tmp, s.weightParts[1], [&](int64_t b, int64_t e, float *into) { std::copy(&s.master[b], &s.master[e], into); }, 5);
+  std::ifstream a(dir + "/master-1-of-3.safetensors", std::ios::binary), b(tmp + "/master-1-of-3.safetensors", std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(a), {}), std::string(std::istreambuf_iterator<char>(b), {}));
+
+  // Damage: a flipped byte is refused by every verifying reader, a missing
+  // or truncated file even without checksums; each names the file.
+  flipLastByte(dir + "/master-1-of-3.safetensors");
+  e = errorOf([&] { verifyCheckpointWeights(dir, "tlrun export"); });
+  EXPECT_NE(e.find(dir + "/master-1-of-3.safetensors: checksum mismatch"), std::string::npos) << e;
+  e = errorOf([&] { readCheckpoint(dir, tinyLayout()); });
+  EXPECT_NE(e.find(dir + "/master-1-of-3.safetensors: checksum mismatch"), std::string::npos) << e;
+  CheckpointListing l = listCheckpoints(run, true);
+  ASSERT_EQ(l.entries.size(), 1u);
+  EXPECT_EQ(l.entries[0].weightFiles.size(), 3u);
+  ASSERT_EQ(l.entries[0].problems.size(), 1u);
+  EXPECT_NE(l.entries[0].problems[0].find("master-1-of-3.safetensors: checksum mismatch"), std::string::npos);
+  EXPECT_NE(formatListing(l, true).find("3 ranges"), std::string::npos);
+  fs::resize_file(dir + "/master-2-of-3.safetensors", 50);
+  e = errorOf([&] { CheckpointWeights::open(dir); });
+  EXPECT_NE(e.find(dir + "/master-2-of-3.safetensors: has 50 bytes"), std::string::npos) << e;
+  fs::remove(dir + "/master-0-of-3.safetensors");
+  e = errorOf([&] { readCheckpoint(dir, tinyLayout(), 0, 64, false); });
+  EXPECT_NE(e.find(dir + "/master-0-of-3.safetensors: missing"), std::string::npos) << e;
+
+  // Ranges that leave a gap are refused naming state.json.
+  std::string gap = writeCheckpoint(freshDir("sharded_gap"), s, 0);
+  m.state["weights"].erase(1);
+  std::ofstream(gap + "/state.json", std::ios::trunc) << m.state.dump(2);
+  e = errorOf([&] { readCheckpointWeights(gap); });
+  EXPECT_NE(e.find(gap + "/state.json: the weight ranges cover 128 of 192 elements"), std::string::npos) << e;
 }

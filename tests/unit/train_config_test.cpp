@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <tuple>
 
 using namespace tlc::train;
 
@@ -115,6 +116,31 @@ TEST(TrainConfig, JsonRoundTrip) {
   applySet(c, {"steps=11,lr=0.003,decay_norms=true,seed=5"});
   Config back = fromJson(c.toJson(), "config.json");
   EXPECT_EQ(back.toJson(), c.toJson());
+}
+
+// checkpoint_weights: full or sharded, refused otherwise naming the key and
+// the values; unset, the job decides (sharded only with zero=3 on several
+// ranks) and the resolved value is what config.json records.
+TEST(TrainConfig, CheckpointWeightsAndItsDefault) {
+  Config c;
+  EXPECT_NE(errorOf([&] { applySet(c, {"checkpoint_weights=gathered"}); })
+                .find("--set: key 'checkpoint_weights' must be one of full|sharded, got 'gathered'"),
+            std::string::npos);
+  EXPECT_FALSE(c.toJson().contains("checkpoint_weights"));  // unresolved: read back as unset
+  EXPECT_EQ(fromJson(c.toJson(), "config.json").checkpoint_weights, "");
+  for (auto [zero, world, expected] : {std::tuple{3, 4, "sharded"}, {3, 1, "full"}, {2, 4, "full"}, {0, 2, "full"}}) {
+    Config d;
+    d.zero = zero;
+    resolveCheckpointWeights(d, world);
+    EXPECT_EQ(d.checkpoint_weights, expected) << "zero=" << zero << " world=" << world;
+    EXPECT_EQ(d.toJson()["checkpoint_weights"], expected);
+  }
+  Config given;
+  given.zero = 3;
+  applySet(given, {"checkpoint_weights=full"});
+  resolveCheckpointWeights(given, 4);
+  EXPECT_EQ(given.checkpoint_weights, "full");
+  EXPECT_EQ(fromJson(given.toJson(), "config.json").checkpoint_weights, "full");
 }
 
 TEST(TrainConfig, ScheduleIsLlmCs) {

@@ -11,7 +11,8 @@ Each rank runs under /usr/bin/time, which reports its own peak RSS. Beside each 
   rest    measured minus state: the arena (the planned train_step arena plus eval_loss's), the
           JIT-compiled kernels, MPI and the process itself
   ideal   the issue's target for zero=3: (parameters + gradients + optimizer) / N plus two
-          layers' gathered parameters (not built: parameters are gathered whole for the step)
+          layers' gathered parameters (activations, the embedding and head groups, the process
+          and MPI not counted)
   step    from metrics.jsonl's last step: step_s (wall seconds of the step), comm_s (the main thread's time in collectives, what is
           not hidden), comm_thread_s (the communication thread's busy time, zero=2/3) and
           comm_hidden (the fraction of it that fell while the step computed)
