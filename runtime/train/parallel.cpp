@@ -229,14 +229,20 @@ void DataParallel::gatherGroup(int group) {
 void DataParallel::releaseGroup(int group) {
   if (paramsWhole_) return;  // gathered for periodic work: released by doneWithFullParams
   const artifact::ParamGroup &g = engine_->artifact().groups.at(static_cast<size_t>(group));
-  size_t bytes = artifact::dtypeSize(engine_->artifact().paramDType());
-  char *params = static_cast<char *>(engine_->devicePointer(FlatBuffer::Params));
+  releaseOutsideShard(FlatBuffer::Params, {g.begin, g.end});
+}
+
+// Elements `r` of a flat buffer (params or grads) except this rank's shard:
+// zeroed, and on the host their whole pages returned to the system.
+void DataParallel::releaseOutsideShard(FlatBuffer which, Range r) {
+  size_t bytes = which == FlatBuffer::Grads ? sizeof(float) : artifact::dtypeSize(engine_->artifact().paramDType());
+  char *base = static_cast<char *>(engine_->devicePointer(which));
   Range mine = layout_.shardOf(rank());
   auto release = [&](int64_t b, int64_t e) {
-    if (b < e) device_.decommit(params + b * static_cast<int64_t>(bytes), static_cast<size_t>(e - b) * bytes);
+    if (b < e) device_.decommit(base + b * static_cast<int64_t>(bytes), static_cast<size_t>(e - b) * bytes);
   };
-  release(g.begin, std::min(g.end, mine.begin));
-  release(std::max(g.begin, mine.end), g.end);
+  release(r.begin, std::min(r.end, mine.begin));
+  release(std::max(r.begin, mine.end), r.end);
 }
 
 void DataParallel::quiesce() noexcept {
@@ -301,13 +307,7 @@ void DataParallel::afterMicroBatch() {
   releaseOthersGrads();
 }
 
-void DataParallel::releaseOthersGrads() {
-  float *grads = static_cast<float *>(engine_->devicePointer(FlatBuffer::Grads));
-  Range mine = layout_.shardOf(rank());
-  if (mine.begin > 0) device_.decommit(grads, static_cast<size_t>(mine.begin) * sizeof(float));
-  if (mine.end < layout_.padded())
-    device_.decommit(grads + mine.end, static_cast<size_t>(layout_.padded() - mine.end) * sizeof(float));
-}
+void DataParallel::releaseOthersGrads() { releaseOutsideShard(FlatBuffer::Grads, {0, layout_.padded()}); }
 
 void DataParallel::zeroGrads() {
   if (!active() || zero_ < 2) return engine_->zeroGrads();
@@ -365,15 +365,10 @@ int64_t DataParallel::gatheredElements() const {
 }
 
 // The parameters outside this rank's shard are stale after its update:
-// zeroed, so that a read without a gather shows in the trajectory, and on
-// the host their whole pages are returned to the system.
+// released, so that a read without a gather shows in the trajectory.
 void DataParallel::releaseOthersParams() {
   paramsWhole_ = false;
-  size_t bytes = artifact::dtypeSize(engine_->artifact().paramDType());
-  char *params = static_cast<char *>(engine_->devicePointer(FlatBuffer::Params));
-  Range mine = layout_.shardOf(rank());
-  device_.decommit(params, static_cast<size_t>(mine.begin) * bytes);
-  device_.decommit(params + mine.end * static_cast<int64_t>(bytes), static_cast<size_t>(layout_.padded() - mine.end) * bytes);
+  releaseOutsideShard(FlatBuffer::Params, {0, layout_.padded()});
 }
 
 void DataParallel::allGatherParams() {

@@ -159,6 +159,7 @@ class DataParallel {
   void allGatherParams();
   void releaseOthersParams();
   void releaseOthersGrads();
+  void releaseOutsideShard(FlatBuffer which, Range r);
   void reduceBucket(size_t i);
   void gatherGroup(int group);
   void releaseGroup(int group);

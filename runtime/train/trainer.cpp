@@ -102,18 +102,12 @@ class Trainer {
     engine_.setWeightDecayMask(decay);
   }
 
-  // Params (zero=3: only the shard a rank keeps at rest, so that its peak
-  // memory stays a step's; the rest is gathered where it is read) and master
-  // weights (the optimizer range), exactly as setParam sets them.
+  // zero=3: params only for the shard a rank keeps at rest, so that its peak
+  // memory stays a step's; the rest is gathered where it is read.
   void freshWeights(const hf::InitWeights *init) {
-    Range keep = dp_.paramsAtRest(), opt = engine_.optimizerRange();
     for (size_t i = 0; i < a_.params.size(); ++i) {
       std::vector<float> w = init ? init->values(a_.params[i]) : initialWeights(a_.params[i], i, c_.seed);
-      Range p = engine_.rangeOf(i);
-      Range kept{std::max(p.begin, keep.begin), std::min(p.end, keep.end)};
-      Range master{std::max(p.begin, opt.begin), std::min(p.end, opt.end)};
-      if (kept.size() > 0) engine_.upload(FlatBuffer::Params, kept, w.data() + (kept.begin - p.begin));
-      if (master.size() > 0) engine_.upload(FlatBuffer::Master, master, w.data() + (master.begin - p.begin));
+      engine_.setParam(i, w.data(), dp_.paramsAtRest());
     }
   }
 

@@ -306,11 +306,12 @@ void TrainingState::upload(FlatBuffer which, Range r, const float *host) {
   }
 }
 
-void TrainingState::setParam(size_t i, const float *host) {
+void TrainingState::setParam(size_t i, const float *host, Range kept) {
   Range p = rangeOf(i);
-  upload(FlatBuffer::Params, p, host);
-  Range o = {std::max(p.begin, impl_->opt.begin), std::min(p.end, impl_->opt.end)};
-  if (o.size() > 0) upload(FlatBuffer::Master, o, host + (o.begin - p.begin));
+  for (auto [which, within] : {std::pair{FlatBuffer::Params, kept}, std::pair{FlatBuffer::Master, impl_->opt}}) {
+    Range r = {std::max(p.begin, within.begin), std::min(p.end, within.end)};
+    if (r.size() > 0) upload(which, r, host + (r.begin - p.begin));
+  }
 }
 
 }  // namespace tlc

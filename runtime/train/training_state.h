@@ -116,8 +116,9 @@ class TrainingState {
 
   // Parameters from host f32 values (sets params and, inside the optimizer
   // range, master weights, both exactly these values: master keeps the f32
-  // value even when params round it to bf16).
-  void setParam(size_t i, const float *host);
+  // value even when params round it to bf16). Params only inside `kept`
+  // (zero=3: the shard a rank keeps at rest; default everything).
+  void setParam(size_t i, const float *host, Range kept = {0, INT64_MAX});
 
  private:
   struct Impl;
