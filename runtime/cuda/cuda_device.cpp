@@ -2,6 +2,13 @@
 // Kernels are compiled by NVRTC for the GPU's own architecture and the
 // cubin cached on disk; GEMMs are cuBLASLt matmuls on the row-major data
 // seen as column-major transposes. Every call is checked.
+//
+// Work goes to the legacy default stream, as NCCL's communicator expects
+// (its blocking stream orders with the legacy stream, not with another
+// blocking stream), and synchronous copies order with it too. CUDA graphs
+// are captured on a stream of the device's own, which only records (legacy
+// work cannot be captured), and launched on the legacy stream: a replay is
+// ordered exactly as the launches it replaces.
 #include <cublasLt.h>
 #include <cuda.h>
 #include <dlfcn.h>
@@ -111,7 +118,9 @@ class CudaDevice : public Device {
     check(d_.dtoh(dst, reinterpret_cast<CUdeviceptr>(src), n), "cuMemcpyDtoH");
   }
   void zero(void *p, size_t n) override {
-    if (n) check(d_.memset8(reinterpret_cast<CUdeviceptr>(p), 0, n), "cuMemsetD8");
+    if (!n) return;
+    if (stream_) check(d_.memset8Async(reinterpret_cast<CUdeviceptr>(p), 0, n, stream_), "cuMemsetD8Async");
+    else check(d_.memset8(reinterpret_cast<CUdeviceptr>(p), 0, n), "cuMemsetD8");
   }
   void synchronize() override { check(d_.sync(), "kernel execution (cuCtxSynchronize)"); }
 
@@ -135,6 +144,7 @@ class CudaDevice : public Device {
   }
 
   ~CudaDevice() override {
+    if (capture_) d_.streamDestroy(capture_);
     for (auto &[key, p] : gemmPlans_) {
       lt_.layoutDestroy(p.la);
       lt_.layoutDestroy(p.lb);
@@ -173,7 +183,7 @@ class CudaDevice : public Device {
     std::vector<long long> values(counts.begin(), counts.end());  // const int64_t tl_n0, ...
     for (long long &v : values) params.push_back(&v);
     check(d_.launch(functions_.at(k.name), static_cast<unsigned>(grid < 0 ? k.grid : grid), 1, 1,
-                    static_cast<unsigned>(k.block), 1, 1, static_cast<unsigned>(k.sharedBytes), nullptr,
+                    static_cast<unsigned>(k.block), 1, 1, static_cast<unsigned>(k.sharedBytes), stream_,
                     params.data(), nullptr),
           "cuLaunchKernel(" + k.name + ")");
   }
@@ -209,9 +219,36 @@ class CudaDevice : public Device {
     const GemmPlan &p = plan->second;
     float alpha = 1.0f, beta = g.accumulate ? 1.0f : 0.0f;
     checkLt(lt_.matmul(handle_, p.desc, &alpha, b, p.la, a, p.lb, &beta, c, p.lc, c, p.lc, &p.algo.algo, workspace_,
-                       kWorkspaceBytes, nullptr),
+                       kWorkspaceBytes, stream_),
             "cublasLtMatmul");
   }
+
+  // Thread-local capture: what another thread (data parallelism's) calls
+  // meanwhile is not refused. A non-blocking capture stream: a legacy-stream
+  // call from elsewhere would otherwise have to join the capture, which
+  // breaks it. cuBLASLt can be captured because its workspace is passed in,
+  // never allocated; the executor's eager first run has loaded its kernels.
+  bool beginCapture() override {
+    if (!d_.graphError.empty()) throw DeviceError(d_.graphError);
+    if (!capture_) check(d_.streamCreate(&capture_, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+    check(d_.beginCapture(capture_, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL), "cuStreamBeginCapture");
+    stream_ = capture_;
+    return true;
+  }
+  void *endCapture() override {
+    stream_ = nullptr;
+    CUgraph graph = nullptr;
+    CUresult r = d_.endCapture(capture_, &graph);
+    CUgraphExec exec = nullptr;
+    if (r == CUDA_SUCCESS) r = d_.graphInstantiate(&exec, graph, 0);
+    if (graph) d_.graphDestroy(graph);  // the executable graph keeps what it needs
+    check(r, "capturing the steps (cuStreamEndCapture, cuGraphInstantiate)");
+    return exec;
+  }
+  void replay(void *graph) override {
+    check(d_.graphLaunch(static_cast<CUgraphExec>(graph), nullptr), "cuGraphLaunch");
+  }
+  void releaseGraph(void *graph) override { d_.graphExecDestroy(static_cast<CUgraphExec>(graph)); }
 
  private:
   struct GemmPlan {
@@ -281,6 +318,9 @@ class CudaDevice : public Device {
   CUmodule module_ = nullptr;
   cublasLtHandle_t handle_ = nullptr;
   void *workspace_ = nullptr;
+  // Where launches, GEMMs and zeroing go: null (the legacy stream), or the
+  // capture stream while a graph is being captured.
+  CUstream stream_ = nullptr, capture_ = nullptr;
   std::string arch_, name_;
   std::map<std::string, CUfunction> functions_;
   // Shape, strides, transposes, element bytes and the three alignments.

@@ -40,6 +40,15 @@ const Driver &driver() {
     loadSymbol(h, d.eventDestroy, "cuEventDestroy_v2", e);
     loadSymbol(h, d.errorString, "cuGetErrorString", e);
     if (!e.empty()) d.error = "the CUDA driver " + e;
+    std::string g;
+    loadSymbol(h, d.memset8Async, "cuMemsetD8Async", g);
+    loadSymbol(h, d.beginCapture, "cuStreamBeginCapture_v2", g);
+    loadSymbol(h, d.endCapture, "cuStreamEndCapture", g);
+    loadSymbol(h, d.graphInstantiate, "cuGraphInstantiateWithFlags", g);
+    loadSymbol(h, d.graphLaunch, "cuGraphLaunch", g);
+    loadSymbol(h, d.graphExecDestroy, "cuGraphExecDestroy", g);
+    loadSymbol(h, d.graphDestroy, "cuGraphDestroy", g);
+    if (!g.empty()) d.graphError = "the CUDA driver " + g;
     return d;
   }();
   return table;

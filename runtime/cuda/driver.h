@@ -38,6 +38,16 @@ struct Driver {
   // Empty when every entry point loaded; else why not (the files tried, or
   // the first missing symbol).
   std::string error;
+  // CUDA graphs, optional: without them the device runs kernel by kernel,
+  // and graphError says which symbol is missing.
+  decltype(&cuMemsetD8Async) memset8Async = nullptr;
+  decltype(&cuStreamBeginCapture_v2) beginCapture = nullptr;
+  decltype(&cuStreamEndCapture) endCapture = nullptr;
+  decltype(&cuGraphInstantiateWithFlags) graphInstantiate = nullptr;
+  decltype(&cuGraphLaunch) graphLaunch = nullptr;
+  decltype(&cuGraphExecDestroy) graphExecDestroy = nullptr;
+  decltype(&cuGraphDestroy) graphDestroy = nullptr;
+  std::string graphError;
 };
 
 // The process's driver table, loaded on first use.

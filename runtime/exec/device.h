@@ -42,6 +42,20 @@ class Device {
                       int64_t grid = -1, const std::vector<int64_t> &counts = {}) = 0;
   virtual void gemm(const artifact::Gemm &g, const void *a, const void *b, void *c) = 0;
   virtual void synchronize() = 0;
+
+  // Graphs (CUDA graphs): a run's launches recorded once and replayed as
+  // one, so the host no longer pays a few microseconds for each of a step's
+  // ~900 launches. Between beginCapture and endCapture, launch, gemm and
+  // zero are recorded, not run. beginCapture returns false where the device
+  // has no graphs (the default: the CPU); both may throw DeviceError when a
+  // capture fails, and endCapture returns null when it yields no graph. A
+  // replay is ordered like the launches it stands for, issued in its place
+  // (it throws DeviceError when the graph cannot be launched). The executor
+  // keeps the graphs (executor.h) and releases each with releaseGraph.
+  virtual bool beginCapture() { return false; }
+  virtual void *endCapture() { return nullptr; }
+  virtual void replay(void * /*graph*/) {}
+  virtual void releaseGraph(void * /*graph*/) {}
 };
 
 std::unique_ptr<Device> makeCpuDevice();

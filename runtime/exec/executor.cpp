@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <string>
 
 namespace tlc {
 
@@ -38,10 +39,13 @@ Executor::Executor(const artifact::Artifact &a, Device &device, int64_t flatElem
     for (const auto &t : e.outputs) outputs_.back().push_back(device_.alloc(a.buffers[t.buffer].bytes));
   }
   profile_ = std::getenv("TLC_PROFILE") != nullptr;
+  const char *graphs = std::getenv("TLC_CUDA_GRAPHS");
+  graphs_ = !profile_ && !(graphs && std::string(graphs) == "0");
 }
 
 Executor::~Executor() {
   if (profile_) printProfile();
+  releaseGraphs();
   for (auto *lists : {&inputs_, &outputs_})
     for (auto &list : *lists)
       for (void *p : list) device_.release(p);
@@ -119,6 +123,21 @@ void Executor::run(size_t entry, int64_t batch, const std::function<void(size_t 
   if (inputs_[entry].size() != e.inputs.size() || outputs_[entry].size() != e.outputs.size())
     throw artifact::Error(e.name + ": this executor was made for other entry points");
   device_.zero(error_, sizeof(int));
+  // Data parallelism's hooks need the host between steps: no graph then.
+  if (afterStep || !replayed(entry, batch)) issueSteps(entry, batch, afterStep);
+  device_.synchronize();
+  int code = 0;
+  device_.download(&code, error_, sizeof code);
+  // Kernels report the 1-based index of their step in the entry point.
+  if (code > 0 && code <= static_cast<int>(e.steps.size()))
+    throw DeviceError("an index is out of range (a token id or target beyond the vocabulary?) in " + e.name +
+                      " step " + std::to_string(code - 1) + " (" + e.steps[code - 1].kernel + ") at " +
+                      e.steps[code - 1].location);
+  if (code != 0) throw DeviceError("a kernel reported error " + std::to_string(code));
+}
+
+void Executor::issueSteps(size_t entry, int64_t batch, const std::function<void(size_t step)> &afterStep) {
+  const artifact::EntryPoint &e = a_.entries[entry];
   std::vector<void *> args;
   for (size_t i = 0; i < e.steps.size(); ++i) {
     const artifact::Step &s = e.steps[i];
@@ -139,15 +158,69 @@ void Executor::run(size_t entry, int64_t batch, const std::function<void(size_t 
     }
     if (afterStep) afterStep(i);
   }
-  device_.synchronize();
-  int code = 0;
-  device_.download(&code, error_, sizeof code);
-  // Kernels report the 1-based index of their step in the entry point.
-  if (code > 0 && code <= static_cast<int>(e.steps.size()))
-    throw DeviceError("an index is out of range (a token id or target beyond the vocabulary?) in " + e.name +
-                      " step " + std::to_string(code - 1) + " (" + e.steps[code - 1].kernel + ") at " +
-                      e.steps[code - 1].location);
-  if (code != 0) throw DeviceError("a kernel reported error " + std::to_string(code));
+}
+
+// Issues the run's steps as its key's graph, captured on the key's second
+// run (see graphs_); false when the caller must issue them itself.
+bool Executor::replayed(size_t entry, int64_t batch) {
+  if (!graphs_) return false;
+  std::vector<uintptr_t> key = {entry, static_cast<uintptr_t>(batch)};
+  for (const auto *lists : {&inputs_, &outputs_})
+    for (void *p : (*lists)[entry]) key.push_back(reinterpret_cast<uintptr_t>(p));
+  Graph &g = graphCache_[key];
+  if (!g.graph) {
+    // Eager first: plans the GEMMs, loads their kernels, fails plainly.
+    if (g.runs++ == 0) return false;
+    void *graph = capture(entry, batch);  // when null, the cache is gone
+    if (!graph) return false;
+    g.graph = graph;
+  }
+  try {
+    device_.replay(g.graph);
+  } catch (const DeviceError &err) {
+    graphsOff("replay", err.what());
+    return false;
+  }
+  return true;
+}
+
+// The run's steps captured as a graph, or null: graphs are off from then on
+// (silently where the device has none).
+void *Executor::capture(size_t entry, int64_t batch) {
+  std::string why = "no graph came back";
+  try {
+    if (!device_.beginCapture()) {
+      graphs_ = false;
+      return nullptr;
+    }
+    try {
+      issueSteps(entry, batch, {});
+    } catch (...) {
+      try {  // ends the capture; the first error is the one to report
+        if (void *g = device_.endCapture()) device_.releaseGraph(g);
+      } catch (const std::exception &) {
+      }
+      throw;
+    }
+    if (void *g = device_.endCapture()) return g;
+  } catch (const std::exception &err) {
+    why = err.what();
+  }
+  graphsOff("capture", why);
+  return nullptr;
+}
+
+// Never fails a run: warns once and runs kernel by kernel from then on.
+void Executor::graphsOff(const char *what, const std::string &why) {
+  std::fprintf(stderr, "warning: CUDA graph %s failed (%s): running kernel by kernel\n", what, why.c_str());
+  graphs_ = false;
+  releaseGraphs();
+}
+
+void Executor::releaseGraphs() {
+  for (auto &[key, g] : graphCache_)
+    if (g.graph) device_.releaseGraph(g.graph);
+  graphCache_.clear();
 }
 
 void Executor::printProfile() const {

@@ -4,7 +4,9 @@
 // TrainingState (engine.h) builds the training state on top of it.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,9 @@ class Executor {
   // i has been issued (on the CPU device: has finished; a GPU caller must
   // order its own work after the device's stream): data parallelism starts
   // a gradient bucket's reduction as soon as its last writer has run.
+  // Where the device has graphs, a run without `afterStep` may replay the
+  // steps as one captured graph (see graphs_ below): the same kernels, in
+  // the same order.
   void run(size_t entry, int64_t batch = 0, const std::function<void(size_t step)> &afterStep = {});
   // The micro-batch `batch` stands for (0: the compiled one), checked.
   int64_t resolveBatch(size_t entry, int64_t batch) const;
@@ -64,6 +69,11 @@ class Executor {
 
  private:
   void *pointer(size_t entry, int buffer) const;
+  void issueSteps(size_t entry, int64_t batch, const std::function<void(size_t step)> &afterStep);
+  bool replayed(size_t entry, int64_t batch);
+  void *capture(size_t entry, int64_t batch);
+  void graphsOff(const char *what, const std::string &why);
+  void releaseGraphs();
   void printProfile() const;
 
   const artifact::Artifact &a_;
@@ -75,6 +85,18 @@ class Executor {
   // synchronised, so the figures are per kernel, not overlapped).
   bool profile_ = false;
   std::vector<std::vector<double>> stepSeconds_;
+  // Graphs of runs, keyed by entry point, run batch and the entry point's
+  // input and output pointers (swapInputOutput changes them; the arena and
+  // flat buffers never move): the first run of a key is eager (it plans the
+  // GEMMs and checks the steps), the second captures and replays, later ones
+  // replay. Off with TLC_CUDA_GRAPHS=0, under TLC_PROFILE (per-step times),
+  // on a device without graphs, and from the first failed capture on.
+  struct Graph {
+    int runs = 0;
+    void *graph = nullptr;
+  };
+  bool graphs_ = true;
+  std::map<std::vector<uintptr_t>, Graph> graphCache_;
 };
 
 }  // namespace tlc
