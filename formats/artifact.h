@@ -89,7 +89,7 @@ struct Gemm {
   int64_t m = 0, n = 0, k = 0, batch = 1;
   int64_t strideA = 0, strideB = 0, strideC = 0;
   DType dtype = DType::F32;
-  bool accumulate = false;  // C += A B (beta = 1; f32 only): a gradient into the flat buffer
+  bool accumulate = false;  // C += A B (beta = 1): a gradient into the flat buffer, or a sum of GEMMs
   // The extent that scales with the run's micro-batch: the rows, the batch
   // count, or the contraction (a weight gradient over the batch's rows).
   enum class Scale { None, M, Batch, K } scale = Scale::None;

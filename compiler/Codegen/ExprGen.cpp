@@ -311,13 +311,18 @@ FailureOr<std::string> storageType(Type t) {
 }
 
 FailureOr<KernelSpec> generateExpressionKernel(const std::string &name, ArrayRef<Value> inputs,
-                                               Value output, Location loc, const KernelContext &ctx) {
+                                               ArrayRef<Value> outputs, Location loc, const KernelContext &ctx) {
   KernelSpec k;
   k.name = name;
-  auto outStorage = storageType(elementOf(output));
-  if (failed(outStorage))
-    return emitError(loc) << "code generation: unsupported element type " << elementOf(output);
-  k.params.push_back({"out", *outStorage, false});
+  Value output = outputs.front();
+  ArrayRef<int64_t> shape = shapeOf(output);
+  for (auto [o, v] : llvm::enumerate(outputs)) {
+    if (shapeOf(v) != shape)
+      return emitError(loc) << "code generation: the results of one kernel differ in shape";
+    auto s = storageType(elementOf(v));
+    if (failed(s)) return emitError(loc) << "code generation: unsupported element type " << elementOf(v);
+    k.params.push_back({outputs.size() == 1 ? "out" : "out" + std::to_string(o), *s, false});
+  }
   for (auto [i, v] : llvm::enumerate(inputs)) {
     auto s = storageType(elementOf(v));
     if (failed(s))
@@ -325,14 +330,17 @@ FailureOr<KernelSpec> generateExpressionKernel(const std::string &name, ArrayRef
     k.params.push_back({"in" + std::to_string(i), *s, true});
   }
   Emitter e(name, inputs, ctx);
-  ArrayRef<int64_t> shape = shapeOf(output);
   Index idx(shape.size());
   for (size_t d = 0; d < shape.size(); ++d) idx[d] = "o" + std::to_string(d) + "_";
-  std::string v = e.at(output, idx);
+  // The results share the loads and the subexpressions they have in common.
+  std::string store;
+  for (auto [o, out] : llvm::enumerate(outputs)) {
+    std::string v = e.at(out, idx);
+    Type t = elementOf(out);
+    std::string value = t.isBF16() ? "f2bf(" + v + ")" : t.isInteger(1) ? "(uint8_t)(" + v + ")" : v;
+    store += "    " + k.params[o].name + "[i] = " + value + ";\n";
+  }
   if (!e.error.empty()) return emitError(loc) << "code generation: " << e.error;
-  Type t = elementOf(output);
-  std::string store = t.isBF16() ? "f2bf(" + v + ")" : t.isInteger(1) ? "(uint8_t)(" + v + ")" : v;
-  store = "    out[i] = " + store + ";\n";
   // The output's index, for the dimensions the body reads.
   std::string decls;
   int64_t stride = 1;
@@ -351,6 +359,11 @@ FailureOr<KernelSpec> generateExpressionKernel(const std::string &name, ArrayRef
   k.batchedGrid = count.batched;
   k.finalizeLaunch();
   return k;
+}
+
+FailureOr<KernelSpec> generateExpressionKernel(const std::string &name, ArrayRef<Value> inputs,
+                                               Value output, Location loc, const KernelContext &ctx) {
+  return generateExpressionKernel(name, inputs, ArrayRef<Value>{output}, loc, ctx);
 }
 
 } // namespace mlir::tl::codegen

@@ -23,6 +23,11 @@ FailureOr<std::string> storageType(Type elementType);
 FailureOr<KernelSpec> generateExpressionKernel(const std::string &name,
                                                ArrayRef<Value> inputs, Value output,
                                                Location loc, const KernelContext &ctx);
+/// The same for several outputs of one shape (parameters out0, out1, ...):
+/// the results of a multi-result elementwise op, computed by one kernel.
+FailureOr<KernelSpec> generateExpressionKernel(const std::string &name,
+                                               ArrayRef<Value> inputs, ArrayRef<Value> outputs,
+                                               Location loc, const KernelContext &ctx);
 
 } // namespace mlir::tl::codegen
 

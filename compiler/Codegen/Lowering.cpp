@@ -101,6 +101,8 @@ private:
   DenseMap<Value, int> buffer;
   DenseMap<Value, std::vector<int>> pendingGrads;
   DenseSet<Value> accumulatingGemms;
+  DenseSet<Operation *> addsDoneByGemms;  // adds whose GEMM operand added itself in
+  Value accumulationTarget(MatmulOp matmul);
   std::vector<int> firstStep, lastStep;
   BatchAnalysis batch;  // of the entry point being lowered
   std::vector<Count> opCounts;  // the counts of the op being lowered (its kernels' arguments)
@@ -141,6 +143,7 @@ LogicalResult Lowering::lowerOp(Operation *op) {
   int errorCode = static_cast<int>(e->steps.size()) + 1;
   opCounts.clear();
 
+  if (addsDoneByGemms.contains(op)) return success();  // the GEMM's beta = 1 did it
   if (auto reshape = dyn_cast<ReshapeOp>(op)) {  // same bytes, another shape
     buffer[reshape.getResult()] = bufferFor(reshape.getInput());
     return success();
@@ -164,6 +167,13 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     g.strideC = g.m * g.n;
     g.dtype = *dtype;
     g.accumulate = accumulatingGemms.contains(matmul.getResult());
+    if (Value into = g.accumulate ? Value() : accumulationTarget(matmul)) {
+      // out = into + A B as one GEMM writing into `into`'s buffer.
+      Operation *add = *matmul->getUsers().begin();
+      g.accumulate = true;
+      buffer[matmul.getResult()] = buffer[add->getResult(0)] = bufferFor(into);
+      addsDoneByGemms.insert(add);
+    }
     // Which extent is the micro-batch's (BatchAnalysis): the result's rows
     // (or its batch count), or, for a weight gradient, the contraction.
     if (batch.batched(matmul.getResult()))
@@ -212,19 +222,18 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     return success();
   }
   // Everything else computes one tensor elementwise from its operands; an op
-  // that brings its own kernel expressions may compute several, one kernel each.
+  // that brings its own kernel expressions may compute several, in one kernel
+  // (swiglu_grad: both gradients from one read of its three operands).
   if (op->getNumResults() > 1 && isa<KernelExpressionOpInterface>(op)) {
-    SmallVector<Value> inputs;
+    SmallVector<Value> inputs, outputs(op->getResults());
     for (Value v : op->getOperands())
       if (!llvm::is_contained(inputs, v)) inputs.push_back(v);
-    for (Value r : op->getResults()) {
-      auto k = generateExpressionKernel(name + "_" + std::to_string(cast<OpResult>(r).getResultNumber()),
-                                        inputs, r, op->getLoc(), context(errorCode));
-      if (failed(k)) return failure();
-      std::vector<int> bufs = {bufferFor(r)};
-      for (Value v : inputs) bufs.push_back(bufferFor(v));
-      addKernelStep(*k, bufs, op);
-    }
+    auto k = generateExpressionKernel(name, inputs, outputs, op->getLoc(), context(errorCode));
+    if (failed(k)) return failure();
+    std::vector<int> bufs;
+    for (Value r : outputs) bufs.push_back(bufferFor(r));
+    for (Value v : inputs) bufs.push_back(bufferFor(v));
+    addKernelStep(*k, bufs, op);
     return success();
   }
   if (op->getNumResults() != 1)
@@ -331,6 +340,33 @@ LogicalResult Lowering::bindArguments(func::FuncOp func) {
   return success();
 }
 
+/// The value a GEMM can add itself into (beta = 1) instead of an add kernel:
+/// its only reader is `add(into, gemm)` and nothing else reads `into`, an
+/// arena tensor of the same type already computed that no other value shares
+/// (no reshape of another) and the GEMM does not read. The backward's sums of
+/// the input gradients of projections that share an input (q, k, v; gate,
+/// up) become chains of such GEMMs.
+Value Lowering::accumulationTarget(MatmulOp matmul) {
+  Value result = matmul.getResult();
+  if (!result.hasOneUse() || buffer.count(result)) return {};
+  auto add = dyn_cast<AddOp>(*result.getUsers().begin());
+  if (!add || add->getBlock() != matmul->getBlock() || buffer.count(add.getResult()) ||
+      add.getResult().getType() != result.getType())
+    return {};
+  Value into = add.getLhs() == result ? add.getRhs() : add.getLhs();
+  Operation *def = into.getDefiningOp();
+  // Computed by now: before the GEMM, or an add an earlier GEMM already did.
+  bool computed = def && def->getBlock() == matmul->getBlock() &&
+                  (def->isBeforeInBlock(matmul) || addsDoneByGemms.contains(def));
+  if (into == result || !computed || isa<ReshapeOp>(def) || !into.hasOneUse() || into.getType() != result.getType())
+    return {};
+  auto it = buffer.find(into);
+  if (it == buffer.end() || a.buffers[it->second].kind != art::BufferKind::Arena) return {};
+  for (Value in : {Value(matmul.getLhs()), Value(matmul.getRhs()), foldedTranspose(matmul.getLhs()), foldedTranspose(matmul.getRhs())})
+    if (in && buffer.count(in) && buffer.lookup(in) == it->second) return {};
+  return into;
+}
+
 /// Outputs get buffers the runtime owns, their producers writing straight
 /// there; gradients are added into the flat gradient buffer.
 LogicalResult Lowering::bindResults(func::FuncOp func) {
@@ -405,6 +441,7 @@ LogicalResult Lowering::lowerEntry(const EntryFunction &entry, LoweringStats &st
   buffer.clear();
   pendingGrads.clear();
   accumulatingGemms.clear();
+  addsDoneByGemms.clear();
   int firstBuffer = static_cast<int>(a.buffers.size());
   if (failed(bindArguments(func)) || failed(bindResults(func))) return failure();
   Block &body = func.getBody().front();

@@ -312,7 +312,8 @@ int compileCommand(const CompileOptions &options) {
   FailureOr<::tlc::artifact::Artifact> artifact = failure();
   codegen::LoweringStats stats;
   int64_t plannerBudget = 0, available = 0;
-  for (int attempt = 0; attempt < 4; ++attempt) {
+  constexpr int kBudgetAttempts = 5;
+  for (int attempt = 0; attempt < kBudgetAttempts; ++attempt) {
     ModelFile model;
     if (!model.load(files[0])) return 1;
     checkStorageTypes(model.sig, files[0]);
@@ -327,15 +328,19 @@ int compileCommand(const CompileOptions &options) {
             "ZeRO, zero=1/2, shards the optimizer state across ranks)";
       plannerBudget = available;
     }
+    if (budget > 0 && attempt == kBudgetAttempts - 1) plannerBudget = 1;  // the last try: everything
     stats = {};
     recomputed = {};
     RecomputeRequest request{*mode, plannerBudget, &recomputed};
     artifact = compileModel(*model.module, model.func, model.sig.grads.empty(), printIr, options.verifyFusion,
                             stats, request);
     if (failed(artifact)) return 1;
-    if (budget <= 0 || deviceTotal(*artifact) <= budget) break;
-    plannerBudget -= deviceTotal(*artifact) - budget + (4ll << 20);
-    if (plannerBudget <= 0) break;
+    if (budget <= 0 || deviceTotal(*artifact) <= budget || plannerBudget == 1) break;
+    // The overshoot and a margin for the estimate's error (4 MiB, less for a
+    // small step); at 1 byte the planner recomputes whatever lowers the peak,
+    // as --recompute full does, which is the last try.
+    plannerBudget -= deviceTotal(*artifact) - budget + std::min<int64_t>(4ll << 20, available / 32);
+    plannerBudget = std::max<int64_t>(plannerBudget, 1);
   }
   if (budget > 0 && deviceTotal(*artifact) > budget)
     throw "compile: the step does not fit --memory-budget " + options.memoryBudget + " (" + humanBytes(budget) +

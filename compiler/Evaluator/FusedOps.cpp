@@ -106,13 +106,15 @@ Results layernormGrad(const HostTensor &g, const HostTensor &x, const HostTensor
   return std::vector<HostTensor>{dx, dw, db};
 }
 
-/// rope (transpose = false) and its transpose rope_grad (transpose = true).
+/// rope (transpose = false) and its transpose rope_grad (transpose = true);
+/// x [..., T, D], or [..., T, H, D] with `bthd`.
 Results rope(const HostTensor &x, const HostTensor &cos, const HostTensor &sin,
-             int64_t offset, bool transpose) {
-  int64_t d = x.shape.back(), t = x.shape[x.rank() - 2], half = d / 2;
+             int64_t offset, bool transpose, bool bthd) {
+  int64_t d = x.shape.back(), t = x.shape[x.rank() - (bthd ? 3 : 2)], half = d / 2;
+  int64_t heads = bthd ? x.shape[x.rank() - 2] : 1;
   HostTensor y(x.shape);
   for (int64_t row = 0; row < x.numel() / d; ++row) {
-    int64_t pos = offset + row % t;
+    int64_t pos = offset + row / heads % t;
     const double *xi = &x.data[row * d], *c = &cos.data[pos * d], *s = &sin.data[pos * d];
     double *yi = &y.data[row * d];
     for (int64_t j = 0; j < half; ++j) {
@@ -128,15 +130,20 @@ Results rope(const HostTensor &x, const HostTensor &cos, const HostTensor &sin,
   return std::vector<HostTensor>{y};
 }
 
-/// Shapes and indexing shared by attention forward and backward.
+/// Shapes and indexing shared by attention forward and backward: q [B, H,
+/// T, D] and k, v [B, KV, S, D], or with `bthd` [B, T, H, D] and [B, S, KV, D].
 struct AttentionShape {
   int64_t b, heads, t, d, kvHeads, s;
-  explicit AttentionShape(const HostTensor &q, const HostTensor &k)
-      : b(q.shape[0]), heads(q.shape[1]), t(q.shape[2]), d(q.shape[3]),
-        kvHeads(k.shape[1]), s(k.shape[2]) {}
-  int64_t q(int64_t bi, int64_t h, int64_t i) const { return ((bi * heads + h) * t + i) * d; }
+  bool bthd;
+  AttentionShape(const HostTensor &q, const HostTensor &k, bool bthd)
+      : b(q.shape[0]), heads(q.shape[bthd ? 2 : 1]), t(q.shape[bthd ? 1 : 2]), d(q.shape[3]),
+        kvHeads(k.shape[bthd ? 2 : 1]), s(k.shape[bthd ? 1 : 2]), bthd(bthd) {}
+  int64_t q(int64_t bi, int64_t h, int64_t i) const {
+    return (bthd ? (bi * t + i) * heads + h : (bi * heads + h) * t + i) * d;
+  }
   int64_t kv(int64_t bi, int64_t h, int64_t j) const {
-    return ((bi * kvHeads + h / (heads / kvHeads)) * s + j) * d;
+    int64_t kh = h / (heads / kvHeads);
+    return (bthd ? (bi * s + j) * kvHeads + kh : (bi * kvHeads + kh) * s + j) * d;
   }
   int64_t keys(int64_t i, bool causal) const { return causal ? i + 1 : s; }
 };
@@ -148,9 +155,9 @@ double dot(const double *a, const double *b, int64_t n) {
 }
 
 Results attention(const HostTensor &q, const HostTensor &k, const HostTensor &v,
-                  double scale, bool causal) {
-  AttentionShape a(q, k);
-  HostTensor o(q.shape), lse(dropLast(q.shape));
+                  double scale, bool causal, bool bthd) {
+  AttentionShape a(q, k, bthd);
+  HostTensor o(q.shape), lse(std::vector<int64_t>{a.b, a.heads, a.t});
   std::vector<double> scores(a.s);
   for (int64_t bi = 0; bi < a.b; ++bi)
     for (int64_t h = 0; h < a.heads; ++h)
@@ -177,8 +184,8 @@ Results attention(const HostTensor &q, const HostTensor &k, const HostTensor &v,
 
 Results attentionGrad(const HostTensor &dout, const HostTensor &q, const HostTensor &k,
                       const HostTensor &v, const HostTensor &o, const HostTensor &lse,
-                      double scale, bool causal) {
-  AttentionShape a(q, k);
+                      double scale, bool causal, bool bthd) {
+  AttentionShape a(q, k, bthd);
   HostTensor dq(q.shape), dk(k.shape), dv(v.shape);
   for (int64_t bi = 0; bi < a.b; ++bi)
     for (int64_t h = 0; h < a.heads; ++h)
@@ -279,7 +286,12 @@ Results evalAddRmsNorm(AddRmsNormOp n, Operands in) {
   return std::vector<HostTensor>{sum, (*r)[0], (*r)[1]};
 }
 
-Results evalRmsNormGrad(RmsNormGradOp, Operands in) { return rmsnormGrad(*in[0], *in[1], *in[2], *in[3]); }
+Results evalRmsNormGrad(RmsNormGradOp, Operands in) {
+  Results r = rmsnormGrad(*in[0], *in[1], *in[2], *in[3]);
+  if (in.size() > 4)  // plus the residual's gradient
+    for (size_t i = 0; i < in[4]->data.size(); ++i) (*r)[0].data[i] += in[4]->data[i];
+  return r;
+}
 
 Results evalLayerNorm(LayerNormOp n, Operands in) {
   return layernorm(*in[0], *in[1], *in[2], n.getEps().convertToDouble());
@@ -289,16 +301,20 @@ Results evalLayerNormGrad(LayerNormGradOp, Operands in) {
   return layernormGrad(*in[0], *in[1], *in[2], *in[3], *in[4]);
 }
 
-Results evalRope(RopeOp r, Operands in) { return rope(*in[0], *in[1], *in[2], r.getOffset(), false); }
-Results evalRopeGrad(RopeGradOp r, Operands in) { return rope(*in[0], *in[1], *in[2], r.getOffset(), true); }
+Results evalRope(RopeOp r, Operands in) {
+  return rope(*in[0], *in[1], *in[2], r.getOffset(), false, r.getBthd());
+}
+Results evalRopeGrad(RopeGradOp r, Operands in) {
+  return rope(*in[0], *in[1], *in[2], r.getOffset(), true, r.getBthd());
+}
 
 Results evalAttention(AttentionOp a, Operands in) {
-  return attention(*in[0], *in[1], *in[2], a.getScale().convertToDouble(), a.getCausal());
+  return attention(*in[0], *in[1], *in[2], a.getScale().convertToDouble(), a.getCausal(), a.getBthd());
 }
 
 Results evalAttentionGrad(AttentionGradOp a, Operands in) {
   return attentionGrad(*in[0], *in[1], *in[2], *in[3], *in[4], *in[5], a.getScale().convertToDouble(),
-                       a.getCausal());
+                       a.getCausal(), a.getBthd());
 }
 
 Results evalCrossEntropy(CrossEntropyOp c, Operands in) {

@@ -32,8 +32,16 @@ using namespace mlir::tl;
 
 namespace {
 
+/// `x + gemm` with the GEMM read by nothing else: the lowering lets the GEMM
+/// add itself into x (beta = 1), which no group can beat.
+bool isGemmAccumulation(Operation *op) {
+  auto add = dyn_cast<AddOp>(op);
+  return add && llvm::any_of(add->getOperands(), [](Value v) { return v.getDefiningOp<MatmulOp>() && v.hasOneUse(); });
+}
+
 bool isFusible(Operation *op) {
   if (op->getNumResults() != 1) return false; // a group yields one value
+  if (isGemmAccumulation(op)) return false;
   return op->hasTrait<OpTrait::Elementwise>() ||
          isa<BroadcastOp, ReshapeOp, ReduceSumOp, ReduceMaxOp, ReduceMeanOp, ConstantOp,
              IotaOp>(op);

@@ -101,6 +101,20 @@ def TlFuseAttention : TL_FusionPass<"tl-fuse-attention"> {
   }];
 }
 
+def TlFoldHeadTransposes : TL_FusionPass<"tl-fold-head-transposes"> {
+  let summary = "Let rope and attention read heads in the projections' layout";
+  let description = [{
+    Moves the head transpose `[B, T, H, D] -> [B, H, T, D]` (perm
+    `[0, 2, 1, 3]`, or the last three axes of any rank) below `tl.rope`,
+    which then reads `[..., T, H, D]` (`bthd`); replaces `tl.attention` whose
+    query, key and value all come from such transposes by one with `bthd`
+    that reads them in place, its result transposed back; and cancels a
+    transpose followed by its inverse. In the training step none of the
+    four head transposes of a layer remain, nor the four of its backward.
+    Runs after tl-fuse-rope and tl-fuse-attention.
+  }];
+}
+
 def TlFuseCrossEntropy : TL_FusionPass<"tl-fuse-cross-entropy"> {
   let summary = "Fuse mean cross-entropy over logits";
   let description = [{

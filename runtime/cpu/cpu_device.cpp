@@ -134,10 +134,7 @@ class CpuDevice : public Device {
   }
 
   void gemm(const artifact::Gemm &g, const void *a, const void *b, void *c) override {
-    if (g.dtype == artifact::DType::BF16) {
-      if (g.accumulate) throw DeviceError("an accumulating GEMM must be f32");
-      return gemmBf16(g, a, b, c);
-    }
+    if (g.dtype == artifact::DType::BF16) return gemmBf16(g, a, b, c);
     if (g.strideB == 0 && !g.transA && g.batch > 1) {
       // A weight shared by the batch: one GEMM over all rows of A and C.
       artifact::Gemm folded = g;
@@ -170,7 +167,8 @@ class CpuDevice : public Device {
       }
   }
 
-  // bf16 storage: widen to f32, multiply, round the product back.
+  // bf16 storage: widen to f32, multiply (adding to C widened, when
+  // accumulating), round the result back.
   void gemmBf16(const artifact::Gemm &g, const void *a, const void *b, void *c) {
     auto widen = [](const void *p, int64_t n) {
       std::vector<float> out(n);
@@ -182,6 +180,7 @@ class CpuDevice : public Device {
     for (int64_t i = 0; i < g.batch; ++i) {
       std::vector<float> fa = widen(static_cast<const uint16_t *>(a) + i * g.strideA, na);
       std::vector<float> fb = widen(static_cast<const uint16_t *>(b) + i * g.strideB, nb);
+      if (g.accumulate) fc = widen(static_cast<const uint16_t *>(c) + i * g.strideC, g.m * g.n);
       sgemm(g, fa.data(), fb.data(), fc.data());
       for (int64_t j = 0; j < g.m * g.n; ++j)
         static_cast<uint16_t *>(c)[i * g.strideC + j] = floatToBf16(fc[j]);

@@ -29,18 +29,20 @@ namespace art = tlc::artifact;
 namespace {
 
 class Bf16CodegenTest : public TlContextTest {
-protected:
+public:  // checkTokenMajorAttention builds on check()
   static void SetUpTestSuite() {
     std::string dir = ::testing::TempDir() + "tlc-kernel-cache";
     setenv("TLC_CACHE_DIR", dir.c_str(), 1);
   }
 
   /// `src` uses bf16 for activations; i32 arguments get ids in [0, idRange);
-  /// bf16 outputs within `narrowBound`.
-  void check(const std::string &src, int64_t idRange = 5, double narrowBound = 1.5e-2) {
+  /// bf16 outputs within `narrowBound`. The reference is `src` in f64, or
+  /// `reference` (the same function written another way) in f64.
+  void check(const std::string &src, int64_t idRange = 5, double narrowBound = 1.5e-2,
+             const std::string &reference = "") {
     OwningOpRef<ModuleOp> m = parseSourceString<ModuleOp>(src, &context);
     ASSERT_TRUE(m) << diagnostics;
-    std::string wide = std::regex_replace(src, std::regex("bf16|f32"), "f64");
+    std::string wide = std::regex_replace(reference.empty() ? src : reference, std::regex("bf16|f32"), "f64");
     OwningOpRef<ModuleOp> ref = parseSourceString<ModuleOp>(wide, &context);
     ASSERT_TRUE(ref) << diagnostics;
     auto func = *m->getOps<func::FuncOp>().begin();
@@ -214,6 +216,132 @@ TEST_F(Bf16CodegenTest, TensorCoreAttentionWithHeadDimension128) {
     return %o, %l, %dq, %dk, %dv : tensor<2x2x72x128xbf16>, tensor<2x2x72xf32>, tensor<2x2x72x128xbf16>, tensor<2x1x72x128xbf16>, tensor<2x1x72x128xbf16> })";
     check(std::regex_replace(src, std::regex("CAUSAL"), causal), 5, 6e-3);
   }
+}
+
+// add_rmsnorm's backward adds the sum's own gradient in the norm's kernel
+// (`plus`), held to the norm's gradient and a separate add; 45 columns move
+// one element at a time, 64 in 16-byte vectors, on both element types.
+TEST_F(Bf16CodegenTest, RmsNormGradientPlusTheResidualsGradient) {
+  for (const char *type : {"bf16", "f32"})
+    for (const char *d : {"45", "64"}) {
+      std::string src = R"(func.func @f(%x: tensor<9x@Dx@T>, %w: tensor<@Dx@T>, %g: tensor<9x@Dx@T>, %res: tensor<9x@Dx@T>)
+        -> (tensor<9x@Dx@T>, tensor<@Dx@T>) {
+    %y, %r = tl.rmsnorm %x, %w eps = 1.0e-5 : tensor<9x@Dx@T>, tensor<@Dx@T> -> tensor<9xf32>
+    %dx, %dw = tl.rmsnorm_grad %g, %x, %w, %r plus %res : tensor<9x@Dx@T>, tensor<@Dx@T>, tensor<9xf32>, tensor<9x@Dx@T>
+    return %dx, %dw : tensor<9x@Dx@T>, tensor<@Dx@T> })";
+      std::string ref = R"(func.func @f(%x: tensor<9x@Dx@T>, %w: tensor<@Dx@T>, %g: tensor<9x@Dx@T>, %res: tensor<9x@Dx@T>)
+        -> (tensor<9x@Dx@T>, tensor<@Dx@T>) {
+    %y, %r = tl.rmsnorm %x, %w eps = 1.0e-5 : tensor<9x@Dx@T>, tensor<@Dx@T> -> tensor<9xf32>
+    %dx0, %dw = tl.rmsnorm_grad %g, %x, %w, %r : tensor<9x@Dx@T>, tensor<@Dx@T>, tensor<9xf32>
+    %dx = tl.add %dx0, %res : tensor<9x@Dx@T>
+    return %dx, %dw : tensor<9x@Dx@T>, tensor<@Dx@T> })";
+      auto fill = [&](const std::string &text) {
+        return std::regex_replace(std::regex_replace(text, std::regex("@D"), d), std::regex("@T"), type);
+      };
+      check(fill(src), 5, 1.5e-2, fill(ref));
+    }
+}
+
+// A sum of GEMMs (the backward's input gradient of projections sharing an
+// input) is a chain of GEMMs adding themselves in (beta = 1), no add kernel;
+// a GEMM whose partner is read again keeps its add. Held to f64 either way.
+TEST_F(Bf16CodegenTest, SumsOfGemmsAccumulateInPlace) {
+  for (const char *type : {"bf16", "f32"}) {
+    const std::string src = std::regex_replace(R"(func.func @f(%a: tensor<2x7x12xT>, %b: tensor<2x7x12xT>, %c: tensor<2x7x5xT>,
+        %w1: tensor<12x9xT>, %w2: tensor<12x9xT>, %w3: tensor<5x9xT>) -> (tensor<2x7x9xT>, tensor<2x7x9xT>, tensor<2x7x9xT>) {
+    %m1 = tl.matmul %a, %w1 : tensor<2x7x12xT>, tensor<12x9xT> -> tensor<2x7x9xT>
+    %m2 = tl.matmul %b, %w2 : tensor<2x7x12xT>, tensor<12x9xT> -> tensor<2x7x9xT>
+    %m3 = tl.matmul %c, %w3 : tensor<2x7x5xT>, tensor<5x9xT> -> tensor<2x7x9xT>
+    %s1 = tl.add %m1, %m2 : tensor<2x7x9xT>
+    %s = tl.add %s1, %m3 : tensor<2x7x9xT>
+    %n1 = tl.matmul %a, %w2 : tensor<2x7x12xT>, tensor<12x9xT> -> tensor<2x7x9xT>
+    %n2 = tl.matmul %b, %w1 : tensor<2x7x12xT>, tensor<12x9xT> -> tensor<2x7x9xT>
+    %t = tl.add %n1, %n2 : tensor<2x7x9xT>
+    %r = tl.neg %s : tensor<2x7x9xT>
+    return %r, %t, %n1 : tensor<2x7x9xT>, tensor<2x7x9xT>, tensor<2x7x9xT> })", std::regex("xT>"), std::string("x") + type + ">");
+    OwningOpRef<ModuleOp> m = parseSourceString<ModuleOp>(src, &context);
+    ASSERT_TRUE(m) << diagnostics;
+    tl::codegen::LoweringStats stats;
+    auto artifact = tl::codegen::lowerToArtifact(*m->getOps<func::FuncOp>().begin(), stats);
+    ASSERT_TRUE(succeeded(artifact)) << diagnostics;
+    int accumulating = 0, adds = 0;
+    for (const art::Step &step : artifact->entries[0].steps) {
+      accumulating += step.kind == art::Step::Gemm && step.gemm.accumulate;
+      adds += step.kind == art::Step::Kernel && step.kernel.find("_add") != std::string::npos;
+    }
+    EXPECT_EQ(accumulating, 2) << type;  // m2 into m1, m3 into their sum
+    EXPECT_EQ(adds, 1) << type;          // n1 is returned too: t keeps its add
+    // (A returned sum is written by its add into the output, so s feeds a neg.)
+    check(src, 5, 1.5e-2);
+  }
+}
+
+// bthd: rope and attention reading [B, T, H, D] in place, held to the
+// [B, H, T, D] ops between head transposes (what tl-fold-head-transposes
+// replaces), evaluated in f64.
+std::string headTransposeOf(const std::string &to, const std::string &from, const std::string &tokenMajor,
+                            const std::string &headMajor) {
+  return "    " + to + " = tl.transpose " + from + ", perm = [0, 2, 1, 3] : " + tokenMajor + " -> " + headMajor + "\n";
+}
+
+TEST_F(Bf16CodegenTest, RopeReadingTokenMajorHeads) {
+  const std::string x = "tensor<3x9x2x10xbf16>", xt = "tensor<3x2x9x10xbf16>", tables = "tensor<12x10xbf16>";
+  check("func.func @f(%x: " + x + ", %c: " + tables + ", %s: " + tables + ") -> (" + x + ", " + x + ") {\n" +
+            "    %y = tl.rope %x, %c, %s offset = 2 bthd : " + x + ", " + tables + "\n" +
+            "    %d = tl.rope_grad %x, %c, %s offset = 3 bthd : " + x + ", " + tables + "\n" +
+            "    return %y, %d : " + x + ", " + x + " }",
+        5, 1.5e-2,
+        "func.func @f(%x: " + x + ", %c: " + tables + ", %s: " + tables + ") -> (" + x + ", " + x + ") {\n" +
+            headTransposeOf("%xt", "%x", x, xt) +
+            "    %yt = tl.rope %xt, %c, %s offset = 2 : " + xt + ", " + tables + "\n" +
+            "    %dt = tl.rope_grad %xt, %c, %s offset = 3 : " + xt + ", " + tables + "\n" +
+            headTransposeOf("%y", "%yt", xt, x) + headTransposeOf("%d", "%dt", xt, x) +
+            "    return %y, %d : " + x + ", " + x + " }");
+}
+
+/// Forward and backward of bthd attention, B x T x H x D queries and KV heads,
+/// against the head-major ops between transposes.
+void checkTokenMajorAttention(Bf16CodegenTest &test, int64_t b, int64_t t, int64_t h, int64_t kv, int64_t d, const std::string &scale,
+                              bool causal, double bound) {
+  auto type = [](std::vector<int64_t> shape, const std::string &e) {
+    std::string s = "tensor<";
+    for (int64_t n : shape) s += std::to_string(n) + "x";
+    return s + e + ">";
+  };
+  const std::string q = type({b, t, h, d}, "bf16"), k = type({b, t, kv, d}, "bf16"), lse = type({b, h, t}, "f32");
+  const std::string qt = type({b, h, t, d}, "bf16"), kt = type({b, kv, t, d}, "bf16");
+  const std::string attrs = "scale = " + scale + (causal ? " causal" : "");
+  const std::string signature = "func.func @f(%q: " + q + ", %k: " + k + ", %v: " + k + ", %g: " + q + ") -> (" + q +
+                                ", " + lse + ", " + q + ", " + k + ", " + k + ") {\n";
+  const std::string results = "    return %o, %l, %dq, %dk, %dv : " + q + ", " + lse + ", " + q + ", " + k + ", " + k + " }";
+  std::string src = signature + "    %o, %l = tl.attention %q, %k, %v " + attrs + " bthd : " + q + ", " + k + " -> " + lse +
+                    "\n    %dq, %dk, %dv = tl.attention_grad %g, %q, %k, %v, %o, %l " + attrs + " bthd : " + q + ", " + k +
+                    ", " + lse + "\n" + results;
+  std::string ref = signature + headTransposeOf("%qt", "%q", q, qt) + headTransposeOf("%kt", "%k", k, kt) +
+                    headTransposeOf("%vt", "%v", k, kt) + headTransposeOf("%gt", "%g", q, qt) +
+                    "    %ot, %l = tl.attention %qt, %kt, %vt " + attrs + " : " + qt + ", " + kt + " -> " + lse +
+                    "\n    %dqt, %dkt, %dvt = tl.attention_grad %gt, %qt, %kt, %vt, %ot, %l " + attrs + " : " + qt +
+                    ", " + kt + ", " + lse + "\n" + headTransposeOf("%o", "%ot", qt, q) +
+                    headTransposeOf("%dq", "%dqt", qt, q) + headTransposeOf("%dk", "%dkt", kt, k) +
+                    headTransposeOf("%dv", "%dvt", kt, k) + results;
+  test.check(src, 5, bound, ref);
+}
+
+// TinyLlama's heads (32 query, 4 KV, D = 64) on tensor cores, reading the
+// projections' layout; two batch rows so that rows of other batch entries
+// lie between a head's rows.
+TEST_F(Bf16CodegenTest, TensorCoreAttentionReadingTokenMajorHeads) {
+  checkTokenMajorAttention(*this, 2, 80, 32, 4, 64, "0.125", true, 6e-3);
+}
+
+TEST_F(Bf16CodegenTest, TensorCoreAttentionReadingTokenMajorHeadsWithHeadDimension128) {
+  for (bool causal : {false, true})
+    checkTokenMajorAttention(*this, 2, 72, 2, 1, 128, "0.08838834764831845", causal, 6e-3);
+}
+
+TEST_F(Bf16CodegenTest, ScalarAttentionReadingTokenMajorHeads) {
+  for (bool causal : {false, true})
+    checkTokenMajorAttention(*this, 2, 13, 4, 2, 24, "0.2", causal, 1.5e-2);
 }
 
 } // namespace

@@ -435,7 +435,7 @@ TEST_F(CodegenTest, Bf16TinyLlamaAttentionRunsOnTensorCores) {
   EXPECT_EQ(f32->cudaSource.find("TlFlashAttention<32"), std::string::npos);
   auto artifact = compiledStep("1.1b", "", /*bf16=*/true);
   ASSERT_TRUE(succeeded(artifact)) << diagnostics;
-  const std::string shape = "TlFlashAttention<32, 4, 2048, 2048, 64, true>::";
+  const std::string shape = "TlFlashAttention<32, 4, 2048, 2048, 64, true, true>::";  // causal, bthd
   std::vector<std::string> kernels;
   for (const char *entry : {"forward(", "gradQuery(", "gradKeyValue("}) {
     const size_t at = artifact->cudaSource.find(shape + entry);

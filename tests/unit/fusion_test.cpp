@@ -98,7 +98,11 @@ TEST_F(FusionTest, FusedStepHasTheExpectedOpsPerLayer) {
   EXPECT_EQ(count<tl::AttentionGradOp>(*m), layers);
   EXPECT_EQ(count<tl::CrossEntropyOp>(*m), 1);
   EXPECT_EQ(count<tl::CrossEntropyGradOp>(*m), 1);
-  EXPECT_GE(count<tl::FusionOp>(*m), layers);             // at least each SwiGLU backward
+  EXPECT_EQ(count<tl::SwiGluOp>(*m), layers);
+  EXPECT_EQ(count<tl::SwiGluGradOp>(*m), layers);
+  // No head transposes: rope and attention read [B, T, H, D] in place.
+  EXPECT_EQ(count<tl::TransposeOp>(*m), 0);
+  m->walk([&](tl::AttentionOp a) { EXPECT_TRUE(a.getBthd()); });
   // No T x T score tensor anywhere: attention never materialises them.
   m->walk([&](Operation *op) {
     for (Value v : op->getResults()) {

@@ -33,7 +33,10 @@ Assumptions (H100 SXM; change them here, they are the model):
     load latency. Until issue 17 part 3 every such kernel was put at 75%,
     which hid the single-thread and 64-block reductions and the scalar
     2-byte loads.
-  - launches: 3 us floor per kernel or GEMM (no CUDA graphs).
+  - launches: 3 us floor per kernel or GEMM. The executor replays a run as a
+    CUDA graph from its second run on (TLC_CUDA_GRAPHS); the host then queues
+    ahead of kernels longer than its launch cost, but the GPU-side gap between
+    nodes is not measured, so the floor stays until a GPU measures it.
   - AdamW and the clipping norm run once per step over the flat buffers
     (30 + 4 bytes per parameter), as in the anchor, which steps every micro-batch.
 Nothing here has been measured by tlc on a GPU yet: compare with tools/gpu/bench.sh there.
@@ -93,7 +96,7 @@ def visible_fraction(t, s, causal, tile=64):
 
 def attention_cost(body, batch):
     """(flops, efficiency x peak, label) of a tensor-core attention kernel, or None."""
-    m = re.search(r"TlFlashAttention<(\d+), (\d+), (\d+), (\d+), (\d+), (true|false)>::(\w+)\(", body)
+    m = re.search(r"TlFlashAttention<(\d+), (\d+), (\d+), (\d+), (\d+), (true|false)(?:, (?:true|false))?>::(\w+)\(", body)
     if not m:
         return None
     h, _kv, t, s, d = (int(x) for x in m.groups()[:5])

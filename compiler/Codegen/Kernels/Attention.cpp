@@ -29,16 +29,27 @@ using fmt::arg;
 struct AttentionShape {
   int64_t b, h, t, d, kv, s, g;
   double scale;
-  bool causal;
+  bool causal, bthd;  // bthd: q [B, T, H, D], k, v [B, S, KV, D]
   std::string batch;  // B at run time
   bool batched;
-  AttentionShape(Value q, Value k, double scale, bool causal, const KernelContext &ctx)
-      : b(shapeOf(q)[0]), h(shapeOf(q)[1]), t(shapeOf(q)[2]), d(shapeOf(q)[3]),
-        kv(shapeOf(k)[1]), s(shapeOf(k)[2]), g(h / kv), scale(scale), causal(causal),
-        batch(ctx.count(q, b).expr), batched(ctx.batched(q)) {}
+  AttentionShape(Value q, Value k, double scale, bool causal, bool bthd, const KernelContext &ctx)
+      : b(shapeOf(q)[0]), h(shapeOf(q)[bthd ? 2 : 1]), t(shapeOf(q)[bthd ? 1 : 2]), d(shapeOf(q)[3]),
+        kv(shapeOf(k)[bthd ? 2 : 1]), s(shapeOf(k)[bthd ? 1 : 2]), g(h / kv), scale(scale), causal(causal),
+        bthd(bthd), batch(ctx.count(q, b).expr), batched(ctx.batched(q)) {}
   std::string keys(const std::string &i) const { return causal ? "(" + i + " + 1)" : S(s); }
   std::string shapeArgs() const {
-    return S(h) + ", " + S(kv) + ", " + S(t) + ", " + S(s) + ", " + S(d) + ", " + (causal ? "true" : "false");
+    return S(h) + ", " + S(kv) + ", " + S(t) + ", " + S(s) + ", " + S(d) + ", " + (causal ? "true" : "false") +
+           (bthd ? ", true" : "");
+  }
+  /// The scalar kernels' element offsets: row `i` of query head `hh` (key
+  /// row `j` of KV head `kvh`) of batch row `bb`, times D.
+  std::string queryRow(const std::string &bb, const std::string &hh, const std::string &i) const {
+    return bthd ? "((" + bb + ") * " + S(t) + " + " + i + ") * " + S(h) + " + " + hh
+                : "((" + bb + ") * " + S(h) + " + " + hh + ") * " + S(t) + " + " + i;
+  }
+  std::string keyRow(const std::string &bb, const std::string &kvh, const std::string &j) const {
+    return bthd ? "((" + bb + ") * " + S(s) + " + " + j + ") * " + S(kv) + " + " + kvh
+                : "((" + bb + ") * " + S(kv) + " + " + kvh + ") * " + S(s) + " + " + j;
   }
   /// The CPU library's tiled kernels for this shape (Library/cpu_library.h).
   std::string cpuTemplate() const { return "TlAttention<" + shapeArgs() + ">"; }
@@ -92,7 +103,7 @@ std::string dotLoop(int64_t d, const std::string &acc, const std::string &a, con
 std::string tileLoop(const AttentionShape &a, int64_t tile, const Tensor &k, const Tensor &v,
                      const std::string &i) {
   std::string lastKey = a.causal ? "(qt * 64 + 64 < " + S(a.s) + " ? qt * 64 + 64 : " + S(a.s) + ")" : S(a.s);
-  const std::string kvAt = "kvBase + j * " + S(a.d) + " + d";
+  const std::string kvAt = "kvBase + j * " + S(a.bthd ? a.kv * a.d : a.d) + " + d";
   return fmt::format(R"(  const int64_t lastKey = {lastKey};
   for (int64_t j0 = 0; j0 < lastKey; j0 += {tile}) {{
     __syncthreads();
@@ -114,7 +125,8 @@ int64_t attentionTile(int64_t d) { return std::max<int64_t>(8, std::min<int64_t>
 
 /// CUDA prologue of kernels run by blocks of 64 query rows of one (batch,
 /// head): the K/V tile pointers, `bh`, `qt`, `hh`, `bb`, the query index
-/// (named `i`), `active`, its `row` and the `kvBase` of its KV head.
+/// (named `i`), `active`, its `row` (of lse), `qrow` (of q) and the `kvBase`
+/// of its KV head (key j at kvBase + j times the key row stride).
 std::string queryBlock(const AttentionShape &a, int64_t tile, const std::string &i) {
   const int64_t qTiles = (a.t + 63) / 64;
   return fmt::format(R"(  extern __shared__ float tiles[];
@@ -124,13 +136,15 @@ std::string queryBlock(const AttentionShape &a, int64_t tile, const std::string 
   const int64_t {i} = qt * 64 + threadIdx.x;
   const bool active = {i} < {t};
   const int64_t row = bh * {t} + (active ? {i} : 0);
-  const int64_t kvBase = (bb * {kv} + hh / {g}) * {headElements};
+  const int64_t qrow = {qrow};
+  const int64_t kvBase = ({kvRow0}) * {d};
 )", arg("tileElements", tile * a.d), arg("qTiles", qTiles), arg("h", a.h), arg("i", i), arg("t", a.t),
-                     arg("kv", a.kv), arg("g", a.g), arg("headElements", a.s * a.d));
+                     arg("qrow", a.queryRow("bb", "hh", "(active ? " + i + " : 0)")),
+                     arg("kvRow0", a.keyRow("bb", "hh / " + S(a.g), "0")), arg("d", a.d));
 }
 
 LoweredOp attention(AttentionOp op, const std::string &name, const KernelContext &ctx) {
-  AttentionShape a(op.getQuery(), op.getKey(), op.getScale().convertToDouble(), op.getCausal(), ctx);
+  AttentionShape a(op.getQuery(), op.getKey(), op.getScale().convertToDouble(), op.getCausal(), op.getBthd(), ctx);
   Builder k(name);
   Tensor o = k.param("o", op.getResult(), true), lse = k.param("lse", op.getLse(), true),
          q = k.param("q", op.getQuery(), false), kk = k.param("k", op.getKey(), false),
@@ -156,9 +170,9 @@ LoweredOp attention(AttentionOp op, const std::string &name, const KernelContext
   if (!active) return;
   for (int64_t d = 0; d < {d}; ++d) {storeO}
   {storeLse}
-)", arg("d", a.d), arg("q", q.ld("row * " + D + " + d")), arg("tileLoop", tileLoop(a, tile, kk, v, "i")),
+)", arg("d", a.d), arg("q", q.ld("qrow * " + D + " + d")), arg("tileLoop", tileLoop(a, tile, kk, v, "i")),
       arg("update", update("kt[jj * " + D + " + d]", "vt[jj * " + D + " + d]")),
-      arg("storeO", o.st("row * " + D + " + d", "acc[d] / l")), arg("storeLse", lse.st("row", "m + logf(l)")));
+      arg("storeO", o.st("qrow * " + D + " + d", "acc[d] / l")), arg("storeLse", lse.st("row", "m + logf(l)")));
   LoweredOp out;
   if (useTensorCores(a, {op.getQuery(), op.getKey(), op.getValue(), op.getResult()}))
     out.steps.push_back(tensorCoreStep(k, a, "forward", args, a.h, a.t, TensorCoreShared(a.d).forward));
@@ -169,7 +183,7 @@ LoweredOp attention(AttentionOp op, const std::string &name, const KernelContext
 }
 
 LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, const KernelContext &ctx) {
-  AttentionShape a(op.getQuery(), op.getKey(), op.getScale().convertToDouble(), op.getCausal(), ctx);
+  AttentionShape a(op.getQuery(), op.getKey(), op.getScale().convertToDouble(), op.getCausal(), op.getBthd(), ctx);
   const std::string D = S(a.d);
   const int64_t tile = attentionTile(a.d);
   const bool tensorCores = useTensorCores(a, {op.getGrad(), op.getQuery(), op.getKey(), op.getValue(), op.getOutput(),
@@ -181,10 +195,13 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, const Kerne
     Builder k(name + "_delta");
     Tensor delta = k.scratch("delta", 0, true), dout = k.param("dout", op.getGrad(), false),
            o = k.param("o", op.getOutput(), false);
+    // i runs over the rows of lse, [B, H, T]; `r` is the row's place in dO and O.
+    const std::string r = a.bthd ? a.queryRow("i / " + S(a.h * a.t), "i / " + S(a.t) + " % " + S(a.h), "i % " + S(a.t))
+                                 : "i";
     out.steps.push_back(k.elementwise(
-        ctx.count(op.getQuery(), a.b * a.h * a.t), "    float acc = 0.0f;\n" + dotLoop(a.d, "acc", dout.ld("i * " + D + " + d"),
-                                                             o.ld("i * " + D + " + d")) +
-                             "    delta[i] = acc;\n"));
+        ctx.count(op.getQuery(), a.b * a.h * a.t),
+        "    const int64_t r = " + r + ";\n    float acc = 0.0f;\n" +
+            dotLoop(a.d, "acc", dout.ld("r * " + D + " + d"), o.ld("r * " + D + " + d")) + "    delta[i] = acc;\n"));
   }
   {  // dQ: query rows, looping over their keys.
     Builder k(name + "_dq");
@@ -204,11 +221,11 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, const Kerne
   }}
   if (!active) return;
   for (int64_t d = 0; d < {d}; ++d) {storeDq}
-)", arg("d", a.d), arg("q", q.ld("row * " + D + " + d")), arg("dout", dout.ld("row * " + D + " + d")),
+)", arg("d", a.d), arg("q", q.ld("qrow * " + D + " + d")), arg("dout", dout.ld("qrow * " + D + " + d")),
         arg("lse", lse.ld("row")), arg("tileLoop", tileLoop(a, tile, kk, v, "qi")),
         arg("dotScore", dotLoop(a.d, "sc", "qv[d]", "kt[jj * " + D + " + d]")),
         arg("dotDp", dotLoop(a.d, "dp", "dov[d]", "vt[jj * " + D + " + d]")), arg("scale", F(a.scale)),
-        arg("storeDq", dq.st("row * " + D + " + d", "acc[d]")));
+        arg("storeDq", dq.st("qrow * " + D + " + d", "acc[d]")));
     const std::string args = "dq, dout, q, k, v, lse, delta";
     if (tensorCores)
       out.steps.push_back(tensorCoreStep(k, a, "gradQuery", args, a.h, a.t, tcShared.gradQuery));
@@ -225,14 +242,16 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, const Kerne
     // CUDA: 64 key rows of one (batch, KV head) a block; per query head of
     // its group, tiles of Q, dO, lse and delta in shared memory.
     const int64_t kTiles = (a.s + 63) / 64;
-    const std::string at = "row * " + D + " + d", qAt = "(qBase + qi) * " + D + " + d";
+    const std::string at = "krow * " + D + " + d",
+                      qAt = a.bthd ? "(" + a.queryRow("bb", "kvh * " + S(a.g) + " + g", "qi") + ") * " + D + " + d"
+                                   : "(qBase + qi) * " + D + " + d";
     std::string cuda = fmt::format(R"(  extern __shared__ float tiles[];
   float *qs = tiles, *dos = tiles + {tileElements}, *ls = tiles + {twoTiles}, *dls = tiles + {twoTilesAndRow};
   const int64_t bk = blockIdx.x / {kTiles}, kt = blockIdx.x % {kTiles};
   const int64_t kvh = bk % {kv}, bb = bk / {kv};
   const int64_t j = kt * 64 + threadIdx.x;
   const bool active = j < {s};
-  const int64_t row = bk * {s} + (active ? j : 0);
+  const int64_t krow = {krow};
   float kv[{d}], vv[{d}], dka[{d}], dva[{d}];
   for (int64_t d = 0; d < {d}; ++d) {{ kv[d] = active ? {k} : 0.0f; vv[d] = active ? {v} : 0.0f; dka[d] = 0.0f; dva[d] = 0.0f; }}
   for (int64_t g = 0; g < {groups}; ++g) {{
@@ -264,6 +283,7 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, const Kerne
   for (int64_t d = 0; d < {d}; ++d) {{ {storeDk} {storeDv} }}
 )", arg("tileElements", tile * a.d), arg("twoTiles", 2 * tile * a.d), arg("twoTilesAndRow", 2 * tile * a.d + tile),
         arg("kTiles", kTiles), arg("kv", a.kv), arg("s", a.s), arg("d", a.d), arg("k", kk.ld(at)), arg("v", v.ld(at)),
+        arg("krow", a.keyRow("bb", "kvh", "(active ? j : 0)")),
         arg("groups", a.g), arg("h", a.h), arg("t", a.t), arg("firstQuery", a.causal ? "kt * 64" : "0"),
         arg("tile", tile), arg("q", q.ld(qAt)), arg("dout", dout.ld(qAt)), arg("lse", lse.ld("qBase + i0 + e")),
         arg("causalSkip", a.causal ? "        if (i0 + ii < j) continue;\n" : ""),

@@ -71,6 +71,10 @@ LoweredOp rmsnormGrad(RmsNormGradOp op, const std::string &name, const KernelCon
   Tensor dx = k.param("dx", op.getInputGrad(), true), g = k.param("g", op.getGrad(), false),
          x = k.param("x", op.getInput(), false), w = k.param("w", op.getWeight(), false),
          rs = k.param("rstd", op.getRstd(), false);
+  // add_rmsnorm's backward: the residual's gradient added as dx is stored.
+  Value residual = op.getResidualGrad();
+  Tensor res = residual ? k.param("res", residual, false) : Tensor{};
+  const std::string plusRes = residual ? " + " + res.ld("base + j") : "";
   std::string cpu = fmt::format(R"(    const int64_t base = row * {d};
     const float s = {rstd};
     float dot = 0.0f;
@@ -80,14 +84,19 @@ LoweredOp rmsnormGrad(RmsNormGradOp op, const std::string &name, const KernelCon
                                                                   x.ld("base + j") + ";\n", "+ : dot")),
                                 arg("storeDx", rowLoop(false, d, "      " + dx.st("base + j", "s * (" + g.ld("base + j") + " * " +
                                                                                     w.ld("j") + " - " + x.ld("base + j") +
-                                                                                    " * s * s * dot)") + "\n")));
+                                                                                    " * s * s * dot)" + plusRes) + "\n")));
   // CUDA: a block per row holding g, x and w in registers across the dot.
-  RowWalk r = RowWalk::of(d, {dx, g, x, w});
+  std::vector<Tensor> rowTensors = {dx, g, x, w};
+  if (residual) rowTensors.push_back(res);
+  RowWalk r = RowWalk::of(d, rowTensors);
+  std::string addRes = residual ? "      float rv[" + S(r.width) + "];\n" + RowWalk::load("rv", res, "base + j") +
+                                      r.each("        gv[k][e] += rv[e];\n")
+                                : "";
   std::string cuda = r.prologue(rows.expr) + r.decl("gv,xv,wv") + "  float dot = 0.0f;\n" +
                      r.hold(RowWalk::load("gv[k]", g, "base + j") + RowWalk::load("xv[k]", x, "base + j") +
                             RowWalk::load("wv[k]", w, "j") + r.each("        dot += gv[k][e] * wv[k][e] * xv[k][e];\n")) +
                      "  const float s = " + rs.ld("row") + ";\n  dot = blockSum(dot, red) / " + S(d) + ".0f;\n" +
-                     r.hold(r.each("        gv[k][e] = s * (gv[k][e] * wv[k][e] - xv[k][e] * s * s * dot);\n") +
+                     r.hold(r.each("        gv[k][e] = s * (gv[k][e] * wv[k][e] - xv[k][e] * s * s * dot);\n") + addRes +
                             RowWalk::store(dx, "base + j", "gv[k]"));
   out.steps.push_back(k.custom(cpuRows(rows, cpu), cuda, rows.compiled, r.threads, RowWalk::kSharedBytes, rows.batched));
 

@@ -45,22 +45,28 @@ template <class T> TL_INLINE T tl_max(T a, T b) { return a > b ? a : b; }
 // Attention, FlashAttention-2 style. q, o, dq: [B, H, T, D]; k, v, dk, dv:
 // [B, KV, S, D] (query head h reads KV head h / (H / KV): no copies), B the
 // run's micro-batch (a run-time argument, the rest compile-time);
-// lse, delta: [B, H, T]. Causal: query i sees keys j <= i, and key tiles
+// lse, delta: [B, H, T]. With BTHD, q, o, dq are [B, T, H, D] and k, v, dk,
+// dv [B, S, KV, D]: a head's rows are H * D (KV * D) apart. Causal: query i sees keys j <= i, and key tiles
 // past a query tile's last row are never visited. Tiles are copied to
 // float, K and V transposed where the inner loop runs over keys.
-template <int64_t H, int64_t KV, int64_t T, int64_t S, int64_t D, bool CAUSAL>
+template <int64_t H, int64_t KV, int64_t T, int64_t S, int64_t D, bool CAUSAL, bool BTHD = false>
 struct TlAttention {
   static constexpr int64_t BQ = 32, BK = 64, G = H / KV;
   static constexpr int64_t QTILES = (T + BQ - 1) / BQ, KTILES = (S + BK - 1) / BK;
+  // Element offsets of row 0 of query head h (key head kvh) of batch row b,
+  // and the distance between a head's rows.
+  static constexpr int64_t QS = BTHD ? H * D : D, KS = BTHD ? KV * D : D;
+  static int64_t qHead(int64_t b, int64_t h) { return BTHD ? (b * T * H + h) * D : (b * H + h) * T * D; }
+  static int64_t kvHead(int64_t b, int64_t kvh) { return BTHD ? (b * S * KV + kvh) * D : (b * KV + kvh) * S * D; }
 
-  // Keys [j0, j0 + n) of one KV head: row-major (`rows`, D wide) and/or
-  // transposed (`cols`, BK wide); rows past n are zero.
-  template <class TK>
+  // Rows [j0, j0 + n) of one head (RS elements apart from `base`): row-major
+  // (`rows`, D wide) and/or transposed (`cols`, BK wide); rows past n are zero.
+  template <int64_t RS, class TK>
   static void loadKeys(const TK *__restrict__ k, int64_t base, int64_t j0, int64_t n,
                        float (*__restrict__ rows)[D], float (*__restrict__ cols)[BK]) {
     for (int64_t j = 0; j < BK; ++j)
       for (int64_t d = 0; d < D; ++d) {
-        const float x = j < n ? tl_ld(k, base + (j0 + j) * D + d) : 0.0f;
+        const float x = j < n ? tl_ld(k, base + (j0 + j) * RS + d) : 0.0f;
         if (rows) rows[j][d] = x;
         if (cols) cols[d][j] = x;
       }
@@ -110,12 +116,12 @@ struct TlAttention {
       // Longest (last, under a causal mask) query tiles first.
       const int64_t qt = QTILES - 1 - item % QTILES, bh = item / QTILES;
       const int64_t i0 = qt * BQ, nq = tl_min(BQ, T - i0);
-      const int64_t qBase = (bh * T + i0) * D, kvBase = ((bh / H) * KV + (bh % H) / G) * S * D;
+      const int64_t qBase = qHead(bh / H, bh % H) + i0 * QS, kvBase = kvHead(bh / H, (bh % H) / G);
       alignas(64) float qs[BQ][D], acc[BQ][D], kc[D][BK], vr[BK][D], s[BK];
       float m[BQ], l[BQ];
       for (int64_t r = 0; r < nq; ++r) {
         for (int64_t d = 0; d < D; ++d) {
-          qs[r][d] = tl_ld(q, qBase + r * D + d) * scale;
+          qs[r][d] = tl_ld(q, qBase + r * QS + d) * scale;
           acc[r][d] = 0.0f;
         }
         m[r] = -TL_INF;
@@ -124,8 +130,8 @@ struct TlAttention {
       const int64_t keyEnd = CAUSAL ? tl_min(S, i0 + nq) : S;
       for (int64_t j0 = 0; j0 < keyEnd; j0 += BK) {
         const int64_t nk = tl_min(BK, keyEnd - j0);
-        loadKeys(k, kvBase, j0, nk, nullptr, kc);
-        loadKeys(v, kvBase, j0, nk, vr, nullptr);
+        loadKeys<KS>(k, kvBase, j0, nk, nullptr, kc);
+        loadKeys<KS>(v, kvBase, j0, nk, vr, nullptr);
         for (int64_t r = 0; r < nq; ++r) {
           const int64_t visible = CAUSAL ? tl_min(nk, i0 + r + 1 - j0) : nk;
           if (visible <= 0) continue;
@@ -153,7 +159,7 @@ struct TlAttention {
       }
       for (int64_t r = 0; r < nq; ++r) {
         const float inv = 1.0f / l[r];
-        for (int64_t d = 0; d < D; ++d) tl_st(o, qBase + r * D + d, acc[r][d] * inv);
+        for (int64_t d = 0; d < D; ++d) tl_st(o, qBase + r * QS + d, acc[r][d] * inv);
         tl_st(lse, bh * T + i0 + r, m[r] + logf(l[r]));
       }
     }
@@ -169,13 +175,13 @@ struct TlAttention {
     for (int64_t item = 0; item < B * H * QTILES; ++item) {
       const int64_t qt = QTILES - 1 - item % QTILES, bh = item / QTILES;
       const int64_t i0 = qt * BQ, nq = tl_min(BQ, T - i0);
-      const int64_t qBase = (bh * T + i0) * D, kvBase = ((bh / H) * KV + (bh % H) / G) * S * D;
+      const int64_t qBase = qHead(bh / H, bh % H) + i0 * QS, kvBase = kvHead(bh / H, (bh % H) / G);
       alignas(64) float qs[BQ][D], dos[BQ][D], acc[BQ][D], kr[BK][D], kc[D][BK], vc[D][BK], s[BK], dp[BK];
       float L[BQ], dl[BQ];
       for (int64_t r = 0; r < nq; ++r) {
         for (int64_t d = 0; d < D; ++d) {
-          qs[r][d] = tl_ld(q, qBase + r * D + d) * scale;
-          dos[r][d] = tl_ld(dout, qBase + r * D + d);
+          qs[r][d] = tl_ld(q, qBase + r * QS + d) * scale;
+          dos[r][d] = tl_ld(dout, qBase + r * QS + d);
           acc[r][d] = 0.0f;
         }
         L[r] = tl_ld(lse, bh * T + i0 + r);
@@ -184,8 +190,8 @@ struct TlAttention {
       const int64_t keyEnd = CAUSAL ? tl_min(S, i0 + nq) : S;
       for (int64_t j0 = 0; j0 < keyEnd; j0 += BK) {
         const int64_t nk = tl_min(BK, keyEnd - j0);
-        loadKeys(k, kvBase, j0, nk, kr, kc);
-        loadKeys(v, kvBase, j0, nk, nullptr, vc);
+        loadKeys<KS>(k, kvBase, j0, nk, kr, kc);
+        loadKeys<KS>(v, kvBase, j0, nk, nullptr, vc);
         for (int64_t r = 0; r < nq; ++r) {
           const int64_t visible = CAUSAL ? tl_min(nk, i0 + r + 1 - j0) : nk;
           if (visible <= 0) continue;
@@ -201,7 +207,7 @@ struct TlAttention {
         }
       }
       for (int64_t r = 0; r < nq; ++r)
-        for (int64_t d = 0; d < D; ++d) tl_st(dq, qBase + r * D + d, acc[r][d]);
+        for (int64_t d = 0; d < D; ++d) tl_st(dq, qBase + r * QS + d, acc[r][d]);
     }
   }
 
@@ -216,23 +222,23 @@ struct TlAttention {
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t item = 0; item < B * KV * KTILES; ++item) {
       const int64_t kt = item % KTILES, bk = item / KTILES, bb = bk / KV, kvh = bk % KV;
-      const int64_t j0 = kt * BK, nk = tl_min(BK, S - j0), kBase = (bk * S + j0) * D;
+      const int64_t j0 = kt * BK, nk = tl_min(BK, S - j0), kBase = kvHead(bb, kvh) + j0 * KS;
       alignas(64) float ks[BK][D], vs[BK][D], dka[BK][D], dva[BK][D];
       alignas(64) float qr[BK][D], qc[D][BK], dor[BK][D], doc[D][BK], s[BK], dp[BK], L[BK], dl[BK];
       for (int64_t j = 0; j < nk; ++j)
         for (int64_t d = 0; d < D; ++d) {
-          ks[j][d] = tl_ld(k, kBase + j * D + d) * scale;
-          vs[j][d] = tl_ld(v, kBase + j * D + d);
+          ks[j][d] = tl_ld(k, kBase + j * KS + d) * scale;
+          vs[j][d] = tl_ld(v, kBase + j * KS + d);
           dka[j][d] = 0.0f;
           dva[j][d] = 0.0f;
         }
       for (int64_t g = 0; g < G; ++g) {
-        const int64_t bh = bb * H + kvh * G + g, qBase = bh * T * D;
+        const int64_t bh = bb * H + kvh * G + g, qBase = qHead(bb, kvh * G + g);
         // Under a causal mask, query tiles ending before this key tile see none of it.
         for (int64_t i0 = CAUSAL ? j0 / BK * BK : 0; i0 < T; i0 += BK) {
           const int64_t nq = tl_min(BK, T - i0);
-          loadKeys(q, qBase, i0, nq, qr, qc);
-          loadKeys(dout, qBase, i0, nq, dor, doc);
+          loadKeys<QS>(q, qBase, i0, nq, qr, qc);
+          loadKeys<QS>(dout, qBase, i0, nq, dor, doc);
           for (int64_t r = 0; r < BK; ++r) {
             L[r] = r < nq ? tl_ld(lse, bh * T + i0 + r) : 0.0f;
             dl[r] = r < nq ? delta[bh * T + i0 + r] : 0.0f;
@@ -256,8 +262,8 @@ struct TlAttention {
       }
       for (int64_t j = 0; j < nk; ++j)
         for (int64_t d = 0; d < D; ++d) {
-          tl_st(dk, kBase + j * D + d, dka[j][d]);
-          tl_st(dv, kBase + j * D + d, dva[j][d]);
+          tl_st(dk, kBase + j * KS + d, dka[j][d]);
+          tl_st(dv, kBase + j * KS + d, dva[j][d]);
         }
     }
   }

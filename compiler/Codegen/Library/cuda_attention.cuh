@@ -6,7 +6,9 @@
 // (f32 attention keeps the scalar kernels generated there).
 //
 // q [B, H, T, D], k and v [B, KV, S, D] bf16, lse [B, H, T] f32; query head h
-// reads KV head h / (H / KV) in place (GQA, no copies). A block is 4 warps;
+// reads KV head h / (H / KV) in place (GQA, no copies). With BTHD q is
+// [B, T, H, D] and k, v [B, S, KV, D] (the projections' layout): a head's
+// rows are H * D (KV * D) elements apart, which only the copies see. A block is 4 warps;
 // each warp owns 16 rows of a 64-row tile and keeps its accumulators in mma
 // fragments (row g and g + 8 of its 16, columns 2t, 2t + 1 of every 8).
 // Tiles sit in dynamic shared memory, rows padded by 16 bytes so that the 8
@@ -30,14 +32,15 @@ constexpr int kRows = 64;  // rows of a tile: 16 for each of the block's 4 warps
 TL_INLINE int laneId() { return threadIdx.x % 32; }
 TL_INLINE int warpId() { return threadIdx.x / 32; }
 
-// Starts copying rows [first, first + N) of a [rows, D] bf16 matrix into a
-// tile of stride D + 8; rows at or past `limit` become zeros.
-template <int D, int N>
+// Starts copying rows [first, first + N) of a bf16 matrix with rows of D
+// elements, RS apart, into a tile of stride D + 8; rows at or past `limit`
+// become zeros.
+template <int D, int N, int64_t RS = D>
 TL_INLINE void stageRows(uint16_t *tile, const uint16_t *src, int64_t first, int64_t limit) {
   for (int e = threadIdx.x; e < N * D / 8; e += blockDim.x) {
     const int r = e / (D / 8), c = e % (D / 8) * 8;
     const bool valid = first + r < limit;
-    cpAsync16(tile + r * (D + 8) + c, src + (valid ? first + r : 0) * D + c, valid);
+    cpAsync16(tile + r * (D + 8) + c, src + (valid ? first + r : 0) * RS + c, valid);
   }
 }
 
@@ -90,8 +93,8 @@ template <int NT> TL_INLINE void clear(float (&acc)[NT][4]) {
 }
 
 // Stores the warp's 16 x (NT x 8) accumulators times `scale` as bf16 rows
-// row0 + (0..15) of `dst` (row stride NT x 8), those below `limit`.
-template <int NT>
+// row0 + (0..15) of `dst` (RS elements apart), those below `limit`.
+template <int NT, int64_t RS = NT * 8>
 TL_INLINE void storeRows(uint16_t *dst, const float (&acc)[NT][4], int64_t row0, int64_t limit,
                          const float (&scale)[2]) {
   const int g = laneId() / 4, t = laneId() % 4;
@@ -101,7 +104,7 @@ TL_INLINE void storeRows(uint16_t *dst, const float (&acc)[NT][4], int64_t row0,
     if (row >= limit) continue;
 #pragma unroll
     for (int n = 0; n < NT; ++n)
-      *(uint32_t *)(dst + row * (NT * 8) + n * 8 + 2 * t) =
+      *(uint32_t *)(dst + row * RS + n * 8 + 2 * t) =
           packBf16x2(acc[n][2 * r] * scale[r], acc[n][2 * r + 1] * scale[r]);
   }
 }
@@ -130,9 +133,15 @@ TL_INLINE float quadSum(float v) {
 
 }  // namespace tlfa
 
-template <int H, int KV, int T, int S, int D, bool CAUSAL> struct TlFlashAttention {
+template <int H, int KV, int T, int S, int D, bool CAUSAL, bool BTHD = false> struct TlFlashAttention {
   static_assert(D % 16 == 0 && D <= 128, "head dimension: a multiple of 16, at most 128");
   static constexpr int G = H / KV, P = D + 8, kTile = tlfa::kRows * P;
+  // The distance between a head's rows, and where the head of batch row b starts.
+  static constexpr int64_t QS = BTHD ? H * D : D, KS = BTHD ? KV * D : D;
+  static __device__ int64_t qHead(int b, int h) { return BTHD ? ((int64_t)b * T * H + h) * D : ((int64_t)b * H + h) * T * D; }
+  static __device__ int64_t kvHead(int b, int kvh) {
+    return BTHD ? ((int64_t)b * S * KV + kvh) * D : ((int64_t)b * KV + kvh) * S * D;
+  }
   static constexpr int kQueryTiles = (T + tlfa::kRows - 1) / tlfa::kRows;
   static constexpr int kKeyTiles = (S + tlfa::kRows - 1) / tlfa::kRows;
   // Query tile of gradKeyValue: 32 at D = 128 keeps dK, dV and the scores in registers.
@@ -147,8 +156,8 @@ template <int H, int KV, int T, int S, int D, bool CAUSAL> struct TlFlashAttenti
 
   // Starts copying key tile `jt` of K and V (rows past S: zeros) into `kv`.
   static __device__ void stageKeyValueTile(uint16_t *kv, const uint16_t *k, const uint16_t *v, int jt) {
-    tlfa::stageRows<D, tlfa::kRows>(kv, k, (int64_t)jt * tlfa::kRows, S);
-    tlfa::stageRows<D, tlfa::kRows>(kv + kTile, v, (int64_t)jt * tlfa::kRows, S);
+    tlfa::stageRows<D, tlfa::kRows, KS>(kv, k, (int64_t)jt * tlfa::kRows, S);
+    tlfa::stageRows<D, tlfa::kRows, KS>(kv + kTile, v, (int64_t)jt * tlfa::kRows, S);
   }
 
   // Scores of the warp's rows (queries q0 + 0..15) against keys j0 + 0..63,
@@ -178,11 +187,11 @@ template <int H, int KV, int T, int S, int D, bool CAUSAL> struct TlFlashAttenti
     extern __shared__ __align__(16) uint16_t tlfaTiles[];
     uint16_t *qs = tlfaTiles, *kvs = tlfaTiles + kTile;  // buffer b: K at kvs + 2b kTile, V after it
     const int bh = blockIdx.x / kQueryTiles, qt = blockIdx.x % kQueryTiles, b = bh / H, h = bh % H;
-    const int64_t kvHead = (int64_t)(b * KV + h / G) * S * D, q0 = (int64_t)qt * tlfa::kRows;
+    const int64_t kvBase = kvHead(b, h / G), qBase = qHead(b, h), q0 = (int64_t)qt * tlfa::kRows;
     const int warp = tlfa::warpId(), g = tlfa::laneId() / 4, t = tlfa::laneId() % 4;
     const int tilesToRun = keyTiles(qt);
-    auto stageKeys = [&](int jt) { stageKeyValueTile(kvs + 2 * kTile * (jt % 2), k + kvHead, v + kvHead, jt); };
-    tlfa::stageRows<D, tlfa::kRows>(qs, q + (int64_t)bh * T * D, q0, T);
+    auto stageKeys = [&](int jt) { stageKeyValueTile(kvs + 2 * kTile * (jt % 2), k + kvBase, v + kvBase, jt); };
+    tlfa::stageRows<D, tlfa::kRows, QS>(qs, q + qBase, q0, T);
     stageKeys(0);
     cpAsyncCommit();
     float acc[D / 8][4], m[2] = {-TL_INF, -TL_INF}, l[2] = {0.0f, 0.0f}, s[8][4];
@@ -226,7 +235,7 @@ template <int H, int KV, int T, int S, int D, bool CAUSAL> struct TlFlashAttenti
       const int64_t row = q0 + warp * 16 + g + 8 * r;
       if (t == 0 && row < T) lse[(int64_t)bh * T + row] = (m[r] + log2f(l[r])) * TLFA_LN2;
     }
-    tlfa::storeRows(o + (int64_t)bh * T * D, acc, q0 + warp * 16, T, inv);
+    tlfa::storeRows<D / 8, QS>(o + qBase, acc, q0 + warp * 16, T, inv);
   }
 
   static __device__ void gradQuery(uint16_t *dq, const uint16_t *dout, const uint16_t *q, const uint16_t *k,
@@ -234,12 +243,12 @@ template <int H, int KV, int T, int S, int D, bool CAUSAL> struct TlFlashAttenti
     extern __shared__ __align__(16) uint16_t tlfaTiles[];
     uint16_t *qs = tlfaTiles, *dos = tlfaTiles + kTile, *kvs = tlfaTiles + 2 * kTile;
     const int bh = blockIdx.x / kQueryTiles, qt = blockIdx.x % kQueryTiles, b = bh / H, h = bh % H;
-    const int64_t kvHead = (int64_t)(b * KV + h / G) * S * D, q0 = (int64_t)qt * tlfa::kRows;
+    const int64_t kvBase = kvHead(b, h / G), qBase = qHead(b, h), q0 = (int64_t)qt * tlfa::kRows;
     const int warp = tlfa::warpId(), g = tlfa::laneId() / 4;
     const int tilesToRun = keyTiles(qt);
-    auto stageKeys = [&](int jt) { stageKeyValueTile(kvs + 2 * kTile * (jt % 2), k + kvHead, v + kvHead, jt); };
-    tlfa::stageRows<D, tlfa::kRows>(qs, q + (int64_t)bh * T * D, q0, T);
-    tlfa::stageRows<D, tlfa::kRows>(dos, dout + (int64_t)bh * T * D, q0, T);
+    auto stageKeys = [&](int jt) { stageKeyValueTile(kvs + 2 * kTile * (jt % 2), k + kvBase, v + kvBase, jt); };
+    tlfa::stageRows<D, tlfa::kRows, QS>(qs, q + qBase, q0, T);
+    tlfa::stageRows<D, tlfa::kRows, QS>(dos, dout + qBase, q0, T);
     stageKeys(0);
     cpAsyncCommit();
     // Rows past T: an infinite log-sum-exp makes their probabilities 0.
@@ -267,7 +276,7 @@ template <int H, int KV, int T, int S, int D, bool CAUSAL> struct TlFlashAttenti
       __syncthreads();
     }
     const float scales[2] = {scale, scale};
-    tlfa::storeRows(dq + (int64_t)bh * T * D, acc, q0 + warp * 16, T, scales);
+    tlfa::storeRows<D / 8, QS>(dq + qBase, acc, q0 + warp * 16, T, scales);
   }
 
   static __device__ void gradKeyValue(uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
@@ -277,24 +286,25 @@ template <int H, int KV, int T, int S, int D, bool CAUSAL> struct TlFlashAttenti
     uint16_t *ks = tlfaTiles, *vs = tlfaTiles + kTile, *qdos = tlfaTiles + 2 * kTile;  // buffer b: Q, dO at qdos + 2b kQTile
     float *stats = (float *)(qdos + 4 * kQTile);                           // buffer b: lse, delta at stats + 2b BQ
     const int bk = blockIdx.x / kKeyTiles, kt = blockIdx.x % kKeyTiles, b = bk / KV, kvh = bk % KV;
-    const int64_t kvHead = (int64_t)bk * S * D, k0 = (int64_t)kt * tlfa::kRows;
+    const int64_t kvBase = kvHead(b, kvh), k0 = (int64_t)kt * tlfa::kRows;
     const int warp = tlfa::warpId(), g = tlfa::laneId() / 4, t = tlfa::laneId() % 4;
     // Query tiles of BQ from the first that sees this block's keys, for each query head of the group.
     constexpr int kTiles = (T + BQ - 1) / BQ;
     const int first = CAUSAL ? (int)(k0 / BQ) : 0, perHead = kTiles - first, steps = G * perHead;
     auto stage = [&](int step) {
       const int buffer = step % 2;
-      const int64_t qHead = (int64_t)(b * H + kvh * G + step / perHead) * T, i0 = (int64_t)(first + step % perHead) * BQ;
-      tlfa::stageRows<D, BQ>(qdos + 2 * kQTile * buffer, q + qHead * D, i0, T);
-      tlfa::stageRows<D, BQ>(qdos + 2 * kQTile * buffer + kQTile, dout + qHead * D, i0, T);
+      const int hq = kvh * G + step / perHead;
+      const int64_t rows = ((int64_t)b * H + hq) * T, i0 = (int64_t)(first + step % perHead) * BQ;
+      tlfa::stageRows<D, BQ, QS>(qdos + 2 * kQTile * buffer, q + qHead(b, hq), i0, T);
+      tlfa::stageRows<D, BQ, QS>(qdos + 2 * kQTile * buffer + kQTile, dout + qHead(b, hq), i0, T);
       float *st = stats + 2 * BQ * buffer;
       for (int e = threadIdx.x; e < BQ; e += blockDim.x) {
-        st[e] = i0 + e < T ? lse[qHead + i0 + e] * TLFA_LOG2E : TL_INF;  // past T: probability 0
-        st[BQ + e] = i0 + e < T ? delta[qHead + i0 + e] : 0.0f;
+        st[e] = i0 + e < T ? lse[rows + i0 + e] * TLFA_LOG2E : TL_INF;  // past T: probability 0
+        st[BQ + e] = i0 + e < T ? delta[rows + i0 + e] : 0.0f;
       }
     };
-    tlfa::stageRows<D, tlfa::kRows>(ks, k + kvHead, k0, S);
-    tlfa::stageRows<D, tlfa::kRows>(vs, v + kvHead, k0, S);
+    tlfa::stageRows<D, tlfa::kRows, KS>(ks, k + kvBase, k0, S);
+    tlfa::stageRows<D, tlfa::kRows, KS>(vs, v + kvBase, k0, S);
     stage(0);
     cpAsyncCommit();
     float dka[D / 8][4], dva[D / 8][4], p[BQ / 8][4], ds[BQ / 8][4];
@@ -325,7 +335,7 @@ template <int H, int KV, int T, int S, int D, bool CAUSAL> struct TlFlashAttenti
       __syncthreads();
     }
     const float ones[2] = {1.0f, 1.0f}, scales[2] = {scale, scale};
-    tlfa::storeRows(dk + kvHead, dka, k0 + warp * 16, S, scales);
-    tlfa::storeRows(dv + kvHead, dva, k0 + warp * 16, S, ones);
+    tlfa::storeRows<D / 8, KS>(dk + kvBase, dka, k0 + warp * 16, S, scales);
+    tlfa::storeRows<D / 8, KS>(dv + kvBase, dva, k0 + warp * 16, S, ones);
   }
 };

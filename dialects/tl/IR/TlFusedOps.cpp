@@ -20,6 +20,14 @@ RankedTensorType statsOf(RankedTensorType t) {
   return RankedTensorType::get(t.getShape().drop_back(), e);
 }
 
+/// Attention's per-row statistics [B, H, T], from a query [B, H, T, D] or,
+/// with `bthd`, [B, T, H, D].
+RankedTensorType attentionStatsOf(RankedTensorType q, bool bthd) {
+  RankedTensorType s = statsOf(q);
+  if (!bthd || q.getRank() != 4) return s;
+  return RankedTensorType::get({q.getDimSize(0), q.getDimSize(2), q.getDimSize(1)}, s.getElementType());
+}
+
 /// Checks the operands of a norm over the last axis: a `[D]` weight (and
 /// bias) for an input `[..., D]`, and per-row statistics `[...]`.
 LogicalResult verifyNorm(Operation *op, RankedTensorType input,
@@ -65,10 +73,10 @@ void LayerNormOp::build(OpBuilder &b, OperationState &state, Value input,
 }
 
 void AttentionOp::build(OpBuilder &b, OperationState &state, Value query,
-                        Value key, Value value, double scale, bool causal) {
+                        Value key, Value value, double scale, bool causal, bool bthd) {
   RankedTensorType q = typeOf(query);
-  build(b, state, q, statsOf(q), query, key, value, b.getF64FloatAttr(scale),
-        causal ? b.getUnitAttr() : UnitAttr());
+  build(b, state, q, attentionStatsOf(q, bthd), query, key, value, b.getF64FloatAttr(scale),
+        causal ? b.getUnitAttr() : UnitAttr(), bthd ? b.getUnitAttr() : UnitAttr());
 }
 
 void CrossEntropyOp::build(OpBuilder &b, OperationState &state, Value logits,
@@ -104,13 +112,15 @@ LogicalResult LayerNormOp::verify() {
 }
 
 namespace {
-/// Rotary embedding (and its transpose) of `x` [..., T, D] with [positions, D]
-/// tables from row `offset` on.
+/// Rotary embedding (and its transpose) of `x` [..., T, D] (with `bthd`:
+/// [..., T, H, D]) with [positions, D] tables from row `offset` on.
 LogicalResult verifyRope(Operation *op, RankedTensorType x, RankedTensorType c, Type sin,
-                         int64_t offset) {
-  if (x.getRank() < 2)
+                         int64_t offset, bool bthd) {
+  if (!bthd && x.getRank() < 2)
     return op->emitOpError("input must have rank >= 2 ([..., T, D])");
-  int64_t t = x.getDimSize(x.getRank() - 2), d = x.getShape().back();
+  if (bthd && x.getRank() < 3)
+    return op->emitOpError("input must have rank >= 3 ([..., T, H, D]) with bthd");
+  int64_t t = x.getDimSize(x.getRank() - (bthd ? 3 : 2)), d = x.getShape().back();
   if (d % 2 != 0)
     return op->emitOpError() << "the rotated dimension (" << d << ") must be even";
   if (c != sin)
@@ -125,24 +135,27 @@ LogicalResult verifyRope(Operation *op, RankedTensorType x, RankedTensorType c, 
 }
 
 /// Attention's query [B, heads, T, D], key and value [B, kv_heads, S, D],
-/// and per-row statistics (lse) [B, heads, T].
+/// and per-row statistics (lse) [B, heads, T]; with `bthd` query [B, T,
+/// heads, D], key and value [B, S, kv_heads, D].
 LogicalResult verifyAttention(Operation *op, RankedTensorType q, RankedTensorType k, Type v,
-                              bool causal, Type lse) {
+                              bool causal, bool bthd, Type lse) {
   if (q.getRank() != 4 || k.getRank() != 4)
-    return op->emitOpError("query, key and value must be [B, heads, T, D]");
+    return op->emitOpError(bthd ? "query, key and value must be [B, T, heads, D] (bthd)"
+                                : "query, key and value must be [B, heads, T, D]");
   if (k != v)
     return op->emitOpError("key and value must share one type");
   if (q.getElementType() != k.getElementType() || q.getDimSize(0) != k.getDimSize(0) ||
       q.getDimSize(3) != k.getDimSize(3))
     return op->emitOpError("query and key differ in batch, head size or element type");
-  int64_t heads = q.getDimSize(1), kvHeads = k.getDimSize(1);
+  const int headDim = bthd ? 2 : 1, seqDim = bthd ? 1 : 2;
+  int64_t heads = q.getDimSize(headDim), kvHeads = k.getDimSize(headDim);
   if (heads % kvHeads != 0)
     return op->emitOpError() << "key/value heads (" << kvHeads
                              << ") must divide query heads (" << heads << ")";
-  if (causal && q.getDimSize(2) != k.getDimSize(2))
+  if (causal && q.getDimSize(seqDim) != k.getDimSize(seqDim))
     return op->emitOpError("causal attention needs as many keys as queries");
-  if (lse != statsOf(q))
-    return op->emitOpError() << "the log-sum-exp must be " << statsOf(q) << ", got " << lse;
+  if (lse != attentionStatsOf(q, bthd))
+    return op->emitOpError() << "the log-sum-exp must be " << attentionStatsOf(q, bthd) << ", got " << lse;
   return success();
 }
 
@@ -158,18 +171,18 @@ LogicalResult verifyCrossEntropy(Operation *op, RankedTensorType l, RankedTensor
 
 LogicalResult RopeOp::verify() {
   return verifyRope(*this, getInput().getType(), getCos().getType(), getSin().getType(),
-                    static_cast<int64_t>(getOffset()));
+                    static_cast<int64_t>(getOffset()), getBthd());
 }
 
 LogicalResult RopeGradOp::verify() {
   return verifyRope(*this, getGrad().getType(), getCos().getType(), getSin().getType(),
-                    static_cast<int64_t>(getOffset()));
+                    static_cast<int64_t>(getOffset()), getBthd());
 }
 
 LogicalResult AttentionOp::verify() {
   RankedTensorType q = getQuery().getType();
   if (failed(verifyAttention(*this, q, getKey().getType(), getValue().getType(), getCausal(),
-                             getLse().getType())))
+                             getBthd(), getLse().getType())))
     return failure();
   if (getResult().getType() != q)
     return emitOpError() << "the result must be " << q;
@@ -178,10 +191,12 @@ LogicalResult AttentionOp::verify() {
 
 LogicalResult AttentionGradOp::verify() {
   return verifyAttention(*this, getQuery().getType(), getKey().getType(), getValue().getType(),
-                         getCausal(), getLse().getType());
+                         getCausal(), getBthd(), getLse().getType());
 }
 
 LogicalResult RmsNormGradOp::verify() {
+  if (Value r = getResidualGrad(); r && r.getType() != getInput().getType())
+    return emitOpError() << "the residual gradient must be " << getInput().getType() << ", got " << r.getType();
   return verifyNorm(*this, getInput().getType(), {getWeight()}, {getRstd()});
 }
 
@@ -230,7 +245,7 @@ LogicalResult RmsNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
                                   SmallVectorImpl<Value> &out) {
   auto grad = b.create<RmsNormGradOp>(getLoc(), getInput().getType(),
                                       getWeight().getType(), cot[0], getInput(),
-                                      getWeight(), getRstd());
+                                      getWeight(), getRstd(), Value());
   out.append({grad.getInputGrad(), grad.getWeightGrad()});
   return success();
 }
@@ -239,11 +254,11 @@ LogicalResult AddRmsNormOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
                                      SmallVectorImpl<Value> &out) {
   Value dsum = cot[0], dweight;
   if (Value gy = cot[1]) {
+    // The sum's own cotangent is added inside the norm's backward kernel.
     auto grad = b.create<RmsNormGradOp>(getLoc(), getSum().getType(),
                                         getWeight().getType(), gy, getSum(),
-                                        getWeight(), getRstd());
-    dsum = dsum ? b.create<AddOp>(getLoc(), dsum, grad.getInputGrad()).getResult()
-                : grad.getInputGrad();
+                                        getWeight(), getRstd(), dsum);
+    dsum = grad.getInputGrad();
     dweight = grad.getWeightGrad();
   } else {
     RankedTensorType w = getWeight().getType();
@@ -268,7 +283,7 @@ bool RopeOp::isDifferentiableOperand(unsigned index) { return index == 0; }
 LogicalResult RopeOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
                                SmallVectorImpl<Value> &out) {
   out.push_back(b.create<RopeGradOp>(getLoc(), cot[0].getType(), cot[0], getCos(),
-                                     getSin(), getOffset()));
+                                     getSin(), getOffset(), getBthd()));
   out.append({Value(), Value()});
   return success();
 }
@@ -278,7 +293,7 @@ LogicalResult AttentionOp::buildVjp(OpBuilder &b, ArrayRef<Value> cot,
   auto grad = b.create<AttentionGradOp>(
       getLoc(), getQuery().getType(), getKey().getType(), getValue().getType(),
       cot[0], getQuery(), getKey(), getValue(), getResult(), getLse(),
-      getScaleAttr(), getCausalAttr());
+      getScaleAttr(), getCausalAttr(), getBthdAttr());
   out.append({grad.getQueryGrad(), grad.getKeyGrad(), grad.getValueGrad()});
   return success();
 }

@@ -69,19 +69,26 @@ def TL_RmsNormGradOp : TL_Op<"rmsnorm_grad", [Pure,
   let description = [{
     Given the cotangent `grad` of `y = x * rstd * w`: `dx = rstd * (g*w -
     x * rstd^2 * mean(g*w*x, -1))` and `dweight = sum over rows of g * x * rstd`.
+    With `plus %r` (the cotangent a residual sum `x` already has, of x's
+    type, listed last),
+    `dx` is that plus `r`: add_rmsnorm's derivative adds it in the same pass
+    over the row instead of a separate add.
 
     Example:
 
     ```mlir
     %dx, %dw = tl.rmsnorm_grad %g, %x, %w, %rstd : tensor<2x16x64xf32>, tensor<64xf32>, tensor<2x16xf32>
+    %dx2, %dw2 = tl.rmsnorm_grad %g, %x, %w, %rstd plus %r : tensor<2x16x64xf32>, tensor<64xf32>, tensor<2x16xf32>, tensor<2x16x64xf32>
     ```
   }];
   let arguments = (ins TL_FloatTensor:$grad, TL_FloatTensor:$input,
-                       TL_FloatTensor:$weight, TL_FloatTensor:$rstd);
+                       TL_FloatTensor:$weight, TL_FloatTensor:$rstd,
+                       Optional<TL_FloatTensor>:$residual_grad);
   let results = (outs TL_FloatTensor:$input_grad, TL_FloatTensor:$weight_grad);
   let hasVerifier = 1;
   let assemblyFormat = [{
-    $grad `,` $input `,` $weight `,` $rstd attr-dict `:` type($input) `,` type($weight) `,` type($rstd)
+    $grad `,` $input `,` $weight `,` $rstd (`plus` $residual_grad^)? attr-dict `:` type($input) `,` type($weight) `,` type($rstd)
+    (`,` type($residual_grad)^)?
   }];
 }
 
@@ -143,6 +150,9 @@ def TL_RopeOp : TL_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>, AllType
     `[P, D]` (P >= offset + T): with `c = cos[offset + t]`, `s = sin[offset +
     t]` and `rotate_half(x) = concat(-x[D/2:], x[:D/2])`,
     `y = x * c + rotate_half(x) * s` (Hugging Face Llama's layout; any even D).
+    With `bthd`, `x` is `[..., T, H, D]`: every head of a position shares its
+    row (the projection's layout, so that no head transpose comes first;
+    tl-fold-head-transposes sets it).
 
     Example:
 
@@ -151,10 +161,10 @@ def TL_RopeOp : TL_Op<"rope", [Pure, AllTypesMatch<["input", "result"]>, AllType
     ```
   }];
   let arguments = (ins TL_FloatTensor:$input, TL_FloatTensor:$cos,
-                       TL_FloatTensor:$sin, I64Attr:$offset);
+                       TL_FloatTensor:$sin, I64Attr:$offset, UnitAttr:$bthd);
   let results = (outs TL_FloatTensor:$result);
   let assemblyFormat = [{
-    $input `,` $cos `,` $sin `offset` `=` $offset attr-dict `:` type($input) `,` type($cos)
+    $input `,` $cos `,` $sin `offset` `=` $offset (`bthd` $bthd^)? attr-dict `:` type($input) `,` type($cos)
   }];
   let hasVerifier = 1;
 }
@@ -165,7 +175,7 @@ def TL_RopeGradOp : TL_Op<"rope_grad", [Pure, AllTypesMatch<["grad", "result"]>,
   let description = [{
     `dx = g * c + rotate_half^T(g * s)` where `rotate_half^T(z) =
     concat(z[D/2:], -z[:D/2])`: rope is linear in `x`, so this is its
-    transpose. Operands as in `tl.rope`.
+    transpose. Operands (and `bthd`) as in `tl.rope`.
 
     Example:
 
@@ -174,11 +184,11 @@ def TL_RopeGradOp : TL_Op<"rope_grad", [Pure, AllTypesMatch<["grad", "result"]>,
     ```
   }];
   let arguments = (ins TL_FloatTensor:$grad, TL_FloatTensor:$cos,
-                       TL_FloatTensor:$sin, I64Attr:$offset);
+                       TL_FloatTensor:$sin, I64Attr:$offset, UnitAttr:$bthd);
   let results = (outs TL_FloatTensor:$result);
   let hasVerifier = 1;
   let assemblyFormat = [{
-    $grad `,` $cos `,` $sin `offset` `=` $offset attr-dict `:` type($grad) `,` type($cos)
+    $grad `,` $cos `,` $sin `offset` `=` $offset (`bthd` $bthd^)? attr-dict `:` type($grad) `,` type($cos)
   }];
 }
 
@@ -191,7 +201,10 @@ def TL_AttentionOp : TL_Op<"attention", [Pure, TL_VjpWithStatistics,
     `o = softmax(scale * q k^T + mask) v`, where the causal mask hides key
     `j > i` (for T == S). `lse: [B, H, T]` is the log-sum-exp of each row of
     scaled, masked scores, kept for the backward pass; the T x T scores are
-    never materialised by the kernels.
+    never materialised by the kernels. With `bthd`, q and the result are
+    `[B, T, H, D]` and k, v `[B, S, KV, D]` (the projections' layout: no head
+    transposes around the op; tl-fold-head-transposes sets it); lse stays
+    `[B, H, T]`.
 
     Example:
 
@@ -200,11 +213,12 @@ def TL_AttentionOp : TL_Op<"attention", [Pure, TL_VjpWithStatistics,
     ```
   }];
   let arguments = (ins TL_FloatTensor:$query, TL_FloatTensor:$key,
-                       TL_FloatTensor:$value, F64Attr:$scale, UnitAttr:$causal);
+                       TL_FloatTensor:$value, F64Attr:$scale, UnitAttr:$causal,
+                       UnitAttr:$bthd);
   let results = (outs TL_FloatTensor:$result, TL_FloatTensor:$lse);
-  let builders = [OpBuilder<(ins "::mlir::Value":$query, "::mlir::Value":$key, "::mlir::Value":$value, "double":$scale, "bool":$causal)>];
+  let builders = [OpBuilder<(ins "::mlir::Value":$query, "::mlir::Value":$key, "::mlir::Value":$value, "double":$scale, "bool":$causal, CArg<"bool", "false">:$bthd)>];
   let assemblyFormat = [{
-    $query `,` $key `,` $value `scale` `=` $scale (`causal` $causal^)? attr-dict
+    $query `,` $key `,` $value `scale` `=` $scale (`causal` $causal^)? (`bthd` $bthd^)? attr-dict
     `:` type($query) `,` type($key) `->` type($lse)
   }];
   let hasVerifier = 1;
@@ -218,7 +232,8 @@ def TL_AttentionGradOp : TL_Op<"attention_grad", [Pure,
     Recomputes `p = exp(scale * q k^T + mask - lse)` tile by tile and returns
     `dq, dk, dv` (dk, dv summed over each KV head's group of query heads),
     using `delta = rowsum(do * o)`: `ds = p * (do v^T - delta)`,
-    `dq = scale * ds k`, `dk = scale * ds^T q`, `dv = p^T do`.
+    `dq = scale * ds k`, `dk = scale * ds^T q`, `dv = p^T do`. Layouts
+    (and `bthd`) as in `tl.attention`.
 
     Example:
 
@@ -229,13 +244,13 @@ def TL_AttentionGradOp : TL_Op<"attention_grad", [Pure,
   let arguments = (ins TL_FloatTensor:$grad, TL_FloatTensor:$query,
                        TL_FloatTensor:$key, TL_FloatTensor:$value,
                        TL_FloatTensor:$output, TL_FloatTensor:$lse,
-                       F64Attr:$scale, UnitAttr:$causal);
+                       F64Attr:$scale, UnitAttr:$causal, UnitAttr:$bthd);
   let results = (outs TL_FloatTensor:$query_grad, TL_FloatTensor:$key_grad,
                       TL_FloatTensor:$value_grad);
   let hasVerifier = 1;
   let assemblyFormat = [{
     $grad `,` $query `,` $key `,` $value `,` $output `,` $lse `scale` `=` $scale
-    (`causal` $causal^)? attr-dict `:` type($query) `,` type($key) `,` type($lse)
+    (`causal` $causal^)? (`bthd` $bthd^)? attr-dict `:` type($query) `,` type($key) `,` type($lse)
   }];
 }
 

@@ -2,7 +2,7 @@
 // bf16 (issue 8): rstd of the norms, lse of cross-entropy and attention.
 // RUN: tlc emit tinyllama --preset tiny --set layers=1,dim=16,heads=2,kv_heads=1,ffn=24,vocab=50,seq=4,micro_batch=2 --dtype bf16 --fused | FileCheck %s
 // CHECK: tl.rmsnorm {{.*}} : tensor<2x4x16xbf16>, tensor<16xbf16> -> tensor<2x4xf32>
-// CHECK: tl.attention {{.*}} : tensor<2x2x4x8xbf16>, tensor<2x1x4x8xbf16> -> tensor<2x2x4xf32>
+// CHECK: tl.attention {{.*}} bthd : tensor<2x4x2x8xbf16>, tensor<2x4x1x8xbf16> -> tensor<2x2x4xf32>
 // CHECK: tl.add_rmsnorm {{.*}} -> tensor<2x4xf32>
 // CHECK: tl.cross_entropy {{.*}} : tensor<8x50xbf16>, tensor<8xi32> -> tensor<bf16>, tensor<8xf32>
 // CHECK: tl.cross_entropy_grad {{.*}}, tensor<8xf32>

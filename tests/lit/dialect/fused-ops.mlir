@@ -9,6 +9,8 @@ func.func @norms(%x: tensor<2x4x8xf32>, %r: tensor<2x4x8xf32>, %w: tensor<8xf32>
   %s, %y2, %rstd2 = tl.add_rmsnorm %x, %r, %w eps = 1.0e-5 : tensor<2x4x8xf32>, tensor<8xf32> -> tensor<2x4xf32>
   // CHECK: tl.rmsnorm_grad
   %dx, %dw = tl.rmsnorm_grad %y, %x, %w, %rstd : tensor<2x4x8xf32>, tensor<8xf32>, tensor<2x4xf32>
+  // CHECK: tl.rmsnorm_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} plus %{{.*}} : tensor<2x4x8xf32>, tensor<8xf32>, tensor<2x4xf32>, tensor<2x4x8xf32>
+  %dxp, %dwp = tl.rmsnorm_grad %y, %x, %w, %rstd plus %dx : tensor<2x4x8xf32>, tensor<8xf32>, tensor<2x4xf32>, tensor<2x4x8xf32>
   // CHECK: tl.layernorm %{{.*}} eps = 1.000000e-05 : tensor<2x4x8xf32>, tensor<8xf32> -> tensor<2x4xf32>, tensor<2x4xf32>
   %z, %mean, %rstd3 = tl.layernorm %x, %w, %b eps = 1.0e-5 : tensor<2x4x8xf32>, tensor<8xf32> -> tensor<2x4xf32>, tensor<2x4xf32>
   // CHECK: tl.layernorm_grad
@@ -29,6 +31,20 @@ func.func @rope_attention(%q: tensor<2x8x16x4xf32>, %k: tensor<2x2x16x4xf32>, %v
   %o2, %lse2 = tl.attention %q2, %k, %v scale = 0.5 : tensor<2x8x16x4xf32>, tensor<2x2x16x4xf32> -> tensor<2x8x16xf32>
   // CHECK: tl.attention_grad {{.*}} causal
   %gq, %gk, %gv = tl.attention_grad %o, %q2, %k, %v, %o, %lse scale = 0.5 causal : tensor<2x8x16x4xf32>, tensor<2x2x16x4xf32>, tensor<2x8x16xf32>
+  return
+}
+
+// The projections' layout: [B, T, H, D], lse still [B, H, T].
+// CHECK-LABEL: func.func @token_major_heads
+func.func @token_major_heads(%q: tensor<2x16x8x4xf32>, %k: tensor<2x16x2x4xf32>, %cos: tensor<20x4xf32>) {
+  // CHECK: tl.rope %{{.*}} offset = 4 bthd : tensor<2x16x8x4xf32>, tensor<20x4xf32>
+  %q2 = tl.rope %q, %cos, %cos offset = 4 bthd : tensor<2x16x8x4xf32>, tensor<20x4xf32>
+  // CHECK: tl.rope_grad %{{.*}} offset = 4 bthd
+  %dq = tl.rope_grad %q2, %cos, %cos offset = 4 bthd : tensor<2x16x8x4xf32>, tensor<20x4xf32>
+  // CHECK: tl.attention {{.*}} causal bthd : tensor<2x16x8x4xf32>, tensor<2x16x2x4xf32> -> tensor<2x8x16xf32>
+  %o, %lse = tl.attention %q2, %k, %k scale = 0.5 causal bthd : tensor<2x16x8x4xf32>, tensor<2x16x2x4xf32> -> tensor<2x8x16xf32>
+  // CHECK: tl.attention_grad {{.*}} causal bthd
+  %gq, %gk, %gv = tl.attention_grad %o, %q2, %k, %k, %o, %lse scale = 0.5 causal bthd : tensor<2x16x8x4xf32>, tensor<2x16x2x4xf32>, tensor<2x8x16xf32>
   return
 }
 

@@ -483,3 +483,45 @@ func.func @model_i128(%w: tensor<2xf32> {tl.param = "w"}) -> tensor<2xf32> attri
 func.func @model_nan(%w: tensor<2xf32> {tl.param = "w"}) -> tensor<2xf32> attributes {tl.model = {norm_eps = 0x7FF8000000000000 : f64}} {
   return %w : tensor<2xf32>
 }
+
+// -----
+
+// bthd: T is the third axis from the end, so 7 positions need 7 table rows.
+func.func @rope_bthd_positions(%x: tensor<1x7x2x8xf32>, %c: tensor<6x8xf32>) {
+  // expected-error @+1 {{positions from 0 for 7 rows exceed the 6-row tables}}
+  %y = tl.rope %x, %c, %c offset = 0 bthd : tensor<1x7x2x8xf32>, tensor<6x8xf32>
+  return
+}
+
+// -----
+
+func.func @rope_bthd_rank(%x: tensor<7x8xf32>, %c: tensor<8x8xf32>) {
+  // expected-error @+1 {{input must have rank >= 3 ([..., T, H, D]) with bthd}}
+  %y = tl.rope %x, %c, %c offset = 0 bthd : tensor<7x8xf32>, tensor<8x8xf32>
+  return
+}
+
+// -----
+
+// bthd keeps lse [B, H, T]: a [B, T, H] one is refused.
+func.func @attention_bthd_lse(%q: tensor<1x4x6x8xf32>, %k: tensor<1x4x2x8xf32>) {
+  // expected-error @+1 {{the log-sum-exp must be 'tensor<1x6x4xf32>'}}
+  %o, %l = tl.attention %q, %k, %k scale = 1.0 bthd : tensor<1x4x6x8xf32>, tensor<1x4x2x8xf32> -> tensor<1x4x6xf32>
+  return
+}
+
+// -----
+
+func.func @attention_bthd_groups(%q: tensor<1x4x6x8xf32>, %k: tensor<1x4x4x8xf32>) {
+  // expected-error @+1 {{key/value heads (4) must divide query heads (6)}}
+  %o, %l = tl.attention %q, %k, %k scale = 1.0 bthd : tensor<1x4x6x8xf32>, tensor<1x4x4x8xf32> -> tensor<1x6x4xf32>
+  return
+}
+
+// -----
+
+func.func @rmsnorm_grad_residual(%x: tensor<1x2x4xf32>, %w: tensor<4xf32>, %r: tensor<1x2xf32>, %p: tensor<1x2x4xbf16>) {
+  // expected-error @+1 {{the residual gradient must be 'tensor<1x2x4xf32>', got 'tensor<1x2x4xbf16>'}}
+  %dx, %dw = tl.rmsnorm_grad %x, %x, %w, %r plus %p : tensor<1x2x4xf32>, tensor<4xf32>, tensor<1x2xf32>, tensor<1x2x4xbf16>
+  return
+}
