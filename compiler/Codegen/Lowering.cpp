@@ -358,7 +358,7 @@ Value Lowering::accumulationTarget(MatmulOp matmul) {
   // Computed by now: before the GEMM, or an add an earlier GEMM already did.
   bool computed = def && def->getBlock() == matmul->getBlock() &&
                   (def->isBeforeInBlock(matmul) || addsDoneByGemms.contains(def));
-  if (into == result || !computed || isa<ReshapeOp>(def) || !into.hasOneUse() || into.getType() != result.getType())
+  if (!computed || isa<ReshapeOp>(def) || !into.hasOneUse() || into.getType() != result.getType())
     return {};
   auto it = buffer.find(into);
   if (it == buffer.end() || a.buffers[it->second].kind != art::BufferKind::Arena) return {};

@@ -22,26 +22,23 @@ using namespace mlir::tl::match;
 
 namespace {
 
-/// The input of `v` when `v` is a transpose that swaps the sequence and head
-/// axes ([..., T, H, D] -> [..., H, T, D]: the last three axes, 1 <-> 0).
+/// The permutation swapping the sequence and head axes of a rank-`r` tensor:
+/// [..., T, H, D] <-> [..., H, T, D] (the last three axes, 1 <-> 0).
+SmallVector<int64_t> headPerm(int64_t r) {
+  SmallVector<int64_t> perm;
+  for (int64_t i = 0; i < r; ++i) perm.push_back(i == r - 3 ? r - 2 : i == r - 2 ? r - 3 : i);
+  return perm;
+}
+
+/// The input of `v` when `v` is such a head transpose.
 Value headTransposeInput(Value v) {
   auto t = def<TransposeOp>(v);
-  if (!t) return {};
-  ArrayRef<int64_t> perm = t.getPerm();
-  int64_t r = static_cast<int64_t>(perm.size());
-  if (r < 3) return {};
-  for (int64_t i = 0; i < r; ++i) {
-    int64_t expected = i == r - 3 ? r - 2 : i == r - 2 ? r - 3 : i;
-    if (perm[i] != expected) return {};
-  }
+  if (!t || t.getPerm().size() < 3 || t.getPerm() != ArrayRef<int64_t>(headPerm(t.getPerm().size()))) return {};
   return t.getInput();
 }
 
 Value headTranspose(PatternRewriter &rewriter, Location loc, Value x) {
-  int64_t r = cast<RankedTensorType>(x.getType()).getRank();
-  SmallVector<int64_t> perm;
-  for (int64_t i = 0; i < r; ++i) perm.push_back(i == r - 3 ? r - 2 : i == r - 2 ? r - 3 : i);
-  return rewriter.create<TransposeOp>(loc, x, perm);
+  return rewriter.create<TransposeOp>(loc, x, headPerm(cast<RankedTensorType>(x.getType()).getRank()));
 }
 
 struct RopeMatch {
