@@ -169,6 +169,16 @@ template <int N> void cpAsyncWait() {
     tlemu::groups.erase(tlemu::groups.begin());
   }
 }
+// Blocks run one after another in the order of their index, the order a GPU
+// dispatches them in: a block that waits on a flag no earlier block has set
+// would wait forever on a GPU too, unless a later block happens to run
+// beside it. The emulator fails there instead of hanging.
+inline int loadAcquire(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+inline void storeRelease(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+inline void spinPause() { tlemu::fail("a block waits on a flag that only a block after it in the grid sets"); }
+inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+inline float __ldcg(const float *p) { return *p; }
+inline void __stcg(float *p, float v) { *p = v; }
 )emu";
 
 std::string replaceAll(std::string s, const std::string &from, const std::string &to) {
@@ -210,6 +220,14 @@ void call(void *fn, const std::vector<void *> &a) {
     case 12:
       reinterpret_cast<void (*)(P, P, P, P, P, P, P, P, P, P, P, P)>(fn)(
           a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]);
+      return;
+    case 13:
+      reinterpret_cast<void (*)(P, P, P, P, P, P, P, P, P, P, P, P, P)>(fn)(
+          a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12]);
+      return;
+    case 14:
+      reinterpret_cast<void (*)(P, P, P, P, P, P, P, P, P, P, P, P, P, P)>(fn)(
+          a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13]);
       return;
   }
   throw DeviceError("emulator: too many kernel arguments");

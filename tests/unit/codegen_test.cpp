@@ -437,7 +437,7 @@ TEST_F(CodegenTest, Bf16TinyLlamaAttentionRunsOnTensorCores) {
   ASSERT_TRUE(succeeded(artifact)) << diagnostics;
   const std::string shape = "TlFlashAttention<32, 4, 2048, 2048, 64, true, true>::";  // causal, bthd
   std::vector<std::string> kernels;
-  for (const char *entry : {"forward(", "gradQuery(", "gradKeyValue("}) {
+  for (const char *entry : {"forward(", "gradKeyValueQuery("}) {
     const size_t at = artifact->cudaSource.find(shape + entry);
     ASSERT_NE(at, std::string::npos) << entry;
     const size_t name = artifact->cudaSource.rfind("__global__ void ", at) + 16;

@@ -168,17 +168,14 @@ const char *kAttentionKernels = R"(
                                             const uint16_t *__restrict__ v) {                              \
     TlFlashAttention<H, KV, 2048, 2048, D, true>::forward(o, lse, q, k, v, 0.125f);                        \
   }                                                                                                         \
-  extern "C" __global__ void fa_dq_##D(uint16_t *__restrict__ dq, const uint16_t *__restrict__ dout,       \
-                                       const uint16_t *__restrict__ q, const uint16_t *__restrict__ k,     \
-                                       const uint16_t *__restrict__ v, const float *__restrict__ lse,      \
-                                       const float *__restrict__ delta) {                                  \
-    TlFlashAttention<H, KV, 2048, 2048, D, true>::gradQuery(dq, dout, q, k, v, lse, delta, 0.125f);        \
-  }                                                                                                         \
-  extern "C" __global__ void fa_dkdv_##D(uint16_t *__restrict__ dk, uint16_t *__restrict__ dv,             \
-                                         const uint16_t *__restrict__ dout, const uint16_t *__restrict__ q, \
-                                         const uint16_t *__restrict__ k, const uint16_t *__restrict__ v,   \
-                                         const float *__restrict__ lse, const float *__restrict__ delta) { \
-    TlFlashAttention<H, KV, 2048, 2048, D, true>::gradKeyValue(dk, dv, dout, q, k, v, lse, delta, 0.125f); \
+  extern "C" __global__ void fa_grad_##D(uint16_t *__restrict__ dk, uint16_t *__restrict__ dv,             \
+                                         uint16_t *__restrict__ dq, const uint16_t *__restrict__ dout,     \
+                                         const uint16_t *__restrict__ q, const uint16_t *__restrict__ k,   \
+                                         const uint16_t *__restrict__ v, const float *__restrict__ lse,    \
+                                         const float *__restrict__ delta, float *__restrict__ dqsum,       \
+                                         int *__restrict__ turns) {                                        \
+    TlFlashAttention<H, KV, 2048, 2048, D, true>::gradKeyValueQuery(dk, dv, dq, dout, q, k, v, lse, delta,  \
+                                                                     dqsum, turns, 0.125f);                 \
   }
 TL_ATTENTION(64, 32, 4)
 TL_ATTENTION(128, 16, 2)
@@ -340,8 +337,8 @@ TEST_F(TensorCoreTest, CompilesWithNvrtcForAmpereAndHopperWithoutSpills) {
     ASSERT_TRUE(c.ok) << arch << ":\n" << c.log;
     EXPECT_EQ(c.log.find("warning"), std::string::npos) << arch << ":\n" << c.log;
     auto usage = ptxasUsage(c.log);
-    for (const char *kernel : {"tc_matmul", "tc_chain", "tc_ldmatrix", "tc_copy", "fa_forward_64", "fa_dq_64",
-                               "fa_dkdv_64", "fa_forward_128", "fa_dq_128", "fa_dkdv_128"}) {
+    for (const char *kernel : {"tc_matmul", "tc_chain", "tc_ldmatrix", "tc_copy", "fa_forward_64", "fa_grad_64",
+                               "fa_forward_128", "fa_grad_128"}) {
       ASSERT_TRUE(usage.count(kernel)) << arch << " " << kernel << ":\n" << c.log;
       EXPECT_EQ(usage[kernel].spillStores + usage[kernel].spillLoads + usage[kernel].stack, 0)
           << arch << " " << kernel << ":\n" << c.log;

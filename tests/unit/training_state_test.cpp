@@ -238,7 +238,7 @@ TEST_F(TrainingStateTest, ASmallerMicroBatchRunsOnTheSameKernels) {
 // kernels themselves are held to f64 in codegen_bf16_test.cpp.
 TEST_F(TrainingStateTest, Bf16StepWithTensorCoreAttentionMatchesTheCpu) {
   tlc::artifact::Artifact a = compile("layers=2,dim=64,heads=4,kv_heads=2,ffn=40,vocab=61,seq=40,micro_batch=3", true);
-  ASSERT_NE(a.cudaSource.find("TlFlashAttention<4, 2, 40, 40, 16, true, true>::gradKeyValue("), std::string::npos);
+  ASSERT_NE(a.cudaSource.find("TlFlashAttention<4, 2, 40, 40, 16, true, true>::gradKeyValueQuery("), std::string::npos);
   std::vector<std::vector<float>> params;
   for (const auto &p : a.params) {
     params.push_back(random(p.numel(), 0.2));

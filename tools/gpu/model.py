@@ -19,9 +19,12 @@ Assumptions (H100 SXM; change them here, they are the model):
     745 TFLOP/s on this GPU, anchors/components), 50% below; f32 GEMMs on
     the FMA peak (no TF32); operands and result cross HBM once.
   - attention on tensor cores (TlFlashAttention, mma.sync m16n8k16): forward
-    35% of peak, dQ and dK/dV 25% (FlashAttention-2's mma.sync kernels reach
-    about 35% forward on H100; backward recomputes S and dP in both kernels);
-    causal work counts the visible tiles. Scalar f32 attention: 30% of FMA peak.
+    35% of peak, the backward (dK, dV and dQ in one pass, 5 matmuls) 25%
+    (FlashAttention-2's mma.sync kernels reach about 35% forward on H100);
+    causal work counts the visible tiles. The backward's f32 dQ sum is read
+    and written once per (key tile, query tile) pair; it stays in L2 (a
+    group's dQ is 4 MB), taken at 5.5 TB/s, and overlaps the matmuls.
+    Scalar f32 attention: 30% of FMA peak.
   - every other kernel is memory-bound: each of its buffers crosses HBM once,
     at 75% of bandwidth (the measured copy is 2.98 TB/s, 89%) or at what the
     loads it keeps in flight sustain, if less (Little's law): resident threads
@@ -54,7 +57,8 @@ PEAK_BF16 = 989e12
 PEAK_F32 = 67e12
 BANDWIDTH = 3.35e12
 GEMM_EFF_LARGE, GEMM_EFF_SMALL, GEMM_LARGE_FLOPS = 0.75, 0.50, 1e10
-ATTN_EFF = {"forward": 0.35, "gradQuery": 0.25, "gradKeyValue": 0.25}
+ATTN_EFF = {"forward": 0.35, "gradKeyValueQuery": 0.25}
+L2_BANDWIDTH = 5.5e12
 SCALAR_ATTN_EFF = 0.30
 MEMORY_EFF = 0.75
 SMS, THREADS_PER_SM, LOAD_LATENCY_S = 132, 2048, 600e-9
@@ -101,9 +105,14 @@ def attention_cost(body, batch):
         return None
     h, _kv, t, s, d = (int(x) for x in m.groups()[:5])
     causal, which = m.group(6) == "true", m.group(7)
-    matmuls = {"forward": 2, "gradQuery": 3, "gradKeyValue": 4}[which]
+    matmuls = {"forward": 2, "gradKeyValueQuery": 5}[which]
     flops = 2 * matmuls * batch * h * t * s * d * visible_fraction(t, s, causal)
-    return flops, ATTN_EFF[which] * PEAK_BF16, f"attention {which} (tensor cores)"
+    seconds = flops / (ATTN_EFF[which] * PEAK_BF16)
+    if which == "gradKeyValueQuery":  # the dQ sum in L2: a BQ x D f32 tile read and written per pair
+        bq = 32 if d > 64 else 64
+        pairs = batch * h * -(-t // bq) * -(-s // 64) * visible_fraction(t, s, causal, 64)
+        seconds = max(seconds, pairs * bq * d * 4 * 2 / L2_BANDWIDTH)
+    return flops, flops / seconds, f"attention {which} (tensor cores)"
 
 
 def scalar_attention_cost(name, body, shapes):

@@ -2,12 +2,13 @@
 //
 // FlashAttention-style: online softmax over key tiles staged in shared
 // memory on CUDA, the T x T scores never stored; the backward recomputes
-// probabilities from the saved log-sum-exp, one kernel for dQ (query rows)
-// and one for dK/dV (key rows over their head group), without atomics.
-// The CPU bodies call the tiled C++ templates of Library/cpu_library.h with
-// the op's shapes; bf16 attention on CUDA calls the tensor-core templates of
-// Library/cuda_attention.cuh (FlashAttention-2); f32 attention's CUDA bodies
-// (a query or key row a thread) are generated here.
+// probabilities from the saved log-sum-exp, without atomics. The CPU bodies
+// call the tiled C++ templates of Library/cpu_library.h with the op's shapes
+// (one pass for dQ over query rows, one for dK/dV over key rows). bf16
+// attention on CUDA calls the tensor-core templates of
+// Library/cuda_attention.cuh (FlashAttention-2; dK, dV and dQ in one pass,
+// dQ summed in a fixed order); f32 attention's CUDA bodies (a query or key
+// row a thread, dQ and dK/dV apart) are generated here.
 //
 //===----------------------------------------------------------------------===//
 #include "compiler/Codegen/GeneratorSupport.h"
@@ -75,12 +76,13 @@ bool useTensorCores(const AttentionShape &a, std::initializer_list<Value> tensor
 /// Blocks of cuda_attention.cuh: 4 warps; 64 rows a tile of stride d + 8.
 constexpr int64_t kTensorCoreThreads = 128, kTensorCoreRows = 64;
 struct TensorCoreShared {  // bytes of dynamic shared memory, as TlFlashAttention lays them out
-  int64_t forward, gradQuery, gradKeyValue;
+  int64_t forward, gradients;
+  int64_t queryTile;  // gradKeyValueQuery's query rows a step (its BQ)
   explicit TensorCoreShared(int64_t d) {
-    const int64_t tile = kTensorCoreRows * (d + 8), bq = d > 64 ? 32 : 64, qTile = bq * (d + 8);
+    queryTile = d > 64 ? 32 : 64;
+    const int64_t tile = kTensorCoreRows * (d + 8), qTile = queryTile * (d + 8);
     forward = 5 * tile * 2;
-    gradQuery = 6 * tile * 2;
-    gradKeyValue = (2 * tile + 4 * qTile) * 2 + 4 * bq * 4;
+    gradients = (2 * tile + 4 * qTile + queryTile * (kTensorCoreRows + 8)) * 2 + 4 * queryTile * 4;
   }
 };
 
@@ -191,6 +193,12 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, const Kerne
   const TensorCoreShared tcShared(a.d);
   LoweredOp out;
   out.scratchBytes.push_back(a.b * a.h * a.t * 4);  // delta = rowsum(dO * O)
+  // The tensor-core kernel's f32 dQ sum and its turns (Library/cuda_attention.cuh).
+  const int64_t queryTiles = (a.t + tcShared.queryTile - 1) / tcShared.queryTile;
+  if (tensorCores) {
+    out.scratchBytes.push_back(a.b * a.h * a.t * a.d * 4);
+    out.scratchBytes.push_back(a.b * a.h * queryTiles * 4);
+  }
   {
     Builder k(name + "_delta");
     Tensor delta = k.scratch("delta", 0, true), dout = k.param("dout", op.getGrad(), false),
@@ -198,11 +206,42 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, const Kerne
     // i runs over the rows of lse, [B, H, T]; `r` is the row's place in dO and O.
     const std::string r = a.bthd ? a.queryRow("i / " + S(a.h * a.t), "i / " + S(a.t) + " % " + S(a.h), "i % " + S(a.t))
                                  : "i";
+    // The turns start at zero on every launch, whatever a failed run left.
+    std::string zeroTurns;
+    if (tensorCores) {
+      k.scratch("turns", 2, true);
+      const std::string bq = S(tcShared.queryTile);
+      zeroTurns = "    if (i % " + S(a.t) + " % " + bq + " == 0) ((int *)turns)[i / " + S(a.t) + " * " + S(queryTiles) +
+                  " + i % " + S(a.t) + " / " + bq + "] = 0;\n";
+    }
     out.steps.push_back(k.elementwise(
         ctx.count(op.getQuery(), a.b * a.h * a.t),
         "    const int64_t r = " + r + ";\n    float acc = 0.0f;\n" +
-            dotLoop(a.d, "acc", dout.ld("r * " + D + " + d"), o.ld("r * " + D + " + d")) + "    delta[i] = acc;\n"));
+            dotLoop(a.d, "acc", dout.ld("r * " + D + " + d"), o.ld("r * " + D + " + d")) + "    delta[i] = acc;\n" +
+            zeroTurns));
   }
+  if (tensorCores) {  // dK, dV and dQ in one pass on CUDA; the CPU library's two.
+    Builder k(name + "_dkdvdq");
+    k.param("dk", op.getKeyGrad(), true);
+    k.param("dv", op.getValueGrad(), true);
+    k.param("dq", op.getQueryGrad(), true);
+    k.param("dout", op.getGrad(), false);
+    k.param("q", op.getQuery(), false);
+    k.param("k", op.getKey(), false);
+    k.param("v", op.getValue(), false);
+    k.param("lse", op.getLse(), false);
+    k.scratch("delta", 0, false);
+    k.scratch("dqsum", 1, true);
+    k.scratch("turns", 2, true);
+    const int64_t blocks = a.b * a.kv * ((a.s + kTensorCoreRows - 1) / kTensorCoreRows);
+    out.steps.push_back(
+        k.custom(a.cpuCall("gradQuery", "dq, dout, q, k, v, lse, delta") +
+                     a.cpuCall("gradKeyValue", "dk, dv, dout, q, k, v, lse, delta"),
+                 a.cudaCall("gradKeyValueQuery", "dk, dv, dq, dout, q, k, v, lse, delta, dqsum, (int *)turns"),
+                 blocks, kTensorCoreThreads, tcShared.gradients, a.batched));
+    return out;
+  }
+  // f32: the scalar kernels, dQ by query rows, dK and dV by key rows.
   {  // dQ: query rows, looping over their keys.
     Builder k(name + "_dq");
     Tensor dq = k.param("dq", op.getQueryGrad(), true), dout = k.param("dout", op.getGrad(), false),
@@ -226,12 +265,8 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, const Kerne
         arg("dotScore", dotLoop(a.d, "sc", "qv[d]", "kt[jj * " + D + " + d]")),
         arg("dotDp", dotLoop(a.d, "dp", "dov[d]", "vt[jj * " + D + " + d]")), arg("scale", F(a.scale)),
         arg("storeDq", dq.st("qrow * " + D + " + d", "acc[d]")));
-    const std::string args = "dq, dout, q, k, v, lse, delta";
-    if (tensorCores)
-      out.steps.push_back(tensorCoreStep(k, a, "gradQuery", args, a.h, a.t, tcShared.gradQuery));
-    else
-      out.steps.push_back(k.custom(a.cpuCall("gradQuery", args), cuda, a.b * a.h * qTiles, 64, 2 * tile * a.d * 4,
-                                   a.batched));
+    out.steps.push_back(k.custom(a.cpuCall("gradQuery", "dq, dout, q, k, v, lse, delta"), cuda, a.b * a.h * qTiles,
+                                 64, 2 * tile * a.d * 4, a.batched));
   }
   {  // dK, dV: key rows, over the queries of their head group.
     Builder k(name + "_dkdv");
@@ -290,12 +325,8 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, const Kerne
         arg("dotScore", dotLoop(a.d, "sc", "qs[ii * " + D + " + d]", "kv[d]")),
         arg("dotDp", dotLoop(a.d, "dp", "dos[ii * " + D + " + d]", "vv[d]")), arg("scale", F(a.scale)),
         arg("storeDk", dk.st(at, "dka[d]")), arg("storeDv", dv.st(at, "dva[d]")));
-    const std::string args = "dk, dv, dout, q, k, v, lse, delta";
-    if (tensorCores)
-      out.steps.push_back(tensorCoreStep(k, a, "gradKeyValue", args, a.kv, a.s, tcShared.gradKeyValue));
-    else
-      out.steps.push_back(k.custom(a.cpuCall("gradKeyValue", args), cuda, a.b * a.kv * kTiles, 64,
-                                   (2 * tile * a.d + 2 * tile) * 4, a.batched));
+    out.steps.push_back(k.custom(a.cpuCall("gradKeyValue", "dk, dv, dout, q, k, v, lse, delta"), cuda,
+                                 a.b * a.kv * kTiles, 64, (2 * tile * a.d + 2 * tile) * 4, a.batched));
   }
   return out;
 }

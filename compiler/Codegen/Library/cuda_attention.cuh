@@ -16,9 +16,10 @@
 // ahead of the one in use (two buffers). Softmax statistics are f32, in
 // base-2 units inside (exp2f), the saved log-sum-exp in natural units.
 //   forward:      64 queries a block, over key tiles: S = Q K^T, online softmax, O += P V
-//   gradQuery:    64 queries a block: dQ = scale (P o (dO V^T - delta)) K
-//   gradKeyValue: 64 keys a block, over the query tiles of every query head
-//                 of its group: dV = P^T dO, dK = scale dS^T Q (no atomics)
+//   gradKeyValueQuery: 64 keys a block, over the query tiles of every query
+//                 head of its group: dS = P o (dO V^T - delta), dV = P^T dO,
+//                 dK = scale dS^T Q, and dQ = scale dS K summed over the key
+//                 tiles in a fixed order (no atomics: the same bits every run)
 // Causal (key j visible to query i when j <= i) skips the tiles above the
 // diagonal and masks within the diagonal ones.
 namespace tlfa {
@@ -46,7 +47,8 @@ TL_INLINE void stageRows(uint16_t *tile, const uint16_t *src, int64_t first, int
 
 // acc[n] += A B for the warp's 16 rows `a` of a tile (A: 16 x K) and B^T's
 // rows `b` (NT x 8 rows, K columns): both tiles hold their rows as rows.
-template <int K, int NT, int PA, int PB>
+// With B_ROWS, `b` holds B's rows instead (K rows, NT x 8 columns).
+template <int K, int NT, int PA, int PB, bool B_ROWS = false>
 TL_INLINE void mmaRows(float (&acc)[NT][4], const uint16_t *a, const uint16_t *b) {
   const int lane = laneId();
 #pragma unroll
@@ -56,7 +58,10 @@ TL_INLINE void mmaRows(float (&acc)[NT][4], const uint16_t *a, const uint16_t *b
 #pragma unroll
     for (int n = 0; n < NT; n += 2) {
       uint32_t bf[4];  // (n, k lo), (n, k hi), (n + 1, k lo), (n + 1, k hi)
-      ldmatrix<4>(bf, b + (n * 8 + lane % 8 + lane / 16 * 8) * PB + k0 + lane / 8 % 2 * 8);
+      if constexpr (B_ROWS)
+        ldmatrixTrans<4>(bf, b + (k0 + lane % 8 + lane / 8 % 2 * 8) * PB + n * 8 + lane / 16 * 8);
+      else
+        ldmatrix<4>(bf, b + (n * 8 + lane % 8 + lane / 16 * 8) * PB + k0 + lane / 8 % 2 * 8);
       const uint32_t b0[2] = {bf[0], bf[1]}, b1[2] = {bf[2], bf[3]};
       mmaBf16(acc[n], af, b0);
       mmaBf16(acc[n + 1], af, b1);
@@ -144,12 +149,12 @@ template <int H, int KV, int T, int S, int D, bool CAUSAL, bool BTHD = false> st
   }
   static constexpr int kQueryTiles = (T + tlfa::kRows - 1) / tlfa::kRows;
   static constexpr int kKeyTiles = (S + tlfa::kRows - 1) / tlfa::kRows;
-  // Query tile of gradKeyValue: 32 at D = 128 keeps dK, dV and the scores in registers.
+  // Query tile of gradKeyValueQuery: 32 at D = 128 keeps dK, dV and the scores in registers.
   static constexpr int BQ = D > 64 ? 32 : 64, kQTile = BQ * P;
   // Dynamic shared memory of each kernel, in bytes (Attention.cpp asks for the same).
   static constexpr int kForwardShared = 5 * kTile * 2;                  // Q, 2 x (K, V)
-  static constexpr int kGradQueryShared = 6 * kTile * 2;                // Q, dO, 2 x (K, V)
-  static constexpr int kGradKeyValueShared = (2 * kTile + 4 * kQTile) * 2 + 4 * BQ * 4;  // K, V, 2 x (Q, dO, lse, delta)
+  static constexpr int PS = tlfa::kRows + 8;  // the dS tile's row: 64 keys
+  static constexpr int kGradShared = (2 * kTile + 4 * kQTile + BQ * PS) * 2 + 4 * BQ * 4;  // K, V, 2 x (Q, dO, lse, delta), dS
 
   // Key tiles query tile `qt` sees.
   static __device__ int keyTiles(int qt) { return CAUSAL && qt + 1 < kKeyTiles ? qt + 1 : kKeyTiles; }
@@ -238,59 +243,36 @@ template <int H, int KV, int T, int S, int D, bool CAUSAL, bool BTHD = false> st
     tlfa::storeRows<D / 8, QS>(o + qBase, acc, q0 + warp * 16, T, inv);
   }
 
-  static __device__ void gradQuery(uint16_t *dq, const uint16_t *dout, const uint16_t *q, const uint16_t *k,
-                                   const uint16_t *v, const float *lse, const float *delta, float scale) {
-    extern __shared__ __align__(16) uint16_t tlfaTiles[];
-    uint16_t *qs = tlfaTiles, *dos = tlfaTiles + kTile, *kvs = tlfaTiles + 2 * kTile;
-    const int bh = blockIdx.x / kQueryTiles, qt = blockIdx.x % kQueryTiles, b = bh / H, h = bh % H;
-    const int64_t kvBase = kvHead(b, h / G), qBase = qHead(b, h), q0 = (int64_t)qt * tlfa::kRows;
-    const int warp = tlfa::warpId(), g = tlfa::laneId() / 4;
-    const int tilesToRun = keyTiles(qt);
-    auto stageKeys = [&](int jt) { stageKeyValueTile(kvs + 2 * kTile * (jt % 2), k + kvBase, v + kvBase, jt); };
-    tlfa::stageRows<D, tlfa::kRows, QS>(qs, q + qBase, q0, T);
-    tlfa::stageRows<D, tlfa::kRows, QS>(dos, dout + qBase, q0, T);
-    stageKeys(0);
-    cpAsyncCommit();
-    // Rows past T: an infinite log-sum-exp makes their probabilities 0.
-    float L[2], dl[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int64_t row = q0 + warp * 16 + g + 8 * r;
-      L[r] = row < T ? lse[(int64_t)bh * T + row] * TLFA_LOG2E : TL_INF;
-      dl[r] = row < T ? delta[(int64_t)bh * T + row] : 0.0f;
-    }
-    float acc[D / 8][4], s[8][4], dp[8][4];
-    tlfa::clear(acc);
-    const float scaleLog2 = scale * TLFA_LOG2E;
-    for (int jt = 0; jt < tilesToRun; ++jt) {
-      tlfa::awaitStep(jt, tilesToRun, stageKeys);
-      const uint16_t *ks = kvs + 2 * kTile * (jt % 2), *vs = ks + kTile;
-      scoreTile(s, qs + warp * 16 * P, ks, q0 + warp * 16, jt, scaleLog2);
-      tlfa::clear(dp);
-      tlfa::mmaRows<D, 8, P, P>(dp, dos + warp * 16 * P, vs);
-#pragma unroll
-      for (int n = 0; n < 8; ++n)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) s[n][i] = exp2f(s[n][i] - L[i / 2]) * (dp[n][i] - dl[i / 2]);  // dS
-      tlfa::mmaAccumulators<tlfa::kRows, D / 8, P>(acc, s, ks);
-      __syncthreads();
-    }
-    const float scales[2] = {scale, scale};
-    tlfa::storeRows<D / 8, QS>(dq + qBase, acc, q0 + warp * 16, T, scales);
+  // The first (largest) key tile that adds to the dQ of query tile `it`
+  // (BQ rows): key tiles add to a query tile's dQ from the last to the
+  // first, and the grid runs a group's key tiles in that order, so that a
+  // block only ever waits for blocks dispatched before it.
+  static __device__ int firstAdder(int it) {
+    return CAUSAL && (it * BQ + BQ - 1) / tlfa::kRows < kKeyTiles ? (it * BQ + BQ - 1) / tlfa::kRows : kKeyTiles - 1;
   }
 
-  static __device__ void gradKeyValue(uint16_t *dk, uint16_t *dv, const uint16_t *dout, const uint16_t *q,
-                                      const uint16_t *k, const uint16_t *v, const float *lse, const float *delta,
-                                      float scale) {
+  static constexpr int kQueryTilesOfBQ = (T + BQ - 1) / BQ;
+
+  // dK = scale dS^T Q and dV = P^T dO for 64 keys a block, over the query
+  // tiles of every query head of its group, and dQ = scale dS K in the same
+  // pass (5 matmuls; a separate dQ kernel would recompute S and dP). Each
+  // block adds its keys' part of dQ to an f32 sum (dqSum, [B, H, T, D]) in a
+  // fixed order, so dQ is the same bits on every run, without atomics:
+  // `turns` (an int for each query tile of BQ rows of every head, zero
+  // before the launch) counts the parts added so far; the first adder
+  // stores, the last (key tile 0) writes dq in bf16.
+  static __device__ void gradKeyValueQuery(uint16_t *dk, uint16_t *dv, uint16_t *dq, const uint16_t *dout,
+                                           const uint16_t *q, const uint16_t *k, const uint16_t *v, const float *lse,
+                                           const float *delta, float *dqSum, int *turns, float scale) {
     extern __shared__ __align__(16) uint16_t tlfaTiles[];
     uint16_t *ks = tlfaTiles, *vs = tlfaTiles + kTile, *qdos = tlfaTiles + 2 * kTile;  // buffer b: Q, dO at qdos + 2b kQTile
     float *stats = (float *)(qdos + 4 * kQTile);                           // buffer b: lse, delta at stats + 2b BQ
-    const int bk = blockIdx.x / kKeyTiles, kt = blockIdx.x % kKeyTiles, b = bk / KV, kvh = bk % KV;
+    uint16_t *dss = (uint16_t *)(stats + 4 * BQ);                          // dS, [query][key]
+    const int bk = blockIdx.x / kKeyTiles, kt = kKeyTiles - 1 - blockIdx.x % kKeyTiles, b = bk / KV, kvh = bk % KV;
     const int64_t kvBase = kvHead(b, kvh), k0 = (int64_t)kt * tlfa::kRows;
     const int warp = tlfa::warpId(), g = tlfa::laneId() / 4, t = tlfa::laneId() % 4;
     // Query tiles of BQ from the first that sees this block's keys, for each query head of the group.
-    constexpr int kTiles = (T + BQ - 1) / BQ;
-    const int first = CAUSAL ? (int)(k0 / BQ) : 0, perHead = kTiles - first, steps = G * perHead;
+    const int first = CAUSAL ? (int)(k0 / BQ) : 0, perHead = kQueryTilesOfBQ - first, steps = G * perHead;
     auto stage = [&](int step) {
       const int buffer = step % 2;
       const int hq = kvh * G + step / perHead;
@@ -315,7 +297,8 @@ template <int H, int KV, int T, int S, int D, bool CAUSAL, bool BTHD = false> st
       tlfa::awaitStep(step, steps, stage);
       const uint16_t *qs = qdos + 2 * kQTile * (step % 2), *dos = qs + kQTile;
       const float *ls = stats + 2 * BQ * (step % 2), *dls = ls + BQ;
-      const int64_t i0 = (int64_t)(first + step % perHead) * BQ;
+      const int it = first + step % perHead, hq = kvh * G + step / perHead;
+      const int64_t i0 = (int64_t)it * BQ;
       tlfa::clear(p);
       tlfa::clear(ds);
       tlfa::mmaRows<D, BQ / 8, P, P>(p, ks + warp * 16 * P, qs);    // S^T: keys x queries
@@ -332,7 +315,53 @@ template <int H, int KV, int T, int S, int D, bool CAUSAL, bool BTHD = false> st
         }
       tlfa::mmaAccumulators<BQ, D / 8, P>(dva, p, dos);
       tlfa::mmaAccumulators<BQ, D / 8, P>(dka, ds, qs);
-      __syncthreads();
+      // dQ: a query's keys span the 4 warps, so dS goes through shared memory (as bf16, as dK uses it).
+      {
+#pragma unroll
+        for (int n = 0; n < BQ / 8; ++n)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) dss[(n * 8 + 2 * t + (i & 1)) * PS + warp * 16 + g + 8 * (i / 2)] = f2bf(ds[n][i]);
+        __syncthreads();
+        // A warp's part: 16 query rows x D / C columns.
+        constexpr int R = BQ / 16, C = 4 / R, NT = D / 8 / C;
+        const int rg = warp % R, c0 = warp / R * (D / C);
+        float dqa[NT][4];
+        tlfa::clear(dqa);
+        tlfa::mmaRows<tlfa::kRows, NT, PS, P, true>(dqa, dss + rg * 16 * PS, ks + c0);
+        int *turn = turns + ((int64_t)b * H + hq) * kQueryTilesOfBQ + it;
+        const int before = firstAdder(it) - kt;  // parts of this tile's dQ added already
+        if (threadIdx.x == 0)
+          while (loadAcquire(turn) != before) spinPause();
+        __syncthreads();
+        const int64_t rows = ((int64_t)b * H + hq) * T;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int64_t row = i0 + rg * 16 + g + 8 * r;
+          if (row >= T) continue;
+#pragma unroll
+          for (int n = 0; n < NT; ++n) {
+            const int col = c0 + n * 8 + 2 * t;
+            float *sum = dqSum + (rows + row) * D + col;
+            float x0 = dqa[n][2 * r], x1 = dqa[n][2 * r + 1];
+            if (before > 0) {
+              x0 += __ldcg(sum);
+              x1 += __ldcg(sum + 1);
+            }
+            if (kt == 0) {
+              *(uint32_t *)(dq + qHead(b, hq) + row * QS + col) = packBf16x2(x0 * scale, x1 * scale);
+            } else {
+              __stcg(sum, x0);
+              __stcg(sum + 1, x1);
+            }
+          }
+        }
+        __syncthreads();
+        if (kt > 0 && threadIdx.x == 0) {
+          __threadfence();
+          storeRelease(turn, before + 1);
+        }
+      }
+      // The buffers and the dS tile are refilled next: the barrier above covers them.
     }
     const float ones[2] = {1.0f, 1.0f}, scales[2] = {scale, scale};
     tlfa::storeRows<D / 8, KS>(dk + kvBase, dka, k0 + warp * 16, S, scales);

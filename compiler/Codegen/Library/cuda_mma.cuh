@@ -8,6 +8,7 @@
 //   ldmatrixTrans<N> the same, each matrix transposed
 //   cpAsync16       a 16-byte global -> shared copy that bypasses registers (and L1)
 //   cpAsyncCommit / cpAsyncWait<N>  close a group of copies / wait until at most N groups are in flight
+//   loadAcquire / storeRelease      a flag between blocks (gpu scope), spinPause while waiting on one
 // Fragment layouts are the PTX ISA's ("Matrix Fragments for mma.m16n8k16",
 // "ldmatrix"): with g = lane / 4 and t = lane % 4, a 32-bit register holds two
 // bf16 of adjacent columns, the lower column in the low half. The CUDA
@@ -62,6 +63,18 @@ TL_INLINE void cpAsync16(void *shared, const void *global, bool valid = true) {
 }
 TL_INLINE void cpAsyncCommit() { TL_MMA_ASM("cp.async.commit_group;\n" ::: "memory"); }
 template <int N> TL_INLINE void cpAsyncWait() { TL_MMA_ASM("cp.async.wait_group %0;\n" :: "n"(N) : "memory"); }
+// A block publishes with storeRelease what its threads wrote before a
+// __syncthreads and a __threadfence; another block's loadAcquire that sees
+// the value sees those writes (read them with __ldcg: L1 is not coherent).
+TL_INLINE int loadAcquire(const int *p) {
+  int v = 0;
+  TL_MMA_ASM("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(p) : "memory");
+  return v;
+}
+TL_INLINE void storeRelease(int *p, int v) {
+  TL_MMA_ASM("st.release.gpu.global.b32 [%0], %1;\n" :: "l"(p), "r"(v) : "memory");
+}
+TL_INLINE void spinPause() { TL_MMA_ASM("nanosleep.u32 64;\n"); }
 #undef TL_MMA_ASM
 #endif  // __CUDA_ARCH__
 // Two floats as a bf16x2 fragment register (round to nearest even, like f2bf).
