@@ -518,58 +518,6 @@ TEST_F(TrainingStateTest, Bf16ComputeKeepsF32MasterWeights) {
   EXPECT_EQ(c.log.find("warning"), std::string::npos) << c.log;
 }
 
-// A bf16 step's weight gradients come from GEMMs with bf16 operands and an
-// f32 result that add into the flat f32 gradient buffer themselves: never
-// rounded to bf16 and no accumulation kernel after them; two micro-batches
-// add up in f32 (within the GEMM's own summation order).
-TEST_F(TrainingStateTest, Bf16WeightGradientsAddIntoF32Unrounded) {
-  tlc::artifact::Artifact a = compile(kSmall, /*bf16=*/true);
-  const tlc::artifact::EntryPoint *step = nullptr;
-  for (const auto &entry : a.entries)
-    if (entry.name == tlc::artifact::kTrainStep) step = &entry;
-  ASSERT_TRUE(step);
-  std::vector<int> gemmGrads;  // the parameters whose gradient a GEMM writes
-  for (const auto &s : step->steps) {
-    if (s.kind != tlc::artifact::Step::Gemm || !s.gemm.f32Result) continue;
-    const auto &c = a.buffers[s.buffers[2]];
-    ASSERT_EQ(c.kind, tlc::artifact::BufferKind::Grad);
-    EXPECT_TRUE(s.gemm.accumulate && s.gemm.dtype == tlc::artifact::DType::BF16);
-    gemmGrads.push_back(static_cast<int>(c.offset));
-    for (const auto &later : step->steps)  // nothing else adds into it
-      if (later.kind == tlc::artifact::Step::Kernel && later.kernel.find("accumulate_grad") != std::string::npos)
-        EXPECT_NE(later.buffers[0], s.buffers[2]) << later.kernel;
-  }
-  // Per layer: q, k, v, o, gate, up, down; and the output projection.
-  EXPECT_EQ(gemmGrads.size(), 2u * 7 + 1);
-
-  auto device = tlc::makeCpuDevice();
-  TrainingState e(a, *device);
-  setRandomParams(e);
-  auto [t1, y1] = batch(e);
-  auto [t2, y2] = batch(e);
-  e.zeroGrads();
-  e.trainMicroBatch(t1.data(), y1.data());
-  std::vector<float> g1 = download(e, FlatBuffer::Grads, all(e));
-  e.zeroGrads();
-  e.trainMicroBatch(t2.data(), y2.data());
-  std::vector<float> g2 = download(e, FlatBuffer::Grads, all(e));
-  e.zeroGrads();
-  e.trainMicroBatch(t1.data(), y1.data());
-  e.trainMicroBatch(t2.data(), y2.data());
-  std::vector<float> both = download(e, FlatBuffer::Grads, all(e));
-  for (int p : gemmGrads) {
-    Range r = e.rangeOf(p);
-    size_t unrounded = 0;
-    std::vector<float> got(both.begin() + r.begin, both.begin() + r.end), want(got.size());
-    for (int64_t i = r.begin; i < r.end; ++i) {
-      unrounded += g1[i] != tlc::roundToBf16(g1[i]);
-      want[i - r.begin] = g1[i] + g2[i];
-    }
-    EXPECT_GT(unrounded, r.size() * 9 / 10) << a.params[p].name;
-    EXPECT_LE(relativeError(got, want), 1e-6) << a.params[p].name;
-  }
-}
-
 TEST_F(TrainingStateTest, OptimizerKernelsOnEmulatedCudaMatchTheCpu) {
   const std::string small = "layers=1,dim=16,heads=2,kv_heads=1,ffn=24,vocab=50,seq=4,micro_batch=2";
   // f32: gradients from the training step; bf16: the same uploaded
