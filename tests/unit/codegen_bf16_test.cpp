@@ -19,6 +19,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <random>
 #include <regex>
 
@@ -33,6 +34,22 @@ public:  // checkTokenMajorAttention builds on check()
   static void SetUpTestSuite() {
     std::string dir = ::testing::TempDir() + "tlc-kernel-cache";
     setenv("TLC_CACHE_DIR", dir.c_str(), 1);
+  }
+
+  /// `src` lowered to an artifact; none (a failure recorded) if it does not parse or lower.
+  std::optional<art::Artifact> lowered(const std::string &src) {
+    OwningOpRef<ModuleOp> m = parseSourceString<ModuleOp>(src, &context);
+    if (!m) {
+      ADD_FAILURE() << diagnostics;
+      return std::nullopt;
+    }
+    tl::codegen::LoweringStats stats;
+    auto artifact = tl::codegen::lowerToArtifact(*m->getOps<func::FuncOp>().begin(), stats);
+    if (failed(artifact)) {
+      ADD_FAILURE() << diagnostics;
+      return std::nullopt;
+    }
+    return std::move(*artifact);
   }
 
   /// `src` uses bf16 for activations; i32 arguments get ids in [0, idRange);
@@ -198,11 +215,8 @@ TEST_F(Bf16CodegenTest, AttentionOfOtherHeadSizesKeepsTheScalarKernels) {
     %o, %l = tl.attention %q, %k, %v scale = 0.2 : tensor<1x4x13x24xbf16>, tensor<1x2x13x24xbf16> -> tensor<1x4x13xf32>
     %dq, %dk, %dv = tl.attention_grad %g, %q, %k, %v, %o, %l scale = 0.2 : tensor<1x4x13x24xbf16>, tensor<1x2x13x24xbf16>, tensor<1x4x13xf32>
     return %o, %l, %dq, %dk, %dv : tensor<1x4x13x24xbf16>, tensor<1x4x13xf32>, tensor<1x4x13x24xbf16>, tensor<1x2x13x24xbf16>, tensor<1x2x13x24xbf16> })";
-  OwningOpRef<ModuleOp> m = parseSourceString<ModuleOp>(src, &context);
-  ASSERT_TRUE(m) << diagnostics;
-  tl::codegen::LoweringStats stats;
-  auto artifact = tl::codegen::lowerToArtifact(*m->getOps<func::FuncOp>().begin(), stats);
-  ASSERT_TRUE(succeeded(artifact)) << diagnostics;
+  std::optional<art::Artifact> artifact = lowered(src);
+  ASSERT_TRUE(artifact);
   EXPECT_EQ(artifact->cudaSource.find("TlFlashAttention<4"), std::string::npos);
   check(src);
 }
@@ -231,11 +245,8 @@ TEST_F(Bf16CodegenTest, TensorCoreAttentionSumsQueryGradientsOverKeyTiles) {
     %dq, %dk, %dv = tl.attention_grad %g, %q, %k, %v, %o, %l scale = 0.125 CAUSAL : tensor<1x4x300x64xbf16>, tensor<1x2x300x64xbf16>, tensor<1x4x300xf32>
     return %dq, %dk, %dv : tensor<1x4x300x64xbf16>, tensor<1x2x300x64xbf16>, tensor<1x2x300x64xbf16> })";
     src = std::regex_replace(src, std::regex("CAUSAL"), causal);
-    OwningOpRef<ModuleOp> m = parseSourceString<ModuleOp>(src, &context);
-    ASSERT_TRUE(m) << diagnostics;
-    tl::codegen::LoweringStats stats;
-    auto artifact = tl::codegen::lowerToArtifact(*m->getOps<func::FuncOp>().begin(), stats);
-    ASSERT_TRUE(succeeded(artifact)) << diagnostics;
+    std::optional<art::Artifact> artifact = lowered(src);
+    ASSERT_TRUE(artifact);
     EXPECT_NE(artifact->cudaSource.find("::gradKeyValueQuery("), std::string::npos);
     EXPECT_EQ(artifact->cudaSource.find("::gradQuery("), std::string::npos);  // no second pass for dQ
     check(src, 5, 6e-3);
@@ -283,11 +294,8 @@ TEST_F(Bf16CodegenTest, SumsOfGemmsAccumulateInPlace) {
     %t = tl.add %n1, %n2 : tensor<2x7x9xT>
     %r = tl.neg %s : tensor<2x7x9xT>
     return %r, %t, %n1 : tensor<2x7x9xT>, tensor<2x7x9xT>, tensor<2x7x9xT> })", std::regex("xT>"), std::string("x") + type + ">");
-    OwningOpRef<ModuleOp> m = parseSourceString<ModuleOp>(src, &context);
-    ASSERT_TRUE(m) << diagnostics;
-    tl::codegen::LoweringStats stats;
-    auto artifact = tl::codegen::lowerToArtifact(*m->getOps<func::FuncOp>().begin(), stats);
-    ASSERT_TRUE(succeeded(artifact)) << diagnostics;
+    std::optional<art::Artifact> artifact = lowered(src);
+    ASSERT_TRUE(artifact);
     int accumulating = 0, adds = 0;
     for (const art::Step &step : artifact->entries[0].steps) {
       accumulating += step.kind == art::Step::Gemm && step.gemm.accumulate;

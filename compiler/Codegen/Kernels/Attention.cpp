@@ -86,13 +86,12 @@ struct TensorCoreShared {  // bytes of dynamic shared memory, as TlFlashAttentio
   }
 };
 
-/// A step on the tensor-core kernels: a block for every 64 `rows` of each of
-/// `heads` heads of every batch row.
-LoweredStep tensorCoreStep(Builder &k, const AttentionShape &a, const std::string &fn, const std::string &args,
+/// A step on the tensor-core kernels (CUDA body `cuda`, CPU body `cpu`): a
+/// block for every 64 `rows` of each of `heads` heads of every batch row.
+LoweredStep tensorCoreStep(Builder &k, const AttentionShape &a, const std::string &cpu, const std::string &cuda,
                            int64_t heads, int64_t rows, int64_t shared) {
-  return k.custom(a.cpuCall(fn, args), a.cudaCall(fn, args),
-                  a.b * heads * ((rows + kTensorCoreRows - 1) / kTensorCoreRows), kTensorCoreThreads, shared,
-                  a.batched);
+  return k.custom(cpu, cuda, a.b * heads * ((rows + kTensorCoreRows - 1) / kTensorCoreRows), kTensorCoreThreads,
+                  shared, a.batched);
 }
 
 std::string dotLoop(int64_t d, const std::string &acc, const std::string &a, const std::string &b) {
@@ -177,7 +176,8 @@ LoweredOp attention(AttentionOp op, const std::string &name, const KernelContext
       arg("storeO", o.st("qrow * " + D + " + d", "acc[d] / l")), arg("storeLse", lse.st("row", "m + logf(l)")));
   LoweredOp out;
   if (useTensorCores(a, {op.getQuery(), op.getKey(), op.getValue(), op.getResult()}))
-    out.steps.push_back(tensorCoreStep(k, a, "forward", args, a.h, a.t, TensorCoreShared(a.d).forward));
+    out.steps.push_back(tensorCoreStep(k, a, a.cpuCall("forward", args), a.cudaCall("forward", args), a.h, a.t,
+                                       TensorCoreShared(a.d).forward));
   else
     out.steps.push_back(k.custom(a.cpuCall("forward", args), cuda, a.b * a.h * qTiles, 64, 2 * tile * a.d * 4,
                                  a.batched));
@@ -233,12 +233,12 @@ LoweredOp attentionGrad(AttentionGradOp op, const std::string &name, const Kerne
     k.scratch("delta", 0, false);
     k.scratch("dqsum", 1, true);
     k.scratch("turns", 2, true);
-    const int64_t blocks = a.b * a.kv * ((a.s + kTensorCoreRows - 1) / kTensorCoreRows);
-    out.steps.push_back(
-        k.custom(a.cpuCall("gradQuery", "dq, dout, q, k, v, lse, delta") +
-                     a.cpuCall("gradKeyValue", "dk, dv, dout, q, k, v, lse, delta"),
-                 a.cudaCall("gradKeyValueQuery", "dk, dv, dq, dout, q, k, v, lse, delta, dqsum, (int *)turns"),
-                 blocks, kTensorCoreThreads, tcShared.gradients, a.batched));
+    out.steps.push_back(tensorCoreStep(
+        k, a,
+        a.cpuCall("gradQuery", "dq, dout, q, k, v, lse, delta") +
+            a.cpuCall("gradKeyValue", "dk, dv, dout, q, k, v, lse, delta"),
+        a.cudaCall("gradKeyValueQuery", "dk, dv, dq, dout, q, k, v, lse, delta, dqsum, (int *)turns"), a.kv, a.s,
+        tcShared.gradients));
     return out;
   }
   // f32: the scalar kernels, dQ by query rows, dK and dV by key rows.

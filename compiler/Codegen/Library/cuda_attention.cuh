@@ -248,7 +248,8 @@ template <int H, int KV, int T, int S, int D, bool CAUSAL, bool BTHD = false> st
   // first, and the grid runs a group's key tiles in that order, so that a
   // block only ever waits for blocks dispatched before it.
   static __device__ int firstAdder(int it) {
-    return CAUSAL && (it * BQ + BQ - 1) / tlfa::kRows < kKeyTiles ? (it * BQ + BQ - 1) / tlfa::kRows : kKeyTiles - 1;
+    const int lastVisible = (it * BQ + BQ - 1) / tlfa::kRows;  // the key tile of the tile's last query
+    return CAUSAL && lastVisible < kKeyTiles ? lastVisible : kKeyTiles - 1;
   }
 
   static constexpr int kQueryTilesOfBQ = (T + BQ - 1) / BQ;
