@@ -166,12 +166,13 @@ void discardCheckpointTemp(const std::string &tmp);  // after a failure: best ef
 Snapshot readCheckpoint(const std::string &dir, const Layout &expected, int64_t wantBegin = 0, int64_t wantEnd = -1,
                         bool verify = true, bool withData = true);
 // The data of a checkpoint readCheckpoint has verified, in chunks read with
-// pread (bounded resident memory): every tensor's master weights in file
-// order (from model.safetensors, or re-cut from the weight range files: the
-// same pieces either way), and the moments over `want` from whichever range
-// files hold them.
-void readMasterChunks(const std::string &dir, const Snapshot &s, const FlatVisit &visit,
-                      int64_t chunk = kCheckpointChunkElements);
+// pread (bounded resident memory): the master weights over `want` (the
+// flat elements [wantBegin, wantEnd); -1: to the end) tensor by tensor in
+// file order (from model.safetensors, or re-cut from the weight range files:
+// the same pieces either way), and the moments over `want` from whichever
+// range files hold them. A zero=3 rank reads only its shard.
+void readMasterChunks(const std::string &dir, const Snapshot &s, const FlatVisit &visit, int64_t wantBegin = 0,
+                      int64_t wantEnd = -1, int64_t chunk = kCheckpointChunkElements);
 // One tensor's master weights, likewise.
 void readMasterTensor(const std::string &dir, const Snapshot &s, const TensorSlot &t, const FlatVisit &visit,
                       int64_t chunk = kCheckpointChunkElements);

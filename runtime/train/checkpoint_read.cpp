@@ -161,10 +161,11 @@ class MasterSource {
     files_.resize(std::max<size_t>(1, s.weightParts.size()));
   }
 
-  void read(const TensorSlot &t, const FlatVisit &visit, int64_t chunk) {
+  // Tensor t's elements [from, to) (counted within t), `chunk` at a time.
+  void read(const TensorSlot &t, const FlatVisit &visit, int64_t chunk, int64_t from, int64_t to) {
     try {
-      for (int64_t b = 0; b < t.numel; b += chunk) {
-        int64_t n = std::min(chunk, t.numel - b);
+      for (int64_t b = from; b < to; b += chunk) {
+        int64_t n = std::min(chunk, to - b);
         buf_.resize(static_cast<size_t>(n));
         if (s_.weightParts.empty()) {
           const safetensors::File &model = file(0);
@@ -222,12 +223,17 @@ nlohmann::json readCheckpointConfig(const std::string &dir) {
 
 void readMasterTensor(const std::string &dir, const Snapshot &s, const TensorSlot &t, const FlatVisit &visit,
                       int64_t chunk) {
-  MasterSource(dir, s).read(t, visit, chunk);
+  MasterSource(dir, s).read(t, visit, chunk, 0, t.numel);
 }
 
-void readMasterChunks(const std::string &dir, const Snapshot &s, const FlatVisit &visit, int64_t chunk) {
+void readMasterChunks(const std::string &dir, const Snapshot &s, const FlatVisit &visit, int64_t wantBegin,
+                      int64_t wantEnd, int64_t chunk) {
+  if (wantEnd < 0) wantEnd = s.layout.flatElements;
   MasterSource source(dir, s);
-  for (const TensorSlot &t : s.layout.tensors) source.read(t, visit, chunk);
+  for (const TensorSlot &t : s.layout.tensors) {
+    int64_t from = std::max<int64_t>(0, wantBegin - t.offset), to = std::min(t.numel, wantEnd - t.offset);
+    if (from < to) source.read(t, visit, chunk, from, to);
+  }
 }
 
 void readMomentChunks(const std::string &dir, const Snapshot &s, int64_t wantBegin, int64_t wantEnd, const FlatVisit &m,

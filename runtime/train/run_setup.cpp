@@ -37,6 +37,22 @@ Layout layoutOf(const artifact::Artifact &a, const std::string &path) {
   return l;
 }
 
+Layout trainingLayout(const artifact::Artifact &a, const std::string &path, int64_t microBatch) {
+  Layout layout = layoutOf(a, path);
+  if (microBatch == 0 || microBatch == layout.batch) return layout;
+  // Any micro-batch up to the compiled one runs on the same kernels (their
+  // row counts are run-time arguments).
+  int64_t compiled = a.entry(artifact::kTrainStep)->batch;
+  if (compiled == 0)
+    throw ConfigError("key 'micro_batch' (" + std::to_string(microBatch) + "): " + path +
+                      " runs only its compiled micro-batch of " + std::to_string(layout.batch));
+  if (microBatch > compiled)
+    throw ConfigError("key 'micro_batch' (" + std::to_string(microBatch) + ") exceeds the " + std::to_string(compiled) +
+                      " sequences " + path + " was compiled for: recompile with tlc emit --set micro_batch=N");
+  layout.batch = microBatch;
+  return layout;
+}
+
 // Our own Box-Muller, so the values do not depend on the C++ library.
 std::vector<float> initialWeights(const artifact::Tensor &p, size_t index, uint64_t seed) {
   std::vector<float> w(static_cast<size_t>(p.numel()));

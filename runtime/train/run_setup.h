@@ -29,6 +29,10 @@ Config resolveConfig(const TrainOptions &o, const nlohmann::json *checkpointConf
 void checkOneTokenizer(const std::vector<DataSource> &sources);
 // The artifact's flat layout and micro-batch shape.
 Layout layoutOf(const artifact::Artifact &a, const std::string &path);
+// The layout a run trains: the artifact's, with the configuration's
+// micro_batch (0: the compiled one; at most the compiled one, else
+// ConfigError naming the key).
+Layout trainingLayout(const artifact::Artifact &a, const std::string &path, int64_t microBatch);
 // Fresh weights from the artifact's init specs, seeded per tensor.
 std::vector<float> initialWeights(const artifact::Tensor &p, size_t index, uint64_t seed);
 

@@ -23,6 +23,7 @@
 #include "formats/safetensors.h"
 #include "runtime/train/checkpoint.h"
 #include "runtime/train/checkpoint_ref.h"
+#include "runtime/train/checkpoint_save.h"
 #include "runtime/train/config.h"
 #include "runtime/train/data.h"
 #include "runtime/train/metrics.h"
@@ -30,6 +31,7 @@
 #include "runtime/train/parallel.h"
 #include "runtime/train/run_info.h"
 #include "runtime/train/run_setup.h"
+#include "runtime/train/stop_signals.h"
 
 namespace fs = std::filesystem;
 
@@ -37,45 +39,6 @@ namespace tlc::train {
 namespace {
 
 using Failure = TrainError;
-
-// SIGINT/SIGTERM: the loop finishes its step, writes a checkpoint and
-// exits. A second signal gets the default action (the checkpoint on disk is
-// still the last complete one).
-volatile sig_atomic_t gStopSignal = 0;
-bool gAnnounceStop = false;  // rank 0 says at once that it will stop
-
-void onStopSignal(int sig) {
-  gStopSignal = sig;
-  signal(SIGINT, SIG_DFL);
-  signal(SIGTERM, SIG_DFL);
-  if (gAnnounceStop) {  // write(2): async-signal-safe, unlike printf
-    static const char message[] =
-        "\ntlrun train: stopping after the current step, then writing a checkpoint (signal again to stop at once, "
-        "losing the current step)\n";
-    ssize_t ignored = write(STDERR_FILENO, message, sizeof message - 1);
-    (void)ignored;
-  }
-}
-
-class StopSignals {
- public:
-  explicit StopSignals(bool announce) {
-    gStopSignal = 0;
-    gAnnounceStop = announce;
-    struct sigaction sa = {};
-    sa.sa_handler = onStopSignal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &oldInt_);
-    sigaction(SIGTERM, &sa, &oldTerm_);
-  }
-  ~StopSignals() {
-    sigaction(SIGINT, &oldInt_, nullptr);
-    sigaction(SIGTERM, &oldTerm_, nullptr);
-  }
-
- private:
-  struct sigaction oldInt_, oldTerm_;
-};
 
 class Trainer {
  public:
@@ -119,17 +82,19 @@ class Trainer {
     state_.adamStep = s.state.adamStep;
   }
 
-  // Params (everywhere) and master weights (the optimizer range) from the
-  // checkpoint's model file, in chunks.
+  // Params (everywhere; zero=3: the shard, as freshWeights) and master
+  // weights (the optimizer range) from the checkpoint's model file, in
+  // chunks; only the elements either needs are read.
   void loadWeights(const std::string &dir, const Snapshot &s) {
     Range opt = engine_.optimizerRange();
-    Range keep = dp_.paramsAtRest();  // zero=3: the shard (as freshWeights)
-    readMasterChunks(dir, s, [&](int64_t b, int64_t e, const float *v) {
+    Range keep = dp_.paramsAtRest();
+    auto upload = [&](int64_t b, int64_t e, const float *v) {
       int64_t kb = std::max(b, keep.begin), ke = std::min(e, keep.end);
       if (kb < ke) engine_.upload(FlatBuffer::Params, {kb, ke}, v + (kb - b));
       int64_t pb = std::max(b, opt.begin), pe = std::min(e, opt.end);
       if (pb < pe) engine_.upload(FlatBuffer::Master, {pb, pe}, v + (pb - b));
-    });
+    };
+    readMasterChunks(dir, s, upload, std::min(keep.begin, opt.begin), std::max(keep.end, opt.end));
   }
 
   void loadMoments(const std::string &dir, const Snapshot &s) {
@@ -149,93 +114,12 @@ class Trainer {
     data_.seek(state_.data);
   }
 
-  // Every rank writes its owned range of the moments, and with sharded
-  // weights its owned range of the master weights; with full weights rank 0
-  // writes them all (gathered). After every rank's files are on disk rank 0
-  // publishes the checkpoint with state.json last. A rank that fails makes
-  // every rank fail with its message; `latest` then still names the previous one.
   std::string checkpoint() {
     lastCheckpointStep_ = state_.step;
     TrainerState s = state_;
     s.data = data_.position();
     s.config = c_.toJson();
-    const shard::Layout &l = dp_.layout();
-    Range opt = engine_.optimizerRange();
-    bool root = dp_.rank() == 0;
-    std::string tmp = checkpointTempDir(o_.runDir, s.step, checkpointTag_);
-    std::string error;
-    auto agree = [&](const char *what) {
-      std::vector<double> failed = dp_.allGather({error.empty() ? 0.0 : 1.0});
-      std::string ranks;
-      for (size_t r = 0; r < failed.size(); ++r)
-        if (failed[r] != 0) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
-      if (ranks.empty()) return;
-      if (root) discardCheckpointTemp(tmp);
-      throw CheckpointError(error.empty() ? std::string(what) + " failed on rank " + ranks : error);
-    };
-    if (root) try {
-        createCheckpointTemp(tmp);
-      } catch (const std::exception &e) {
-        error = e.what();
-      }
-    agree("creating the checkpoint directory");
-
-    // Streamed in chunks (bounded host memory): the master weights of each
-    // chunk come from the ranks that own them (every rank walks the chunks),
-    // each rank's moments from its own device buffers.
-    bool local = dp_.world() == 1 || opt.size() == l.elements;
-    auto gatherMaster = [&](int64_t b, int64_t e, float *into) {
-      if (local) return engine_.download(FlatBuffer::Master, {b, e}, into);
-      for (int r = 0; r < dp_.world(); ++r) {
-        Range own = l.ownedBy(r);
-        int64_t pb = std::max(b, own.begin), pe = std::min(e, own.end);
-        if (pb >= pe) continue;
-        if (r == dp_.rank()) engine_.download(FlatBuffer::Master, {pb, pe}, into + (pb - b));
-        dp_.comm().host().broadcast(into + (pb - b), static_cast<size_t>(pe - pb), comm::DType::F32, r);
-      }
-    };
-    auto partOf = [&](int r) {
-      return OptimizerPart{optimizerFileName(r, dp_.world()), l.ownedBy(r).begin, l.ownedBy(r).end};
-    };
-    bool sharded = c_.checkpoint_weights == "sharded";
-    auto weightPartOf = [&](int r) {
-      return RangePart{weightFileName(r, dp_.world()), l.ownedBy(r).begin, l.ownedBy(r).end};
-    };
-    auto download = [&](FlatBuffer which) {
-      return [this, which](int64_t b, int64_t e, float *into) { engine_.download(which, {b, e}, into); };
-    };
-    try {
-      if (sharded) {  // each rank's own master weights: no collective
-        writeWeightFile(tmp, weightPartOf(dp_.rank()), download(FlatBuffer::Master));
-      } else if (root) {
-        writeModelFile(tmp, layout_, gatherMaster);
-      } else if (!local) {
-        std::vector<float> buf;
-        forEachModelChunk(layout_, kCheckpointChunkElements, [&](int64_t b, int64_t e) {
-          buf.resize(static_cast<size_t>(e - b));
-          gatherMaster(b, e, buf.data());
-        });
-      }
-      writeOptimizerFile(tmp, partOf(dp_.rank()), download(FlatBuffer::M), download(FlatBuffer::V));
-    } catch (const std::exception &e) {
-      error = "saving checkpoint " + o_.runDir + "/checkpoints/" + std::to_string(s.step) + " failed: " + e.what();
-    }
-    agree("writing the checkpoint");  // the barrier before the manifest
-
-    std::string dir = o_.runDir + "/checkpoints/" + std::to_string(s.step);
-    if (root) try {
-        std::vector<OptimizerPart> parts;
-        std::vector<RangePart> weightParts;
-        for (int r = 0; r < dp_.world(); ++r) {
-          parts.push_back(partOf(r));
-          if (sharded) weightParts.push_back(weightPartOf(r));
-        }
-        dir = publishCheckpoint(o_.runDir, tmp, s, layout_, parts, c_.keep_checkpoints, weightParts);
-      } catch (const std::exception &e) {
-        error = e.what();
-      }
-    agree("publishing the checkpoint");
-    return dir;
+    return saveCheckpoint(o_.runDir, s, layout_, c_, dp_, engine_, checkpointTag_);
   }
 
   // The validation loss of source `src` over its first val_batches.
@@ -361,7 +245,7 @@ class Trainer {
       // One host message per rank: its gradient sum of squares, whether it
       // was signalled, its micro-batch losses. Summed in rank (= batch) order.
       message[0] = engine_.gradSquaredNorm(gradRange);
-      message[1] = static_cast<double>(gStopSignal);  // the signal, 0 for none
+      message[1] = static_cast<double>(StopSignals::received());  // 0 for none
       std::vector<double> all = dp_.allGather(message);
       double lossSum = 0, norm2 = 0;
       bool stop = false;
@@ -528,20 +412,7 @@ int runTrain(const TrainOptions &o, const std::vector<WorkFactory> &workFactorie
     }
     Config c = resolveConfig(o, o.resume ? &checkpointConfig : nullptr);
     artifact::Artifact a = artifact::read(o.model);
-    Layout layout = layoutOf(a, o.model);
-    if (c.micro_batch != 0 && c.micro_batch != layout.batch) {
-      // Any micro-batch up to the compiled one runs on the same kernels
-      // (their row counts are run-time arguments).
-      int64_t compiled = a.entry(artifact::kTrainStep)->batch;
-      if (compiled == 0)
-        throw ConfigError("key 'micro_batch' (" + std::to_string(c.micro_batch) + "): " + o.model +
-                          " runs only its compiled micro-batch of " + std::to_string(layout.batch));
-      if (c.micro_batch > compiled)
-        throw ConfigError("key 'micro_batch' (" + std::to_string(c.micro_batch) + ") exceeds the " +
-                          std::to_string(compiled) + " sequences " + o.model +
-                          " was compiled for: recompile with tlc emit --set micro_batch=N");
-      layout.batch = c.micro_batch;
-    }
+    Layout layout = trainingLayout(a, o.model, c.micro_batch);
     int64_t microTokens = layout.batch * layout.seq;
     if (c.batch_tokens % microTokens != 0)
       throw ConfigError("key 'batch_tokens' (" + std::to_string(c.batch_tokens) + ") must be a multiple of the micro-batch's " +

@@ -397,7 +397,19 @@ TEST(TrainCheckpoint, ChunkedSaveAndLoadAreExact) {
     EXPECT_TRUE(meta.master.empty());
     std::vector<float> master(192, -1.0f), m(100, -1.0f), v(100, -1.0f);
     readMasterChunks(whole, meta, [&](int64_t b, int64_t e, const float *x) { std::copy(x, x + (e - b), &master[b]); },
-                     chunk);
+                     0, -1, chunk);
+    // A range (a zero=3 rank's shard) reads its elements only, once each.
+    std::vector<int> seen(192, 0);
+    readMasterChunks(whole, meta, [&](int64_t b, int64_t e, const float *x) {
+      for (int64_t i = b; i < e; ++i) {
+        seen[i] += 1;
+        EXPECT_EQ(x[i - b], s.master[i]) << i;
+      }
+    }, 50, 150, chunk);
+    for (int64_t i = 0; i < 192; ++i) {
+      bool inTensor = i < 60 || (i >= 64 && i < 70) || (i >= 128 && i < 188);
+      ASSERT_EQ(seen[i], inTensor && i >= 50 && i < 150) << i << " with chunk " << chunk;
+    }
     readMomentChunks(
         whole, meta, 50, 150, [&](int64_t b, int64_t e, const float *x) { std::copy(x, x + (e - b), &m[b - 50]); },
         [&](int64_t b, int64_t e, const float *x) { std::copy(x, x + (e - b), &v[b - 50]); }, chunk);
@@ -438,7 +450,7 @@ TEST(TrainCheckpoint, ShardedWeightsReadLikeFullOnes) {
                        [&](int64_t b, int64_t e, const float *x) {
                          pieces[form].push_back({b, e});
                          values[form].insert(values[form].end(), x, x + (e - b));
-                       }, chunk);
+                       }, 0, -1, chunk);
     EXPECT_EQ(pieces[0], pieces[1]) << chunk;
     EXPECT_EQ(values[0], values[1]) << chunk;
   }

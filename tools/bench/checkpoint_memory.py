@@ -7,12 +7,17 @@ host memory), one step that writes its checkpoint, and a resume from it (one mor
 checkpoint). The save and load overheads are their peaks minus the baseline's; beside them, the
 host copy that a whole-buffer save or load needs (master weights + both moments, f32).
 
-  tools/bench/checkpoint_memory.py [--preset 124m] [--tlc build/tools/tlc] [--tlrun build/tools/tlrun]
+With --ranks N (MPI) every figure is per rank, the largest rank's beside the smallest's; --zero
+and --weights (checkpoint_weights: full, where rank 0 writes all master weights, gathered chunk
+by chunk, or sharded, a range file per rank) choose what is saved. A zero=3 rank holds and
+reads only its shard.
+
+  tools/bench/checkpoint_memory.py [--preset 124m] [--ranks 1] [--zero 1] [--weights full]
+      [--tlc build/tools/tlc] [--tlrun build/tools/tlrun] [--mpiexec mpirun]
 """
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -20,15 +25,15 @@ import tempfile
 import numpy as np
 
 
-def peak_rss_mib(cmd):
-    """Runs cmd alone in a fresh child and returns its peak RSS in MiB."""
-    wrapper = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True);"
-               "sys.stderr.write(r.stderr.decode()[-2000:]) if r.returncode else None;"
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)")
-    r = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True)
+def peak_rss_mib(cmd, ranks, mpiexec, scratch):
+    """Runs cmd (under mpiexec with more than one rank) and returns each rank's peak RSS in MiB."""
+    # One file per rank (GNU time's maximum resident set size, KiB).
+    timed = ["bash", "-c", f'exec /usr/bin/time -o {scratch}.${{OMPI_COMM_WORLD_RANK:-0}} -f %M "$@"', "_"]
+    launch = [] if ranks == 1 else [mpiexec, "--allow-run-as-root", "--oversubscribe", "-np", str(ranks)]
+    r = subprocess.run(launch + timed + cmd, capture_output=True, text=True)
     if r.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{r.stderr}")
-    return int(r.stdout.split()[-1]) / 1024
+        sys.exit(f"failed: {' '.join(cmd)}\n{(r.stdout + r.stderr)[-3000:]}")
+    return [int(open(f"{scratch}.{k}").read().split()[-1]) / 1024 for k in range(ranks)]
 
 
 def main():
@@ -37,6 +42,10 @@ def main():
     p.add_argument("--set", default="micro_batch=1,seq=64", help="tlc emit overrides")
     p.add_argument("--tlc", default="build/tools/tlc")
     p.add_argument("--tlrun", default="build/tools/tlrun")
+    p.add_argument("--ranks", type=int, default=1)
+    p.add_argument("--zero", type=int, default=1)
+    p.add_argument("--weights", choices=("full", "sharded"), default="full")
+    p.add_argument("--mpiexec", default="mpirun")
     a = p.parse_args()
     with tempfile.TemporaryDirectory() as w:
         mlir, tlx = os.path.join(w, "m.mlir"), os.path.join(w, "m.tlx")
@@ -55,20 +64,28 @@ def main():
             with open(os.path.join(data, f"r_{name}_000.bin"), "wb") as f:
                 f.write(header.tobytes() + tokens.tobytes())
         micro = cfg["micro_batch"] * cfg["seq"]
-        sets = f"batch_tokens={micro},val_every=0,log_every=1,warmup_steps=1"
+        sets = (f"batch_tokens={micro * a.ranks},val_every=0,log_every=1,warmup_steps=1,zero={a.zero},"
+                f"checkpoint_weights={a.weights}")
         train = [a.tlrun, "train", tlx, "--data", data, "--set", sets]
-        env_cache = os.path.join(w, "cache")
-        os.environ["TLC_CACHE_DIR"] = env_cache
-        peak_rss_mib(train + ["--out", os.path.join(w, "warm"), "--steps", "1", "--set", "final_checkpoint=false"])
-        base = peak_rss_mib(train + ["--out", os.path.join(w, "base"), "--steps", "1", "--set", "final_checkpoint=false"])
-        save = peak_rss_mib(train + ["--out", os.path.join(w, "run"), "--steps", "1"])
-        load = peak_rss_mib(train + ["--out", os.path.join(w, "run"), "--resume", "--steps", "2", "--set",
-                                     "final_checkpoint=false"])
+        os.environ["TLC_CACHE_DIR"] = os.path.join(w, "cache")
+
+        def peak(*args):
+            return peak_rss_mib(train + list(args), a.ranks, a.mpiexec, os.path.join(w, "rss"))
+
+        peak("--out", os.path.join(w, "warm"), "--steps", "1", "--set", "final_checkpoint=false")
+        base = peak("--out", os.path.join(w, "base"), "--steps", "1", "--set", "final_checkpoint=false")
+        save = peak("--out", os.path.join(w, "run"), "--steps", "1")
+        load = peak("--out", os.path.join(w, "run"), "--resume", "--steps", "2", "--set", "final_checkpoint=false")
     copy = params * 4 * 3 / 2**20
-    print(f"{a.preset} ({params / 1e6:.1f}M parameters), {a.tlrun}, peak RSS in MiB:")
-    print(f"  one step, no checkpoint (baseline)   {base:8.0f}")
-    print(f"  one step + save                      {save:8.0f}   save overhead {save - base:7.0f}")
-    print(f"  resume + one step                    {load:8.0f}   load overhead {load - base:7.0f}")
+
+    def figures(rss):
+        return f"{max(rss):8.0f}" + (f" (smallest rank {min(rss):.0f})" if a.ranks > 1 else "")
+
+    print(f"{a.preset} ({params / 1e6:.1f}M parameters), {a.tlrun}, {a.ranks} rank(s), zero={a.zero}, "
+          f"checkpoint_weights={a.weights}; peak RSS in MiB{', largest rank' if a.ranks > 1 else ''}:")
+    print(f"  one step, no checkpoint (baseline)   {figures(base)}")
+    print(f"  one step + save                      {figures(save)}   save overhead {max(save) - max(base):7.0f}")
+    print(f"  resume + one step                    {figures(load)}   load overhead {max(load) - max(base):7.0f}")
     print(f"  a whole host copy (master, m, v)     {copy:8.0f}")
 
 
