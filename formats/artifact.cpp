@@ -104,7 +104,7 @@ nlohmann::json stepJson(const Step &s) {
                   {"k", g.k}, {"batch", g.batch}, {"stride_a", g.strideA},
                   {"stride_b", g.strideB}, {"stride_c", g.strideC},
                   {"dtype", dtypeName(g.dtype)}, {"accumulate", g.accumulate},
-                  {"scale", scaleName(g.scale)}};
+                  {"scale", scaleName(g.scale)}, {"f32_result", g.f32Result}};
   }
   return js;
 }
@@ -132,7 +132,9 @@ Step stepFrom(const nlohmann::json &js) {
               g.at("n").get<int64_t>(), g.at("k").get<int64_t>(), g.at("batch").get<int64_t>(),
               g.at("stride_a").get<int64_t>(), g.at("stride_b").get<int64_t>(),
               g.at("stride_c").get<int64_t>(), parseDType(g.at("dtype").get<std::string>()),
-              g.at("accumulate").get<bool>(), parseScale(g.at("scale").get<std::string>())};
+              g.at("accumulate").get<bool>(), parseScale(g.at("scale").get<std::string>()),
+              g.value("f32_result", false)};
+    if (s.gemm.f32Result && s.gemm.dtype != DType::BF16) throw Error("only a bf16 GEMM can have an f32 result");
   } else {
     throw Error("unknown step kind '" + kind + "'");
   }

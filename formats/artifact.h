@@ -93,6 +93,9 @@ struct Gemm {
   // The extent that scales with the run's micro-batch: the rows, the batch
   // count, or the contraction (a weight gradient over the batch's rows).
   enum class Scale { None, M, Batch, K } scale = Scale::None;
+  // bf16 A and B with an f32 C: a bf16 weight gradient added straight into
+  // the flat f32 gradient buffer (never rounded to bf16).
+  bool f32Result = false;
   // This GEMM for a run of `batch` out of the compiled `compiled` micro-batch.
   Gemm forBatch(int64_t batch, int64_t compiled) const;
 };

@@ -167,6 +167,7 @@ LogicalResult Lowering::lowerOp(Operation *op) {
     g.strideC = g.m * g.n;
     g.dtype = *dtype;
     g.accumulate = accumulatingGemms.contains(matmul.getResult());
+    g.f32Result = g.accumulate && g.dtype == art::DType::BF16;  // into the f32 gradient buffer
     if (Value into = g.accumulate ? Value() : accumulationTarget(matmul)) {
       // out = into + A B as one GEMM writing into `into`'s buffer.
       Operation *add = *matmul->getUsers().begin();
@@ -383,8 +384,9 @@ LogicalResult Lowering::bindResults(func::FuncOp func) {
       if (!gradBuffer.count(p->second))
         gradBuffer[p->second] = newBuffer(a.params[p->second].numel() * 4, art::BufferKind::Grad, p->second);
       int grad = gradBuffer[p->second];
-      // An f32 GEMM whose result is only this gradient adds into it itself.
-      if (onlyReturned && *dtype == art::DType::F32 && root.getDefiningOp<MatmulOp>() &&
+      // A GEMM whose result is only this gradient adds into it itself (a
+      // bf16 one with an f32 result).
+      if (onlyReturned && (*dtype == art::DType::F32 || *dtype == art::DType::BF16) && root.getDefiningOp<MatmulOp>() &&
           !accumulatingGemms.contains(root) && !buffer.count(root)) {
         accumulatingGemms.insert(root);
         buffer[root] = grad;

@@ -168,7 +168,7 @@ class CpuDevice : public Device {
   }
 
   // bf16 storage: widen to f32, multiply (adding to C widened, when
-  // accumulating), round the result back.
+  // accumulating), round the result back; an f32 result is C itself.
   void gemmBf16(const artifact::Gemm &g, const void *a, const void *b, void *c) {
     auto widen = [](const void *p, int64_t n) {
       std::vector<float> out(n);
@@ -180,6 +180,10 @@ class CpuDevice : public Device {
     for (int64_t i = 0; i < g.batch; ++i) {
       std::vector<float> fa = widen(static_cast<const uint16_t *>(a) + i * g.strideA, na);
       std::vector<float> fb = widen(static_cast<const uint16_t *>(b) + i * g.strideB, nb);
+      if (g.f32Result) {
+        sgemm(g, fa.data(), fb.data(), static_cast<float *>(c) + i * g.strideC);
+        continue;
+      }
       if (g.accumulate) fc = widen(static_cast<const uint16_t *>(c) + i * g.strideC, g.m * g.n);
       sgemm(g, fa.data(), fb.data(), fc.data());
       for (int64_t j = 0; j < g.m * g.n; ++j)

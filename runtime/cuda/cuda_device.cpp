@@ -201,19 +201,20 @@ class CudaDevice : public Device {
     // The heuristic assumes 256-byte alignment unless told: flat parameters
     // sit at 64-element offsets (128 bytes in bf16), and leading dimensions
     // and batch strides count too.
-    uint64_t elementBytes = g.dtype == artifact::DType::BF16 ? 2 : 4;
-    auto alignment = [&](const void *p, uint64_t leading, int64_t stride) {
+    uint64_t elementBytes = g.dtype == artifact::DType::BF16 ? 2 : 4, resultBytes = g.f32Result ? 4 : elementBytes;
+    auto alignment = [&](const void *p, uint64_t leading, int64_t stride, uint64_t elementBytes) {
       uint64_t bytes[3] = {reinterpret_cast<uintptr_t>(p), leading * elementBytes,
                            g.batch > 1 ? static_cast<uint64_t>(stride) * elementBytes : 0};
       uint32_t align = 256;
       while (align > 1 && ((bytes[0] | bytes[1] | bytes[2]) & (align - 1))) align /= 2;
       return align;
     };
-    uint32_t aligns[3] = {alignment(b, g.transB ? g.k : g.n, g.strideB), alignment(a, g.transA ? g.m : g.k, g.strideA),
-                          alignment(c, g.n, g.strideC)};
+    uint32_t aligns[3] = {alignment(b, g.transB ? g.k : g.n, g.strideB, elementBytes),
+                          alignment(a, g.transA ? g.m : g.k, g.strideA, elementBytes),
+                          alignment(c, g.n, g.strideC, resultBytes)};
     // A training step repeats the same few shapes: plan each once.
     GemmKey key = {g.m, g.n, g.k, g.batch, g.strideA, g.strideB, g.strideC, g.transA, g.transB,
-                   static_cast<int64_t>(elementBytes), aligns[0], aligns[1], aligns[2]};
+                   static_cast<int64_t>(elementBytes), aligns[0], aligns[1], aligns[2], g.f32Result};
     auto plan = gemmPlans_.find(key);
     if (plan == gemmPlans_.end()) plan = gemmPlans_.emplace(key, planGemm(g, aligns)).first;
     const GemmPlan &p = plan->second;
@@ -268,7 +269,7 @@ class CudaDevice : public Device {
     cublasOperation_t opA = g.transB ? CUBLAS_OP_T : CUBLAS_OP_N, opB = g.transA ? CUBLAS_OP_T : CUBLAS_OP_N;
     checkLt(lt_.descSet(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &opA, sizeof opA), "set TRANSA");
     checkLt(lt_.descSet(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &opB, sizeof opB), "set TRANSB");
-    auto layout = [&](uint64_t rows, uint64_t cols, int64_t stride) {
+    auto layout = [&](uint64_t rows, uint64_t cols, int64_t stride, cudaDataType_t type) {
       cublasLtMatrixLayout_t l;
       checkLt(lt_.layoutCreate(&l, type, rows, cols, static_cast<int64_t>(rows)), "cublasLtMatrixLayoutCreate");
       int32_t batch = static_cast<int32_t>(g.batch);
@@ -277,9 +278,9 @@ class CudaDevice : public Device {
               "set STRIDED_BATCH_OFFSET");
       return l;
     };
-    p.la = layout(g.transB ? g.k : g.n, g.transB ? g.n : g.k, g.strideB);
-    p.lb = layout(g.transA ? g.m : g.k, g.transA ? g.k : g.m, g.strideA);
-    p.lc = layout(g.n, g.m, g.strideC);
+    p.la = layout(g.transB ? g.k : g.n, g.transB ? g.n : g.k, g.strideB, type);
+    p.lb = layout(g.transA ? g.m : g.k, g.transA ? g.k : g.m, g.strideA, type);
+    p.lc = layout(g.n, g.m, g.strideC, g.f32Result ? CUDA_R_32F : type);  // bf16 x bf16 -> f32: a documented combination
     cublasLtMatmulPreference_t pref;
     checkLt(lt_.prefCreate(&pref), "cublasLtMatmulPreferenceCreate");
     size_t ws = kWorkspaceBytes;
@@ -296,7 +297,7 @@ class CudaDevice : public Device {
       checkLt(status, "cublasLtMatmulAlgoGetHeuristic");
     if (found == 0)
       throw DeviceError("cuBLASLt found no algorithm for a " + std::to_string(g.m) + "x" + std::to_string(g.n) + "x" +
-                        std::to_string(g.k) + (bf16 ? " bf16" : " f32") + " GEMM (batch " + std::to_string(g.batch) +
+                        std::to_string(g.k) + (bf16 ? (g.f32Result ? " bf16 (f32 result)" : " bf16") : " f32") + " GEMM (batch " + std::to_string(g.batch) +
                         ", alignments " + std::to_string(aligns[0]) + "/" + std::to_string(aligns[1]) + "/" +
                         std::to_string(aligns[2]) + " bytes)");
     return p;
@@ -324,7 +325,7 @@ class CudaDevice : public Device {
   std::string arch_, name_;
   std::map<std::string, CUfunction> functions_;
   // Shape, strides, transposes, element bytes and the three alignments.
-  using GemmKey = std::array<int64_t, 13>;
+  using GemmKey = std::array<int64_t, 14>;
   std::map<GemmKey, GemmPlan> gemmPlans_;
 };
 

@@ -5,7 +5,9 @@
               and validation trajectory of the same global batch within 1e-6 relative (gradient
               norms 1e-5); the final weights agree; each rank's logged optimizer-state memory is
               its 1/N share of the total
-  bf16        a bf16 model on 2 (zero=2, zero=3) and 4 (zero=1) ranks follows its 1-rank trajectory
+  bf16        a bf16 model on 4 ranks (zero=1) follows its 1-rank trajectory, and zero=3 on 2 ranks
+              zero=2's, within 1e-6; 2 ranks (zero=1, 2) stay close to 1 rank (the f32 gradients are
+              summed in another order, and bf16 weights amplify last bits: losses within 5e-3)
   reshard     a 4-rank checkpoint resumed on 2 ranks, and a 2-rank one on 4, continue the
               1-rank trajectory; a 1-rank resume of a 4-rank checkpoint too
   kill        a rank killed (SIGKILL) mid-run ends the job with a message naming it, in time;
@@ -143,27 +145,54 @@ def test_trajectory(work, rng, data, model):
                   f"{name}: optimizer state per rank is 1/{ranks} of {total} B ({opt})")
 
 
+# bf16 on another number of ranks: the f32 weight gradients (unrounded, from GEMMs with an f32
+# result) are summed in another order, and the bf16 copy of the weights turns last-bit differences
+# of the f32 master weights into whole bf16 steps of a weight now and then, so the trajectory is
+# close, not bitwise (over 12 runs of 6 steps: losses within 1.1e-3, one micro-batch's bf16 loss an
+# ulp apart; norms within 4.2e-4; weights within 1.9e-4 absolute, 1.9e-6 on average).
+BF16_TOLERANCE = {"loss": 5e-3, "val_loss": 5e-3, "grad_norm": 1e-2}
+BF16_MEAN_WEIGHT_BOUND = 2e-5
+
+
 def test_bf16(work, rng, data, model):
-    """A bf16 model: parameters all-gathered in bf16, master weights f32."""
+    """A bf16 model: parameters all-gathered in bf16, master weights and gradients f32."""
     mlir, tlx = os.path.join(work, "bf16.mlir"), os.path.join(work, "bf16.tlx")
     subprocess.run([ARGS.tlc, "emit", "tinyllama", "--preset", "tiny", "--set", TINY, "--dtype", "bf16", "-o", mlir], check=True)
     subprocess.run([ARGS.tlc, "compile", mlir, "-o", tlx, "--target", "cpu"], check=True, capture_output=True)
     runs = {}
-    configs = [(1, 2), (2, 2), (4, 1), (2, 3)]  # zero=3: bf16 shards released and gathered
+    configs = [(1, 2), (4, 1), (2, 1), (2, 2), (2, 3)]  # zero=3: bf16 shards released and gathered
     for ranks, zero in configs:
         run_dir = os.path.join(work, f"bf16-r{ranks}z{zero}")
         out = train(ranks, [tlx, "--data", data, "--out", run_dir, "--set", merge_sets(BASE, f"steps=6,zero={zero}")])
         check(out.returncode == 0, f"bf16, {ranks} ranks zero={zero} trains ({out.stderr.strip()[-300:]})")
         if out.returncode == 0:
             runs[ranks, zero] = run_dir
-    if len(runs) == len(configs):
-        ref_w = checkpoint_weights(latest(runs[1, 2]))
-        for ranks, zero in configs[1:]:
-            name = f"bf16, {ranks} ranks zero={zero}"
-            compare(name, metrics(runs[1, 2]), metrics(runs[ranks, zero]), list(range(1, 7)))
-            w = checkpoint_weights(latest(runs[ranks, zero]))
-            diff = max(float(np.max(np.abs(w[k] - ref_w[k]))) for k in ref_w)
-            check(diff < WEIGHT_BOUND, f"{name}: the final f32 master weights match 1 rank ({diff:.1e})")
+    if len(runs) != len(configs):
+        return
+    weights = {k: checkpoint_weights(latest(d)) for k, d in runs.items()}
+
+    def weight_diff(k, ref):
+        return max(float(np.max(np.abs(weights[k][n] - weights[ref][n]))) for n in weights[ref])
+
+    # Summed in the same order: 4 ranks of one micro-batch each are the 1-rank accumulation, and
+    # zero=3 on 2 ranks sums what zero=2 does (its gathers are copies).
+    for k, ref in [((4, 1), (1, 2)), ((2, 3), (2, 2))]:
+        name = f"bf16, {k[0]} ranks zero={k[1]} (against {ref[0]} rank{'s' * (ref[0] > 1)} zero={ref[1]})"
+        compare(name, metrics(runs[ref]), metrics(runs[k]), list(range(1, 7)))
+        diff = weight_diff(k, ref)
+        check(diff < WEIGHT_BOUND, f"{name}: the final f32 master weights match ({diff:.1e})")
+    # Summed in another order: close (see BF16_TOLERANCE).
+    ref = {e["step"]: e for e in metrics(runs[1, 2])}
+    for k in [(2, 1), (2, 2)]:
+        name = f"bf16, {k[0]} ranks zero={k[1]}"
+        got = {e["step"]: e for e in metrics(runs[k])}
+        worst = {key: max(rel(got[s][key], ref[s][key]) for s in ref if key in ref[s] and key in got.get(s, {}))
+                 for key in BF16_TOLERANCE}
+        check(set(got) == set(ref) and all(worst[key] <= BF16_TOLERANCE[key] for key in worst),
+              f"{name}: losses within 5e-3 and norms within 1e-2 of 1 rank relative over 6 steps "
+              f"({', '.join(f'{key} {v:.1e}' for key, v in worst.items())})")
+        mean = max(float(np.mean(np.abs(weights[k][n] - weights[1, 2][n]))) for n in weights[1, 2])
+        check(mean < BF16_MEAN_WEIGHT_BOUND, f"{name}: the final f32 master weights are 1 rank's on average ({mean:.1e})")
 
 
 def test_reshard(work, rng, data, model):

@@ -67,6 +67,27 @@ protected:
     return v;
   }
   Range all(const TrainingState &e) { return {0, e.flatElements()}; }
+  /// Two random micro-batches' gradients, each alone and both accumulated.
+  struct TwoMicroBatches {
+    std::vector<float> first, second, both;
+    float loss1 = 0, loss2 = 0, bothLoss1 = 0, bothLoss2 = 0;
+  };
+  TwoMicroBatches twoMicroBatches(TrainingState &e) {
+    auto [t1, y1] = batch(e);
+    auto [t2, y2] = batch(e);
+    TwoMicroBatches r;
+    e.zeroGrads();
+    r.loss1 = e.trainMicroBatch(t1.data(), y1.data());
+    r.first = download(e, FlatBuffer::Grads, all(e));
+    e.zeroGrads();
+    r.loss2 = e.trainMicroBatch(t2.data(), y2.data());
+    r.second = download(e, FlatBuffer::Grads, all(e));
+    e.zeroGrads();
+    r.bothLoss1 = e.trainMicroBatch(t1.data(), y1.data());
+    r.bothLoss2 = e.trainMicroBatch(t2.data(), y2.data());
+    r.both = download(e, FlatBuffer::Grads, all(e));
+    return r;
+  }
 
   std::mt19937 rng{7};
   std::normal_distribution<double> normal{0.0, 1.0};
@@ -155,18 +176,9 @@ TEST_F(TrainingStateTest, MicroBatchesAccumulateTheirGradients) {
   auto device = tlc::makeCpuDevice();
   TrainingState e(a, *device);
   setRandomParams(e);
-  auto [t1, y1] = batch(e);
-  auto [t2, y2] = batch(e);
-  e.zeroGrads();
-  float loss1 = e.trainMicroBatch(t1.data(), y1.data());
-  std::vector<float> g1 = download(e, FlatBuffer::Grads, all(e));
-  e.zeroGrads();
-  float loss2 = e.trainMicroBatch(t2.data(), y2.data());
-  std::vector<float> g2 = download(e, FlatBuffer::Grads, all(e));
-  e.zeroGrads();
-  EXPECT_EQ(e.trainMicroBatch(t1.data(), y1.data()), loss1);
-  EXPECT_EQ(e.trainMicroBatch(t2.data(), y2.data()), loss2);
-  std::vector<float> both = download(e, FlatBuffer::Grads, all(e));
+  auto [g1, g2, both, loss1, loss2, again1, again2] = twoMicroBatches(e);
+  EXPECT_EQ(again1, loss1);
+  EXPECT_EQ(again2, loss2);
 
   std::vector<float> sum(g1.size());
   for (size_t i = 0; i < sum.size(); ++i) sum[i] = g1[i] + g2[i];
@@ -497,6 +509,11 @@ TEST_F(TrainingStateTest, Bf16ComputeKeepsF32MasterWeights) {
   e.zeroGrads();
   float loss = e.trainMicroBatch(tokens.data(), targets.data());
   EXPECT_TRUE(std::isfinite(loss));
+  // The loss is f32 (bf16 logits widened, as autocast does), not rounded to bf16.
+  for (const auto &entry : a.entries)
+    for (const auto &out : entry.outputs)
+      if (out.name == "loss") EXPECT_EQ(out.dtype, tlc::artifact::DType::F32) << entry.name;
+  EXPECT_NE(loss, tlc::roundToBf16(loss)) << loss;
   float eval = e.evalLoss(tokens.data(), targets.data());
   // The same forward kernels on the same bf16 weights: the same loss, bitwise.
   EXPECT_EQ(eval, loss);
@@ -516,6 +533,48 @@ TEST_F(TrainingStateTest, Bf16ComputeKeepsF32MasterWeights) {
   tlc::cuda::Compiled c = tlc::cuda::compileWithNvrtc(a.cudaSource, "sm_90");
   EXPECT_TRUE(c.ok) << c.log;
   EXPECT_EQ(c.log.find("warning"), std::string::npos) << c.log;
+}
+
+// A bf16 step's weight gradients come from GEMMs with bf16 operands and an
+// f32 result that add into the flat f32 gradient buffer themselves: never
+// rounded to bf16 and no accumulation kernel after them; two micro-batches
+// add up in f32 (within the GEMM's own summation order).
+TEST_F(TrainingStateTest, Bf16WeightGradientsAddIntoF32Unrounded) {
+  tlc::artifact::Artifact a = compile(kSmall, /*bf16=*/true);
+  const tlc::artifact::EntryPoint *step = nullptr;
+  for (const auto &entry : a.entries)
+    if (entry.name == tlc::artifact::kTrainStep) step = &entry;
+  ASSERT_TRUE(step);
+  std::vector<int> gemmGrads;  // the parameters whose gradient a GEMM writes
+  for (const auto &s : step->steps) {
+    if (s.kind != tlc::artifact::Step::Gemm || !s.gemm.f32Result) continue;
+    const auto &c = a.buffers[s.buffers[2]];
+    ASSERT_EQ(c.kind, tlc::artifact::BufferKind::Grad);
+    EXPECT_TRUE(s.gemm.accumulate && s.gemm.dtype == tlc::artifact::DType::BF16);
+    gemmGrads.push_back(static_cast<int>(c.offset));
+    for (const auto &later : step->steps)  // nothing else adds into it
+      if (later.kind == tlc::artifact::Step::Kernel && later.kernel.find("accumulate_grad") != std::string::npos)
+        EXPECT_NE(later.buffers[0], s.buffers[2]) << later.kernel;
+  }
+  // Per layer: q, k, v, o, gate, up, down; and the output projection.
+  EXPECT_EQ(gemmGrads.size(), 2u * 7 + 1);
+
+  auto device = tlc::makeCpuDevice();
+  TrainingState e(a, *device);
+  setRandomParams(e);
+  TwoMicroBatches m = twoMicroBatches(e);
+  const std::vector<float> &g1 = m.first, &g2 = m.second, &both = m.both;
+  for (int p : gemmGrads) {
+    Range r = e.rangeOf(p);
+    size_t unrounded = 0;
+    std::vector<float> got(both.begin() + r.begin, both.begin() + r.end), want(got.size());
+    for (int64_t i = r.begin; i < r.end; ++i) {
+      unrounded += g1[i] != tlc::roundToBf16(g1[i]);
+      want[i - r.begin] = g1[i] + g2[i];
+    }
+    EXPECT_GT(unrounded, r.size() * 9 / 10) << a.params[p].name;
+    EXPECT_LE(relativeError(got, want), 1e-6) << a.params[p].name;
+  }
 }
 
 TEST_F(TrainingStateTest, OptimizerKernelsOnEmulatedCudaMatchTheCpu) {
