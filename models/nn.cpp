@@ -107,6 +107,9 @@ Tensor swiglu(Tensor x, Tensor gate, Tensor up, Tensor down) {
 
 Tensor crossEntropy(Tensor logits, Tensor targets) {
   Graph &g = logits.graph();
+  // In f32, as PyTorch's autocast computes it: a bf16 loss would keep 3
+  // significant digits (tl-fuse-cross-entropy reads the bf16 logits as they are).
+  if (logits.elementType().getIntOrFloatBitWidth() < 32) logits = convert(logits, g.f32());
   int64_t n = logits.dim(0), vocab = logits.dim(1);
   Tensor m = max(logits, -1);  // [N]
   Tensor shifted = logits - reshape(m, {n, 1});

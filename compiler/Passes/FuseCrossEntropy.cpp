@@ -127,6 +127,13 @@ FailureOr<CrossEntropyMatch> matchCrossEntropy(Operation *root, std::string &why
     why = "the logits are not a [rows, classes] matrix";
     return failure();
   }
+  // bf16 (or f16) logits widened to f32 for the loss: the fused op reads
+  // them as they are and computes in f32 anyway, so the [N, V] f32 copy is
+  // never made.
+  if (auto widen = def<ConvertOp>(lseLogits)) {
+    Type from = widen.getInput().getType().getElementType();
+    if (logitsType.getElementType().isF32() && (from.isBF16() || from.isF16())) lseLogits = widen.getInput();
+  }
   return CrossEntropyMatch{lseLogits, targets};
 }
 
@@ -142,8 +149,9 @@ template <typename RootOp> void addPattern(RewritePatternSet &patterns, const Fu
           targets = rewriter.create<ReshapeOp>(
               root->getLoc(), RankedTensorType::get({ids.getNumElements()}, ids.getElementType()),
               targets);
-        auto fused = rewriter.create<CrossEntropyOp>(root->getLoc(), m.logits, targets,
-                                                     IntegerAttr());
+        auto fused = rewriter.create<CrossEntropyOp>(
+            root->getLoc(), m.logits, targets, IntegerAttr(),
+            cast<RankedTensorType>(root->getResult(0).getType()).getElementType());
         rewriter.replaceOp(root, fused.getLoss());
         return fused;
       });

@@ -153,6 +153,15 @@ TEST_F(Bf16CodegenTest, CrossEntropyKeepsItsLogSumExpInF32) {
     return %loss, %lse, %d : tensor<bf16>, tensor<9xf32>, tensor<9x41xbf16> })", /*idRange=*/41);
 }
 
+// The DSL's form for bf16 models: bf16 logits, an f32 loss (and cotangent),
+// as PyTorch's autocast computes it.
+TEST_F(Bf16CodegenTest, CrossEntropyOfBf16LogitsGivesAnF32Loss) {
+  check(R"(func.func @f(%l: tensor<9x41xbf16>, %t: tensor<9xi32>, %g: tensor<f32>) -> (tensor<f32>, tensor<9xf32>, tensor<9x41xbf16>) {
+    %loss, %lse = tl.cross_entropy %l, %t : tensor<9x41xbf16>, tensor<9xi32> -> tensor<f32>, tensor<9xf32>
+    %d = tl.cross_entropy_grad %g, %l, %t, %lse : tensor<f32>, tensor<9x41xbf16>, tensor<9xi32>, tensor<9xf32>
+    return %loss, %lse, %d : tensor<f32>, tensor<9xf32>, tensor<9x41xbf16> })", /*idRange=*/41);
+}
+
 TEST_F(Bf16CodegenTest, MatmulsGatherScatterAndElementwiseGroups) {
   check(R"(func.func @f(%x: tensor<2x3x5xbf16>, %w: tensor<7x5xbf16>, %t: tensor<7x5xbf16>, %ids: tensor<3x4xi32>, %u: tensor<3x4x5xbf16>)
         -> (tensor<2x3x7xbf16>, tensor<3x4x5xbf16>, tensor<7x5xbf16>, tensor<2x3x5xbf16>) {

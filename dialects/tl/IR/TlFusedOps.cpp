@@ -80,10 +80,10 @@ void AttentionOp::build(OpBuilder &b, OperationState &state, Value query,
 }
 
 void CrossEntropyOp::build(OpBuilder &b, OperationState &state, Value logits,
-                           Value targets, IntegerAttr ignoreIndex) {
+                           Value targets, IntegerAttr ignoreIndex, Type lossElementType) {
   RankedTensorType l = typeOf(logits);
-  build(b, state, RankedTensorType::get({}, l.getElementType()), statsOf(l),
-        logits, targets, ignoreIndex);
+  build(b, state, RankedTensorType::get({}, lossElementType ? lossElementType : l.getElementType()),
+        statsOf(l), logits, targets, ignoreIndex);
 }
 
 //===----------------------------------------------------------------------===//
@@ -204,9 +204,17 @@ LogicalResult LayerNormGradOp::verify() {
   return verifyNorm(*this, getInput().getType(), {getWeight()}, {getMean(), getRstd()});
 }
 
+namespace {
+/// A cross-entropy loss (or its cotangent): a scalar of the logits' type, or f32.
+bool isLossType(Type t, RankedTensorType logits) {
+  return t == RankedTensorType::get({}, logits.getElementType()) ||
+         t == RankedTensorType::get({}, Float32Type::get(t.getContext()));
+}
+} // namespace
+
 LogicalResult CrossEntropyGradOp::verify() {
-  if (getGrad().getType() != RankedTensorType::get({}, getLogits().getType().getElementType()))
-    return emitOpError("the cotangent must be a scalar of the logits' type");
+  if (!isLossType(getGrad().getType(), getLogits().getType()))
+    return emitOpError("the cotangent must be a scalar of the logits' type or f32");
   return verifyCrossEntropy(*this, getLogits().getType(), getTargets().getType(), getLse().getType());
 }
 
@@ -214,8 +222,8 @@ LogicalResult CrossEntropyOp::verify() {
   RankedTensorType l = getLogits().getType();
   if (failed(verifyCrossEntropy(*this, l, getTargets().getType(), getLse().getType())))
     return failure();
-  if (getLoss().getType() != RankedTensorType::get({}, l.getElementType()))
-    return emitOpError("the loss must be a scalar of the logits' type");
+  if (!isLossType(getLoss().getType(), l))
+    return emitOpError("the loss must be a scalar of the logits' type or f32");
   return success();
 }
 

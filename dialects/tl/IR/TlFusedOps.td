@@ -260,7 +260,10 @@ def TL_CrossEntropyOp : TL_Op<"cross_entropy", [Pure, TL_VjpWithStatistics]> {
     `logits: [N, V]`, `targets: [N]` (i32). `loss = mean over counted rows of
     (logsumexp(logits[i]) - logits[i, targets[i]])`; rows whose target equals
     `ignore_index` (when given) are not counted. `lse: [N]` is kept for the
-    backward pass, so the softmax is never stored.
+    backward pass, so the softmax is never stored. The loss is a scalar of
+    the logits' type or f32: bf16 logits give an f32 loss when the model
+    takes the mean of f32 values (widened logits, as PyTorch's autocast
+    does), so that a loss is not rounded to bf16's 3 significant digits.
 
     Example:
 
@@ -271,7 +274,9 @@ def TL_CrossEntropyOp : TL_Op<"cross_entropy", [Pure, TL_VjpWithStatistics]> {
   let arguments = (ins TL_FloatTensor:$logits, TL_IdTensor:$targets,
                        OptionalAttr<I64Attr>:$ignore_index);
   let results = (outs TL_FloatTensor:$loss, TL_FloatTensor:$lse);
-  let builders = [OpBuilder<(ins "::mlir::Value":$logits, "::mlir::Value":$targets, "::mlir::IntegerAttr":$ignore_index)>];
+  // The loss in `lossElementType` (null: the logits' element type).
+  let builders = [OpBuilder<(ins "::mlir::Value":$logits, "::mlir::Value":$targets, "::mlir::IntegerAttr":$ignore_index,
+                                 CArg<"::mlir::Type", "{}">:$lossElementType)>];
   let assemblyFormat = [{
     $logits `,` $targets (`ignore_index` `=` $ignore_index^)? attr-dict `:` type($logits) `,` type($targets) `->` type($loss) `,` type($lse)
   }];
@@ -283,7 +288,8 @@ def TL_CrossEntropyGradOp : TL_Op<"cross_entropy_grad", [Pure,
   let summary = "backward of cross-entropy from the saved log-sum-exp";
   let description = [{
     `dlogits[i, j] = g / count * (exp(logits[i, j] - lse[i]) - (j == targets[i]))`
-    for counted rows, 0 for ignored ones; `g` is the scalar cotangent of the loss.
+    for counted rows, 0 for ignored ones; `g` is the scalar cotangent of the loss
+    (of the loss's type: the logits' or f32).
 
     Example:
 

@@ -4,7 +4,7 @@
 // CHECK: tl.rmsnorm {{.*}} : tensor<2x4x16xbf16>, tensor<16xbf16> -> tensor<2x4xf32>
 // CHECK: tl.attention {{.*}} bthd : tensor<2x4x2x8xbf16>, tensor<2x4x1x8xbf16> -> tensor<2x2x4xf32>
 // CHECK: tl.add_rmsnorm {{.*}} -> tensor<2x4xf32>
-// CHECK: tl.cross_entropy {{.*}} : tensor<8x50xbf16>, tensor<8xi32> -> tensor<bf16>, tensor<8xf32>
+// CHECK: tl.cross_entropy {{.*}} : tensor<8x50xbf16>, tensor<8xi32> -> tensor<f32>, tensor<8xf32>
 // CHECK: tl.cross_entropy_grad {{.*}}, tensor<8xf32>
 // CHECK: tl.attention_grad {{.*}}, tensor<2x2x4xf32>
 // CHECK: tl.rmsnorm_grad {{.*}} : tensor<2x4x16xbf16>, tensor<16xbf16>, tensor<2x4xf32>
@@ -23,6 +23,14 @@ func.func @bf16_lse(%l: tensor<2x16xbf16>, %t: tensor<2xi32>) -> tensor<bf16> {
   // expected-error @+1 {{the log-sum-exp must be 'tensor<2xf32>', got 'tensor<2xbf16>'}}
   %loss, %lse = tl.cross_entropy %l, %t : tensor<2x16xbf16>, tensor<2xi32> -> tensor<bf16>, tensor<2xbf16>
   return %loss : tensor<bf16>
+}
+
+// -----
+
+func.func @bf16_loss_f16(%l: tensor<2x16xbf16>, %t: tensor<2xi32>) -> tensor<f16> {
+  // expected-error @+1 {{the loss must be a scalar of the logits' type or f32}}
+  %loss, %lse = tl.cross_entropy %l, %t : tensor<2x16xbf16>, tensor<2xi32> -> tensor<f16>, tensor<2xf32>
+  return %loss : tensor<f16>
 }
 
 // -----

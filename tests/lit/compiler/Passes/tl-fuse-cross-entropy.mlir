@@ -30,6 +30,38 @@ func.func @dsl_form(%logits: tensor<6x10xf32>, %t: tensor<6xi32>) -> tensor<f32>
 
 // -----
 
+// bf16 logits widened to f32 (the DSL's form for bf16 models): the fused op
+// reads the bf16 logits and gives an f32 loss; no f32 copy of the logits.
+// CHECK-LABEL: func.func @widened_bf16
+// CHECK-NOT: tl.convert
+// CHECK: %[[L:.*]], %{{.*}} = tl.cross_entropy %arg0, %arg1 : tensor<6x10xbf16>, tensor<6xi32> -> tensor<f32>, tensor<6xf32>
+// CHECK-NOT: tl.convert
+// CHECK: return %[[L]]
+func.func @widened_bf16(%raw: tensor<6x10xbf16>, %t: tensor<6xi32>) -> tensor<f32> {
+  %logits = tl.convert %raw : tensor<6x10xbf16> -> tensor<6x10xf32>
+  %m = tl.reduce_max %logits, axis = 1 : tensor<6x10xf32> -> tensor<6xf32>
+  %m2 = tl.reshape %m : tensor<6xf32> -> tensor<6x1xf32>
+  %mb = tl.broadcast %m2, dims = [0, 1] : tensor<6x1xf32> -> tensor<6x10xf32>
+  %sh = tl.sub %logits, %mb : tensor<6x10xf32>
+  %e = tl.exp %sh : tensor<6x10xf32>
+  %s = tl.reduce_sum %e, axis = 1 : tensor<6x10xf32> -> tensor<6xf32>
+  %l = tl.log %s : tensor<6xf32>
+  %lse = tl.add %l, %m : tensor<6xf32>
+  %cls = tl.iota axis = 1 : tensor<6x10xi32>
+  %t2 = tl.reshape %t : tensor<6xi32> -> tensor<6x1xi32>
+  %tb = tl.broadcast %t2, dims = [0, 1] : tensor<6x1xi32> -> tensor<6x10xi32>
+  %hit = tl.cmp eq, %cls, %tb : tensor<6x10xi32>
+  %zero = tl.constant dense<0.0> : tensor<6x10xf32>
+  %sel = tl.select %hit, %logits, %zero : tensor<6x10xi1>, tensor<6x10xf32>
+  %picked = tl.reduce_sum %sel, axis = 1 : tensor<6x10xf32> -> tensor<6xf32>
+  %nll = tl.sub %lse, %picked : tensor<6xf32>
+  // expected-remark @+1 {{tl-fuse-cross-entropy: fused cross_entropy}}
+  %loss = tl.reduce_mean %nll, axis = 0 : tensor<6xf32> -> tensor<f32>
+  return %loss : tensor<f32>
+}
+
+// -----
+
 // Mean as sum / N, max first in the add, targets compared on the right.
 // CHECK-LABEL: func.func @variants
 // CHECK: tl.cross_entropy %arg0, %arg1
