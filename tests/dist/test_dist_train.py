@@ -7,7 +7,7 @@
               its 1/N share of the total
   bf16        a bf16 model on 4 ranks (zero=1) follows its 1-rank trajectory, and zero=3 on 2 ranks
               zero=2's, within 1e-6; 2 ranks (zero=1, 2) stay close to 1 rank (the f32 gradients are
-              summed in another order, and bf16 weights amplify last bits: losses within 5e-3)
+              summed in another order, and bf16 weights amplify last bits: losses within 1e-3)
   reshard     a 4-rank checkpoint resumed on 2 ranks, and a 2-rank one on 4, continue the
               1-rank trajectory; a 1-rank resume of a 4-rank checkpoint too
   kill        a rank killed (SIGKILL) mid-run ends the job with a message naming it, in time;
@@ -148,10 +148,11 @@ def test_trajectory(work, rng, data, model):
 # bf16 on another number of ranks: the f32 weight gradients (unrounded, from GEMMs with an f32
 # result) are summed in another order, and the bf16 copy of the weights turns last-bit differences
 # of the f32 master weights into whole bf16 steps of a weight now and then, so the trajectory is
-# close, not bitwise (over 12 runs of 6 steps: losses within 1.1e-3, one micro-batch's bf16 loss an
-# ulp apart; norms within 4.2e-4; weights within 1.9e-4 absolute, 1.9e-6 on average).
-BF16_TOLERANCE = {"loss": 5e-3, "val_loss": 5e-3, "grad_norm": 1e-2}
-BF16_MEAN_WEIGHT_BOUND = 2e-5
+# close, not bitwise (over 13 runs of 6 steps: losses within 4.2e-5, validation losses 7.4e-5, norms
+# within 5.9e-4; weights within 1.9e-4 absolute, 6.2e-6 on average). A lost or doubled contribution
+# moves most weights by Adam's full step (lr = 3e-3): far outside these bounds.
+BF16_TOLERANCE = {"loss": 1e-3, "val_loss": 1e-3, "grad_norm": 1e-2}
+BF16_MEAN_WEIGHT_BOUND = 1e-4
 
 
 def test_bf16(work, rng, data, model):
@@ -189,7 +190,7 @@ def test_bf16(work, rng, data, model):
         worst = {key: max(rel(got[s][key], ref[s][key]) for s in ref if key in ref[s] and key in got.get(s, {}))
                  for key in BF16_TOLERANCE}
         check(set(got) == set(ref) and all(worst[key] <= BF16_TOLERANCE[key] for key in worst),
-              f"{name}: losses within 5e-3 and norms within 1e-2 of 1 rank relative over 6 steps "
+              f"{name}: losses within 1e-3 and norms within 1e-2 of 1 rank relative over 6 steps "
               f"({', '.join(f'{key} {v:.1e}' for key, v in worst.items())})")
         mean = max(float(np.mean(np.abs(weights[k][n] - weights[1, 2][n]))) for n in weights[1, 2])
         check(mean < BF16_MEAN_WEIGHT_BOUND, f"{name}: the final f32 master weights are 1 rank's on average ({mean:.1e})")
