@@ -73,14 +73,14 @@ def test_exact(work, rng, data):
             else:
                 # A recomputed elementwise op that tl-fuse-elementwise fuses into its
                 # reader is not rounded to bf16 in between, as its stored copy was, so
-                # the gradients differ by bf16 rounding (the loss is stored in bf16:
-                # one of its ulps is 0.4%) and training amplifies that a little.
+                # the gradients differ by bf16 rounding, and training amplifies that a
+                # little (seen: losses within 1.9e-3 by step 6; the loss itself is f32).
                 norms, base_norms = grad_norms(out), grad_norms(base_dir)
                 first = abs(norms[0] - base_norms[0]) / base_norms[0]
                 worst = max(abs(a - b) / abs(b) for a, b in zip(losses, base))
-                check(losses[0] == base[0] and first < 1e-3 and worst < 5e-2,
+                check(losses[0] == base[0] and first < 1e-3 and worst < 2e-2,
                       f"bf16 {name}: the first loss equal, its gradient norm within 1e-3 "
-                      f"({first:.1e}), every loss within 5e-2 of recompute=none's ({worst:.1e})")
+                      f"({first:.1e}), every loss within 2e-2 of recompute=none's ({worst:.1e})")
             check(arenas[(name, dtype)] < arenas[("none", dtype)],
                   f"{dtype} {name}: arena {arenas[(name, dtype)]:,} < {arenas[('none', dtype)]:,} bytes")
     check(arenas[("full", "f32")] < arenas[("auto", "f32")], "full plans less than auto")
