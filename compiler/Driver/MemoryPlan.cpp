@@ -63,11 +63,15 @@ std::string humanBytes(int64_t bytes) {
   return llvm::formatv("{0:F2} {1}", v, names[i]).str();
 }
 
-DeviceState deviceStateOf(int64_t flatElements, int64_t paramBytes) {
+DeviceState deviceStateOf(int64_t flatElements, int64_t paramBytes, int ranks) {
   DeviceState s;
   s.params = flatElements * paramBytes;
   s.grads = flatElements * 4;
-  s.optimizer = flatElements * (3 * 4 + 1);  // master, m, v (f32), decay mask (a byte)
+  // Rank 0's shard: the flat buffer cut in `ranks` aligned pieces, as tlrun's
+  // sharding does (runtime/comm/sharding.cpp).
+  int64_t align = ::tlc::artifact::kFlatAlignment;
+  int64_t shard = ((flatElements + ranks - 1) / ranks + align - 1) / align * align;
+  s.optimizer = std::min(shard, flatElements) * (3 * 4 + 1);  // master, m, v (f32), decay mask (a byte)
   s.workspace = kGemmWorkspaceBytes;
   return s;
 }
@@ -75,8 +79,8 @@ DeviceState deviceStateOf(int64_t flatElements, int64_t paramBytes) {
 namespace {
 namespace art = ::tlc::artifact;
 
-DeviceState stateOf(const art::Artifact &a) {
-  return deviceStateOf(a.flatElements, static_cast<int64_t>(art::dtypeSize(a.paramDType())));
+DeviceState stateOf(const art::Artifact &a, int ranks) {
+  return deviceStateOf(a.flatElements, static_cast<int64_t>(art::dtypeSize(a.paramDType())), ranks);
 }
 
 /// Training allocates the inputs and outputs of train_step and eval_loss
@@ -103,17 +107,21 @@ std::string entryPointSummary(const art::Artifact &a) {
   return out;
 }
 
-int64_t deviceTotal(const art::Artifact &a) { return stateOf(a).total() + a.arenaBytes + trainingIoBytes(a); }
+int64_t deviceTotal(const art::Artifact &a, int ranks) {
+  return stateOf(a, ranks).total() + a.arenaBytes + trainingIoBytes(a);
+}
 
-std::string memoryEstimate(const art::Artifact &a) {
-  DeviceState s = stateOf(a);
-  int64_t io = trainingIoBytes(a), total = deviceTotal(a);
-  return llvm::formatv("  memory per device (one rank, unsharded): parameters {0} ({1}) + gradients {2} (f32) "
+std::string memoryEstimate(const art::Artifact &a, int ranks) {
+  DeviceState s = stateOf(a, ranks);
+  int64_t io = trainingIoBytes(a), total = deviceTotal(a, ranks);
+  std::string who = ranks == 1 ? "one rank, unsharded"
+                               : llvm::formatv("one of {0} ranks, the optimizer state sharded", ranks).str();
+  return llvm::formatv("  memory per device ({9}): parameters {0} ({1}) + gradients {2} (f32) "
                        "+ optimizer {3} (f32 master, m, v) + arena {4} + inputs/outputs {5} + GEMM workspace "
                        "{6} = {7} ({8})\n",
                        humanBytes(s.params), art::dtypeName(a.paramDType()), humanBytes(s.grads),
                        humanBytes(s.optimizer), humanBytes(a.arenaBytes), humanBytes(io),
-                       humanBytes(s.workspace), humanBytes(total), gib(total))
+                       humanBytes(s.workspace), humanBytes(total), gib(total), who)
       .str();
 }
 

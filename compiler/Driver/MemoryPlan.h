@@ -29,22 +29,26 @@ std::string humanBytes(int64_t bytes);
 /// What tlrun allocates on one device besides the arena for `flatElements`
 /// parameters stored in `paramBytes` bytes each: the parameters, f32
 /// gradients, the optimizer (f32 master copy, AdamW's m and v, a decay mask)
-/// and the GEMM workspace. Unsharded: one rank, or zero=0.
+/// and the GEMM workspace. `ranks`: the data-parallel ranks that share the
+/// optimizer state (tlrun train's zero >= 1; 1: unsharded), counted for the
+/// rank that owns the largest shard. Parameters and gradients are counted
+/// whole: zero=2/3 on GPUs keep them whole (CPU ranks release theirs
+/// between uses, which the estimate does not count).
 struct DeviceState {
   int64_t params = 0, grads = 0, optimizer = 0, workspace = 0;
   int64_t total() const { return params + grads + optimizer + workspace; }
 };
-DeviceState deviceStateOf(int64_t flatElements, int64_t paramBytes);
+DeviceState deviceStateOf(int64_t flatElements, int64_t paramBytes, int ranks = 1);
 
 /// One line per entry point: its steps and its arena plan.
 std::string entryPointSummary(const ::tlc::artifact::Artifact &a);
 
-/// Everything one device holds while training `a`: the state above, the
-/// arena and the training entry points' inputs and outputs.
-int64_t deviceTotal(const ::tlc::artifact::Artifact &a);
+/// Everything one device holds while training `a` on one of `ranks`: the
+/// state above, the arena and the training entry points' inputs and outputs.
+int64_t deviceTotal(const ::tlc::artifact::Artifact &a, int ranks = 1);
 
 /// The per-device line of tlc compile: deviceTotal() term by term.
-std::string memoryEstimate(const ::tlc::artifact::Artifact &a);
+std::string memoryEstimate(const ::tlc::artifact::Artifact &a, int ranks = 1);
 
 /// One line: what tl-recompute decided, its estimated savings and FLOPs.
 std::string recomputeSummary(const RecomputeReport &r);

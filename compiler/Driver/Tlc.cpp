@@ -125,6 +125,7 @@ struct InfoOptions {
 struct CompileOptions {
   std::string file, output, target = "all", dumpDir, archs, memoryBudget, recompute;
   bool printIr = false, verifyFusion = false, report = false;
+  int ranks = 1;  // data-parallel ranks sharing the optimizer state (--ranks)
 };
 struct EvalOptions {
   std::string file, weightsPath, tokensPath, precisionName = "f32", gradsPath;
@@ -319,13 +320,15 @@ int compileCommand(const CompileOptions &options) {
     checkStorageTypes(model.sig, files[0]);
     if (budget > 0 && attempt == 0) {
       int64_t paramBytes = !model.sig.params.empty() && model.sig.params[0].dtype == "bf16" ? 2 : 4;
-      DeviceState state = deviceStateOf(model.sig.parameterCount(), paramBytes);
+      DeviceState state = deviceStateOf(model.sig.parameterCount(), paramBytes, options.ranks);
       available = budget - state.total();
       if (available <= 0)
         throw "compile: --memory-budget " + options.memoryBudget + " (" + humanBytes(budget) +
             ") does not hold the training state alone: parameters, gradients and optimizer state take " +
-            humanBytes(state.total()) + " before any activation (the budget counts one unsharded rank; " +
-            "ZeRO, zero=1/2, shards the optimizer state across ranks)";
+            humanBytes(state.total()) + " before any activation" +
+            (options.ranks == 1 ? std::string(" (on N data-parallel ranks with zero >= 1, --ranks N counts 1/N "
+                                              "of the optimizer state)")
+                                : " on each of " + std::to_string(options.ranks) + " ranks");
       plannerBudget = available;
     }
     if (budget > 0 && attempt == kBudgetAttempts - 1) plannerBudget = 1;  // the last try: everything
@@ -335,21 +338,23 @@ int compileCommand(const CompileOptions &options) {
     artifact = compileModel(*model.module, model.func, model.sig.grads.empty(), printIr, options.verifyFusion,
                             stats, request);
     if (failed(artifact)) return 1;
-    if (budget <= 0 || deviceTotal(*artifact) <= budget || plannerBudget == 1) break;
+    if (budget <= 0 || deviceTotal(*artifact, options.ranks) <= budget || plannerBudget == 1) break;
     // The overshoot and a margin for the estimate's error (4 MiB, less for a
     // small step); at 1 byte the planner recomputes whatever lowers the peak,
     // as --recompute full does, which is the last try.
-    plannerBudget -= deviceTotal(*artifact) - budget + std::min<int64_t>(4ll << 20, available / 32);
+    plannerBudget -= deviceTotal(*artifact, options.ranks) - budget + std::min<int64_t>(4ll << 20, available / 32);
     plannerBudget = std::max<int64_t>(plannerBudget, 1);
   }
-  if (budget > 0 && deviceTotal(*artifact) > budget)
+  if (budget > 0 && deviceTotal(*artifact, options.ranks) > budget)
     throw "compile: the step does not fit --memory-budget " + options.memoryBudget + " (" + humanBytes(budget) +
-        "): it needs " + humanBytes(deviceTotal(*artifact)) + ", of which the arena is " +
+        "): it needs " + humanBytes(deviceTotal(*artifact, options.ranks)) + ", of which the arena is " +
         humanBytes(artifact->arenaBytes) +
         (*mode == RecomputeMode::None ? std::string(" with nothing recomputed (--recompute none)")
                                       : std::string(" with everything recomputed that lowers it")) +
-        "; a smaller micro_batch or seq lowers the arena, ZeRO (zero=1/2) shards the optimizer state across "
-        "ranks (the budget counts one unsharded rank)";
+        "; a smaller micro_batch or seq lowers the arena" +
+        (options.ranks == 1 ? std::string(", and on N data-parallel ranks with zero >= 1 --ranks N counts 1/N of "
+                                          "the optimizer state")
+                            : std::string());
   if (target == "cpu") artifact->cudaSource.clear();
   if (target == "cuda") artifact->cpuSource.clear();
   // Precompiled cubins: tlrun uses them on a matching GPU, NVRTC otherwise.
@@ -382,7 +387,7 @@ int compileCommand(const CompileOptions &options) {
       entryPointSummary(*artifact), withCommas(artifact->flatElements),
       ::tlc::artifact::dtypeName(artifact->paramDType()), withCommas(artifact->arenaBytes), target,
       seconds, archs.empty() ? std::string() : " (cubins: " + archs + ")", recomputeSummary(recomputed),
-      memoryEstimate(*artifact));
+      memoryEstimate(*artifact, options.ranks));
   if (options.report) llvm::outs() << recomputeDecisions(recomputed);
   return 0;
 }
@@ -563,6 +568,12 @@ void addCompileCommand(CLI::App &tlc) {
                       "norms, rope), then what fits --memory-budget at the fewest FLOPs; full: all that\n"
                       "lowers the peak. Default: auto with --memory-budget, else none (or TLC_RECOMPUTE)")
       ->type_name("MODE");
+  compile->add_option("--ranks", o->ranks,
+                      "data-parallel ranks sharing the optimizer state (tlrun train with zero >= 1): the\n"
+                      "estimate and --memory-budget count the largest rank's 1/N of it (parameters and\n"
+                      "gradients whole, as GPU ranks hold them). Default 1: one unsharded rank")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1 << 20));
   compile->add_flag("--report", o->report, "list what is recomputed (op, values, bytes, FLOPs, where)");
   ::tlc::cli::setAction(*compile, [o] { return compileCommand(*o); });
 }
