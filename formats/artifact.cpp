@@ -133,7 +133,7 @@ Step stepFrom(const nlohmann::json &js) {
               g.at("stride_a").get<int64_t>(), g.at("stride_b").get<int64_t>(),
               g.at("stride_c").get<int64_t>(), parseDType(g.at("dtype").get<std::string>()),
               g.at("accumulate").get<bool>(), parseScale(g.at("scale").get<std::string>()),
-              g.value("f32_result", false)};
+              g.at("f32_result").get<bool>()};
     if (s.gemm.f32Result && s.gemm.dtype != DType::BF16) throw Error("only a bf16 GEMM can have an f32 result");
   } else {
     throw Error("unknown step kind '" + kind + "'");

@@ -27,7 +27,7 @@
 
 namespace tlc::artifact {
 
-constexpr uint32_t kVersion = 5;
+constexpr uint32_t kVersion = 6;
 constexpr int64_t kFlatAlignment = 64;  // elements: 256 bytes of f32
 
 // Entry point names the runtime knows.

@@ -374,7 +374,7 @@ LogicalResult Lowering::bindResults(func::FuncOp func) {
   auto ret = cast<func::ReturnOp>(func.getBody().front().getTerminator());
   DenseMap<Value, int> outputOf;
   for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
-    auto [root, onlyReturned] = traceReturned(v);
+    Value root = traceReturned(v).root;
     auto dtype = dtypeOf(v, ret.getLoc());
     if (failed(dtype)) return failure();
     if (auto g = func.getResultAttrOfType<StringAttr>(i, TLDialect::kGradAttrName)) {
@@ -386,8 +386,7 @@ LogicalResult Lowering::bindResults(func::FuncOp func) {
       int grad = gradBuffer[p->second];
       // A GEMM whose result is only this gradient adds into it itself (a
       // bf16 one with an f32 result).
-      if (onlyReturned && (*dtype == art::DType::F32 || *dtype == art::DType::BF16) && root.getDefiningOp<MatmulOp>() &&
-          !accumulatingGemms.contains(root) && !buffer.count(root)) {
+      if (isGradientOfItsGemm(v) && !accumulatingGemms.contains(root) && !buffer.count(root)) {
         accumulatingGemms.insert(root);
         buffer[root] = grad;
       } else {

@@ -35,6 +35,12 @@ struct ReturnedValue {
 };
 ReturnedValue traceReturned(Value v);
 
+/// Whether the returned gradient `v` is a GEMM's that nothing else reads, in
+/// f32 or bf16: code generation has that GEMM add it into the flat f32
+/// gradient buffer itself (beta = 1; bf16 operands with an f32 result), so it
+/// takes no arena. Lowering and tl-recompute's memory model both ask this.
+bool isGradientOfItsGemm(Value v);
+
 /// CSE and the forward fusions (rmsnorm, rope, attention, cross-entropy):
 /// the start of every pipeline. A new forward fusion pass goes here.
 void addForwardFusions(OpPassManager &pm);

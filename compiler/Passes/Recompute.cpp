@@ -53,6 +53,13 @@ ReturnedValue traceReturned(Value v) {
   return r;
 }
 
+bool isGradientOfItsGemm(Value v) {
+  auto [root, onlyReturned] = traceReturned(v);
+  auto type = dyn_cast<RankedTensorType>(root.getType());
+  return onlyReturned && root.getDefiningOp<MatmulOp>() && type &&
+         (type.getElementType().isF32() || type.getElementType().isBF16());
+}
+
 namespace {
 
 /// FLOPs per element up to which a recomputation counts as cheap: norms,
@@ -154,13 +161,10 @@ Planner::Planner(func::FuncOp func) : func_(func) {
       nodes_.push_back(n);
     }
   }
-  // A gradient only an f32 GEMM computes is accumulated by that GEMM into
-  // the gradient buffer (codegen's Lowering): it takes no arena.
+  // A gradient its GEMM adds into the gradient buffer itself takes no arena.
   for (auto [i, v] : llvm::enumerate(ret.getOperands())) {
-    auto [root, onlyReturned] = traceReturned(v);
-    auto type = dyn_cast<RankedTensorType>(root.getType());
-    if (onlyReturned && func.getResultAttr(i, TLDialect::kGradAttrName) && root.getDefiningOp<MatmulOp>() &&
-        type && type.getElementType().isF32() && nodeOf_.count(root))
+    Value root = traceReturned(v).root;
+    if (func.getResultAttr(i, TLDialect::kGradAttrName) && isGradientOfItsGemm(v) && nodeOf_.count(root))
       nodes_[nodeOf_[root]].bytes = 0;
   }
   for (int id = 0; id < static_cast<int>(nodes_.size()); ++id) {
