@@ -10,6 +10,7 @@ PACKAGES=(
   nlohmann-json3-dev libopenblas-dev libopenblas0-openmp libcli11-dev
   openmpi-bin libopenmpi-dev
   python3 python3-torch python3-numpy
+  time  # GNU time: the memory benchmarks (tools/bench) read each rank's peak RSS
   fortunes
 )
 

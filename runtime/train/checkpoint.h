@@ -35,6 +35,7 @@
 #include <nlohmann/json.hpp>
 
 #include "formats/hash.h"
+#include "runtime/exec/range.h"
 #include "runtime/train/data.h"
 
 namespace tlc::train {
@@ -166,13 +167,13 @@ void discardCheckpointTemp(const std::string &tmp);  // after a failure: best ef
 Snapshot readCheckpoint(const std::string &dir, const Layout &expected, int64_t wantBegin = 0, int64_t wantEnd = -1,
                         bool verify = true, bool withData = true);
 // The data of a checkpoint readCheckpoint has verified, in chunks read with
-// pread (bounded resident memory): the master weights over `want` (the
-// flat elements [wantBegin, wantEnd); -1: to the end) tensor by tensor in
-// file order (from model.safetensors, or re-cut from the weight range files:
-// the same pieces either way), and the moments over `want` from whichever
-// range files hold them. A zero=3 rank reads only its shard.
-void readMasterChunks(const std::string &dir, const Snapshot &s, const FlatVisit &visit, int64_t wantBegin = 0,
-                      int64_t wantEnd = -1, int64_t chunk = kCheckpointChunkElements);
+// pread (bounded resident memory): the master weights over the flat
+// elements `want` ({0, s.layout.flatElements}: all), tensor by tensor in file
+// order (from model.safetensors, or re-cut from the weight range files: the
+// same pieces either way), and the moments over [wantBegin, wantEnd) from
+// whichever range files hold them. A zero=3 rank reads only its shard.
+void readMasterChunks(const std::string &dir, const Snapshot &s, Range want, const FlatVisit &visit,
+                      int64_t chunk = kCheckpointChunkElements);
 // One tensor's master weights, likewise.
 void readMasterTensor(const std::string &dir, const Snapshot &s, const TensorSlot &t, const FlatVisit &visit,
                       int64_t chunk = kCheckpointChunkElements);

@@ -226,12 +226,11 @@ void readMasterTensor(const std::string &dir, const Snapshot &s, const TensorSlo
   MasterSource(dir, s).read(t, visit, chunk, 0, t.numel);
 }
 
-void readMasterChunks(const std::string &dir, const Snapshot &s, const FlatVisit &visit, int64_t wantBegin,
-                      int64_t wantEnd, int64_t chunk) {
-  if (wantEnd < 0) wantEnd = s.layout.flatElements;
+void readMasterChunks(const std::string &dir, const Snapshot &s, Range want, const FlatVisit &visit,
+                      int64_t chunk) {
   MasterSource source(dir, s);
   for (const TensorSlot &t : s.layout.tensors) {
-    int64_t from = std::max<int64_t>(0, wantBegin - t.offset), to = std::min(t.numel, wantEnd - t.offset);
+    int64_t from = std::max<int64_t>(0, want.begin - t.offset), to = std::min(t.numel, want.end - t.offset);
     if (from < to) source.read(t, visit, chunk, from, to);
   }
 }
@@ -297,7 +296,7 @@ Snapshot readCheckpoint(const std::string &dir, const Layout &expected, int64_t 
   }
   if (!withData) return snap;
   snap.master.assign(static_cast<size_t>(l.flatElements), 0.0f);
-  readMasterChunks(dir, snap, [&](int64_t b, int64_t e, const float *v) {
+  readMasterChunks(dir, snap, {0, l.flatElements}, [&](int64_t b, int64_t e, const float *v) {
     std::memcpy(snap.master.data() + b, v, static_cast<size_t>(e - b) * 4);
   });
   snap.m.assign(static_cast<size_t>(wantEnd - wantBegin), 0.0f);

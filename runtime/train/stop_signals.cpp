@@ -24,24 +24,19 @@ void onStopSignal(int sig) {
 
 }  // namespace
 
-struct StopSignals::Saved {
-  struct sigaction oldInt, oldTerm;
-};
-
-StopSignals::StopSignals(bool announce) : saved_(new Saved) {
+StopSignals::StopSignals(bool announce) {
   gStopSignal = 0;
   gAnnounceStop = announce;
   struct sigaction sa = {};
   sa.sa_handler = onStopSignal;
   sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, &saved_->oldInt);
-  sigaction(SIGTERM, &sa, &saved_->oldTerm);
+  sigaction(SIGINT, &sa, &oldInt_);
+  sigaction(SIGTERM, &sa, &oldTerm_);
 }
 
 StopSignals::~StopSignals() {
-  sigaction(SIGINT, &saved_->oldInt, nullptr);
-  sigaction(SIGTERM, &saved_->oldTerm, nullptr);
-  delete saved_;
+  sigaction(SIGINT, &oldInt_, nullptr);
+  sigaction(SIGTERM, &oldTerm_, nullptr);
 }
 
 int StopSignals::received() { return static_cast<int>(gStopSignal); }

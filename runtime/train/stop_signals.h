@@ -3,6 +3,8 @@
 // checkpoint on disk is still the last complete one).
 #pragma once
 
+#include <signal.h>
+
 namespace tlc::train {
 
 // Installs the handlers for its lifetime (the previous ones come back after).
@@ -18,8 +20,7 @@ class StopSignals {
   static int received();
 
  private:
-  struct Saved;
-  Saved *saved_;
+  struct sigaction oldInt_, oldTerm_;
 };
 
 }  // namespace tlc::train

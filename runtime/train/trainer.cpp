@@ -94,7 +94,7 @@ class Trainer {
       int64_t pb = std::max(b, opt.begin), pe = std::min(e, opt.end);
       if (pb < pe) engine_.upload(FlatBuffer::Master, {pb, pe}, v + (pb - b));
     };
-    readMasterChunks(dir, s, upload, std::min(keep.begin, opt.begin), std::max(keep.end, opt.end));
+    readMasterChunks(dir, s, {std::min(keep.begin, opt.begin), std::max(keep.end, opt.end)}, upload);
   }
 
   void loadMoments(const std::string &dir, const Snapshot &s) {

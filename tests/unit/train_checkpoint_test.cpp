@@ -396,16 +396,16 @@ TEST(TrainCheckpoint, ChunkedSaveAndLoadAreExact) {
     Snapshot meta = readCheckpoint(whole, tinyLayout(), 50, 150, true, false);
     EXPECT_TRUE(meta.master.empty());
     std::vector<float> master(192, -1.0f), m(100, -1.0f), v(100, -1.0f);
-    readMasterChunks(whole, meta, [&](int64_t b, int64_t e, const float *x) { std::copy(x, x + (e - b), &master[b]); },
-                     0, -1, chunk);
+    readMasterChunks(whole, meta, {0, 192},
+                     [&](int64_t b, int64_t e, const float *x) { std::copy(x, x + (e - b), &master[b]); }, chunk);
     // A range (a zero=3 rank's shard) reads its elements only, once each.
     std::vector<int> seen(192, 0);
-    readMasterChunks(whole, meta, [&](int64_t b, int64_t e, const float *x) {
+    readMasterChunks(whole, meta, {50, 150}, [&](int64_t b, int64_t e, const float *x) {
       for (int64_t i = b; i < e; ++i) {
         seen[i] += 1;
         EXPECT_EQ(x[i - b], s.master[i]) << i;
       }
-    }, 50, 150, chunk);
+    }, chunk);
     for (int64_t i = 0; i < 192; ++i) {
       bool inTensor = i < 60 || (i >= 64 && i < 70) || (i >= 128 && i < 188);
       ASSERT_EQ(seen[i], inTensor && i >= 50 && i < 150) << i << " with chunk " << chunk;
@@ -442,18 +442,22 @@ TEST(TrainCheckpoint, ShardedWeightsReadLikeFullOnes) {
   Snapshot back = readCheckpoint(dir, tinyLayout());
   EXPECT_EQ(0, std::memcmp(back.master.data(), s.master.data(), 192 * 4));
   EXPECT_EQ(0, std::memcmp(back.m.data(), s.m.data(), 192 * 4));
-  for (int64_t chunk : {int64_t{1}, int64_t{7}, int64_t{100}}) {
-    std::vector<std::pair<int64_t, int64_t>> pieces[2];
-    std::vector<float> values[2];
-    for (int form = 0; form < 2; ++form)
-      readMasterChunks(form ? dir : full, readCheckpoint(form ? dir : full, tinyLayout(), 0, -1, true, false),
-                       [&](int64_t b, int64_t e, const float *x) {
-                         pieces[form].push_back({b, e});
-                         values[form].insert(values[form].end(), x, x + (e - b));
-                       }, 0, -1, chunk);
-    EXPECT_EQ(pieces[0], pieces[1]) << chunk;
-    EXPECT_EQ(values[0], values[1]) << chunk;
-  }
+  // All of it, and a range across the range files' boundary (a zero=3 shard).
+  for (tlc::Range want : {tlc::Range{0, 192}, tlc::Range{37, 150}})
+    for (int64_t chunk : {int64_t{1}, int64_t{7}, int64_t{100}}) {
+      std::vector<std::pair<int64_t, int64_t>> pieces[2];
+      std::vector<float> values[2];
+      for (int form = 0; form < 2; ++form)
+        readMasterChunks(form ? dir : full, readCheckpoint(form ? dir : full, tinyLayout(), 0, -1, true, false), want,
+                         [&](int64_t b, int64_t e, const float *x) {
+                           pieces[form].push_back({b, e});
+                           values[form].insert(values[form].end(), x, x + (e - b));
+                         }, chunk);
+      EXPECT_EQ(pieces[0], pieces[1]) << chunk;
+      EXPECT_EQ(values[0], values[1]) << chunk;
+      EXPECT_EQ(pieces[1].front().first, std::max<int64_t>(want.begin, 0)) << chunk;
+      EXPECT_EQ(pieces[1].back().second, std::min<int64_t>(want.end, 188)) << chunk;
+    }
   CheckpointWeights w = CheckpointWeights::open(dir);
   EXPECT_TRUE(w.sharded());
   std::vector<float> head = w.values("lm_head.weight", {10, 6});

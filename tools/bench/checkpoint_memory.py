@@ -10,7 +10,8 @@ host copy that a whole-buffer save or load needs (master weights + both moments,
 With --ranks N (MPI) every figure is per rank, the largest rank's beside the smallest's; --zero
 and --weights (checkpoint_weights: full, where rank 0 writes all master weights, gathered chunk
 by chunk, or sharded, a range file per rank) choose what is saved. A zero=3 rank holds and
-reads only its shard.
+reads only its shard. Ranks are timed with GNU time (/usr/bin/time) and told apart by Open MPI's
+OMPI_COMM_WORLD_RANK (Debian's mpirun).
 
   tools/bench/checkpoint_memory.py [--preset 124m] [--ranks 1] [--zero 1] [--weights full]
       [--tlc build/tools/tlc] [--tlrun build/tools/tlrun] [--mpiexec mpirun]
