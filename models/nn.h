@@ -46,8 +46,8 @@ Tensor cachedAttention(Tensor q, Tensor kCache, Tensor vCache, Tensor position);
 /// down(silu(gate(x)) * up(x)).
 Tensor swiglu(Tensor x, Tensor gate, Tensor up, Tensor down);
 
-/// Mean next-token cross-entropy of logits [N, V] against i32 targets [N];
-/// f32 whatever the logits (bf16 ones are widened).
+/// Mean next-token cross-entropy of logits [N, V] against i32 targets [N],
+/// in at least f32: bf16 and f16 logits are widened (f64 ones stay f64).
 Tensor crossEntropy(Tensor logits, Tensor targets);
 
 } // namespace tlc::nn
