@@ -25,16 +25,8 @@ import tempfile
 
 import numpy as np
 
-
-def peak_rss_mib(cmd, ranks, mpiexec, scratch):
-    """Runs cmd (under mpiexec with more than one rank) and returns each rank's peak RSS in MiB."""
-    # One file per rank (GNU time's maximum resident set size, KiB).
-    timed = ["bash", "-c", f'exec /usr/bin/time -o {scratch}.${{OMPI_COMM_WORLD_RANK:-0}} -f %M "$@"', "_"]
-    launch = [] if ranks == 1 else [mpiexec, "--allow-run-as-root", "--oversubscribe", "-np", str(ranks)]
-    r = subprocess.run(launch + timed + cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{(r.stdout + r.stderr)[-3000:]}")
-    return [int(open(f"{scratch}.{k}").read().split()[-1]) / 1024 for k in range(ranks)]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import run_ranks, write_random_shards  # noqa: E402
 
 
 def main():
@@ -56,14 +48,7 @@ def main():
         cfg = info["config"]
         params = sum(int(np.prod(t["shape"])) for t in info["parameters"])
         data = os.path.join(w, "data")
-        os.makedirs(data)
-        rng = np.random.default_rng(0)
-        for name, n in (("train", 20000), ("val", 4000)):
-            tokens = rng.integers(0, cfg["vocab"], n).astype(np.uint16)
-            header = np.zeros(256, np.int32)
-            header[:3] = (20240520, 1, n)
-            with open(os.path.join(data, f"r_{name}_000.bin"), "wb") as f:
-                f.write(header.tobytes() + tokens.tobytes())
+        write_random_shards(data, cfg["vocab"])
         micro = cfg["micro_batch"] * cfg["seq"]
         sets = (f"batch_tokens={micro * a.ranks},val_every=0,log_every=1,warmup_steps=1,zero={a.zero},"
                 f"checkpoint_weights={a.weights}")
@@ -71,7 +56,8 @@ def main():
         os.environ["TLC_CACHE_DIR"] = os.path.join(w, "cache")
 
         def peak(*args):
-            return peak_rss_mib(train + list(args), a.ranks, a.mpiexec, os.path.join(w, "rss"))
+            rss, _ = run_ranks(train + list(args), a.ranks, a.mpiexec, os.path.join(w, "rss"))
+            return [x / 2**20 for x in rss]
 
         peak("--out", os.path.join(w, "warm"), "--steps", "1", "--set", "final_checkpoint=false")
         base = peak("--out", os.path.join(w, "base"), "--steps", "1", "--set", "final_checkpoint=false")

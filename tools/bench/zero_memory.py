@@ -33,33 +33,18 @@ import tempfile
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import run_ranks, write_random_shards  # noqa: E402
+
 MIB = 2**20
-
-
-def write_data(dir, vocab):
-    os.makedirs(dir)
-    rng = np.random.default_rng(0)
-    for name, n in (("train", 20000), ("val", 4000)):
-        tokens = rng.integers(0, vocab, n).astype(np.uint16)
-        header = np.zeros(256, np.int32)
-        header[:3] = (20240520, 1, n)
-        with open(os.path.join(dir, f"r_{name}_000.bin"), "wb") as f:
-            f.write(header.tobytes() + tokens.tobytes())
 
 
 def run(a, ranks, args, scratch):
     """Peak RSS in bytes of each rank, and the trainer's logged state bytes per rank."""
-    # One file per rank: the ranks' stderr lines may interleave.
-    timed = ["bash", "-c", f'exec /usr/bin/time -o {scratch}.${{OMPI_COMM_WORLD_RANK:-0}} -f %M "$@"', "_"]
-    launch = [] if ranks == 1 else [a.mpiexec, "--allow-run-as-root", "--oversubscribe", "-np", str(ranks)]
-    r = subprocess.run(launch + timed + [a.tlrun, "train"] + args, capture_output=True, text=True)
-    text = r.stdout + r.stderr
-    if r.returncode != 0:
-        sys.exit(f"failed ({r.returncode}): {' '.join(args)}\n{text[-3000:]}")
-    rss = {k: int(open(f"{scratch}.{k}").read().split()[-1]) * 1024 for k in range(ranks)}
+    rss, text = run_ranks([a.tlrun, "train"] + args, ranks, a.mpiexec, scratch)
     state = {int(k): int(p) + int(g) + int(o) for k, p, g, o in
              re.findall(r"^rank (\d+) memory: params (\d+) B, grads (\d+) B, optimizer state (\d+) B", text, re.M)}
-    return [rss[k] for k in sorted(rss)], [state[k] for k in sorted(state)]
+    return rss, [state[k] for k in sorted(state)]
 
 
 def step_figures(run_dir, batch_tokens):
@@ -92,7 +77,7 @@ def main():
         params = sum(int(np.prod(t["shape"])) for t in info["parameters"])
         layer = sum(int(np.prod(t["shape"])) for t in info["parameters"] if ".layers.0." in t["name"])
         data = os.path.join(w, "data")
-        write_data(data, cfg["vocab"])
+        write_random_shards(data, cfg["vocab"])
         os.environ["TLC_CACHE_DIR"] = os.path.join(w, "cache")
         micro = cfg["micro_batch"] * cfg["seq"]
         sets = f"batch_tokens={4 * micro},val_every=0,log_every=1,warmup_steps=1,final_checkpoint=false,steps=2"
