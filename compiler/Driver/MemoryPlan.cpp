@@ -2,7 +2,6 @@
 #include "compiler/Driver/MemoryPlan.h"
 
 #include "cli/cli.h"
-#include "runtime/comm/sharding.h"
 
 #include "llvm/Support/FormatVariadic.h"
 
@@ -68,9 +67,11 @@ DeviceState deviceStateOf(int64_t flatElements, int64_t paramBytes, int ranks) {
   DeviceState s;
   s.params = flatElements * paramBytes;
   s.grads = flatElements * 4;
-  // Rank 0 owns the largest range of the ranks' cut of the flat buffer.
-  int64_t owned = ::tlc::shard::makeLayout(flatElements, ranks).ownedBy(0).size();
-  s.optimizer = owned * (3 * 4 + 1);  // master, m, v (f32), decay mask (a byte)
+  // Rank 0's shard: the flat buffer cut in `ranks` aligned pieces, as tlrun's
+  // sharding does (runtime/comm/sharding.cpp).
+  int64_t align = ::tlc::artifact::kFlatAlignment;
+  int64_t shard = ((flatElements + ranks - 1) / ranks + align - 1) / align * align;
+  s.optimizer = std::min(shard, flatElements) * (3 * 4 + 1);  // master, m, v (f32), decay mask (a byte)
   s.workspace = kGemmWorkspaceBytes;
   return s;
 }
